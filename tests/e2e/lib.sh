@@ -140,14 +140,17 @@ start_client() {
         LOCAL_HOST=127.0.0.1 LOCAL_PORT="$lport" RECONNECT_DELAY=1 LOG_LEVEL="${E2E_LOG_LEVEL:-info}" "$@" "$CLIENT_BIN"
 }
 
-# url NAME [PATH]: the public URL of NAME through the server
-url() { echo "http://$1.$DOMAIN:$SERVER_PORT${2:-/}"; }
+# url NAME [PATH]: the public URL of NAME through the server ($SCHEME: http, or https with TLS)
+SCHEME=${SCHEME:-http}
+CURL_TLS=() # e.g. (--cacert "$T/cert.pem") when SCHEME=https
+url() { echo "$SCHEME://$1.$DOMAIN:$SERVER_PORT${2:-/}"; }
 
 # tcurl NAME PATH [CURL ARGS...]: curl through the tunnel (name resolved to 127.0.0.1)
 tcurl() {
     local name=$1 path=$2
     shift 2
-    curl -sS --max-time "${CURL_MAX_TIME:-30}" --resolve "$name.$DOMAIN:$SERVER_PORT:127.0.0.1" "$@" "$(url "$name" "$path")"
+    curl -sS --max-time "${CURL_MAX_TIME:-30}" --resolve "$name.$DOMAIN:$SERVER_PORT:127.0.0.1" ${CURL_TLS[@]+"${CURL_TLS[@]}"} \
+        "$@" "$(url "$name" "$path")"
 }
 
 # wait_ready NAME [PATH] [TIMEOUT_S]: polls through the tunnel until a 200 answer
@@ -178,6 +181,14 @@ start_nginx() {
         "$E2E_DIR/nginx.conf.in" >"$T/nginx/nginx.conf"
     spawn NGINX_PID "$T/nginx/stdout.log" nginx -p "$T/nginx" -c "$T/nginx/nginx.conf" -e "$T/nginx/logs/error.log"
     wait_port "$NGINX_PORT" 10 || { fail "nginx listening" "$(cat "$T/nginx/logs/error.log" 2>/dev/null)"; return 1; }
+}
+
+# make_cert DIR: self-signed P-256 certificate for *.$DOMAIN, $DOMAIN, localhost and 127.0.0.1
+# -> DIR/cert.pem, DIR/key.pem
+make_cert() {
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 -subj "/CN=$DOMAIN" \
+        -addext "subjectAltName=DNS:*.$DOMAIN,DNS:$DOMAIN,DNS:localhost,IP:127.0.0.1" \
+        -keyout "$1/key.pem" -out "$1/cert.pem" >/dev/null 2>&1
 }
 
 # ------------------------------------------------------------------ teardown
