@@ -1,0 +1,506 @@
+/*
+ * tunnelmux server — one public request as one mux stream (see proxy.h, PROTOCOL.md §6).
+ *
+ * Ownership: the proxy_stream lives in the request's pool (h2o_mem_alloc_shared with a dispose
+ * callback, which fires even when the user vanishes — the generator's stop is not reliable,
+ * DESIGN.md §4). It is attached to the tunnel (t->streams, stream user data) until the mux stream
+ * closes; every path that hands control to h2o detaches first, so no callback can reach freed
+ * memory.
+ */
+#include "server/proxy.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+
+#include "common/log.h"
+#include "server/headers.h"
+#include "server/route.h"
+
+struct proxy_stream {
+    h2o_generator_t gen;
+    server *srv;
+    h2o_req_t *req;
+    tunnel *tunnel; /* NULL once detached */
+    uint32_t id;    /* mux stream id (0 = none) */
+    h2o_linklist_t link;
+    h2o_timeout_entry_t head_timeout;
+    char name[ROUTE_MAX_NAME + 1];
+    /* request body */
+    size_t body_off;
+    int has_body, body_done;
+    /* response */
+    int response_started, ended, final_sent, aborted, stopped, sending;
+    uint8_t *pend, *inflight; /* on_data appends to pend; inflight is what h2o holds until proceed */
+    size_t pend_len, pend_cap, inflight_len, inflight_cap;
+};
+
+h2o_linklist_t *proxy_link(proxy_stream *ps)
+{
+    return &ps->link;
+}
+
+proxy_stream *proxy_from_link(h2o_linklist_t *link)
+{
+    return H2O_STRUCT_FROM_MEMBER(proxy_stream, link, link);
+}
+
+/* ---------------------------------------------------------------- helpers */
+
+/* Detaches |ps| from its tunnel and mux stream (no more callbacks). Returns the tunnel or NULL. */
+static tunnel *detach(proxy_stream *ps)
+{
+    tunnel *t = ps->tunnel;
+    if (t != NULL) {
+        if (h2o_linklist_is_linked(&ps->link))
+            h2o_linklist_unlink(&ps->link);
+        if (ps->id != 0 && t->sess != NULL)
+            mux_session_set_stream_user_data(t->sess, ps->id, NULL);
+    }
+    ps->tunnel = NULL;
+    if (h2o_timeout_is_linked(&ps->head_timeout))
+        h2o_timeout_unlink(&ps->head_timeout);
+    return t;
+}
+
+/* Detaches and resets the mux stream with |code|. Does not flush the tunnel; returns it. */
+static tunnel *reset(proxy_stream *ps, unsigned code, const char *reason)
+{
+    uint32_t id = ps->id;
+    tunnel *t = detach(ps);
+    if (t != NULL && id != 0 && t->sess != NULL)
+        mux_session_reset_stream(t->sess, id, code, reason);
+    ps->id = 0;
+    return t;
+}
+
+static void send_text(h2o_req_t *req, int status, const char *reason, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static void send_text(h2o_req_t *req, int status, const char *reason, const char *fmt, ...)
+{
+    char body[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(body, sizeof(body), fmt, ap);
+    va_end(ap);
+    h2o_send_error_generic(req, status, reason, body, H2O_SEND_ERROR_KEEP_HEADERS);
+}
+
+/* Host for messages: the request's authority, truncated and without control characters. */
+static void safe_host(h2o_req_t *req, char *out, size_t cap)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < req->input.authority.len && n + 1 < cap; i++) {
+        char c = req->input.authority.base[i];
+        out[n++] = (c < 0x20 || c == 0x7f) ? '?' : c;
+    }
+    out[n] = '\0';
+}
+
+/* Fails a request whose response has not started (status from the mux close code). */
+static void fail_before_head(proxy_stream *ps, unsigned code, const char *why)
+{
+    char host[128];
+    if (ps->stopped || ps->response_started)
+        return;
+    safe_host(ps->req, host, sizeof(host));
+    ps->response_started = 1;
+    ps->final_sent = 1;
+    if (code == MUX_CODE_TIMEOUT) {
+        send_text(ps->req, 504, "Gateway Timeout", "tunnelmux: local service for %s did not answer in time%s%s\n", host,
+                  why[0] ? ": " : "", why);
+    } else if (code == MUX_CODE_CONNECT_ERROR) {
+        send_text(ps->req, 502, "Bad Gateway", "tunnelmux: local service for %s could not be reached%s%s\n", host,
+                  why[0] ? ": " : "", why);
+    } else {
+        send_text(ps->req, 502, "Bad Gateway", "tunnelmux: request for %s failed (%s)%s%s\n", host, mux_code_name(code),
+                  why[0] ? ": " : "", why);
+    }
+}
+
+/* Aborts a started response: never a clean end with a short body (h1 close, h2 RST_STREAM). */
+static void abort_response(proxy_stream *ps)
+{
+    if (ps->final_sent || ps->stopped)
+        return;
+    ps->aborted = 1;
+    if (ps->sending)
+        return; /* proceed will send the error */
+    ps->final_sent = 1;
+    ps->req->http1_is_persistent = 0;
+    h2o_send(ps->req, NULL, 0, H2O_SEND_STATE_ERROR);
+}
+
+/* Sends buffered bytes / the end to h2o when nothing is in flight. */
+static void send_more(proxy_stream *ps)
+{
+    if (ps->sending || ps->final_sent || ps->stopped || !ps->response_started)
+        return;
+    if (ps->aborted) {
+        abort_response(ps);
+        return;
+    }
+    if (ps->pend_len > 0) {
+        uint8_t *b = ps->inflight;
+        size_t cap = ps->inflight_cap;
+        ps->inflight = ps->pend;
+        ps->inflight_cap = ps->pend_cap;
+        ps->inflight_len = ps->pend_len;
+        ps->pend = b;
+        ps->pend_cap = cap;
+        ps->pend_len = 0;
+        h2o_iovec_t buf = h2o_iovec_init(ps->inflight, ps->inflight_len);
+        ps->sending = 1;
+        h2o_send(ps->req, &buf, 1, H2O_SEND_STATE_IN_PROGRESS);
+        return;
+    }
+    if (ps->ended) {
+        ps->final_sent = 1;
+        h2o_send(ps->req, NULL, 0, H2O_SEND_STATE_FINAL);
+    }
+}
+
+/* ---------------------------------------------------------------- h2o side */
+
+static void on_proceed(h2o_generator_t *gen, h2o_req_t *req)
+{
+    proxy_stream *ps = H2O_STRUCT_FROM_MEMBER(proxy_stream, gen, gen);
+    size_t n = ps->inflight_len;
+    ps->sending = 0;
+    ps->inflight_len = 0;
+    tunnel *t = ps->tunnel;
+    if (t != NULL && ps->id != 0 && n > 0)
+        mux_session_consume(t->sess, ps->id, n); /* the bytes have left our hands (PROTOCOL.md §5) */
+    send_more(ps);
+    if (t != NULL)
+        tunnel_flush(t);
+}
+
+static void cancel(proxy_stream *ps, const char *why)
+{
+    tunnel *t = reset(ps, MUX_CODE_CANCEL, why);
+    if (t != NULL)
+        tunnel_flush(t);
+}
+
+static void on_stop(h2o_generator_t *gen, h2o_req_t *req)
+{
+    proxy_stream *ps = H2O_STRUCT_FROM_MEMBER(proxy_stream, gen, gen);
+    ps->stopped = 1;
+    cancel(ps, "public client went away");
+}
+
+static void on_dispose(void *p)
+{
+    proxy_stream *ps = p;
+    if (ps->tunnel != NULL)
+        cancel(ps, "public client went away");
+    if (h2o_timeout_is_linked(&ps->head_timeout))
+        h2o_timeout_unlink(&ps->head_timeout);
+    free(ps->pend);
+    free(ps->inflight);
+    ps->pend = ps->inflight = NULL;
+}
+
+static void on_head_timeout(h2o_timeout_entry_t *e)
+{
+    proxy_stream *ps = H2O_STRUCT_FROM_MEMBER(proxy_stream, head_timeout, e);
+    LOG_INFO(LOG_EV_STREAM, "stream %u (%s): no response head within READ_TIMEOUT", ps->id, ps->name);
+    tunnel *t = reset(ps, MUX_CODE_TIMEOUT, "no response head within READ_TIMEOUT");
+    if (t != NULL)
+        tunnel_flush(t);
+    if (!ps->response_started)
+        fail_before_head(ps, MUX_CODE_TIMEOUT, "");
+}
+
+/* Writes request body bytes while the stream accepts them; ends the stream after the last. */
+static void pump_body(proxy_stream *ps)
+{
+    tunnel *t = ps->tunnel;
+    if (t == NULL || ps->id == 0 || !ps->has_body || ps->body_done)
+        return;
+    const uint8_t *base = (const uint8_t *)ps->req->entity.base;
+    size_t len = ps->req->entity.len;
+    while (ps->body_off < len) {
+        size_t room = mux_session_write_room(t->sess, ps->id);
+        if (room == 0)
+            return; /* on_writable resumes */
+        size_t n = len - ps->body_off < room ? len - ps->body_off : room;
+        ssize_t w = mux_session_write(t->sess, ps->id, base + ps->body_off, n);
+        if (w == MUX_ERR_AGAIN)
+            return;
+        if (w < 0) {
+            LOG_WARN(LOG_EV_STREAM, "stream %u (%s): body write failed: %s", ps->id, ps->name, mux_strerror((int)w));
+            reset(ps, MUX_CODE_INTERNAL_ERROR, "body write failed");
+            if (!ps->response_started)
+                fail_before_head(ps, MUX_CODE_INTERNAL_ERROR, "");
+            else
+                abort_response(ps);
+            return;
+        }
+        ps->body_off += (size_t)w;
+    }
+    ps->body_done = 1;
+    mux_session_end_stream(t->sess, ps->id);
+}
+
+static void format_addr(h2o_conn_t *conn, char *ip, size_t ipcap, char *addr, size_t addrcap)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = conn->callbacks->get_peername(conn, (struct sockaddr *)&ss);
+    ip[0] = addr[0] = '\0';
+    if (len == 0)
+        return;
+    if (ss.ss_family == AF_INET) {
+        struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+        inet_ntop(AF_INET, &sin->sin_addr, ip, (socklen_t)ipcap);
+        snprintf(addr, addrcap, "%s:%u", ip, (unsigned)ntohs(sin->sin_port));
+    } else if (ss.ss_family == AF_INET6) {
+        struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
+        if (IN6_IS_ADDR_V4MAPPED(&sin6->sin6_addr)) {
+            inet_ntop(AF_INET, &sin6->sin6_addr.s6_addr[12], ip, (socklen_t)ipcap);
+            snprintf(addr, addrcap, "%s:%u", ip, (unsigned)ntohs(sin6->sin6_port));
+        } else {
+            inet_ntop(AF_INET6, &sin6->sin6_addr, ip, (socklen_t)ipcap);
+            snprintf(addr, addrcap, "[%s]:%u", ip, (unsigned)ntohs(sin6->sin6_port));
+        }
+    }
+}
+
+/* Origin-form path+query of the request target (absolute-form h1 targets reduced). */
+static h2o_iovec_t request_path(h2o_req_t *req)
+{
+    h2o_iovec_t p = req->input.path;
+    if (p.len > 0 && p.base[0] != '/' && !(p.len == 1 && p.base[0] == '*')) {
+        const char *s = memchr(p.base, ':', p.len);
+        if (s != NULL && (size_t)(p.base + p.len - s) >= 3 && s[1] == '/' && s[2] == '/') {
+            const char *host = s + 3, *end = p.base + p.len;
+            const char *slash = memchr(host, '/', (size_t)(end - host));
+            const char *q = memchr(host, '?', (size_t)(end - host));
+            if (slash != NULL && (q == NULL || slash < q))
+                return h2o_iovec_init(slash, (size_t)(end - slash));
+            if (q != NULL) {
+                /* "http://h?x" -> "/?x" */
+                char *buf = h2o_mem_alloc_pool(&req->pool, (size_t)(end - q) + 1);
+                buf[0] = '/';
+                memcpy(buf + 1, q, (size_t)(end - q));
+                return h2o_iovec_init(buf, (size_t)(end - q) + 1);
+            }
+            return h2o_iovec_init(H2O_STRLIT("/"));
+        }
+    }
+    return p;
+}
+
+static void on_header_drop(void *ctx, const char *name, size_t len, const char *why)
+{
+    proxy_stream *ps = ctx;
+    LOG_WARN(LOG_EV_HTTP, "request for %s: dropped header %.*s: %s", ps->name, (int)(len > 64 ? 64 : len), name, why);
+}
+
+int proxy_handle_request(server *srv, h2o_req_t *req)
+{
+    char name[ROUTE_MAX_NAME + 1], host[ROUTE_MAX_HOST + 1], shost[128];
+    safe_host(req, shost, sizeof(shost));
+    if (srv->shutting_down) {
+        send_text(req, 503, "Service Unavailable", "tunnelmux: server is shutting down\n");
+        return 0;
+    }
+    int nl =
+        route_lookup_name(req->input.authority.base, req->input.authority.len, srv->domain, name, sizeof(name), host, sizeof(host));
+    if (nl < 0) {
+        send_text(req, 404, "Not Found", "tunnelmux: host %s is not served here (expected NAME.%s)\n", shost, srv->domain);
+        return 0;
+    }
+    int known = 0;
+    tunnel *t = registry_find(&srv->reg, name, &known);
+    if (t == NULL || t->sess == NULL || t->dying) {
+        if (known)
+            send_text(req, 502, "Bad Gateway", "tunnelmux: tunnel %s is not connected (host %s)\n", name, shost);
+        else
+            send_text(req, 404, "Not Found", "tunnelmux: no tunnel named %s (host %s)\n", name, shost);
+        return 0;
+    }
+
+    proxy_stream *ps = h2o_mem_alloc_shared(&req->pool, sizeof(*ps), on_dispose);
+    memset(ps, 0, sizeof(*ps));
+    ps->gen.proceed = on_proceed;
+    ps->gen.stop = on_stop;
+    ps->srv = srv;
+    ps->req = req;
+    ps->head_timeout.cb = on_head_timeout;
+    memcpy(ps->name, name, (size_t)nl + 1);
+
+    /* head */
+    char ip[INET6_ADDRSTRLEN + 1], addr[INET6_ADDRSTRLEN + 16];
+    format_addr(req->conn, ip, sizeof(ip), addr, sizeof(addr));
+    mux_header *in = h2o_mem_alloc_pool(&req->pool, sizeof(*in) * (req->headers.size + 1));
+    for (size_t i = 0; i < req->headers.size; i++) {
+        in[i].name = (mux_iovec){(uint8_t *)req->headers.entries[i].name->base, req->headers.entries[i].name->len};
+        in[i].value = (mux_iovec){(uint8_t *)req->headers.entries[i].value.base, req->headers.entries[i].value.len};
+    }
+    ps->has_body = req->entity.base != NULL;
+    const char *scheme = req->scheme != NULL ? req->scheme->name.base : srv->scheme;
+    headers_request_info info = {.scheme = scheme,
+                                 .authority = req->input.authority.base,
+                                 .authority_len = req->input.authority.len,
+                                 .client_ip = ip,
+                                 .keep_upgrade = 0, /* WebSocket pass-through: not yet (issue 5) */
+                                 .content_length = ps->has_body ? (int64_t)req->entity.len : -1};
+    headers_list hl;
+    if (headers_build_request(&hl, in, req->headers.size, &info, on_header_drop, ps) != 0) {
+        send_text(req, 503, "Service Unavailable", "tunnelmux: out of memory\n");
+        return 0;
+    }
+    h2o_iovec_t path = request_path(req);
+    mux_head head = {.flags = (!ps->has_body || req->entity.len == 0) ? MUX_HEAD_END_STREAM : 0,
+                     .method = {(uint8_t *)req->method.base, req->method.len},
+                     .scheme = {(uint8_t *)scheme, strlen(scheme)},
+                     .authority = {(uint8_t *)req->input.authority.base, req->input.authority.len},
+                     .path = {(uint8_t *)path.base, path.len},
+                     .remote_addr = {(uint8_t *)addr, strlen(addr)},
+                     .headers = hl.v,
+                     .nheaders = hl.n};
+    if (ps->has_body && req->entity.len == 0)
+        ps->body_done = 1;
+    int32_t id = mux_session_open_stream(t->sess, &head, ps);
+    headers_list_free(&hl);
+    if (id <= 0) {
+        LOG_WARN(LOG_EV_STREAM, "request for %s: cannot open stream: %s", name, mux_strerror(id));
+        ps->response_started = ps->final_sent = 1;
+        if (id == MUX_ERR_TOO_MANY_STREAMS)
+            send_text(req, 503, "Service Unavailable", "tunnelmux: tunnel %s is busy (too many concurrent requests)\n", name);
+        else if (id == MUX_ERR_HEADER_LIMIT)
+            send_text(req, 431, "Request Header Fields Too Large", "tunnelmux: request headers too large for the tunnel\n");
+        else
+            send_text(req, 502, "Bad Gateway", "tunnelmux: tunnel %s cannot take the request (%s)\n", name, mux_strerror(id));
+        return 0;
+    }
+    ps->id = (uint32_t)id;
+    ps->tunnel = t;
+    h2o_linklist_insert(&t->streams, &ps->link);
+    h2o_timeout_link(srv->ctx.loop, &srv->read_timeout, &ps->head_timeout);
+    LOG_DEBUG(LOG_EV_STREAM, "stream %u (%s): %.*s %.*s from %s", ps->id, name, (int)req->method.len, req->method.base,
+              (int)(path.len > 200 ? 200 : path.len), path.base, addr);
+    pump_body(ps);
+    tunnel_flush(t);
+    return 0;
+}
+
+/* ---------------------------------------------------------------- mux side */
+
+void proxy_on_head(proxy_stream *ps, const mux_head *head)
+{
+    h2o_req_t *req = ps->req;
+    if (ps->response_started || ps->stopped)
+        return;
+    if (head->status < 200) {
+        if (head->status == 101) { /* we never asked for an upgrade */
+            tunnel *t = reset(ps, MUX_CODE_PROTOCOL_ERROR, "unexpected 101");
+            (void)t;
+            fail_before_head(ps, MUX_CODE_PROTOCOL_ERROR, "unexpected 101 Switching Protocols");
+        }
+        return; /* informational: h2o 2.2.5 cannot relay 1xx; the final head follows */
+    }
+    if (h2o_timeout_is_linked(&ps->head_timeout))
+        h2o_timeout_unlink(&ps->head_timeout);
+    req->res.status = (int)head->status;
+    if (head->reason.len > 0 && headers_value_ok((const char *)head->reason.base, head->reason.len)) {
+        char *r = h2o_mem_alloc_pool(&req->pool, head->reason.len + 1);
+        memcpy(r, head->reason.base, head->reason.len);
+        r[head->reason.len] = '\0';
+        req->res.reason = r;
+    } else {
+        req->res.reason = "OK";
+    }
+    for (size_t i = 0; i < head->nheaders; i++) {
+        const mux_header *h = &head->headers[i];
+        const char *n = (const char *)h->name.base, *v = (const char *)h->value.base;
+        if (h->name.len == 14 && strncasecmp(n, "content-length", 14) == 0) {
+            int64_t cl = headers_parse_content_length(v, h->value.len);
+            if (cl >= 0)
+                req->res.content_length = (size_t)cl;
+            continue;
+        }
+        if (!headers_response_keep(n, h->name.len, v, h->value.len, head->status))
+            continue;
+        char *nc = h2o_mem_alloc_pool(&req->pool, h->name.len);
+        for (size_t k = 0; k < h->name.len; k++)
+            nc[k] = (n[k] >= 'A' && n[k] <= 'Z') ? (char)(n[k] - 'A' + 'a') : n[k];
+        char *vc = h2o_mem_alloc_pool(&req->pool, h->value.len + 1);
+        memcpy(vc, v, h->value.len);
+        h2o_add_header_by_str(&req->pool, &req->res.headers, nc, h->name.len, 1, NULL, vc, h->value.len);
+    }
+    ps->response_started = 1;
+    h2o_start_response(req, &ps->gen);
+}
+
+void proxy_on_data(proxy_stream *ps, const uint8_t *data, size_t len)
+{
+    if (ps->stopped || ps->final_sent || ps->aborted || !ps->response_started) {
+        if (ps->tunnel != NULL && ps->id != 0)
+            mux_session_consume(ps->tunnel->sess, ps->id, len);
+        return;
+    }
+    if (ps->pend_len + len > ps->pend_cap) {
+        size_t cap = ps->pend_cap ? ps->pend_cap : 16384;
+        while (cap < ps->pend_len + len)
+            cap *= 2;
+        uint8_t *b = realloc(ps->pend, cap);
+        if (b == NULL) {
+            reset(ps, MUX_CODE_INTERNAL_ERROR, "out of memory");
+            abort_response(ps);
+            return;
+        }
+        ps->pend = b;
+        ps->pend_cap = cap;
+    }
+    memcpy(ps->pend + ps->pend_len, data, len);
+    ps->pend_len += len;
+    send_more(ps);
+}
+
+void proxy_on_end(proxy_stream *ps)
+{
+    ps->ended = 1;
+    send_more(ps);
+}
+
+void proxy_on_close(proxy_stream *ps, unsigned code, const char *reason, int by_peer)
+{
+    detach(ps);
+    ps->id = 0;
+    if (code == MUX_CODE_NO_ERROR && ps->ended)
+        return; /* normal end; buffered bytes still drain to h2o */
+    LOG_DEBUG(LOG_EV_STREAM, "stream of %s closed: %s %s (by %s)", ps->name, mux_code_name(code), reason,
+              by_peer ? "client" : "server");
+    if (!ps->response_started)
+        fail_before_head(ps, code, reason);
+    else
+        abort_response(ps);
+}
+
+void proxy_on_writable(proxy_stream *ps)
+{
+    pump_body(ps);
+}
+
+void proxy_on_tunnel_lost(proxy_stream *ps)
+{
+    ps->tunnel = NULL;
+    ps->id = 0;
+    if (h2o_timeout_is_linked(&ps->head_timeout))
+        h2o_timeout_unlink(&ps->head_timeout);
+    if (!ps->response_started && !ps->stopped) {
+        char host[128];
+        safe_host(ps->req, host, sizeof(host));
+        ps->response_started = ps->final_sent = 1;
+        send_text(ps->req, 502, "Bad Gateway", "tunnelmux: tunnel %s was lost before the response (host %s)\n", ps->name, host);
+    } else {
+        abort_response(ps);
+    }
+}

@@ -1,0 +1,456 @@
+/*
+ * tunnelmux server — the /_tunnel endpoint (see tunnel.h; ../shared/DESIGN.md §4: raw upgrade,
+ * [header, payload] iovec writes without copy, in-place unmasking on read).
+ */
+#include "server/tunnel.h"
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+
+#include "common/log.h"
+#include "h2o/http1.h"
+#include "mux/ws.h"
+#include "server/proxy.h"
+#include "server/route.h"
+
+#define TICK_MS 100
+
+static void do_flush(tunnel *t);
+
+/* ---------------------------------------------------------------- lifetime */
+
+static void destroy(tunnel *t)
+{
+    server *srv = t->srv;
+    h2o_linklist_unlink(&t->link);
+    srv->ntunnels--;
+    if (h2o_timeout_is_linked(&t->write_timeout_entry))
+        h2o_timeout_unlink(&t->write_timeout_entry);
+    if (h2o_timeout_is_linked(&t->reap_entry))
+        h2o_timeout_unlink(&t->reap_entry);
+    if (t->registered) {
+        registry_remove(&srv->reg, t->name, t);
+        LOG_INFO(LOG_EV_TUNNEL, "tunnel lost: name=%s peer=%s reason=%s", t->name, t->peer,
+                 t->close_reason[0] ? t->close_reason : "closed");
+    } else {
+        LOG_DEBUG(LOG_EV_TUNNEL, "tunnel connection closed: peer=%s reason=%s", t->peer,
+                  t->close_reason[0] ? t->close_reason : "closed");
+    }
+    while (!h2o_linklist_is_empty(&t->streams)) {
+        h2o_linklist_t *l = t->streams.next;
+        h2o_linklist_unlink(l);
+        proxy_on_tunnel_lost(proxy_from_link(l));
+    }
+    if (t->sess != NULL)
+        mux_session_del(t->sess);
+    if (t->sock != NULL) {
+        t->sock->data = NULL;
+        h2o_socket_close(t->sock);
+    }
+    free(t);
+}
+
+static void on_reap(h2o_timeout_entry_t *e)
+{
+    destroy(H2O_STRUCT_FROM_MEMBER(tunnel, reap_entry, e));
+}
+
+/* Schedules destruction from the loop (never synchronously). */
+static void schedule_destroy(tunnel *t, const char *reason)
+{
+    if (reason != NULL && t->close_reason[0] == '\0')
+        snprintf(t->close_reason, sizeof(t->close_reason), "%s", reason);
+    if (t->dying)
+        return;
+    t->dying = 1;
+    if (t->sock != NULL)
+        h2o_socket_read_stop(t->sock);
+    h2o_timeout_link(t->srv->ctx.loop, &t->srv->ctx.zero_timeout, &t->reap_entry);
+}
+
+/* ---------------------------------------------------------------- socket I/O */
+
+static void on_write_timeout(h2o_timeout_entry_t *e)
+{
+    tunnel *t = H2O_STRUCT_FROM_MEMBER(tunnel, write_timeout_entry, e);
+    schedule_destroy(t, "write timeout");
+}
+
+static void on_write(h2o_socket_t *sock, const char *err)
+{
+    tunnel *t = sock->data;
+    if (t == NULL)
+        return;
+    t->writing = 0;
+    if (h2o_timeout_is_linked(&t->write_timeout_entry))
+        h2o_timeout_unlink(&t->write_timeout_entry);
+    if (err != NULL) {
+        schedule_destroy(t, err);
+        return;
+    }
+    t->busy++;
+    mux_session_send_done(t->sess, server_now(t->srv));
+    t->busy--;
+    do_flush(t);
+}
+
+static void do_flush(tunnel *t)
+{
+    t->flush_pending = 0;
+    if (t->writing || t->sess == NULL || t->sock == NULL || t->dying)
+        return;
+    ssize_t n = mux_session_send(t->sess, t->iov, TUNNEL_IOVCNT, server_now(t->srv));
+    if (n < 0) {
+        char why[160];
+        snprintf(why, sizeof(why), "send: %s", mux_session_last_error_reason(t->sess));
+        schedule_destroy(t, why);
+        return;
+    }
+    if (n > 0) {
+        t->writing = 1;
+        h2o_timeout_link(t->srv->ctx.loop, &t->srv->write_timeout, &t->write_timeout_entry);
+        /* mux_iovec and h2o_iovec_t share the {base, len} layout (mux.h) */
+        h2o_socket_write(t->sock, (h2o_iovec_t *)t->iov, (size_t)n, on_write);
+        return;
+    }
+    if (mux_session_want_close(t->sess))
+        schedule_destroy(t, mux_session_last_error_reason(t->sess)[0] ? mux_session_last_error_reason(t->sess) : "session closed");
+}
+
+void tunnel_flush(tunnel *t)
+{
+    if (t->busy > 0) {
+        t->flush_pending = 1;
+        return;
+    }
+    do_flush(t);
+}
+
+static void on_read(h2o_socket_t *sock, const char *err)
+{
+    tunnel *t = sock->data;
+    if (t == NULL)
+        return;
+    if (err != NULL) {
+        schedule_destroy(t, err);
+        return;
+    }
+    if (sock->input->size > 0 && !t->dying) {
+        t->busy++;
+        ssize_t r = mux_session_recv(t->sess, (uint8_t *)sock->input->bytes, sock->input->size, server_now(t->srv));
+        t->busy--;
+        h2o_buffer_consume(&sock->input, sock->input->size);
+        if (r < 0) {
+            snprintf(t->close_reason, sizeof(t->close_reason), "%s: %s", mux_strerror((int)r),
+                     mux_session_last_error_reason(t->sess));
+            if (mux_is_fatal((int)r)) {
+                LOG_WARN(LOG_EV_TUNNEL, "tunnel %s (peer %s): %s", t->name[0] ? t->name : "-", t->peer, t->close_reason);
+                h2o_socket_read_stop(sock);
+            }
+        }
+    } else if (sock->input->size > 0) {
+        h2o_buffer_consume(&sock->input, sock->input->size);
+    }
+    do_flush(t);
+}
+
+/* ---------------------------------------------------------------- mux callbacks */
+
+static int cb_on_hello(mux_session *s, const mux_hello_info *hello, void *user_data)
+{
+    tunnel *t = user_data;
+    server *srv = t->srv;
+    char name[ROUTE_MAX_NAME + 1];
+    if (route_fold_client_id(hello->client_id, name, sizeof(name)) < 0) {
+        LOG_WARN(LOG_EV_TUNNEL, "tunnel refused: peer=%s reason=INVALID_NAME (client id is not an RFC 1123 label)", t->peer);
+        mux_session_refuse(s, MUX_CODE_INVALID_NAME, "client id must be an RFC 1123 label", 0);
+        return 0;
+    }
+    if (srv->shutting_down) {
+        LOG_INFO(LOG_EV_TUNNEL, "tunnel refused: name=%s peer=%s reason=SHUTDOWN", name, t->peer);
+        mux_session_refuse(s, MUX_CODE_SHUTDOWN, "server is shutting down", 5000);
+        return 0;
+    }
+    switch (registry_add(&srv->reg, name, t, (size_t)srv->opt->max_clients)) {
+    case REGISTRY_OK:
+        break;
+    case REGISTRY_TAKEN:
+        LOG_WARN(LOG_EV_TUNNEL, "tunnel refused: name=%s peer=%s reason=NAME_TAKEN", name, t->peer);
+        mux_session_refuse(s, MUX_CODE_NAME_TAKEN, "name is already connected", 0);
+        return 0;
+    case REGISTRY_FULL:
+        LOG_WARN(LOG_EV_TUNNEL, "tunnel refused: name=%s peer=%s reason=TOO_MANY_CLIENTS (MAX_CLIENTS=%lld)", name, t->peer,
+                 (long long)srv->opt->max_clients);
+        mux_session_refuse(s, MUX_CODE_TOO_MANY_CLIENTS, "too many clients", 0);
+        return 0;
+    default:
+        mux_session_refuse(s, MUX_CODE_INTERNAL_ERROR, "out of memory", 1000);
+        return 0;
+    }
+    memcpy(t->name, name, strlen(name) + 1);
+    t->registered = 1;
+    char url[512];
+    int default_port =
+        (strcmp(srv->scheme, "https") == 0 && srv->opt->port == 443) || (strcmp(srv->scheme, "http") == 0 && srv->opt->port == 80);
+    if (default_port)
+        snprintf(url, sizeof(url), "%s://%s.%s", srv->scheme, name, srv->domain);
+    else
+        snprintf(url, sizeof(url), "%s://%s.%s:%lld", srv->scheme, name, srv->domain, (long long)srv->opt->port);
+    int rv = mux_session_accept(s, url);
+    if (rv != 0) {
+        registry_remove(&srv->reg, name, t);
+        t->registered = 0;
+        LOG_ERROR(LOG_EV_TUNNEL, "tunnel accept failed: name=%s: %s", name, mux_strerror(rv));
+        return 0;
+    }
+    LOG_INFO(LOG_EV_TUNNEL, "tunnel registered: name=%s peer=%s url=%s software=%s", name, t->peer, url,
+             hello->software[0] ? hello->software : "-");
+    return 0;
+}
+
+static int cb_on_head(mux_session *s, uint32_t id, const mux_head *head, void *sud, void *user_data)
+{
+    if (sud != NULL)
+        proxy_on_head(sud, head);
+    return 0;
+}
+
+static int cb_on_data(mux_session *s, uint32_t id, const uint8_t *data, size_t len, void *sud, void *user_data)
+{
+    if (sud != NULL)
+        proxy_on_data(sud, data, len);
+    else
+        mux_session_consume(s, id, len);
+    return 0;
+}
+
+static int cb_on_end(mux_session *s, uint32_t id, void *sud, void *user_data)
+{
+    if (sud != NULL)
+        proxy_on_end(sud);
+    return 0;
+}
+
+static void cb_on_stream_close(mux_session *s, uint32_t id, unsigned code, const char *reason, int by_peer, void *sud,
+                               void *user_data)
+{
+    if (sud != NULL) {
+        proxy_stream *ps = sud;
+        h2o_linklist_t *l = proxy_link(ps);
+        if (h2o_linklist_is_linked(l))
+            h2o_linklist_unlink(l);
+        proxy_on_close(ps, code, reason, by_peer);
+    }
+}
+
+static void cb_on_writable(mux_session *s, uint32_t id, void *sud, void *user_data)
+{
+    if (sud != NULL)
+        proxy_on_writable(sud);
+}
+
+static void cb_on_goaway(mux_session *s, uint32_t last_stream_id, unsigned code, const char *reason, void *user_data)
+{
+    tunnel *t = user_data;
+    LOG_INFO(LOG_EV_TUNNEL, "tunnel %s sent GOAWAY: code=%s reason=%s", t->name[0] ? t->name : t->peer, mux_code_name(code),
+             reason);
+}
+
+/* ---------------------------------------------------------------- upgrade */
+
+static void format_peer(h2o_conn_t *conn, char *out, size_t cap)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = conn->callbacks->get_peername(conn, (struct sockaddr *)&ss);
+    char host[NI_MAXHOST];
+    if (len == 0 || h2o_socket_getnumerichost((struct sockaddr *)&ss, len, host) == SIZE_MAX) {
+        snprintf(out, cap, "-");
+        return;
+    }
+    int32_t port = h2o_socket_getport((struct sockaddr *)&ss);
+    if (strchr(host, ':') != NULL)
+        snprintf(out, cap, "[%s]:%d", host, (int)port);
+    else
+        snprintf(out, cap, "%s:%d", host, (int)port);
+}
+
+static void on_upgrade_complete(void *user_data, h2o_socket_t *sock, size_t reqsize)
+{
+    tunnel *t = user_data;
+    server *srv = t->srv;
+    if (sock == NULL) {
+        LOG_WARN(LOG_EV_TUNNEL, "tunnel upgrade failed: peer=%s", t->peer);
+        free(t);
+        return;
+    }
+    h2o_buffer_consume(&sock->input, reqsize);
+    t->sock = sock;
+    sock->data = t;
+    int one = 1;
+    setsockopt(h2o_socket_get_fd(sock), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+
+    mux_session_options opt;
+    mux_session_options_default(&opt, MUX_ROLE_SERVER);
+    opt.max_message_size = (uint32_t)srv->opt->max_message_size;
+    opt.chunk_size = (uint32_t)srv->opt->chunk_size;
+    mux_session_callbacks cb = {
+        .on_hello = cb_on_hello,
+        .on_head = cb_on_head,
+        .on_data = cb_on_data,
+        .on_end = cb_on_end,
+        .on_stream_close = cb_on_stream_close,
+        .on_writable = cb_on_writable,
+        .on_goaway = cb_on_goaway,
+    };
+    h2o_linklist_insert(&srv->tunnels, &t->link);
+    srv->ntunnels++;
+    int rv = mux_session_new(&t->sess, &opt, &cb, NULL, t, server_now(srv));
+    if (rv != 0) {
+        t->sess = NULL;
+        LOG_ERROR(LOG_EV_TUNNEL, "tunnel session: %s", mux_strerror(rv));
+        schedule_destroy(t, "session creation failed");
+        return;
+    }
+    LOG_DEBUG(LOG_EV_TUNNEL, "tunnel connection upgraded: peer=%s", t->peer);
+    h2o_socket_read_start(sock, on_read);
+    if (sock->input->size > 0)
+        on_read(sock, NULL);
+}
+
+/* 1 when the comma-separated |list| contains |token| (case-insensitive, spaces trimmed). */
+static int list_has_token(h2o_iovec_t list, const char *token)
+{
+    size_t tl = strlen(token);
+    const char *p = list.base, *end = list.base + list.len;
+    while (p < end) {
+        const char *comma = memchr(p, ',', (size_t)(end - p));
+        const char *e = comma != NULL ? comma : end;
+        while (p < e && (*p == ' ' || *p == '\t'))
+            p++;
+        const char *q = e;
+        while (q > p && (q[-1] == ' ' || q[-1] == '\t'))
+            q--;
+        if ((size_t)(q - p) == tl && strncasecmp(p, token, tl) == 0)
+            return 1;
+        p = comma != NULL ? comma + 1 : end;
+    }
+    return 0;
+}
+
+static h2o_iovec_t find_header(h2o_req_t *req, const char *name)
+{
+    ssize_t i = h2o_find_header_by_str(&req->headers, name, strlen(name), -1);
+    return i == -1 ? h2o_iovec_init(NULL, 0) : req->headers.entries[i].value;
+}
+
+static int send_plain(h2o_req_t *req, int status, const char *reason, const char *msg)
+{
+    h2o_send_error_generic(req, status, reason, msg, H2O_SEND_ERROR_KEEP_HEADERS);
+    return 0;
+}
+
+int tunnel_handle_request(server *srv, h2o_req_t *req)
+{
+    if (req->version >= 0x200)
+        return send_plain(req, 400, "Bad Request", "tunnelmux: the tunnel endpoint needs an HTTP/1.1 WebSocket upgrade\n");
+    if (srv->shutting_down)
+        return send_plain(req, 503, "Service Unavailable", "tunnelmux: server is shutting down\n");
+    h2o_iovec_t upgrade = find_header(req, "upgrade");
+    if (upgrade.base == NULL)
+        upgrade = req->upgrade;
+    if (upgrade.base == NULL) {
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_UPGRADE, NULL, H2O_STRLIT("websocket"));
+        return send_plain(req, 426, "Upgrade Required", "tunnelmux: the tunnel endpoint needs a WebSocket upgrade\n");
+    }
+    h2o_iovec_t connection = find_header(req, "connection");
+    h2o_iovec_t version = find_header(req, "sec-websocket-version");
+    h2o_iovec_t key = find_header(req, "sec-websocket-key");
+    char accept[MUX_WS_ACCEPT_LEN + 1];
+    if (!h2o_memis(req->method.base, req->method.len, H2O_STRLIT("GET")) || !list_has_token(upgrade, "websocket") ||
+        connection.base == NULL || !list_has_token(connection, "upgrade") || version.base == NULL ||
+        !h2o_memis(version.base, version.len, H2O_STRLIT("13")) || key.base == NULL ||
+        mux_ws_accept_key(key.base, key.len, accept) != 0)
+        return send_plain(req, 400, "Bad Request", "tunnelmux: invalid WebSocket upgrade for the tunnel endpoint\n");
+    if (srv->ntunnels >= (size_t)srv->opt->max_clients * 2 + 16)
+        return send_plain(req, 503, "Service Unavailable", "tunnelmux: too many tunnel connections\n");
+
+    tunnel *t = calloc(1, sizeof(*t));
+    if (t == NULL)
+        return send_plain(req, 503, "Service Unavailable", "tunnelmux: out of memory\n");
+    t->srv = srv;
+    h2o_linklist_init_anchor(&t->streams);
+    t->write_timeout_entry.cb = on_write_timeout;
+    t->reap_entry.cb = on_reap;
+    format_peer(req->conn, t->peer, sizeof(t->peer));
+
+    char *acc = h2o_mem_alloc_pool(&req->pool, MUX_WS_ACCEPT_LEN);
+    memcpy(acc, accept, MUX_WS_ACCEPT_LEN);
+    req->res.status = 101;
+    req->res.reason = "Switching Protocols";
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_UPGRADE, NULL, H2O_STRLIT("websocket"));
+    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("sec-websocket-accept"), 0, NULL, acc, MUX_WS_ACCEPT_LEN);
+    h2o_iovec_t proto = find_header(req, "sec-websocket-protocol");
+    if (proto.base != NULL && list_has_token(proto, MUX_WS_SUBPROTOCOL))
+        h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("sec-websocket-protocol"), 0, NULL,
+                              H2O_STRLIT(MUX_WS_SUBPROTOCOL));
+    h2o_http1_upgrade(req, NULL, 0, on_upgrade_complete, t);
+    return 0;
+}
+
+/* ---------------------------------------------------------------- timers, shutdown */
+
+static void on_tick(h2o_timeout_entry_t *e)
+{
+    server *srv = H2O_STRUCT_FROM_MEMBER(server, tick_entry, e);
+    int64_t now = server_now(srv);
+    for (h2o_linklist_t *l = srv->tunnels.next; l != &srv->tunnels; l = l->next) {
+        tunnel *t = H2O_STRUCT_FROM_MEMBER(tunnel, link, l);
+        if (t->sess == NULL || t->dying)
+            continue;
+        int64_t due = mux_session_next_timeout(t->sess);
+        if (due >= 0 && due <= now) {
+            t->busy++;
+            int rv = mux_session_handle_timeout(t->sess, now);
+            t->busy--;
+            if (rv < 0)
+                snprintf(t->close_reason, sizeof(t->close_reason), "%s: %s", mux_strerror(rv),
+                         mux_session_last_error_reason(t->sess));
+        }
+        do_flush(t);
+    }
+    h2o_timeout_link(srv->ctx.loop, &srv->tick_timeout, &srv->tick_entry);
+}
+
+void tunnel_init_server(server *srv)
+{
+    h2o_linklist_init_anchor(&srv->tunnels);
+    h2o_timeout_init(srv->ctx.loop, &srv->write_timeout, (uint64_t)srv->opt->write_timeout_ms);
+    h2o_timeout_init(srv->ctx.loop, &srv->tick_timeout, TICK_MS);
+    srv->tick_entry.cb = on_tick;
+    h2o_timeout_link(srv->ctx.loop, &srv->tick_timeout, &srv->tick_entry);
+}
+
+void tunnel_shutdown_all(server *srv)
+{
+    for (h2o_linklist_t *l = srv->tunnels.next; l != &srv->tunnels; l = l->next) {
+        tunnel *t = H2O_STRUCT_FROM_MEMBER(tunnel, link, l);
+        if (t->sess == NULL || t->dying)
+            continue;
+        mux_session_goaway(t->sess, MUX_CODE_SHUTDOWN, "server shutting down");
+        snprintf(t->close_reason, sizeof(t->close_reason), "server shutdown");
+        tunnel_flush(t);
+    }
+}
+
+void tunnel_destroy_all(server *srv)
+{
+    while (!h2o_linklist_is_empty(&srv->tunnels)) {
+        tunnel *t = H2O_STRUCT_FROM_MEMBER(tunnel, link, srv->tunnels.next);
+        destroy(t);
+    }
+}

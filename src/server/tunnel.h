@@ -1,0 +1,54 @@
+/*
+ * tunnelmux server — the /_tunnel endpoint: one WebSocket (our own framing, raw socket taken
+ * with h2o_http1_upgrade) per client daemon, driving one mux_session (role SERVER).
+ *
+ * Lifetime: a tunnel is created by tunnel_handle_request(), lives while its socket does, and is
+ * destroyed only from a loop callback (never from inside a mux callback or a proxy call), after
+ * which every public request still on it is failed through proxy_on_tunnel_lost().
+ */
+#ifndef TM_SERVER_TUNNEL_H
+#define TM_SERVER_TUNNEL_H
+
+#include "mux/mux.h"
+#include "server/server.h"
+
+#define TUNNEL_IOVCNT 128
+
+typedef struct tunnel tunnel;
+struct tunnel {
+    server *srv;
+    h2o_socket_t *sock; /* the upgraded socket (NULL before the upgrade completed) */
+    mux_session *sess;
+    h2o_linklist_t link;    /* in srv->tunnels */
+    h2o_linklist_t streams; /* proxy_stream.link: public requests using this tunnel */
+    char name[64];          /* registered NAME ("" until accepted) */
+    char peer[64];          /* "ip:port" of the client daemon */
+    char close_reason[128]; /* why it is going away (for the "lost" log line) */
+    int registered;
+    int busy;          /* > 0 while inside mux_session_recv / handle_timeout / send_done */
+    int flush_pending; /* tunnel_flush() was asked while busy */
+    int writing;       /* a h2o_socket_write is in flight */
+    int dying;         /* destroy scheduled */
+    h2o_timeout_entry_t write_timeout_entry;
+    h2o_timeout_entry_t reap_entry; /* zero-delay: destroys the tunnel from the loop */
+    mux_iovec iov[TUNNEL_IOVCNT];
+};
+
+/* Handles a request for /_tunnel: validates the WebSocket upgrade and takes the socket. Always
+ * answers (400/426/503 on errors). Returns 0 (h2o handler convention). */
+int tunnel_handle_request(server *srv, h2o_req_t *req);
+
+/* Writes what the session has to send. Safe from anywhere (deferred while the tunnel is inside a
+ * mux call); never destroys |t| synchronously. */
+void tunnel_flush(tunnel *t);
+
+/* Initialises the tunnel machinery of |srv| (timeouts, tick). Call once after h2o_context_init. */
+void tunnel_init_server(server *srv);
+
+/* Graceful shutdown: GOAWAY(SHUTDOWN) to every client; tunnels close when their streams finished. */
+void tunnel_shutdown_all(server *srv);
+
+/* Immediately destroys every tunnel (at exit). */
+void tunnel_destroy_all(server *srv);
+
+#endif
