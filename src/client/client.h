@@ -1,0 +1,145 @@
+/*
+ * tunnelmux client — the daemon's shared state: options, the lws context, the tunnel and the
+ * local (upstream) connections. One thread; everything runs from the lws event loop.
+ *
+ *   main.c      options, lws context, signals, loop
+ *   tunnel.c    the WebSocket to the server (RAW lws connection, own upgrade, mux_session CLIENT)
+ *   upstream.c  one local connection per stream (RAW lws connection, HTTP/1.1 via http1.c)
+ *   tls_membio  OpenSSL over memory BIOs for wss:// and https local services
+ */
+#ifndef TM_CLIENT_CLIENT_H
+#define TM_CLIENT_CLIENT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <libwebsockets.h>
+#include <openssl/ssl.h>
+
+#include "http1.h"
+#include "mux/mux.h"
+
+/* Options (env + flags, see main.c's table). Durations in milliseconds. */
+typedef struct {
+    char *server_url;
+    char *client_id;
+    char *local_host;
+    int64_t local_port;
+    char *local_schema;
+    uint64_t max_message_size;
+    int64_t read_timeout_ms;
+    int64_t write_timeout_ms;
+    int64_t reconnect_delay_ms;
+    int64_t max_retries;
+    char *auth_token;
+    char *host_header;
+    char *tls_ca_file;
+    int tls_insecure;
+    char *log_level;
+    char *log_format;
+} client_options;
+
+/* A parsed SERVER_URL. */
+typedef struct {
+    int tls;        /* wss:// */
+    char host[256]; /* without brackets for IPv6 */
+    int port;
+    char path[1024];    /* default /_tunnel */
+    char hostport[300]; /* Host header value */
+} client_url;
+
+/*
+ * Parses ws[s]://HOST[:PORT][/PATH] into |out|. Returns 0 or -1 (|*reason| set to a static
+ * description) when the scheme is not ws/wss, the host is empty or too long, the port invalid,
+ * or the URL has a query, fragment, user info or control characters.
+ */
+int client_parse_url(const char *url, client_url *out, const char **reason);
+
+typedef enum {
+    LOCAL_SCHEMA_DETECT = 0,
+    LOCAL_SCHEMA_HTTP = 1,
+    LOCAL_SCHEMA_HTTPS = 2,
+} local_schema;
+
+typedef struct tunnel tunnel;
+
+/* Intrusive doubly-linked list node; an unlinked node has next == prev == NULL. */
+typedef struct client_link {
+    struct client_link *next, *prev;
+} client_link;
+typedef struct upstream upstream;
+
+typedef struct client {
+    const client_options *opt;
+    struct lws_context *lws;
+    client_url url;
+    SSL_CTX *tunnel_tls; /* for wss:// (NULL for ws://) */
+    SSL_CTX *local_tls;  /* for https local services (no verification: local certificates) */
+    http1_host_mode host_mode;
+    char *host_value;     /* LOCAL_HOST:LOCAL_PORT or the literal HOST_HEADER value */
+    char local_desc[300]; /* "LOCAL_HOST:PORT" for messages */
+    local_schema schema;  /* current (cached) schema of the local service */
+    int schema_fixed;     /* LOCAL_SCHEMA was given: never re-detect */
+    uint8_t *scratch;     /* CLIENT_SCRATCH bytes for decrypted data */
+    tunnel *tun;          /* the current tunnel, NULL between attempts */
+    lws_sorted_usec_list_t reconnect_sul;
+    int64_t attempts; /* consecutive failed attempts since the last WELCOME */
+    int stopping;     /* SIGTERM/SIGINT received */
+    int64_t stop_deadline_ms;
+    int done; /* leave the loop */
+    int exit_code;
+} client;
+
+#define CLIENT_SCRATCH (256 * 1024)
+#define CLIENT_IO_BUF (256 * 1024) /* pt_serv_buf_size, rx_buffer_size */
+
+/* Monotonic milliseconds. */
+int64_t client_now_ms(void);
+
+/* ---------------------------------------------------------------- tunnel.c */
+
+/* The lws protocol callback of tunnel connections. */
+int tunnel_lws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len);
+
+/* Starts a connection attempt (c->tun must be NULL). Returns 0, or -1 when it could not even start
+ * (a retry is scheduled). */
+int tunnel_connect(client *c);
+
+/* Schedules the next attempt after RECONNECT_DELAY (or |delay_ms| if larger), or ends the loop
+ * with exit code 1 when MAX_RETRIES is exhausted. */
+void tunnel_schedule_reconnect(client *c, int64_t delay_ms);
+
+/* Graceful stop: GOAWAY, then close once the streams finished. */
+void tunnel_shutdown(client *c);
+
+/* Asks lws for a writable callback on the tunnel when the session has something to send, and
+ * re-arms the session timer. Call after anything that may have queued frames. */
+void tunnel_kick(tunnel *t);
+
+/* The session of |t| (NULL before the upgrade completed). */
+mux_session *tunnel_session(tunnel *t);
+client *tunnel_client(tunnel *t);
+
+/* Links/unlinks an upstream (its embedded client_link) in the tunnel's list, so a lost tunnel can
+ * release them all. */
+void tunnel_add_link(tunnel *t, client_link *l);
+void tunnel_remove_link(client_link *l);
+
+/* ---------------------------------------------------------------- upstream.c */
+
+/* The lws protocol callback of local connections. */
+int upstream_lws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len);
+
+/* mux_session callbacks for streams (installed by tunnel.c). */
+int upstream_on_head(mux_session *s, uint32_t id, const mux_head *head, void *stream_user_data, void *user_data);
+int upstream_on_data(mux_session *s, uint32_t id, const uint8_t *data, size_t len, void *stream_user_data, void *user_data);
+int upstream_on_end(mux_session *s, uint32_t id, void *stream_user_data, void *user_data);
+void upstream_on_stream_close(mux_session *s, uint32_t id, unsigned code, const char *reason, int by_peer, void *stream_user_data,
+                              void *user_data);
+void upstream_on_writable(mux_session *s, uint32_t id, void *stream_user_data, void *user_data);
+
+/* The tunnel is gone: forget the stream and close the local connection. |l| is the upstream's
+ * link (first member). Unlinks it; frees the upstream. */
+void upstream_abandon(client_link *l);
+
+#endif

@@ -1,0 +1,522 @@
+/*
+ * tunnelmux client — the tunnel: one lws RAW client connection to the server carrying our own
+ * WebSocket upgrade (mux_ws_client_request / mux_ws_parse_response) and then a CLIENT
+ * mux_session. TLS (wss://) runs through tls_membio on the RAW connection. Reconnects after
+ * RECONNECT_DELAY up to MAX_RETRIES.
+ */
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "client.h"
+#include "common/config.h"
+#include "common/log.h"
+#include "mux/ws.h"
+#include "tls_membio.h"
+
+#define TUNNEL_HANDSHAKE_MAX 16384
+#define TUNNEL_UPGRADE_TIMEOUT_MS 15000
+#define TUNNEL_IOV 128
+
+typedef enum {
+    T_CONNECTING = 0, /* TCP connect in progress */
+    T_TLS,            /* TLS handshake in progress */
+    T_SEND_UPGRADE,   /* connected: the upgrade request goes out on the next writable callback */
+    T_UPGRADING,      /* upgrade sent, waiting for the 101 */
+    T_OPEN,           /* mux_session running */
+} tunnel_state;
+
+struct tunnel {
+    client *c;
+    struct lws *wsi;
+    tls_membio *tls;
+    tunnel_state state;
+    char key[MUX_WS_KEY_LEN + 1];
+    char hs[TUNNEL_HANDSHAKE_MAX];
+    size_t hslen;
+    mux_session *s;
+    lws_sorted_usec_list_t sul; /* session timer, or the upgrade deadline before T_OPEN */
+    client_link streams;        /* upstreams of this tunnel */
+    uint8_t *stage;             /* gathers a send batch into one write */
+    size_t stage_cap;
+    int welcomed;
+    int64_t retry_after_ms; /* from REFUSE */
+    int close_now;          /* return -1 from the next callback */
+};
+
+int64_t client_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+mux_session *tunnel_session(tunnel *t)
+{
+    return t->s;
+}
+
+client *tunnel_client(tunnel *t)
+{
+    return t->c;
+}
+
+void tunnel_add_link(tunnel *t, client_link *l)
+{
+    l->next = t->streams.next;
+    l->prev = &t->streams;
+    t->streams.next->prev = l;
+    t->streams.next = l;
+}
+
+void tunnel_remove_link(client_link *l)
+{
+    if (l->next == NULL)
+        return;
+    l->prev->next = l->next;
+    l->next->prev = l->prev;
+    l->next = l->prev = NULL;
+}
+
+/* ---------------------------------------------------------------- writing */
+
+/* Writes |len| bytes towards the server (through TLS when wss). 0 or -1. */
+static int t_write(tunnel *t, const uint8_t *p, size_t len)
+{
+    if (t->tls == NULL)
+        return lws_write(t->wsi, (unsigned char *)p, len, LWS_WRITE_RAW) < 0 ? -1 : 0;
+    if (len > 0 && tls_membio_write(t->tls, p, len) != 0)
+        return -1;
+    size_t n;
+    while ((n = tls_membio_take(t->tls, t->stage, t->stage_cap)) > 0)
+        if (lws_write(t->wsi, t->stage, n, LWS_WRITE_RAW) < 0)
+            return -1;
+    return 0;
+}
+
+static int ensure_stage(tunnel *t, size_t need)
+{
+    if (need <= t->stage_cap)
+        return 0;
+    size_t cap = t->stage_cap ? t->stage_cap : CLIENT_IO_BUF;
+    while (cap < need)
+        cap *= 2;
+    uint8_t *p = realloc(t->stage, cap);
+    if (p == NULL)
+        return -1;
+    t->stage = p;
+    t->stage_cap = cap;
+    return 0;
+}
+
+/* Moves what the session wants to send onto the socket while it is not choked. 0 or -1. */
+static int flush_session(tunnel *t)
+{
+    mux_iovec iov[TUNNEL_IOV];
+    for (int rounds = 0; rounds < 64; rounds++) {
+        if (lws_send_pipe_choked(t->wsi))
+            break;
+        int64_t now = client_now_ms();
+        ssize_t n = mux_session_send(t->s, iov, TUNNEL_IOV, now);
+        if (n < 0) {
+            LOG_WARN(LOG_EV_TUNNEL, "tunnel: send failed: %s", mux_session_last_error_reason(t->s));
+            return -1;
+        }
+        if (n == 0)
+            break;
+        size_t total = 0;
+        for (ssize_t i = 0; i < n; i++)
+            total += iov[i].len;
+        if (t->tls != NULL) {
+            /* TLS records are made from whatever we hand over: encrypt iovec by iovec */
+            for (ssize_t i = 0; i < n; i++)
+                if (iov[i].len > 0 && tls_membio_write(t->tls, iov[i].base, iov[i].len) != 0)
+                    return -1;
+            if (t_write(t, NULL, 0) != 0)
+                return -1;
+        } else {
+            if (ensure_stage(t, total) != 0)
+                return -1;
+            size_t off = 0;
+            for (ssize_t i = 0; i < n; i++) {
+                memcpy(t->stage + off, iov[i].base, iov[i].len);
+                off += iov[i].len;
+            }
+            if (t_write(t, t->stage, total) != 0)
+                return -1;
+        }
+        mux_session_send_done(t->s, client_now_ms());
+    }
+    return 0;
+}
+
+/* ---------------------------------------------------------------- timer */
+
+static void tunnel_timer_cb(lws_sorted_usec_list_t *sul)
+{
+    tunnel *t = lws_container_of(sul, tunnel, sul);
+    if (t->state != T_OPEN) {
+        LOG_WARN(LOG_EV_TUNNEL, "tunnel: no WebSocket upgrade from %s within %d s", t->c->url.hostport,
+                 TUNNEL_UPGRADE_TIMEOUT_MS / 1000);
+        lws_set_timeout(t->wsi, 1, LWS_TO_KILL_ASYNC);
+        return;
+    }
+    int r = mux_session_handle_timeout(t->s, client_now_ms());
+    if (r < 0)
+        LOG_WARN(LOG_EV_TUNNEL, "tunnel: %s (%s)", mux_strerror(r), mux_session_last_error_reason(t->s));
+    tunnel_kick(t);
+}
+
+void tunnel_kick(tunnel *t)
+{
+    if (t == NULL || t->s == NULL || t->wsi == NULL)
+        return;
+    if (mux_session_want_write(t->s) || mux_session_want_close(t->s))
+        lws_callback_on_writable(t->wsi);
+    int64_t next = mux_session_next_timeout(t->s);
+    if (next < 0) {
+        lws_sul_cancel(&t->sul);
+        return;
+    }
+    int64_t delay = next - client_now_ms();
+    if (delay < 0)
+        delay = 0;
+    lws_sul_schedule(t->c->lws, 0, &t->sul, tunnel_timer_cb, (lws_usec_t)delay * 1000);
+}
+
+/* ---------------------------------------------------------------- session callbacks */
+
+static void on_welcome(mux_session *s, const mux_welcome_info *w, void *user_data)
+{
+    tunnel *t = user_data;
+    t->welcomed = 1;
+    t->c->attempts = 0;
+    LOG_INFO(LOG_EV_TUNNEL, "registered as %s at %s%s%s (zstd %s)", t->c->opt->client_id, t->c->url.hostport,
+             w->public_url[0] ? ", public URL " : "", w->public_url, (w->capabilities & MUX_CAP_ZSTD) ? "on" : "off");
+}
+
+static void on_refuse(mux_session *s, unsigned code, const char *reason, uint32_t retry_after_ms, void *user_data)
+{
+    tunnel *t = user_data;
+    t->retry_after_ms = retry_after_ms;
+    LOG_WARN(LOG_EV_TUNNEL, "refused by server: %s (%s)", reason[0] ? reason : "no reason", mux_code_name(code));
+}
+
+static void on_goaway(mux_session *s, uint32_t last_stream_id, unsigned code, const char *reason, void *user_data)
+{
+    LOG_INFO(LOG_EV_TUNNEL, "server going away: %s (%s)", reason[0] ? reason : "no reason", mux_code_name(code));
+}
+
+static int start_session(tunnel *t)
+{
+    client *c = t->c;
+    mux_session_options o;
+    mux_session_options_default(&o, MUX_ROLE_CLIENT);
+    o.max_message_size = (uint32_t)c->opt->max_message_size;
+    o.client_id = c->opt->client_id;
+    o.auth_token = c->opt->auth_token ? c->opt->auth_token : "";
+    o.software = "tunnelmux-client/" TUNNELMUX_VERSION;
+    mux_session_callbacks cb = {
+        .on_welcome = on_welcome,
+        .on_refuse = on_refuse,
+        .on_head = upstream_on_head,
+        .on_data = upstream_on_data,
+        .on_end = upstream_on_end,
+        .on_stream_close = upstream_on_stream_close,
+        .on_writable = upstream_on_writable,
+        .on_goaway = on_goaway,
+    };
+    int r = mux_session_new(&t->s, &o, &cb, NULL, t, client_now_ms());
+    if (r != 0) {
+        LOG_ERROR(LOG_EV_TUNNEL, "tunnel: cannot create session: %s", mux_strerror(r));
+        return -1;
+    }
+    t->state = T_OPEN;
+    lws_sul_cancel(&t->sul);
+    return 0;
+}
+
+/* ---------------------------------------------------------------- reading */
+
+/* Plaintext bytes from the server. 0 or -1 (close). */
+static int on_plain(tunnel *t, uint8_t *p, size_t len)
+{
+    if (t->state == T_UPGRADING) {
+        size_t room = sizeof(t->hs) - t->hslen;
+        size_t n = len < room ? len : room;
+        memcpy(t->hs + t->hslen, p, n);
+        t->hslen += n;
+        int status = 0;
+        const char *reason = "";
+        ssize_t r = mux_ws_parse_response(t->hs, t->hslen, t->key, &status, &reason);
+        if (r == MUX_ERR_AGAIN && t->hslen < sizeof(t->hs))
+            return 0;
+        if (r < 0) {
+            LOG_WARN(LOG_EV_TUNNEL, "tunnel: WebSocket upgrade refused by %s: HTTP %d (%s)", t->c->url.hostport, status, reason);
+            return -1;
+        }
+        LOG_INFO(LOG_EV_TUNNEL, "connected to %s%s", t->c->url.hostport, t->c->url.path);
+        if (start_session(t) != 0)
+            return -1;
+        /* bytes after the head: what was copied into hs beyond r, plus the rest of |p| */
+        size_t extra_hs = t->hslen - (size_t)r;
+        if (extra_hs > 0 && mux_session_recv(t->s, (uint8_t *)t->hs + r, extra_hs, client_now_ms()) < 0)
+            goto fatal;
+        if (n < len && mux_session_recv(t->s, p + n, len - n, client_now_ms()) < 0)
+            goto fatal;
+        tunnel_kick(t);
+        return 0;
+    }
+    if (t->state != T_OPEN)
+        return -1;
+    if (mux_session_recv(t->s, p, len, client_now_ms()) < 0)
+        goto fatal;
+    tunnel_kick(t);
+    return 0;
+fatal:
+    LOG_WARN(LOG_EV_TUNNEL, "tunnel: protocol error: %s", mux_session_last_error_reason(t->s));
+    tunnel_kick(t); /* flush the GOAWAY / close, then the writable callback closes */
+    return 0;
+}
+
+static int send_upgrade(tunnel *t)
+{
+    client *c = t->c;
+    char extra[64] = "";
+    char req[4096];
+    if (mux_ws_make_key(t->key) != 0)
+        return -1;
+    snprintf(extra, sizeof(extra), "User-Agent: tunnelmux-client/%s\r\n", TUNNELMUX_VERSION);
+    ssize_t n = mux_ws_client_request(req, sizeof(req), c->url.hostport, c->url.path, t->key, extra);
+    if (n < 0) {
+        LOG_ERROR(LOG_EV_TUNNEL, "tunnel: cannot build the upgrade request: %s", mux_strerror((int)n));
+        return -1;
+    }
+    t->state = T_UPGRADING;
+    return t_write(t, (const uint8_t *)req, (size_t)n);
+}
+
+static void set_nodelay(struct lws *wsi)
+{
+    int fd = lws_get_socket_fd(wsi);
+    int one = 1;
+    if (fd >= 0)
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+}
+
+/* ---------------------------------------------------------------- lifecycle */
+
+static void tunnel_free(tunnel *t)
+{
+    lws_sul_cancel(&t->sul);
+    while (t->streams.next != &t->streams)
+        upstream_abandon(t->streams.next);
+    if (t->s != NULL)
+        mux_session_del(t->s);
+    tls_membio_del(t->tls);
+    free(t->stage);
+    free(t);
+}
+
+/* The connection is gone (or never came up). Frees |t| and decides what happens next. */
+static void tunnel_gone(tunnel *t, const char *why)
+{
+    client *c = t->c;
+    if (t->wsi != NULL)
+        lws_set_wsi_user(t->wsi, NULL);
+    t->wsi = NULL;
+    if (c->tun == t)
+        c->tun = NULL;
+    if (!c->stopping) {
+        if (t->welcomed)
+            LOG_WARN(LOG_EV_TUNNEL, "tunnel lost: %s", why);
+        else
+            LOG_WARN(LOG_EV_TUNNEL, "cannot register with %s: %s", c->url.hostport, why);
+    }
+    int64_t retry_after = t->retry_after_ms;
+    tunnel_free(t); /* |why| may point into the session: not used after this */
+    if (c->stopping) {
+        c->done = 1;
+        return;
+    }
+    tunnel_schedule_reconnect(c, retry_after);
+}
+
+static void reconnect_cb(lws_sorted_usec_list_t *sul)
+{
+    client *c = lws_container_of(sul, client, reconnect_sul);
+    if (c->stopping) {
+        c->done = 1; /* the stop deadline passed */
+        return;
+    }
+    if (c->tun != NULL)
+        return;
+    LOG_INFO(LOG_EV_TUNNEL, "reconnecting to %s (attempt %lld)", c->url.hostport, (long long)c->attempts + 1);
+    tunnel_connect(c);
+}
+
+void tunnel_schedule_reconnect(client *c, int64_t delay_ms)
+{
+    c->attempts++;
+    if (c->opt->max_retries >= 0 && c->attempts > c->opt->max_retries) {
+        LOG_ERROR(LOG_EV_TUNNEL, "giving up after %lld failed attempt(s) (MAX_RETRIES=%lld)", (long long)c->attempts,
+                  (long long)c->opt->max_retries);
+        c->exit_code = 1;
+        c->done = 1;
+        return;
+    }
+    if (delay_ms < c->opt->reconnect_delay_ms)
+        delay_ms = c->opt->reconnect_delay_ms;
+    LOG_INFO(LOG_EV_TUNNEL, "retrying in %lld ms", (long long)delay_ms);
+    lws_sul_schedule(c->lws, 0, &c->reconnect_sul, reconnect_cb, (lws_usec_t)delay_ms * 1000);
+}
+
+int tunnel_connect(client *c)
+{
+    tunnel *t = calloc(1, sizeof(*t));
+    if (t == NULL) {
+        tunnel_schedule_reconnect(c, 0);
+        return -1;
+    }
+    t->c = c;
+    t->streams.next = t->streams.prev = &t->streams;
+    if (ensure_stage(t, CLIENT_IO_BUF) != 0) {
+        free(t);
+        tunnel_schedule_reconnect(c, 0);
+        return -1;
+    }
+    c->tun = t;
+    struct lws_client_connect_info ci;
+    memset(&ci, 0, sizeof(ci));
+    ci.context = c->lws;
+    ci.address = c->url.host;
+    ci.port = c->url.port;
+    ci.path = c->url.path;
+    ci.host = c->url.host;
+    ci.method = "RAW";
+    ci.local_protocol_name = "tm-tunnel";
+    ci.userdata = t;
+    struct lws *wsi = lws_client_connect_via_info(&ci);
+    if (c->tun != t)
+        return -1; /* failed synchronously and already handled */
+    if (wsi == NULL) {
+        t->wsi = NULL;
+        tunnel_gone(t, "connect failed");
+        return -1;
+    }
+    t->wsi = wsi;
+    lws_sul_schedule(c->lws, 0, &t->sul, tunnel_timer_cb, (lws_usec_t)TUNNEL_UPGRADE_TIMEOUT_MS * 1000);
+    return 0;
+}
+
+void tunnel_shutdown(client *c)
+{
+    c->stopping = 1;
+    c->stop_deadline_ms = client_now_ms() + 5000;
+    lws_sul_schedule(c->lws, 0, &c->reconnect_sul, reconnect_cb, (lws_usec_t)5000 * 1000);
+    tunnel *t = c->tun;
+    if (t == NULL) {
+        c->done = 1;
+        return;
+    }
+    if (t->s == NULL || !mux_session_is_established(t->s)) {
+        lws_set_timeout(t->wsi, 1, LWS_TO_KILL_ASYNC);
+        return;
+    }
+    mux_session_goaway(t->s, MUX_CODE_SHUTDOWN, "client shutting down");
+    tunnel_kick(t);
+}
+
+/* ---------------------------------------------------------------- lws callback */
+
+int tunnel_lws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len)
+{
+    tunnel *t = user;
+    switch (reason) {
+    case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
+        if (t != NULL) {
+            char why[640];
+            snprintf(why, sizeof(why), "connection to %s failed: %s", t->c->url.hostport, in ? (const char *)in : "error");
+            t->wsi = wsi;
+            tunnel_gone(t, why);
+        }
+        return 0;
+    case LWS_CALLBACK_RAW_CONNECTED:
+    case LWS_CALLBACK_RAW_ADOPT:
+        if (t == NULL || t->state != T_CONNECTING)
+            return 0;
+        t->wsi = wsi;
+        set_nodelay(wsi);
+        if (t->c->url.tls) {
+            t->tls = tls_membio_new(t->c->tunnel_tls, t->c->url.host, !t->c->opt->tls_insecure);
+            if (t->tls == NULL)
+                return -1;
+            t->state = T_TLS;
+            return t_write(t, NULL, 0);
+        }
+        t->state = T_SEND_UPGRADE;
+        lws_callback_on_writable(wsi);
+        return 0;
+    case LWS_CALLBACK_RAW_RX:
+        if (t == NULL)
+            return -1;
+        if (t->tls == NULL)
+            return on_plain(t, in, len);
+        if (tls_membio_feed(t->tls, in, len) != 0)
+            return -1;
+        if (t->state == T_TLS) {
+            int r = tls_membio_handshake(t->tls);
+            if (t_write(t, NULL, 0) != 0)
+                return -1;
+            if (r < 0) {
+                LOG_WARN(LOG_EV_TUNNEL, "tunnel: %s (%s)", tls_membio_error(t->tls), t->c->url.hostport);
+                return -1;
+            }
+            if (r == 0)
+                return 0;
+            if (send_upgrade(t) != 0)
+                return -1;
+        }
+        for (int i = 0; i < 4096; i++) {
+            ssize_t n = tls_membio_read(t->tls, t->c->scratch, CLIENT_SCRATCH);
+            if (n == 0)
+                break;
+            if (n < 0) {
+                if (n == -1)
+                    LOG_WARN(LOG_EV_TUNNEL, "tunnel: %s", tls_membio_error(t->tls));
+                return -1;
+            }
+            if (on_plain(t, t->c->scratch, (size_t)n) != 0)
+                return -1;
+        }
+        return t_write(t, NULL, 0); /* TLS may have produced records (key updates) */
+    case LWS_CALLBACK_RAW_WRITEABLE:
+        if (t == NULL)
+            return -1;
+        if (t->state == T_SEND_UPGRADE)
+            return send_upgrade(t);
+        if (t->state != T_OPEN)
+            return 0;
+        if (flush_session(t) != 0)
+            return -1;
+        if (mux_session_want_close(t->s) && !mux_session_want_write(t->s) && !lws_send_pipe_choked(wsi))
+            return -1;
+        tunnel_kick(t);
+        return 0;
+    case LWS_CALLBACK_RAW_CLOSE:
+        if (t != NULL)
+            tunnel_gone(t,
+                        t->s && mux_session_last_error_reason(t->s)[0] ? mux_session_last_error_reason(t->s) : "connection closed");
+        return 0;
+    case LWS_CALLBACK_WSI_DESTROY:
+        if (t != NULL && t->wsi == wsi)
+            tunnel_gone(t, "connection closed");
+        return 0;
+    default:
+        return 0;
+    }
+}

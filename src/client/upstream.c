@@ -1,0 +1,833 @@
+/*
+ * tunnelmux client — one local connection per stream: an lws RAW client connection to
+ * LOCAL_HOST:LOCAL_PORT (TLS through tls_membio for https, or detection), the request rebuilt by
+ * http1.c, the response parsed with picohttpparser and streamed back with mux_session_write under
+ * backpressure (docs/PROTOCOL.md §6).
+ *
+ * Lifetime: an upstream lives from on_head until on_stream_close (the stream) AND until no entry
+ * point is running on it (|busy|); its lws connection is detached (user pointer NULL) and closed
+ * when it is freed, or forgotten when lws closes it first.
+ */
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "client.h"
+#include "common/log.h"
+#include "mux/ws.h"
+#include "tls_membio.h"
+
+#define UPSTREAM_HEAD_MAX (80 * 1024)
+#define UPSTREAM_DETECT_MS 1500
+
+typedef enum {
+    U_CONNECTING = 0, /* TCP connect in progress */
+    U_TLS,            /* TLS handshake (or schema detection) in progress */
+    U_REQUEST,        /* request flowing, waiting for the response head */
+    U_BODY,           /* final head sent, response body flowing */
+    U_RAW,            /* 101: raw bytes both ways */
+    U_DONE,           /* our direction ended (or is about to, see end_pending) */
+} ustate;
+
+struct upstream {
+    client_link link; /* first member: the tunnel's list */
+    tunnel *tun;      /* NULL once the stream is gone */
+    client *c;
+    uint32_t id;
+    struct lws *wsi;
+    tls_membio *tls;
+    ustate state;
+    int busy;         /* entry points running on this upstream */
+    int dead;         /* the stream is gone: free when busy drops to 0 */
+    int detecting;    /* trying TLS to find out the local schema */
+    int got_bytes;    /* something came back on this connection */
+    int connect_sync; /* inside lws_client_connect_via_info */
+    int sync_failed;
+    int head_request;
+    http1_request req;
+    uint64_t req_body_seen;
+    int req_fin;
+    int need_shutdown; /* raw mode: shut down our write side once |out| is drained */
+    /* plaintext bytes for the local socket */
+    uint8_t *out;
+    size_t out_len, out_cap, out_consume;
+    /* response head accumulation */
+    char *hbuf;
+    size_t hlen, hcap, hlast;
+    http1_response *resp;
+    http1_chunked chunked;
+    uint64_t body_left;
+    http1_resp_body body;
+    /* response bytes the session did not accept yet */
+    uint8_t *pend;
+    size_t pend_len, pend_cap;
+    int paused;
+    int end_pending;
+    lws_sorted_usec_list_t sul;
+    int64_t head_deadline, detect_deadline;
+};
+
+static void u_free(upstream *u)
+{
+    lws_sul_cancel(&u->sul);
+    if (u->wsi != NULL) {
+        lws_set_wsi_user(u->wsi, NULL);
+        lws_set_timeout(u->wsi, 1, LWS_TO_KILL_ASYNC);
+        u->wsi = NULL;
+    }
+    tls_membio_del(u->tls);
+    free(u->req.buf);
+    free(u->out);
+    free(u->hbuf);
+    free(u->resp);
+    free(u->pend);
+    free(u);
+}
+
+static void u_hold(upstream *u)
+{
+    u->busy++;
+}
+
+/* Ends an entry point; frees |u| when it died meanwhile. Returns 1 when freed. */
+static int u_release(upstream *u)
+{
+    tunnel *t = u->tun;
+    if (--u->busy == 0 && u->dead) {
+        u_free(u);
+        return 1;
+    }
+    if (t != NULL)
+        tunnel_kick(t);
+    return 0;
+}
+
+static mux_session *u_session(upstream *u)
+{
+    return u->tun ? tunnel_session(u->tun) : NULL;
+}
+
+/* Aborts the stream (CLOSE |code|); on_stream_close marks |u| dead. */
+static void u_reset(upstream *u, unsigned code, const char *reason)
+{
+    if (u->dead)
+        return;
+    LOG_DEBUG(LOG_EV_STREAM, "stream %u: %s (%s)", u->id, reason, mux_code_name(code));
+    mux_session *s = u_session(u);
+    if (s != NULL)
+        mux_session_reset_stream(s, u->id, code, reason);
+    u->dead = 1; /* in case on_stream_close did not come (unknown stream) */
+    if (u->link.next != NULL)
+        tunnel_remove_link(&u->link);
+    u->tun = NULL;
+}
+
+static int append(uint8_t **buf, size_t *len, size_t *cap, const void *p, size_t n)
+{
+    if (*len + n > *cap) {
+        size_t nc = *cap ? *cap : 16384;
+        while (nc < *len + n)
+            nc *= 2;
+        uint8_t *b = realloc(*buf, nc);
+        if (b == NULL)
+            return -1;
+        *buf = b;
+        *cap = nc;
+    }
+    memcpy(*buf + *len, p, n);
+    *len += n;
+    return 0;
+}
+
+static void set_nodelay(struct lws *wsi)
+{
+    int fd = lws_get_socket_fd(wsi);
+    int one = 1;
+    if (fd >= 0)
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+}
+
+/* ---------------------------------------------------------------- timers */
+
+static void u_timer_cb(lws_sorted_usec_list_t *sul);
+
+static void u_arm_timer(upstream *u)
+{
+    int64_t next = -1;
+    if (u->state < U_BODY)
+        next = u->head_deadline;
+    if (u->detecting && !u->got_bytes && u->detect_deadline > 0 && (next < 0 || u->detect_deadline < next))
+        next = u->detect_deadline;
+    if (next < 0) {
+        lws_sul_cancel(&u->sul);
+        return;
+    }
+    int64_t delay = next - client_now_ms();
+    if (delay < 0)
+        delay = 0;
+    lws_sul_schedule(u->c->lws, 0, &u->sul, u_timer_cb, (lws_usec_t)delay * 1000);
+}
+
+static void u_connect(upstream *u);
+
+/* The local service did not answer the TLS probe like a TLS server: use plain HTTP. */
+static void fall_back_to_plain(upstream *u)
+{
+    LOG_DEBUG(LOG_EV_STREAM, "stream %u: %s does not speak TLS, using http", u->id, u->c->local_desc);
+    if (!u->c->schema_fixed)
+        u->c->schema = LOCAL_SCHEMA_HTTP;
+    if (u->wsi != NULL) {
+        lws_set_wsi_user(u->wsi, NULL);
+        lws_set_timeout(u->wsi, 1, LWS_TO_KILL_ASYNC);
+        u->wsi = NULL;
+    }
+    tls_membio_del(u->tls);
+    u->tls = NULL;
+    u->detecting = 0;
+    u_connect(u);
+}
+
+static void u_timer_cb(lws_sorted_usec_list_t *sul)
+{
+    upstream *u = lws_container_of(sul, upstream, sul);
+    u_hold(u);
+    int64_t now = client_now_ms();
+    if (u->detecting && !u->got_bytes && u->detect_deadline > 0 && now >= u->detect_deadline) {
+        fall_back_to_plain(u);
+    } else if (u->state < U_BODY && now >= u->head_deadline) {
+        char why[640];
+        snprintf(why, sizeof(why), "local service %s did not answer within %lld s", u->c->local_desc,
+                 (long long)(u->c->opt->read_timeout_ms / 1000));
+        u_reset(u, MUX_CODE_TIMEOUT, why);
+    }
+    if (!u->dead)
+        u_arm_timer(u);
+    u_release(u);
+}
+
+/* ---------------------------------------------------------------- response towards the tunnel */
+
+/* Hands response bytes to the session; what it does not take waits in |pend| and the local
+ * connection stops being read. 0 or -1 (u reset). */
+static int deliver(upstream *u, const uint8_t *p, size_t n)
+{
+    mux_session *s = u_session(u);
+    if (s == NULL || u->dead)
+        return -1;
+    if (u->pend_len == 0) {
+        while (n > 0) {
+            ssize_t k = mux_session_write(s, u->id, p, n);
+            if (k == MUX_ERR_AGAIN)
+                break;
+            if (k < 0) {
+                u_reset(u, MUX_CODE_INTERNAL_ERROR, "cannot write to the stream");
+                return -1;
+            }
+            p += k;
+            n -= (size_t)k;
+        }
+    }
+    if (n > 0) {
+        if (append(&u->pend, &u->pend_len, &u->pend_cap, p, n) != 0) {
+            u_reset(u, MUX_CODE_INTERNAL_ERROR, "out of memory");
+            return -1;
+        }
+        if (u->wsi != NULL && !u->paused) {
+            lws_rx_flow_control(u->wsi, 0);
+            u->paused = 1;
+        }
+    }
+    return 0;
+}
+
+/* Our direction is complete: fin once everything pending went to the session. */
+static void response_complete(upstream *u)
+{
+    u->state = U_DONE;
+    if (u->pend_len > 0) {
+        u->end_pending = 1;
+        return;
+    }
+    mux_session *s = u_session(u);
+    if (s != NULL && !u->dead)
+        mux_session_end_stream(s, u->id);
+}
+
+static int process_body(upstream *u, uint8_t *p, size_t n)
+{
+    switch (u->state) {
+    case U_RAW:
+        return deliver(u, p, n);
+    case U_BODY:
+        break;
+    default:
+        return 0; /* after the end: ignored */
+    }
+    switch (u->body) {
+    case HTTP1_RESP_BODY_LENGTH: {
+        size_t k = n < u->body_left ? n : (size_t)u->body_left;
+        if (k > 0 && deliver(u, p, k) != 0)
+            return -1;
+        u->body_left -= k;
+        if (u->body_left == 0)
+            response_complete(u);
+        return 0;
+    }
+    case HTTP1_RESP_BODY_CHUNKED: {
+        size_t len = n;
+        ssize_t r = http1_chunked_decode(&u->chunked, (char *)p, &len);
+        if (r == MUX_ERR_PROTO) {
+            u_reset(u, MUX_CODE_UPSTREAM_ERROR, "malformed chunked response body");
+            return -1;
+        }
+        if (len > 0 && deliver(u, p, len) != 0)
+            return -1;
+        if (r >= 0)
+            response_complete(u);
+        return 0;
+    }
+    case HTTP1_RESP_BODY_CLOSE:
+        return deliver(u, p, n);
+    default:
+        response_complete(u);
+        return 0;
+    }
+}
+
+/* A response head was parsed from hbuf (|r| bytes). 0: continue with the rest; -1: stop. */
+static int on_response_head(upstream *u, int r)
+{
+    http1_response *resp = u->resp;
+    mux_session *s = u_session(u);
+    if (s == NULL)
+        return -1;
+    if (resp->status == 100)
+        return 0; /* dropped: the server already answered 100-continue itself */
+    if (resp->status == 101) {
+        if (u->req.body != HTTP1_REQ_BODY_RAW) {
+            u_reset(u, MUX_CODE_UPSTREAM_ERROR, "101 without an upgrade request");
+            return -1;
+        }
+        if (u->req.ws_key[0] &&
+            !mux_ws_check_accept(u->req.ws_key, strlen(u->req.ws_key), (const char *)resp->ws_accept.base, resp->ws_accept.len)) {
+            u_reset(u, MUX_CODE_PROTOCOL_ERROR, "local service sent a wrong Sec-WebSocket-Accept");
+            return -1;
+        }
+    }
+    mux_head h;
+    http1_response_to_head(resp, &h);
+    int rv = mux_session_respond(s, u->id, &h);
+    if (rv != 0) {
+        u_reset(u, MUX_CODE_INTERNAL_ERROR, "cannot send the response head");
+        return -1;
+    }
+    LOG_DEBUG(LOG_EV_STREAM, "stream %u: local answered %d", u->id, resp->status);
+    if (resp->status < 200 && resp->status != 101)
+        return 0; /* informational: a final head follows */
+    if (u->dead)
+        return -1;
+    u->body = resp->body;
+    if (resp->status == 101) {
+        u->state = U_RAW;
+    } else if (h.flags & MUX_HEAD_END_STREAM) {
+        u->state = U_DONE;
+    } else {
+        u->state = U_BODY;
+        u->body_left = resp->content_length;
+        http1_chunked_init(&u->chunked);
+    }
+    u_arm_timer(u);
+    return 0;
+}
+
+/* Plaintext from the local service. 0 or -1 (u reset; stop reading). */
+static int on_local_plain(upstream *u, uint8_t *p, size_t n)
+{
+    if (u->dead)
+        return -1;
+    if (u->state != U_REQUEST)
+        return process_body(u, p, n);
+    if (u->hlen + n > UPSTREAM_HEAD_MAX) {
+        u_reset(u, MUX_CODE_UPSTREAM_ERROR, "response head too large");
+        return -1;
+    }
+    if (u->hlen + n > u->hcap) {
+        size_t nc = u->hcap ? u->hcap * 2 : 8192;
+        while (nc < u->hlen + n)
+            nc *= 2;
+        char *b = realloc(u->hbuf, nc);
+        if (b == NULL) {
+            u_reset(u, MUX_CODE_INTERNAL_ERROR, "out of memory");
+            return -1;
+        }
+        u->hbuf = b;
+        u->hcap = nc;
+    }
+    memcpy(u->hbuf + u->hlen, p, n);
+    u->hlen += n;
+    if (u->resp == NULL && (u->resp = malloc(sizeof(*u->resp))) == NULL) {
+        u_reset(u, MUX_CODE_INTERNAL_ERROR, "out of memory");
+        return -1;
+    }
+    for (int guard = 0; guard < 64 && u->state == U_REQUEST && u->hlen > 0; guard++) {
+        const char *reason = "";
+        int r = http1_parse_response(u->hbuf, u->hlen, u->hlast, u->head_request, u->resp, &reason);
+        if (r == MUX_ERR_AGAIN) {
+            u->hlast = u->hlen;
+            return 0;
+        }
+        if (r < 0) {
+            char why[128];
+            snprintf(why, sizeof(why), "bad response from local service: %s", reason);
+            u_reset(u, MUX_CODE_UPSTREAM_ERROR, why);
+            return -1;
+        }
+        if (on_response_head(u, r) != 0)
+            return -1;
+        memmove(u->hbuf, u->hbuf + r, u->hlen - (size_t)r);
+        u->hlen -= (size_t)r;
+        u->hlast = 0;
+    }
+    if (u->state == U_REQUEST)
+        return 0;
+    size_t rest = u->hlen;
+    u->hlen = 0;
+    if (rest > 0)
+        return process_body(u, (uint8_t *)u->hbuf, rest);
+    return 0;
+}
+
+/* Decrypts what TLS has and processes it, unless paused. 0 or -1. */
+static int drain_tls(upstream *u)
+{
+    for (int i = 0; i < 4096 && !u->paused && !u->dead; i++) {
+        ssize_t n = tls_membio_read(u->tls, u->c->scratch, CLIENT_SCRATCH);
+        if (n == 0)
+            return 0;
+        if (n < 0)
+            return -1; /* close_notify or error: handled as EOF by the close callback */
+        if (on_local_plain(u, u->c->scratch, (size_t)n) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* ---------------------------------------------------------------- request towards the local service */
+
+static int out_add(upstream *u, const void *p, size_t n)
+{
+    if (append(&u->out, &u->out_len, &u->out_cap, p, n) != 0) {
+        u_reset(u, MUX_CODE_INTERNAL_ERROR, "out of memory");
+        return -1;
+    }
+    return 0;
+}
+
+static int local_write(upstream *u, const uint8_t *p, size_t n)
+{
+    if (u->tls == NULL)
+        return lws_write(u->wsi, (unsigned char *)p, n, LWS_WRITE_RAW) < 0 ? -1 : 0;
+    if (n > 0 && tls_membio_write(u->tls, p, n) != 0)
+        return -1;
+    uint8_t buf[16384 + 512];
+    size_t k;
+    while ((k = tls_membio_take(u->tls, buf, sizeof(buf))) > 0)
+        if (lws_write(u->wsi, buf, k, LWS_WRITE_RAW) < 0)
+            return -1;
+    return 0;
+}
+
+/* Writes |out| when the socket takes it; returns credit for the body bytes written. 0 or -1. */
+static int flush_out(upstream *u)
+{
+    if (u->wsi == NULL || u->state < U_REQUEST || lws_send_pipe_choked(u->wsi))
+        goto again;
+    if (u->out_len > 0) {
+        if (local_write(u, u->out, u->out_len) != 0)
+            return -1;
+        u->out_len = 0;
+        if (u->out_consume > 0) {
+            mux_session *s = u_session(u);
+            if (s != NULL)
+                mux_session_consume(s, u->id, u->out_consume);
+            u->out_consume = 0;
+        }
+        goto again;
+    }
+    if (u->need_shutdown && u->tls == NULL) {
+        int fd = lws_get_socket_fd(u->wsi);
+        if (fd >= 0)
+            shutdown(fd, SHUT_WR);
+        u->need_shutdown = 0;
+    }
+    return 0;
+again:
+    if (u->wsi != NULL && (u->out_len > 0 || u->need_shutdown))
+        lws_callback_on_writable(u->wsi);
+    return 0;
+}
+
+/* ---------------------------------------------------------------- connecting */
+
+static void connect_failed(upstream *u, const char *why)
+{
+    if (!u->c->schema_fixed)
+        u->c->schema = LOCAL_SCHEMA_DETECT; /* re-detect after a connect failure */
+    u_reset(u, MUX_CODE_CONNECT_ERROR, why);
+}
+
+static void u_connect(upstream *u)
+{
+    client *c = u->c;
+    int https = c->schema != LOCAL_SCHEMA_HTTP;
+    u->detecting = c->schema == LOCAL_SCHEMA_DETECT;
+    u->got_bytes = 0;
+    u->state = U_CONNECTING;
+    if (https) {
+        u->tls = tls_membio_new(c->local_tls, c->opt->local_host, 0);
+        if (u->tls == NULL) {
+            u_reset(u, MUX_CODE_INTERNAL_ERROR, "out of memory");
+            return;
+        }
+    }
+    struct lws_client_connect_info ci;
+    memset(&ci, 0, sizeof(ci));
+    ci.context = c->lws;
+    ci.address = c->opt->local_host;
+    ci.port = (int)c->opt->local_port;
+    ci.path = "/";
+    ci.host = c->opt->local_host;
+    ci.method = "RAW";
+    ci.local_protocol_name = "tm-upstream";
+    ci.userdata = u;
+    u->connect_sync = 1;
+    u->sync_failed = 0;
+    struct lws *wsi = lws_client_connect_via_info(&ci);
+    u->connect_sync = 0;
+    if (wsi == NULL || u->sync_failed) {
+        u->wsi = NULL;
+        char why[640];
+        snprintf(why, sizeof(why), "connection refused to %s", c->local_desc);
+        connect_failed(u, why);
+        return;
+    }
+    if (u->wsi == NULL)
+        u->wsi = wsi;
+}
+
+/* ---------------------------------------------------------------- mux callbacks */
+
+int upstream_on_head(mux_session *s, uint32_t id, const mux_head *head, void *stream_user_data, void *user_data)
+{
+    tunnel *t = user_data;
+    client *c = tunnel_client(t);
+    upstream *u = calloc(1, sizeof(*u));
+    if (u == NULL) {
+        mux_session_reset_stream(s, id, MUX_CODE_INTERNAL_ERROR, "out of memory");
+        return 0;
+    }
+    const char *reason = "";
+    int r = http1_build_request(head, c->host_mode, c->host_value, &u->req, &reason);
+    if (r != 0) {
+        LOG_WARN(LOG_EV_STREAM, "stream %u: invalid request head from server: %s", id, reason);
+        free(u);
+        mux_session_reset_stream(s, id, r == MUX_ERR_NOMEM ? MUX_CODE_INTERNAL_ERROR : MUX_CODE_PROTOCOL_ERROR, reason);
+        return 0;
+    }
+    u->c = c;
+    u->tun = t;
+    u->id = id;
+    u->head_request = head->method.len == 4 && memcmp(head->method.base, "HEAD", 4) == 0;
+    u->head_deadline = client_now_ms() + c->opt->read_timeout_ms;
+    tunnel_add_link(t, &u->link);
+    mux_session_set_stream_user_data(s, id, u);
+    LOG_DEBUG(LOG_EV_STREAM, "stream %u: %.*s %.*s%s", id, (int)head->method.len, (const char *)head->method.base,
+              (int)head->path.len, (const char *)head->path.base, (head->flags & MUX_HEAD_UPGRADE) ? " (upgrade)" : "");
+    u_hold(u);
+    if (out_add(u, u->req.buf, u->req.len) == 0) {
+        u_connect(u);
+        if (!u->dead) {
+            if (u->detecting)
+                u->detect_deadline = client_now_ms() + UPSTREAM_DETECT_MS;
+            u_arm_timer(u);
+        }
+    }
+    u_release(u);
+    return 0;
+}
+
+int upstream_on_data(mux_session *s, uint32_t id, const uint8_t *data, size_t len, void *stream_user_data, void *user_data)
+{
+    upstream *u = stream_user_data;
+    if (u == NULL || u->dead) {
+        mux_session_consume(s, id, len);
+        return 0;
+    }
+    u_hold(u);
+    if (u->req.body == HTTP1_REQ_BODY_NONE ||
+        (u->req.body == HTTP1_REQ_BODY_LENGTH && u->req_body_seen + len > u->req.content_length)) {
+        u_reset(u, MUX_CODE_PROTOCOL_ERROR, "request body longer than announced");
+        u_release(u);
+        return 0;
+    }
+    u->req_body_seen += len;
+    if (u->state == U_DONE && u->wsi == NULL) {
+        mux_session_consume(s, id, len); /* nobody to write to any more: discard */
+        u_release(u);
+        return 0;
+    }
+    int rv = 0;
+    if (u->req.body == HTTP1_REQ_BODY_CHUNKED) {
+        char ch[24];
+        size_t hl = http1_chunk_header(ch, len);
+        rv = out_add(u, ch, hl);
+        if (rv == 0)
+            rv = out_add(u, data, len);
+        if (rv == 0)
+            rv = out_add(u, HTTP1_CHUNK_TRAILER, 2);
+    } else {
+        rv = out_add(u, data, len);
+    }
+    if (rv == 0) {
+        u->out_consume += len;
+        flush_out(u);
+    }
+    u_release(u);
+    return 0;
+}
+
+int upstream_on_end(mux_session *s, uint32_t id, void *stream_user_data, void *user_data)
+{
+    upstream *u = stream_user_data;
+    if (u == NULL || u->dead)
+        return 0;
+    u_hold(u);
+    u->req_fin = 1;
+    switch (u->req.body) {
+    case HTTP1_REQ_BODY_CHUNKED:
+        if (out_add(u, HTTP1_LAST_CHUNK, 5) == 0)
+            flush_out(u);
+        break;
+    case HTTP1_REQ_BODY_LENGTH:
+        if (u->req_body_seen != u->req.content_length)
+            u_reset(u, MUX_CODE_PROTOCOL_ERROR, "request body shorter than announced");
+        break;
+    case HTTP1_REQ_BODY_RAW:
+        u->need_shutdown = 1;
+        flush_out(u);
+        break;
+    default:
+        break;
+    }
+    u_release(u);
+    return 0;
+}
+
+void upstream_on_stream_close(mux_session *s, uint32_t id, unsigned code, const char *reason, int by_peer, void *stream_user_data,
+                              void *user_data)
+{
+    upstream *u = stream_user_data;
+    if (u == NULL)
+        return;
+    LOG_DEBUG(LOG_EV_STREAM, "stream %u: closed (%s%s%s%s)", id, mux_code_name(code), reason[0] ? ": " : "", reason,
+              by_peer ? ", by server" : "");
+    u->dead = 1;
+    if (u->link.next != NULL)
+        tunnel_remove_link(&u->link);
+    u->tun = NULL;
+    if (u->busy == 0)
+        u_free(u);
+}
+
+void upstream_on_writable(mux_session *s, uint32_t id, void *stream_user_data, void *user_data)
+{
+    upstream *u = stream_user_data;
+    if (u == NULL || u->dead || u->pend_len == 0)
+        return;
+    u_hold(u);
+    size_t off = 0;
+    while (off < u->pend_len) {
+        ssize_t k = mux_session_write(s, id, u->pend + off, u->pend_len - off);
+        if (k == MUX_ERR_AGAIN)
+            break;
+        if (k < 0) {
+            u_reset(u, MUX_CODE_INTERNAL_ERROR, "cannot write to the stream");
+            break;
+        }
+        off += (size_t)k;
+    }
+    if (!u->dead) {
+        memmove(u->pend, u->pend + off, u->pend_len - off);
+        u->pend_len -= off;
+        if (u->pend_len == 0) {
+            if (u->end_pending) {
+                u->end_pending = 0;
+                response_complete(u);
+            } else if (u->paused) {
+                u->paused = 0;
+                if (u->tls != NULL && drain_tls(u) != 0 && !u->dead && u->wsi != NULL)
+                    lws_set_timeout(u->wsi, 1, LWS_TO_KILL_ASYNC);
+                if (!u->paused && u->wsi != NULL)
+                    lws_rx_flow_control(u->wsi, 1);
+            }
+        }
+    }
+    u_release(u);
+}
+
+void upstream_abandon(client_link *l)
+{
+    upstream *u = (upstream *)l;
+    tunnel_remove_link(l);
+    u->tun = NULL;
+    u->dead = 1;
+    if (u->busy == 0)
+        u_free(u);
+}
+
+/* ---------------------------------------------------------------- lws callback */
+
+/* The local connection closed (or failed). */
+static void on_local_close(upstream *u, const char *conn_error)
+{
+    char why[640];
+    u->wsi = NULL;
+    if (u->dead)
+        return;
+    if (conn_error != NULL) {
+        snprintf(why, sizeof(why), "connection refused to %s", u->c->local_desc);
+        connect_failed(u, why);
+        return;
+    }
+    if (u->detecting && !u->got_bytes) {
+        fall_back_to_plain(u);
+        return;
+    }
+    switch (u->state) {
+    case U_CONNECTING:
+        snprintf(why, sizeof(why), "connection refused to %s", u->c->local_desc);
+        connect_failed(u, why);
+        break;
+    case U_TLS:
+        snprintf(why, sizeof(why), "%s with %s", u->tls ? tls_membio_error(u->tls) : "TLS handshake failed", u->c->local_desc);
+        connect_failed(u, why);
+        break;
+    case U_REQUEST:
+        u_reset(u, MUX_CODE_UPSTREAM_ERROR, "local service closed the connection without a response");
+        break;
+    case U_BODY:
+        if (u->body == HTTP1_RESP_BODY_CLOSE)
+            response_complete(u);
+        else
+            u_reset(u, MUX_CODE_UPSTREAM_ERROR, "local service closed the connection before the end of the response");
+        break;
+    case U_RAW:
+        response_complete(u);
+        break;
+    case U_DONE:
+        break;
+    }
+}
+
+int upstream_lws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len)
+{
+    upstream *u = user;
+    int rv = 0;
+    switch (reason) {
+    case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
+        if (u == NULL)
+            return 0;
+        lws_set_wsi_user(wsi, NULL);
+        if (u->connect_sync) {
+            u->sync_failed = 1;
+            return 0;
+        }
+        u_hold(u);
+        LOG_DEBUG(LOG_EV_STREAM, "stream %u: connect to %s failed: %s", u->id, u->c->local_desc, in ? (const char *)in : "");
+        on_local_close(u, in ? (const char *)in : "error");
+        u_release(u);
+        return 0;
+    case LWS_CALLBACK_RAW_CONNECTED:
+    case LWS_CALLBACK_RAW_ADOPT:
+        if (u == NULL || u->state != U_CONNECTING)
+            return 0;
+        u_hold(u);
+        u->wsi = wsi;
+        set_nodelay(wsi);
+        if (u->tls != NULL) {
+            u->state = U_TLS;
+            if (local_write(u, NULL, 0) != 0)
+                rv = -1;
+        } else {
+            u->state = U_REQUEST;
+            flush_out(u);
+        }
+        u_release(u);
+        return rv;
+    case LWS_CALLBACK_RAW_RX:
+        if (u == NULL)
+            return -1;
+        u_hold(u);
+        if (u->tls == NULL) {
+            u->got_bytes = 1;
+            rv = on_local_plain(u, in, len);
+        } else {
+            if (u->detecting && !u->got_bytes && len > 0) {
+                unsigned char b = *(unsigned char *)in;
+                if (b != 0x16 && b != 0x15) {
+                    fall_back_to_plain(u); /* detaches this wsi */
+                    u_release(u);
+                    return -1;
+                }
+            }
+            u->got_bytes = 1;
+            if (tls_membio_feed(u->tls, in, len) != 0) {
+                rv = -1;
+            } else if (u->state == U_TLS) {
+                int r = tls_membio_handshake(u->tls);
+                if (local_write(u, NULL, 0) != 0 || r < 0) {
+                    char why[640];
+                    snprintf(why, sizeof(why), "%s with %s", tls_membio_error(u->tls), u->c->local_desc);
+                    connect_failed(u, why);
+                    rv = -1;
+                } else if (r == 1) {
+                    if (u->detecting && !u->c->schema_fixed)
+                        u->c->schema = LOCAL_SCHEMA_HTTPS;
+                    u->detecting = 0;
+                    u->state = U_REQUEST;
+                    flush_out(u);
+                }
+            }
+            if (rv == 0 && u->state >= U_REQUEST && drain_tls(u) != 0)
+                rv = u->dead ? -1 : 0;
+            if (rv == 0 && !u->dead && u->wsi != NULL && local_write(u, NULL, 0) != 0)
+                rv = -1;
+        }
+        if (u->dead)
+            rv = -1;
+        u_release(u);
+        return rv;
+    case LWS_CALLBACK_RAW_WRITEABLE:
+        if (u == NULL)
+            return -1;
+        u_hold(u);
+        if (flush_out(u) != 0)
+            rv = -1;
+        u_release(u);
+        return rv;
+    case LWS_CALLBACK_RAW_CLOSE:
+    case LWS_CALLBACK_WSI_DESTROY:
+        if (u == NULL || u->wsi != wsi)
+            return 0;
+        lws_set_wsi_user(wsi, NULL);
+        u_hold(u);
+        on_local_close(u, NULL);
+        u_release(u);
+        return 0;
+    default:
+        return 0;
+    }
+}
