@@ -274,9 +274,9 @@ static void format_peer(h2o_conn_t *conn, char *out, size_t cap)
     }
     int32_t port = h2o_socket_getport((struct sockaddr *)&ss);
     if (strchr(host, ':') != NULL)
-        snprintf(out, cap, "[%s]:%d", host, (int)port);
+        snprintf(out, cap, "[%.46s]:%d", host, (int)port);
     else
-        snprintf(out, cap, "%s:%d", host, (int)port);
+        snprintf(out, cap, "%.46s:%d", host, (int)port);
 }
 
 static void on_upgrade_complete(void *user_data, h2o_socket_t *sock, size_t reqsize)
