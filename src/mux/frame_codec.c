@@ -330,7 +330,7 @@ static size_t data_record_size(const mux_frame *f)
 size_t mux_frame_encoded_size(const mux_frame *f)
 {
     if (f->type == MUX_FRAME_DATA)
-        return data_record_size(f);
+        return f->stream_id != 0 && (f->payload != NULL || f->payload_len == 0) ? data_record_size(f) : 0;
     pb_frame pb;
     if (fill_pb(&pb, f) != 0)
         return 0;

@@ -203,7 +203,9 @@ void mux_zstd_rx_del(mux_zstd_rx *z)
 
 /*
  * Frees the zstd context of |z|. The sender's history is then lost: the next message must carry
- * the envelope RESET bit (start a new frame), otherwise it fails with MUX_ERR_DECOMPRESS.
+ * the envelope RESET bit (start a new frame), otherwise it fails with MUX_ERR_DECOMPRESS. Only
+ * safe when the peer is known to start a new frame next (the receiver cannot see the sender's
+ * release before the RESET message arrives).
  */
 void mux_zstd_rx_release(mux_zstd_rx *z)
 {
@@ -217,7 +219,8 @@ void mux_zstd_rx_release(mux_zstd_rx *z)
  * Decompresses one message body (see zstd_codec.h). Output is appended to |out| (owned by the
  * caller, grown through |mem| in doubling steps capped so that this message never takes more
  * than |max_out| bytes of it). A message of exactly |max_out| bytes is accepted. On error the
- * output of this call is removed from |out|. Returns 0, MUX_ERR_DECOMPRESS, MUX_ERR_DECOMPRESS_LIMIT,
+ * output of this call is removed from |out|. The first message after creation or release must
+ * have |reset| set (MUX_ERR_DECOMPRESS otherwise). Returns 0, MUX_ERR_DECOMPRESS, MUX_ERR_DECOMPRESS_LIMIT,
  * MUX_ERR_NOMEM (context creation failed; nothing consumed) or MUX_ERR_INTERNAL (allocation failed
  * mid-message: the stream cannot continue).
  */
@@ -225,6 +228,8 @@ int mux_zstd_rx_decompress(mux_zstd_rx *z, const uint8_t *in, size_t len, int re
                            const mux_mem *mem)
 {
     if (z->dctx == NULL) {
+        if (!reset)
+            return MUX_ERR_DECOMPRESS; /* no history to continue from: the sender's stream started earlier */
         z->dctx = ZSTD_createDCtx_advanced(custom_mem(z->mem));
         if (z->dctx == NULL)
             return MUX_ERR_NOMEM;

@@ -574,6 +574,7 @@ START_TEST(test_data_errors)
     mux_buf b;
     mux_buf_init(&b);
     ck_assert_int_eq(mux_frame_encode(&f, &b, NULL), MUX_ERR_INVALID_ARGUMENT);
+    ck_assert_uint_eq(mux_frame_encoded_size(&f), 0);
     mux_buf_free(&b, NULL);
 }
 END_TEST

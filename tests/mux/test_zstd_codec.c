@@ -251,6 +251,14 @@ START_TEST(test_reset)
     ck_assert_int_eq(mux_zstd_rx_decompress(rx, c.base, c.len, 0, &d, 1000, NULL), 0);
     ck_assert(d.len == 6 && memcmp(d.base, "second", 6) == 0);
 
+    /* a fresh or released receiver needs RESET on its first message */
+    mux_zstd_tx_release(tx);
+    mux_zstd_rx_release(rx);
+    ck_assert_int_eq(compress_str(tx, m1, &c), 1);
+    mux_buf_reset(&d);
+    ck_assert_int_eq(mux_zstd_rx_decompress(rx, c.base, c.len, 0, &d, 1000, NULL), MUX_ERR_DECOMPRESS);
+    ck_assert_int_eq(mux_zstd_rx_decompress(rx, c.base, c.len, 1, &d, 1000, NULL), 0);
+
     /* receiver released while the sender kept its history: the continuation fails */
     mux_zstd_rx_release(rx);
     ck_assert_int_eq(compress_str(tx, "third", &c), 0);
