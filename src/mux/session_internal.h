@@ -1,0 +1,157 @@
+/*
+ * tunnelmux — internal structures of the mux session (include/mux/mux.h), shared by session.c,
+ * stream.c (stream table, per-stream send queue), flow.c (credit accounting) and envelope.c
+ * (envelope header byte, record boundaries). Not a public header.
+ */
+#ifndef MUX_SESSION_INTERNAL_H
+#define MUX_SESSION_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+#include "mux/mux.h"
+#include "mux/ws.h"
+#include "zstd_codec.h"
+
+/* ---------------------------------------------------------------- send queue (stream.c) */
+
+/* One fixed-size piece of a stream's send queue. Bytes [0,rd) were taken by send batches, [rd,wr)
+ * are queued. Chunks never move, so DATA payload can be sent from them without copying. */
+typedef struct mux_chunk {
+    struct mux_chunk *next;
+    uint32_t cap; /* bytes of data[] */
+    uint32_t wr;  /* end of written bytes */
+    uint32_t rd;  /* end of bytes taken by mux_session_send */
+    uint8_t data[];
+} mux_chunk;
+
+/* A list of chunks with a session-wide pool of free ones. */
+typedef struct {
+    mux_chunk *head, *tail;
+    size_t queued; /* written, not yet taken */
+    size_t held;   /* written, not yet released (queued + taken in the outstanding batch) */
+} mux_txq;
+
+typedef struct {
+    mux_chunk *free; /* spare chunks, all of |cap| bytes */
+    size_t nfree, maxfree;
+    uint32_t cap;
+} mux_chunk_pool;
+
+/* Appends up to |len| bytes (bounded by |room|); returns bytes appended or MUX_ERR_NOMEM. */
+ssize_t mux_txq_write(mux_txq *q, mux_chunk_pool *pool, const uint8_t *p, size_t len, const mux_mem *mem);
+/* Contiguous queued bytes at the read position (pointer into a chunk), at most |max|. */
+size_t mux_txq_peek(const mux_txq *q, uint8_t **p, size_t max);
+/* Marks |n| bytes (<= the last peek) as taken. */
+void mux_txq_take(mux_txq *q, size_t n);
+/* Releases fully taken chunks to |pool| (no batch may reference them any more). */
+void mux_txq_release(mux_txq *q, mux_chunk_pool *pool, const mux_mem *mem);
+/* Moves all chunks to |grave| (a singly linked list freed later) and empties |q|. */
+void mux_txq_bury(mux_txq *q, mux_chunk **grave);
+/* Frees a chunk list to the pool. */
+void mux_chunks_free(mux_chunk *c, mux_chunk_pool *pool, const mux_mem *mem);
+void mux_chunk_pool_free(mux_chunk_pool *pool, const mux_mem *mem);
+
+/* ---------------------------------------------------------------- flow control (flow.c) */
+
+/* Receive side of one window (stream or connection), quicly maxsender style. */
+typedef struct {
+    int64_t limit;    /* total payload bytes the peer may have sent (granted) */
+    int64_t received; /* total payload bytes received */
+    int64_t consumed; /* total payload bytes the application returned */
+    uint32_t window;  /* current window size (grows with auto-tuning) */
+    int64_t epoch_ms; /* auto-tuning: start of the current window's worth of consumption */
+    int64_t epoch_consumed;
+} mux_rxwin;
+
+void mux_rxwin_init(mux_rxwin *w, uint32_t window, int64_t now_ms);
+/* Accounts |len| received bytes. MUX_ERR_FLOW_CONTROL when the peer exceeded its credit. */
+int mux_rxwin_recv(mux_rxwin *w, size_t len);
+/*
+ * Accounts |n| consumed bytes (clamped to what is unconsumed) and returns the increment to
+ * announce now (0 = not yet: below a quarter of the window). With |rtt_ms| > 0 and
+ * |max_window| > window, doubles the window when a whole window was consumed within 2 RTT.
+ */
+uint32_t mux_rxwin_consume(mux_rxwin *w, size_t n, int64_t now_ms, int64_t rtt_ms, uint32_t max_window);
+/* Adds a WINDOW increment to send credit. MUX_ERR_WINDOW_OVERFLOW for 0 or past 2^31-1. */
+int mux_txcredit_add(int64_t *credit, uint32_t increment);
+
+/* ---------------------------------------------------------------- envelope (envelope.c) */
+
+#define MUX_ENV_VERSION 0x10
+#define MUX_ENV_COMPRESSED 0x01
+#define MUX_ENV_RESET 0x02
+
+/* Checks an envelope header byte. Returns 0 (flags set), MUX_ERR_BAD_VERSION or MUX_ERR_PROTO. */
+int mux_envelope_parse(uint8_t hdr, int *compressed, int *reset, const char **reason);
+/* Builds the header byte. */
+uint8_t mux_envelope_byte(int compressed, int reset);
+/*
+ * Finds the record starting at |p| (|len| bytes left in the body): returns its total size
+ * (varint + frame) or MUX_ERR_VARINT / MUX_ERR_FRAME_TOO_LARGE (runs past the body).
+ */
+ssize_t mux_envelope_record(const uint8_t *p, size_t len, const char **reason);
+
+/* ---------------------------------------------------------------- streams (stream.c) */
+
+/* PROTOCOL.md §5.2. One switch in session.c handles the transitions. */
+typedef enum {
+    MUX_SS_OPEN,               /* both directions open */
+    MUX_SS_HALF_CLOSED_LOCAL,  /* our end was sent, the peer still sends */
+    MUX_SS_HALF_CLOSED_REMOTE, /* the peer's end arrived, we still send */
+    MUX_SS_CLOSING,            /* we sent CLOSE: discard DATA until the peer's fin/CLOSE */
+} mux_stream_state;
+
+enum {
+    MUX_SF_UPGRADE_REQ = 0x01,   /* request head had MUX_HEAD_UPGRADE */
+    MUX_SF_RAW = 0x02,           /* 101 seen: raw bytes both ways */
+    MUX_SF_HEAD_FINAL = 0x04,    /* final response head sent (client) / received (server) */
+    MUX_SF_FIN_QUEUED = 0x08,    /* end_stream called: send DATA fin after the queue */
+    MUX_SF_WANT_WRITABLE = 0x10, /* write() was refused/short: fire on_writable when room */
+    MUX_SF_NOTIFIED = 0x20,      /* on_stream_close already fired (CLOSING stub) */
+    MUX_SF_TOUCHED = 0x40,       /* referenced by the outstanding batch */
+};
+
+/* Which scheduling list a stream is in (haproxy H2_SF_BLK_* style). */
+enum { MUX_LIST_NONE = 0, MUX_LIST_SEND, MUX_LIST_BLK_CONN, MUX_LIST_BLK_STREAM };
+
+typedef struct mux_stream {
+    uint32_t id;
+    mux_stream_state state;
+    unsigned flags; /* MUX_SF_* */
+    void *user_data;
+    struct mux_stream *hnext;         /* hash chain */
+    struct mux_stream *aprev, *anext; /* all streams */
+    struct mux_stream *lprev, *lnext; /* scheduling list */
+    int list;                         /* MUX_LIST_* */
+    int64_t blocked_since;            /* when it entered a blocked list */
+    mux_txq txq;
+    int64_t tx_credit; /* credit granted by the peer minus payload sent */
+    mux_rxwin rx;
+    uint8_t incompressible; /* >0: recent messages with its DATA did not compress */
+    uint8_t probe;          /* counts skipped compressions, to re-probe */
+} mux_stream;
+
+typedef struct {
+    mux_stream *head, *tail;
+} mux_slist;
+
+typedef struct {
+    mux_stream **buckets;
+    size_t nbuckets; /* power of two */
+    size_t count;
+    mux_stream *all; /* head of the all-streams list */
+} mux_stream_table;
+
+int mux_stream_table_init(mux_stream_table *t, const mux_mem *mem);
+void mux_stream_table_free(mux_stream_table *t, const mux_mem *mem);
+mux_stream *mux_stream_table_find(const mux_stream_table *t, uint32_t id);
+/* Inserts |st| (id set). Returns 0 or MUX_ERR_NOMEM (grows the bucket array). */
+int mux_stream_table_insert(mux_stream_table *t, mux_stream *st, const mux_mem *mem);
+void mux_stream_table_remove(mux_stream_table *t, mux_stream *st);
+
+void mux_slist_push(mux_slist *l, mux_stream *st);
+void mux_slist_remove(mux_slist *l, mux_stream *st);
+
+#endif

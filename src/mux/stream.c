@@ -1,0 +1,270 @@
+/*
+ * tunnelmux — stream table (chained hash on the stream id + a list of all streams), scheduling
+ * lists and the per-stream chunked send queue. Pure data structures; the per-stream state machine
+ * lives in session.c.
+ */
+#include <string.h>
+
+#include "mem.h"
+#include "session_internal.h"
+
+/* ---------------------------------------------------------------- table */
+
+static size_t hash_id(uint32_t id, size_t n)
+{
+    return (size_t)((id * 2654435761u) >> 3) & (n - 1);
+}
+
+/* Initialises an empty table with 64 buckets. Returns 0 or MUX_ERR_NOMEM. */
+int mux_stream_table_init(mux_stream_table *t, const mux_mem *mem)
+{
+    memset(t, 0, sizeof(*t));
+    t->nbuckets = 64;
+    t->buckets = mux_mem_calloc(mem, t->nbuckets, sizeof(*t->buckets));
+    return t->buckets == NULL ? MUX_ERR_NOMEM : 0;
+}
+
+/* Frees the bucket array (not the streams: the session frees those). */
+void mux_stream_table_free(mux_stream_table *t, const mux_mem *mem)
+{
+    mux_mem_free(mem, t->buckets);
+    t->buckets = NULL;
+    t->nbuckets = t->count = 0;
+    t->all = NULL;
+}
+
+/* Returns the stream with |id| or NULL. */
+mux_stream *mux_stream_table_find(const mux_stream_table *t, uint32_t id)
+{
+    if (t->buckets == NULL)
+        return NULL;
+    for (mux_stream *st = t->buckets[hash_id(id, t->nbuckets)]; st != NULL; st = st->hnext)
+        if (st->id == id)
+            return st;
+    return NULL;
+}
+
+static int grow(mux_stream_table *t, const mux_mem *mem)
+{
+    size_t n = t->nbuckets * 2;
+    mux_stream **b = mux_mem_calloc(mem, n, sizeof(*b));
+    if (b == NULL)
+        return MUX_ERR_NOMEM;
+    for (size_t i = 0; i < t->nbuckets; i++) {
+        mux_stream *st = t->buckets[i];
+        while (st != NULL) {
+            mux_stream *next = st->hnext;
+            size_t h = hash_id(st->id, n);
+            st->hnext = b[h];
+            b[h] = st;
+            st = next;
+        }
+    }
+    mux_mem_free(mem, t->buckets);
+    t->buckets = b;
+    t->nbuckets = n;
+    return 0;
+}
+
+/* Inserts |st| (borrowed; the caller frees it after removing it). Returns 0 or MUX_ERR_NOMEM. */
+int mux_stream_table_insert(mux_stream_table *t, mux_stream *st, const mux_mem *mem)
+{
+    if (t->count + 1 > t->nbuckets && grow(t, mem) != 0 && t->buckets == NULL)
+        return MUX_ERR_NOMEM; /* a failed grow keeps the old (longer chains) table */
+    size_t h = hash_id(st->id, t->nbuckets);
+    st->hnext = t->buckets[h];
+    t->buckets[h] = st;
+    st->aprev = NULL;
+    st->anext = t->all;
+    if (t->all != NULL)
+        t->all->aprev = st;
+    t->all = st;
+    t->count++;
+    return 0;
+}
+
+/* Unlinks |st| from the hash and the all-streams list. */
+void mux_stream_table_remove(mux_stream_table *t, mux_stream *st)
+{
+    mux_stream **pp = &t->buckets[hash_id(st->id, t->nbuckets)];
+    while (*pp != NULL && *pp != st)
+        pp = &(*pp)->hnext;
+    if (*pp == st)
+        *pp = st->hnext;
+    if (st->aprev != NULL)
+        st->aprev->anext = st->anext;
+    else
+        t->all = st->anext;
+    if (st->anext != NULL)
+        st->anext->aprev = st->aprev;
+    st->aprev = st->anext = st->hnext = NULL;
+    t->count--;
+}
+
+/* ---------------------------------------------------------------- scheduling lists */
+
+/* Appends |st| at the tail of |l| (it must be in no list). */
+void mux_slist_push(mux_slist *l, mux_stream *st)
+{
+    st->lnext = NULL;
+    st->lprev = l->tail;
+    if (l->tail != NULL)
+        l->tail->lnext = st;
+    else
+        l->head = st;
+    l->tail = st;
+}
+
+/* Unlinks |st| from |l|. */
+void mux_slist_remove(mux_slist *l, mux_stream *st)
+{
+    if (st->lprev != NULL)
+        st->lprev->lnext = st->lnext;
+    else
+        l->head = st->lnext;
+    if (st->lnext != NULL)
+        st->lnext->lprev = st->lprev;
+    else
+        l->tail = st->lprev;
+    st->lprev = st->lnext = NULL;
+}
+
+/* ---------------------------------------------------------------- send queue */
+
+static mux_chunk *chunk_get(mux_chunk_pool *pool, const mux_mem *mem)
+{
+    mux_chunk *c = pool->free;
+    if (c != NULL) {
+        pool->free = c->next;
+        pool->nfree--;
+    } else {
+        c = mux_mem_malloc(mem, sizeof(*c) + pool->cap);
+        if (c == NULL)
+            return NULL;
+        c->cap = pool->cap;
+    }
+    c->next = NULL;
+    c->rd = c->wr = 0;
+    return c;
+}
+
+static void chunk_put(mux_chunk *c, mux_chunk_pool *pool, const mux_mem *mem)
+{
+    if (pool->nfree < pool->maxfree && c->cap == pool->cap) {
+        c->next = pool->free;
+        pool->free = c;
+        pool->nfree++;
+    } else {
+        mux_mem_free(mem, c);
+    }
+}
+
+/* Copies up to |len| bytes of |p| (borrowed) into the queue. Returns the count or MUX_ERR_NOMEM
+ * when nothing could be stored. */
+ssize_t mux_txq_write(mux_txq *q, mux_chunk_pool *pool, const uint8_t *p, size_t len, const mux_mem *mem)
+{
+    size_t done = 0;
+    while (done < len) {
+        mux_chunk *c = q->tail;
+        if (c == NULL || c->wr == c->cap) {
+            mux_chunk *n = chunk_get(pool, mem);
+            if (n == NULL)
+                break;
+            if (c != NULL)
+                c->next = n;
+            else
+                q->head = n;
+            q->tail = c = n;
+        }
+        size_t n = c->cap - c->wr;
+        if (n > len - done)
+            n = len - done;
+        memcpy(c->data + c->wr, p + done, n);
+        c->wr += (uint32_t)n;
+        done += n;
+    }
+    q->queued += done;
+    q->held += done;
+    if (done == 0 && len != 0)
+        return MUX_ERR_NOMEM;
+    return (ssize_t)done;
+}
+
+static mux_chunk *read_chunk(const mux_txq *q)
+{
+    mux_chunk *c = q->head;
+    while (c != NULL && c->rd == c->wr && c->next != NULL)
+        c = c->next;
+    return c;
+}
+
+/* Points |*p| at the next contiguous queued bytes (inside a chunk); returns how many (<= max). */
+size_t mux_txq_peek(const mux_txq *q, uint8_t **p, size_t max)
+{
+    mux_chunk *c = read_chunk(q);
+    if (c == NULL || c->rd == c->wr) {
+        *p = NULL;
+        return 0;
+    }
+    size_t n = c->wr - c->rd;
+    *p = c->data + c->rd;
+    return n < max ? n : max;
+}
+
+/* Marks |n| bytes at the read position as taken (n <= what the last peek returned). */
+void mux_txq_take(mux_txq *q, size_t n)
+{
+    mux_chunk *c = read_chunk(q);
+    if (c == NULL)
+        return;
+    c->rd += (uint32_t)n;
+    q->queued -= n;
+}
+
+/* Frees chunks whose bytes were all taken; the tail chunk is rewound when fully taken. Taken
+ * bytes stop counting as held (at most one partly taken chunk stays allocated). */
+void mux_txq_release(mux_txq *q, mux_chunk_pool *pool, const mux_mem *mem)
+{
+    q->held = q->queued;
+    while (q->head != NULL && q->head->rd == q->head->wr) {
+        mux_chunk *c = q->head;
+        if (c->next == NULL) {
+            c->rd = c->wr = 0; /* keep the tail for the next writes */
+            break;
+        }
+        q->head = c->next;
+        chunk_put(c, pool, mem);
+    }
+}
+
+/* Hands every chunk of |q| to the |*grave| list (bytes may still be referenced by a batch). */
+void mux_txq_bury(mux_txq *q, mux_chunk **grave)
+{
+    if (q->head != NULL) {
+        q->tail->next = *grave;
+        *grave = q->head;
+    }
+    q->head = q->tail = NULL;
+    q->queued = q->held = 0;
+}
+
+/* Returns a whole chunk list to the pool (or frees it). */
+void mux_chunks_free(mux_chunk *c, mux_chunk_pool *pool, const mux_mem *mem)
+{
+    while (c != NULL) {
+        mux_chunk *next = c->next;
+        chunk_put(c, pool, mem);
+        c = next;
+    }
+}
+
+/* Frees the spare chunks. */
+void mux_chunk_pool_free(mux_chunk_pool *pool, const mux_mem *mem)
+{
+    while (pool->free != NULL) {
+        mux_chunk *c = pool->free;
+        pool->free = c->next;
+        mux_mem_free(mem, c);
+    }
+    pool->nfree = 0;
+}

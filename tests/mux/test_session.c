@@ -1,0 +1,554 @@
+/*
+ * tunnelmux — mux session suite: handshake, streams, flow control, the 64 MiB multi-stream
+ * transfer, malformed input (each error code), keepalive, GOAWAY, resets. Two sessions talk in
+ * memory through tests/mux/peer.h with a fake clock.
+ */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <zstd.h>
+
+#include "check_main.h"
+#include "frame_codec.h"
+#include "mux/mux.h"
+#include "mux/ws.h"
+#include "mux/peer.h"
+
+#define MAXS 256
+
+typedef struct {
+    int used;
+    uint64_t tx_total, tx_done;
+    int tx_ended;
+    uint64_t rx_got, rx_consumed;
+    int rx_ended, closed, close_by_peer;
+    unsigned close_code, status;
+    int heads;
+    int stalled; /* the app does not consume this stream */
+    int bad;     /* pattern mismatch seen */
+} tstream;
+
+typedef struct {
+    mux_session *s;
+    int server;
+    tstream st[MAXS];
+    int hellos, welcomes, refuses;
+    unsigned refuse_code;
+    int accept_mode; /* server: 0 accept in on_hello, 1 refuse, 2 defer */
+    int goaways;
+    unsigned goaway_code;
+    uint32_t goaway_last;
+    int64_t rtt;
+    uint32_t window, conn_window; /* what this side grants (no auto-tuning in these tests) */
+    uint64_t unconsumed_total, max_unconsumed_total;
+    int window_violations;
+    int auto_respond;
+    peer_rng *rng;
+    uint64_t resp_seed, resp_per;
+    int closes;
+    int writable_calls;
+} side;
+
+static tstream *ts_of(side *d, uint32_t id)
+{
+    uint32_t i = (id - 1) / 2;
+    return i < MAXS ? &d->st[i] : NULL;
+}
+
+static uint64_t resp_size(side *d, uint32_t id)
+{
+    peer_rng r = {d->resp_seed ^ id};
+    uint64_t v = peer_rng_next(&r);
+    uint64_t per = d->resp_per != 0 ? d->resp_per : 64 * 1024;
+    return (v % 8 == 0) ? 0 : 1 + (v >> 8) % (2 * per * 8 / 7);
+}
+
+/* ---------------------------------------------------------------- callbacks */
+
+static int cb_hello(mux_session *s, const mux_hello_info *h, void *ud)
+{
+    side *d = ud;
+    d->hellos++;
+    if (d->accept_mode == 0)
+        return mux_session_accept(s, "https://demo.example.com");
+    if (d->accept_mode == 1)
+        return mux_session_refuse(s, MUX_CODE_NAME_TAKEN, "taken", 5000);
+    return 0;
+}
+
+static void cb_welcome(mux_session *s, const mux_welcome_info *w, void *ud)
+{
+    ((side *)ud)->welcomes++;
+}
+
+static void cb_refuse(mux_session *s, unsigned code, const char *reason, uint32_t retry, void *ud)
+{
+    side *d = ud;
+    d->refuses++;
+    d->refuse_code = code;
+}
+
+static int cb_head(mux_session *s, uint32_t id, const mux_head *head, void *sud, void *ud)
+{
+    side *d = ud;
+    tstream *t = ts_of(d, id);
+    if (t == NULL)
+        return 1;
+    t->heads++;
+    if (!d->server) {
+        t->used = 1;
+        if (d->auto_respond) {
+            t->tx_total = resp_size(d, id);
+            mux_head r;
+            memset(&r, 0, sizeof(r));
+            r.status = 200;
+            r.flags = t->tx_total == 0 ? MUX_HEAD_END_STREAM : 0;
+            mux_header h = {{(uint8_t *)"content-type", 12}, {(uint8_t *)"text/plain", 10}};
+            r.headers = &h;
+            r.nheaders = 1;
+            ck_assert_int_eq(mux_session_respond(s, id, &r), 0);
+            if (t->tx_total == 0)
+                t->tx_ended = 1;
+        }
+    } else {
+        t->status = head->status;
+    }
+    return 0;
+}
+
+static int cb_data(mux_session *s, uint32_t id, const uint8_t *p, size_t len, void *sud, void *ud)
+{
+    side *d = ud;
+    tstream *t = ts_of(d, id);
+    if (t == NULL)
+        return 1;
+    int dir = d->server ? 1 : 0; /* 0: request body (server->client), 1: response body */
+    if (peer_pattern_check(p, len, id, dir, t->rx_got) != len)
+        t->bad = 1;
+    t->rx_got += len;
+    d->unconsumed_total += len;
+    if (d->unconsumed_total > d->max_unconsumed_total)
+        d->max_unconsumed_total = d->unconsumed_total;
+    /* the sender never exceeds a window: outstanding <= granted (PROTOCOL.md §6.1) */
+    if (t->rx_got - t->rx_consumed > d->window || d->unconsumed_total > d->conn_window)
+        d->window_violations++;
+    return 0;
+}
+
+static int cb_end(mux_session *s, uint32_t id, void *sud, void *ud)
+{
+    tstream *t = ts_of(ud, id);
+    if (t != NULL)
+        t->rx_ended = 1;
+    return 0;
+}
+
+static void cb_close(mux_session *s, uint32_t id, unsigned code, const char *reason, int by_peer, void *sud, void *ud)
+{
+    side *d = ud;
+    tstream *t = ts_of(d, id);
+    ck_assert_ptr_nonnull(reason);
+    d->closes++;
+    if (t == NULL)
+        return;
+    ck_assert_int_eq(t->closed, 0); /* the last callback, once */
+    t->closed = 1;
+    t->close_code = code;
+    t->close_by_peer = by_peer;
+    d->unconsumed_total -= t->rx_got - t->rx_consumed;
+    t->rx_consumed = t->rx_got;
+}
+
+static void cb_writable(mux_session *s, uint32_t id, void *sud, void *ud)
+{
+    ((side *)ud)->writable_calls++;
+}
+
+static void cb_goaway(mux_session *s, uint32_t last, unsigned code, const char *reason, void *ud)
+{
+    side *d = ud;
+    d->goaways++;
+    d->goaway_code = code;
+    d->goaway_last = last;
+}
+
+static void cb_rtt(mux_session *s, int64_t rtt, void *ud)
+{
+    ((side *)ud)->rtt = rtt;
+}
+
+static const mux_session_callbacks CBS = {cb_hello, cb_welcome, cb_refuse,   cb_head,   cb_data,
+                                          cb_end,   cb_close,   cb_writable, cb_goaway, cb_rtt};
+
+/* ---------------------------------------------------------------- pair setup */
+
+typedef struct {
+    peer_net net;
+    side srv, cli;
+    peer_rng rng;
+} pair;
+
+static void pair_new(pair *p, mux_session_options *so, mux_session_options *co, uint64_t seed)
+{
+    memset(p, 0, sizeof(*p));
+    peer_net_init(&p->net, seed);
+    p->rng.s = seed * 31 + 7;
+    p->net.now = 1000;
+    p->srv.server = 1;
+    p->srv.rng = p->cli.rng = &p->rng;
+    p->cli.auto_respond = 1;
+    p->cli.resp_seed = seed;
+    /* each side checks the windows IT grants */
+    p->srv.window = so->initial_stream_window;
+    p->srv.conn_window = so->initial_conn_window;
+    p->cli.window = co->initial_stream_window;
+    p->cli.conn_window = co->initial_conn_window;
+    ck_assert_int_eq(mux_session_new(&p->srv.s, so, &CBS, NULL, &p->srv, p->net.now), 0);
+    ck_assert_int_eq(mux_session_new(&p->cli.s, co, &CBS, NULL, &p->cli, p->net.now), 0);
+}
+
+static void pair_del(pair *p)
+{
+    mux_session_del(p->srv.s);
+    mux_session_del(p->cli.s);
+    peer_net_free(&p->net);
+}
+
+/* Pumps both ways until neither side has anything to send (bounded). */
+static void pump(pair *p, size_t max_chunk)
+{
+    for (int i = 0; i < 1000; i++) {
+        ssize_t a = transmit(&p->net, p->cli.s, p->srv.s, max_chunk, 1);
+        ssize_t b = transmit(&p->net, p->srv.s, p->cli.s, max_chunk, 0);
+        if (a <= 0 && b <= 0)
+            return;
+    }
+}
+
+static void opts(mux_session_options *so, mux_session_options *co)
+{
+    mux_session_options_default(so, MUX_ROLE_SERVER);
+    mux_session_options_default(co, MUX_ROLE_CLIENT);
+    co->client_id = "demo";
+    co->auth_token = "secret";
+    co->software = "test/1";
+}
+
+static void established(pair *p, int zstd_srv, int zstd_cli)
+{
+    mux_session_options so, co;
+    opts(&so, &co);
+    so.enable_zstd = zstd_srv;
+    co.enable_zstd = zstd_cli;
+    pair_new(p, &so, &co, 42);
+    pump(p, 1 << 20);
+    ck_assert(mux_session_is_established(p->srv.s));
+    ck_assert(mux_session_is_established(p->cli.s));
+}
+
+/* ---------------------------------------------------------------- handshake */
+
+START_TEST(test_handshake_ok)
+{
+    pair p;
+    established(&p, 1, 1);
+    ck_assert_int_eq(p.srv.hellos, 1);
+    ck_assert_int_eq(p.cli.welcomes, 1);
+    ck_assert_uint_eq(mux_session_capabilities(p.srv.s), MUX_CAP_ZSTD);
+    ck_assert_uint_eq(mux_session_capabilities(p.cli.s), MUX_CAP_ZSTD);
+    ck_assert(!mux_session_want_close(p.srv.s));
+    pair_del(&p);
+}
+END_TEST
+
+START_TEST(test_handshake_no_zstd)
+{
+    for (int i = 0; i < 2; i++) {
+        pair p;
+        established(&p, i, !i);
+        ck_assert_uint_eq(mux_session_capabilities(p.srv.s), 0);
+        ck_assert_uint_eq(mux_session_capabilities(p.cli.s), 0);
+        pair_del(&p);
+    }
+}
+END_TEST
+
+START_TEST(test_handshake_refused)
+{
+    mux_session_options so, co;
+    opts(&so, &co);
+    pair p;
+    pair_new(&p, &so, &co, 1);
+    p.srv.accept_mode = 1;
+    ck_assert_int_gt(transmit(&p.net, p.cli.s, p.srv.s, 1 << 20, 1), 0);
+    ck_assert(mux_session_want_close(p.srv.s));
+    ck_assert_int_eq(transmit(&p.net, p.srv.s, p.cli.s, 1 << 20, 0), MUX_ERR_REFUSED);
+    ck_assert_int_eq(p.cli.refuses, 1);
+    ck_assert_uint_eq(p.cli.refuse_code, MUX_CODE_NAME_TAKEN);
+    ck_assert(mux_session_want_close(p.cli.s));
+    ck_assert(!mux_session_is_established(p.cli.s));
+    pair_del(&p);
+}
+END_TEST
+
+START_TEST(test_handshake_deferred)
+{
+    mux_session_options so, co;
+    opts(&so, &co);
+    pair p;
+    pair_new(&p, &so, &co, 1);
+    p.srv.accept_mode = 2;
+    pump(&p, 7);
+    ck_assert(!mux_session_is_established(p.srv.s));
+    ck_assert_int_eq(mux_session_open_stream(p.srv.s, &(mux_head){0}, NULL), MUX_ERR_INVALID_STATE);
+    ck_assert_int_eq(mux_session_accept(p.srv.s, NULL), 0);
+    pump(&p, 7);
+    ck_assert(mux_session_is_established(p.cli.s));
+    pair_del(&p);
+}
+END_TEST
+
+START_TEST(test_handshake_timeout)
+{
+    mux_session_options so, co;
+    opts(&so, &co);
+    pair p;
+    pair_new(&p, &so, &co, 1);
+    int64_t t = mux_session_next_timeout(p.srv.s);
+    ck_assert_int_eq(t, 1000 + so.handshake_timeout_ms);
+    ck_assert_int_eq(mux_session_handle_timeout(p.srv.s, t - 1), 0);
+    ck_assert_int_eq(mux_session_handle_timeout(p.srv.s, t), MUX_ERR_TIMEOUT);
+    ck_assert(mux_session_want_close(p.srv.s));
+    ck_assert_int_eq(mux_session_handle_timeout(p.cli.s, t), MUX_ERR_TIMEOUT);
+    pair_del(&p);
+}
+END_TEST
+
+/* ---------------------------------------------------------------- the big transfer */
+
+static uint8_t patbuf[256 * 1024];
+
+static void app_write(side *d, size_t maxw)
+{
+    for (uint32_t i = 0; i < MAXS; i++) {
+        tstream *t = &d->st[i];
+        uint32_t id = 2 * i + 1;
+        if (!t->used || t->closed || t->tx_ended)
+            continue;
+        int dir = d->server ? 0 : 1;
+        while (t->tx_done < t->tx_total) {
+            size_t n = (size_t)peer_rng_range(d->rng, 1, maxw);
+            if (n > t->tx_total - t->tx_done)
+                n = (size_t)(t->tx_total - t->tx_done);
+            peer_pattern_fill(patbuf, n, id, dir, t->tx_done);
+            ssize_t w = mux_session_write(d->s, id, patbuf, n);
+            if (w == MUX_ERR_AGAIN)
+                break;
+            ck_assert_int_gt(w, 0);
+            t->tx_done += (uint64_t)w;
+            if ((size_t)w < n)
+                break;
+        }
+        if (t->tx_done == t->tx_total) {
+            ck_assert_int_eq(mux_session_end_stream(d->s, id), 0);
+            t->tx_ended = 1;
+        }
+    }
+}
+
+static void app_consume(side *d, int all)
+{
+    for (uint32_t i = 0; i < MAXS; i++) {
+        tstream *t = &d->st[i];
+        if (!t->used || t->stalled || t->rx_got == t->rx_consumed)
+            continue;
+        if (!all && peer_rng_range(d->rng, 0, 3) != 0)
+            continue; /* consume later */
+        uint64_t n = t->rx_got - t->rx_consumed;
+        if (!all && peer_rng_range(d->rng, 0, 1) == 0)
+            n = peer_rng_range(d->rng, 1, n);
+        t->rx_consumed += n;
+        d->unconsumed_total -= n;
+        ck_assert_int_eq(mux_session_consume(d->s, 2 * i + 1, (size_t)n), 0);
+    }
+}
+
+static int all_closed(side *d, uint32_t n)
+{
+    for (uint32_t i = 0; i < n; i++)
+        if (d->st[i].used && !d->st[i].closed)
+            return 0;
+    return 1;
+}
+
+/* Runs |nstreams| request/response exchanges carrying ~|total| bytes in all. */
+static void run_transfer(uint64_t seed, uint32_t nstreams, uint64_t total, int zstd, int stall_one, double *secs)
+{
+    peer_rng cfg = {seed};
+    mux_session_options so, co;
+    opts(&so, &co);
+    so.enable_zstd = co.enable_zstd = zstd;
+    static const uint32_t wins[] = {4096, 16384, 65536, 262144, 1 << 20};
+    so.initial_stream_window = wins[peer_rng_range(&cfg, 0, 4)];
+    co.initial_stream_window = wins[peer_rng_range(&cfg, 0, 4)];
+    so.initial_conn_window = (uint32_t)peer_rng_range(&cfg, 64 * 1024, 4 << 20);
+    co.initial_conn_window = (uint32_t)peer_rng_range(&cfg, 64 * 1024, 4 << 20);
+    if (stall_one) { /* one stalled stream must not be able to eat the whole connection window */
+        so.initial_conn_window = co.initial_conn_window = 4 << 20;
+        so.initial_stream_window = co.initial_stream_window = 65536;
+    }
+    so.max_stream_window = so.initial_stream_window; /* exact window checks: no auto-tuning */
+    co.max_stream_window = co.initial_stream_window;
+    so.chunk_size = (uint32_t)peer_rng_range(&cfg, 512, 16384);
+    co.chunk_size = (uint32_t)peer_rng_range(&cfg, 512, 16384);
+    so.send_message_size = (uint32_t)peer_rng_range(&cfg, 4096, 256 * 1024);
+    co.send_message_size = (uint32_t)peer_rng_range(&cfg, 4096, 256 * 1024);
+    so.stream_send_buffer = (uint32_t)peer_rng_range(&cfg, 8192, 256 * 1024);
+    co.stream_send_buffer = (uint32_t)peer_rng_range(&cfg, 8192, 256 * 1024);
+    so.max_concurrent_streams = co.max_concurrent_streams = nstreams;
+    fprintf(stderr, "transfer seed=%llu streams=%u total=%llu zstd=%d win srv=%u/%u cli=%u/%u chunk=%u/%u msg=%u/%u buf=%u/%u\n",
+            (unsigned long long)seed, nstreams, (unsigned long long)total, zstd, so.initial_stream_window, so.initial_conn_window,
+            co.initial_stream_window, co.initial_conn_window, so.chunk_size, co.chunk_size, so.send_message_size,
+            co.send_message_size, so.stream_send_buffer, co.stream_send_buffer);
+    pair *p = calloc(1, sizeof(*p));
+    pair_new(p, &so, &co, seed);
+    pump(p, 1 << 20);
+    ck_assert(mux_session_is_established(p->cli.s));
+    uint64_t per = total / 2 / nstreams;
+    p->cli.resp_per = per;
+    for (uint32_t i = 0; i < nstreams; i++) {
+        tstream *t = &p->srv.st[i];
+        t->used = 1;
+        t->tx_total = peer_rng_range(&cfg, 0, 7) == 0 ? 0 : peer_rng_range(&cfg, 1, 2 * per * 8 / 7);
+        mux_head h;
+        memset(&h, 0, sizeof(h));
+        h.method = (mux_iovec){(uint8_t *)"POST", 4};
+        h.scheme = (mux_iovec){(uint8_t *)"http", 4};
+        h.authority = (mux_iovec){(uint8_t *)"demo.example.com", 16};
+        h.path = (mux_iovec){(uint8_t *)"/upload", 7};
+        h.flags = t->tx_total == 0 ? MUX_HEAD_END_STREAM : 0;
+        int32_t id = mux_session_open_stream(p->srv.s, &h, t);
+        ck_assert_int_eq(id, (int32_t)(2 * i + 1));
+        if (t->tx_total == 0)
+            t->tx_ended = 1;
+    }
+    if (stall_one)
+        p->cli.st[0].stalled = 1; /* the client stops consuming stream 1's request body */
+    clock_t c0 = clock();
+    int iter;
+    int stalled_released = 0;
+    for (iter = 0; iter < 2000000; iter++) {
+        app_write(&p->srv, 64 * 1024);
+        app_write(&p->cli, 64 * 1024);
+        uint64_t r = peer_rng_range(&p->rng, 0, 999);
+        size_t chunk = r < 30    ? (size_t)peer_rng_range(&p->rng, 1, 16)
+                       : r < 130 ? (size_t)peer_rng_range(&p->rng, 17, 4096)
+                                 : (size_t)1 << 30;
+        ssize_t a = transmit(&p->net, p->srv.s, p->cli.s, chunk, 0);
+        ck_assert_msg(a >= 0, "client recv failed: %d %s", (int)a, mux_session_last_error_reason(p->cli.s));
+        ssize_t b = transmit(&p->net, p->cli.s, p->srv.s, chunk, 1);
+        ck_assert_msg(b >= 0, "server recv failed: %d %s", (int)b, mux_session_last_error_reason(p->srv.s));
+        app_consume(&p->srv, 0);
+        app_consume(&p->cli, 0);
+        p->net.now++;
+        if (stall_one && !stalled_released && all_closed(&p->srv, nstreams) == 0) {
+            /* everything but stream 1 finished? */
+            int others = 1;
+            for (uint32_t i = 1; i < nstreams && others; i++)
+                others = p->srv.st[i].closed;
+            if (others) {
+                tstream *t = &p->cli.st[0];
+                /* the stalled stream got at most its window */
+                ck_assert_uint_le(t->rx_got, co.initial_stream_window);
+                if (p->srv.st[0].tx_total > co.initial_stream_window)
+                    ck_assert_uint_eq(t->rx_got, co.initial_stream_window);
+                t->stalled = 0;
+                stalled_released = 1;
+            }
+        }
+        if (a == 0 && b == 0 && all_closed(&p->srv, nstreams) && all_closed(&p->cli, nstreams))
+            break;
+        if ((clock() - c0) / CLOCKS_PER_SEC > 300)
+            break;
+    }
+    *secs = (double)(clock() - c0) / CLOCKS_PER_SEC;
+    ck_assert_msg(all_closed(&p->srv, nstreams) && all_closed(&p->cli, nstreams), "not finished after %d iterations", iter);
+    uint64_t moved = 0;
+    for (uint32_t i = 0; i < nstreams; i++) {
+        tstream *s = &p->srv.st[i], *c = &p->cli.st[i];
+        ck_assert_int_eq(s->bad, 0);
+        ck_assert_int_eq(c->bad, 0);
+        ck_assert_uint_eq(c->rx_got, s->tx_total); /* exactly once */
+        ck_assert_uint_eq(s->rx_got, c->tx_total);
+        ck_assert_uint_eq(s->close_code, MUX_CODE_NO_ERROR);
+        ck_assert_uint_eq(c->close_code, MUX_CODE_NO_ERROR);
+        ck_assert_int_eq(s->status, 200);
+        moved += s->tx_total + c->tx_total;
+    }
+    if (stall_one)
+        ck_assert_msg(stalled_released, "the other streams did not finish while one was stalled");
+    ck_assert_int_eq(p->srv.window_violations, 0);
+    ck_assert_int_eq(p->cli.window_violations, 0);
+    mux_session_stats st;
+    mux_session_get_stats(p->srv.s, &st);
+    ck_assert_uint_eq(st.streams_active, 0);
+    ck_assert_uint_eq(st.streams_opened, nstreams);
+    fprintf(stderr, "  moved %llu bytes in %d iterations, %.2f s cpu, srv msgs out %llu, flow_blocked_ms %llu\n",
+            (unsigned long long)moved, iter, *secs, (unsigned long long)st.messages_out, (unsigned long long)st.flow_blocked_ms);
+    pair_del(p);
+    free(p);
+}
+
+static uint64_t test_seed(void)
+{
+    const char *e = getenv("TM_SEED");
+    if (e != NULL)
+        return strtoull(e, NULL, 0);
+    return (uint64_t)time(NULL);
+}
+
+START_TEST(test_transfer_64mib)
+{
+    double secs;
+    uint64_t seed = test_seed();
+    run_transfer(seed, 100, 64ull << 20, 0, 0, &secs);
+}
+END_TEST
+
+START_TEST(test_transfer_zstd)
+{
+    double secs;
+    run_transfer(test_seed() + 1, 20, 8ull << 20, 1, 0, &secs);
+}
+END_TEST
+
+START_TEST(test_transfer_stalled_stream)
+{
+    double secs;
+    run_transfer(test_seed() + 2, 10, 8ull << 20, 0, 1, &secs);
+}
+END_TEST
+
+Suite *make_suite(void);
+Suite *make_suite(void)
+{
+    Suite *s = suite_create("session");
+    TCase *tc = tcase_create("handshake");
+    tcase_add_test(tc, test_handshake_ok);
+    tcase_add_test(tc, test_handshake_no_zstd);
+    tcase_add_test(tc, test_handshake_refused);
+    tcase_add_test(tc, test_handshake_deferred);
+    tcase_add_test(tc, test_handshake_timeout);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("transfer");
+    tcase_set_timeout(tc, 600);
+    tcase_add_test(tc, test_transfer_64mib);
+    tcase_add_test(tc, test_transfer_zstd);
+    tcase_add_test(tc, test_transfer_stalled_stream);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+TM_CHECK_MAIN(make_suite)
