@@ -531,6 +531,664 @@ START_TEST(test_transfer_stalled_stream)
 }
 END_TEST
 
+/* ---------------------------------------------------------------- hand-crafted input */
+
+/* Appends the record of |f| to |env| (an envelope being built). */
+static void rec(mux_buf *env, const mux_frame *f)
+{
+    ck_assert_int_eq(mux_frame_encode(f, env, NULL), 0);
+}
+
+static void env_start(mux_buf *env, uint8_t hdr)
+{
+    mux_buf_init(env);
+    ck_assert_int_eq(mux_buf_append(env, &hdr, 1, 0, NULL), 0);
+}
+
+/* Wraps |payload| in one WebSocket frame (masked when |mask|) and feeds it to |dst|. */
+static ssize_t inject(pair *p, mux_session *dst, unsigned opcode, int fin, const uint8_t *payload, size_t n, int mask)
+{
+    uint8_t *buf = malloc(n + MUX_WS_MAX_HEADER);
+    uint8_t key[4] = {0x12, 0x34, 0x56, 0x78};
+    size_t hl = mux_ws_frame_header(buf, opcode, fin, n, mask ? key : NULL);
+    if (n != 0)
+        memcpy(buf + hl, payload, n);
+    if (mask)
+        mux_ws_mask(buf + hl, n, key, 0);
+    ssize_t rv = mux_session_recv(dst, buf, hl + n, p->net.now);
+    free(buf);
+    return rv;
+}
+
+static ssize_t inject_env(pair *p, int to_server, mux_buf *env)
+{
+    ssize_t rv = inject(p, to_server ? p->srv.s : p->cli.s, MUX_WS_OP_BINARY, 1, env->base, env->len, to_server);
+    mux_buf_free(env, NULL);
+    return rv;
+}
+
+/* After |dst| failed with |rv|: it wants to close, and its peer gets GOAWAY(code) (unless the
+ * WebSocket layer itself was broken) and the WebSocket close, which ends the peer too. */
+static void expect_failed(pair *p, int to_server, ssize_t got, int want)
+{
+    mux_session *dst = to_server ? p->srv.s : p->cli.s;
+    mux_session *peer = to_server ? p->cli.s : p->srv.s;
+    side *pd = to_server ? &p->cli : &p->srv;
+    ck_assert_msg(got == want, "got %d (%s), want %d", (int)got, mux_session_last_error_reason(dst), want);
+    ck_assert(mux_session_want_close(dst));
+    ck_assert_str_ne(mux_session_last_error_reason(dst), "");
+    int before = pd->goaways;
+    ck_assert_int_gt(transmit(&p->net, dst, peer, 1 << 20, !to_server), 0);
+    if (want != MUX_ERR_WS_PROTOCOL) {
+        ck_assert_int_eq(pd->goaways, before + 1);
+        ck_assert_uint_eq(pd->goaway_code, mux_error_to_code(want));
+    }
+    ck_assert(mux_session_want_close(peer));                                /* it saw the WebSocket close */
+    ck_assert_int_eq(transmit(&p->net, dst, peer, 1 << 20, !to_server), 0); /* nothing after the close */
+}
+
+static mux_frame fr(mux_frame_type type, uint32_t id)
+{
+    mux_frame f;
+    memset(&f, 0, sizeof(f));
+    f.type = type;
+    f.stream_id = id;
+    return f;
+}
+
+START_TEST(test_bad_varint)
+{
+    pair p;
+    established(&p, 0, 0);
+    mux_buf env;
+    env_start(&env, 0x10);
+    uint8_t b = 0x80;
+    mux_buf_append(&env, &b, 1, 0, NULL);
+    expect_failed(&p, 1, inject_env(&p, 1, &env), MUX_ERR_VARINT);
+    pair_del(&p);
+}
+END_TEST
+
+START_TEST(test_record_too_large)
+{
+    pair p;
+    established(&p, 0, 0);
+    mux_buf env;
+    env_start(&env, 0x10);
+    uint8_t b[2] = {0x05, 0x01};
+    mux_buf_append(&env, b, 2, 0, NULL);
+    expect_failed(&p, 1, inject_env(&p, 1, &env), MUX_ERR_FRAME_TOO_LARGE);
+    pair_del(&p);
+}
+END_TEST
+
+START_TEST(test_message_too_large)
+{
+    mux_session_options so, co;
+    opts(&so, &co);
+    so.max_message_size = 4096;
+    pair p;
+    pair_new(&p, &so, &co, 3);
+    pump(&p, 1 << 20);
+    uint8_t *big = calloc(1, 5000);
+    big[0] = 0x10;
+    expect_failed(&p, 1, inject(&p, p.srv.s, MUX_WS_OP_BINARY, 1, big, 5000, 1), MUX_ERR_MESSAGE_TOO_LARGE);
+    free(big);
+    pair_del(&p);
+}
+END_TEST
+
+START_TEST(test_unknown_stream)
+{
+    pair p;
+    established(&p, 0, 0);
+    mux_buf env;
+    env_start(&env, 0x10);
+    mux_frame f = fr(MUX_FRAME_DATA, 99);
+    f.payload = (const uint8_t *)"x";
+    f.payload_len = 1;
+    rec(&env, &f);
+    expect_failed(&p, 1, inject_env(&p, 1, &env), MUX_ERR_UNKNOWN_STREAM);
+    pair_del(&p);
+}
+END_TEST
+
+static int32_t open_simple(pair *p, uint32_t flags)
+{
+    mux_head h;
+    memset(&h, 0, sizeof(h));
+    h.method = (mux_iovec){(uint8_t *)"GET", 3};
+    h.path = (mux_iovec){(uint8_t *)"/", 1};
+    h.flags = flags;
+    int32_t id = mux_session_open_stream(p->srv.s, &h, NULL);
+    ck_assert_int_gt(id, 0);
+    ts_of(&p->srv, (uint32_t)id)->used = 1;
+    return id;
+}
+
+START_TEST(test_data_after_close)
+{
+    pair p;
+    established(&p, 0, 0);
+    p.cli.auto_respond = 0;
+    open_simple(&p, 0);
+    pump(&p, 1 << 20);
+    mux_buf env;
+    env_start(&env, 0x10);
+    mux_frame f = fr(MUX_FRAME_CLOSE, 1);
+    f.code = MUX_CODE_CANCEL;
+    rec(&env, &f);
+    f = fr(MUX_FRAME_DATA, 1);
+    f.payload = (const uint8_t *)"x";
+    f.payload_len = 1;
+    rec(&env, &f);
+    expect_failed(&p, 1, inject_env(&p, 1, &env), MUX_ERR_STREAM_CLOSED);
+    ck_assert_int_eq(p.srv.st[0].closed, 1);
+    ck_assert_uint_eq(p.srv.st[0].close_code, MUX_CODE_CANCEL);
+    ck_assert_int_eq(p.srv.st[0].close_by_peer, 1);
+    pair_del(&p);
+}
+END_TEST
+
+START_TEST(test_duplicate_open)
+{
+    pair p;
+    established(&p, 0, 0);
+    mux_buf env;
+    env_start(&env, 0x10);
+    mux_frame f = fr(MUX_FRAME_OPEN, 1);
+    f.head.method = (mux_iovec){(uint8_t *)"GET", 3};
+    rec(&env, &f);
+    rec(&env, &f);
+    expect_failed(&p, 0, inject_env(&p, 0, &env), MUX_ERR_DUPLICATE_OPEN);
+    pair_del(&p);
+}
+END_TEST
+
+START_TEST(test_second_response_head)
+{
+    pair p;
+    established(&p, 0, 0);
+    p.cli.auto_respond = 0;
+    open_simple(&p, 0);
+    pump(&p, 1 << 20);
+    mux_buf env;
+    env_start(&env, 0x10);
+    mux_frame f = fr(MUX_FRAME_OPEN, 1);
+    f.head.status = 200;
+    rec(&env, &f);
+    rec(&env, &f);
+    expect_failed(&p, 1, inject_env(&p, 1, &env), MUX_ERR_DUPLICATE_OPEN);
+    pair_del(&p);
+}
+END_TEST
+
+START_TEST(test_data_before_head)
+{
+    pair p;
+    established(&p, 0, 0);
+    p.cli.auto_respond = 0;
+    open_simple(&p, 0);
+    pump(&p, 1 << 20);
+    mux_buf env;
+    env_start(&env, 0x10);
+    mux_frame f = fr(MUX_FRAME_DATA, 1);
+    f.payload = (const uint8_t *)"x";
+    f.payload_len = 1;
+    rec(&env, &f);
+    expect_failed(&p, 1, inject_env(&p, 1, &env), MUX_ERR_PROTO);
+    pair_del(&p);
+}
+END_TEST
+
+START_TEST(test_window_overflow)
+{
+    pair p;
+    established(&p, 0, 0);
+    mux_buf env;
+    env_start(&env, 0x10);
+    mux_frame f = fr(MUX_FRAME_WINDOW, 0);
+    f.increment = 0x7fffffff;
+    rec(&env, &f);
+    expect_failed(&p, 1, inject_env(&p, 1, &env), MUX_ERR_WINDOW_OVERFLOW);
+    pair_del(&p);
+}
+END_TEST
+
+START_TEST(test_window_zero)
+{
+    pair p;
+    established(&p, 0, 0);
+    mux_buf env;
+    env_start(&env, 0x10);
+    mux_frame f = fr(MUX_FRAME_WINDOW, 0);
+    f.increment = 0;
+    rec(&env, &f);
+    expect_failed(&p, 1, inject_env(&p, 1, &env), MUX_ERR_WINDOW_OVERFLOW);
+    pair_del(&p);
+}
+END_TEST
+
+START_TEST(test_data_over_credit)
+{
+    mux_session_options so, co;
+    opts(&so, &co);
+    so.initial_stream_window = 1024;
+    pair p;
+    pair_new(&p, &so, &co, 5);
+    p.cli.auto_respond = 0;
+    pump(&p, 1 << 20);
+    open_simple(&p, 0);
+    pump(&p, 1 << 20);
+    mux_buf env;
+    env_start(&env, 0x10);
+    mux_frame f = fr(MUX_FRAME_OPEN, 1);
+    f.head.status = 200;
+    rec(&env, &f);
+    uint8_t pay[1025] = {0};
+    f = fr(MUX_FRAME_DATA, 1);
+    f.payload = pay;
+    f.payload_len = 1024; /* exactly the window: fine */
+    rec(&env, &f);
+    ck_assert_int_gt(inject_env(&p, 1, &env), 0);
+    env_start(&env, 0x10);
+    f.payload_len = 1;
+    rec(&env, &f);
+    expect_failed(&p, 1, inject_env(&p, 1, &env), MUX_ERR_FLOW_CONTROL);
+    pair_del(&p);
+}
+END_TEST
+
+START_TEST(test_decompression_bomb)
+{
+    mux_session_options so, co;
+    opts(&so, &co);
+    so.max_message_size = 64 * 1024;
+    pair p;
+    pair_new(&p, &so, &co, 6);
+    pump(&p, 1 << 20);
+    ck_assert_uint_eq(mux_session_capabilities(p.srv.s), MUX_CAP_ZSTD);
+    size_t n = 4 << 20;
+    uint8_t *zeros = calloc(1, n);
+    size_t cap = ZSTD_compressBound(n) + 1;
+    uint8_t *c = malloc(cap);
+    c[0] = 0x13; /* compressed + reset */
+    ZSTD_CCtx *cc = ZSTD_createCCtx();
+    ZSTD_CCtx_setParameter(cc, ZSTD_c_windowLog, 17); /* a legal window: only the size is the problem */
+    size_t cl = ZSTD_compress2(cc, c + 1, cap - 1, zeros, n);
+    ZSTD_freeCCtx(cc);
+    ck_assert(!ZSTD_isError(cl));
+    ck_assert_uint_lt(cl, 4096);
+    expect_failed(&p, 1, inject(&p, p.srv.s, MUX_WS_OP_BINARY, 1, c, cl + 1, 1), MUX_ERR_DECOMPRESS_LIMIT);
+    free(zeros);
+    free(c);
+    pair_del(&p);
+}
+END_TEST
+
+START_TEST(test_compressed_not_negotiated)
+{
+    pair p;
+    established(&p, 0, 1);
+    uint8_t m[4] = {0x13, 0x28, 0xb5, 0x2f};
+    expect_failed(&p, 1, inject(&p, p.srv.s, MUX_WS_OP_BINARY, 1, m, 4, 1), MUX_ERR_DECOMPRESS);
+    pair_del(&p);
+}
+END_TEST
+
+START_TEST(test_bad_envelope)
+{
+    pair p;
+    established(&p, 0, 0);
+    uint8_t m[1] = {0x20};
+    expect_failed(&p, 1, inject(&p, p.srv.s, MUX_WS_OP_BINARY, 1, m, 1, 1), MUX_ERR_BAD_VERSION);
+    pair_del(&p);
+    established(&p, 0, 0);
+    m[0] = 0x14;
+    expect_failed(&p, 0, inject(&p, p.cli.s, MUX_WS_OP_BINARY, 1, m, 1, 0), MUX_ERR_PROTO);
+    pair_del(&p);
+}
+END_TEST
+
+START_TEST(test_hello_version)
+{
+    mux_session_options so, co;
+    opts(&so, &co);
+    pair p;
+    pair_new(&p, &so, &co, 7);
+    mux_buf env;
+    env_start(&env, 0x10);
+    mux_frame f = fr(MUX_FRAME_HELLO, 0);
+    f.hello.version = 2;
+    f.hello.client_id = "demo";
+    f.hello.auth_token = "";
+    f.hello.software = "";
+    rec(&env, &f);
+    ck_assert_int_eq(inject_env(&p, 1, &env), MUX_ERR_BAD_VERSION);
+    ck_assert(mux_session_want_close(p.srv.s));
+    ck_assert_int_eq(p.srv.hellos, 0);
+    ck_assert_int_eq(transmit(&p.net, p.srv.s, p.cli.s, 1 << 20, 0), MUX_ERR_REFUSED);
+    ck_assert_int_eq(p.cli.refuses, 1);
+    ck_assert_uint_eq(p.cli.refuse_code, MUX_CODE_UNSUPPORTED_VERSION);
+    pair_del(&p);
+}
+END_TEST
+
+START_TEST(test_first_frame_not_hello)
+{
+    mux_session_options so, co;
+    opts(&so, &co);
+    pair p;
+    pair_new(&p, &so, &co, 8);
+    mux_buf env;
+    env_start(&env, 0x10);
+    mux_frame f = fr(MUX_FRAME_PING, 0);
+    rec(&env, &f);
+    ck_assert_int_eq(inject_env(&p, 1, &env), MUX_ERR_HANDSHAKE);
+    ck_assert(mux_session_want_close(p.srv.s));
+    pair_del(&p);
+}
+END_TEST
+
+START_TEST(test_unmasked_client_frame)
+{
+    pair p;
+    established(&p, 0, 0);
+    uint8_t m[1] = {0x10};
+    expect_failed(&p, 1, inject(&p, p.srv.s, MUX_WS_OP_BINARY, 1, m, 1, 0), MUX_ERR_WS_PROTOCOL);
+    pair_del(&p);
+}
+END_TEST
+
+START_TEST(test_text_frame)
+{
+    pair p;
+    established(&p, 0, 0);
+    uint8_t m[2] = {'h', 'i'};
+    expect_failed(&p, 1, inject(&p, p.srv.s, MUX_WS_OP_TEXT, 1, m, 2, 1), MUX_ERR_WS_PROTOCOL);
+    pair_del(&p);
+}
+END_TEST
+
+START_TEST(test_fragmented_message)
+{
+    /* a message split into BINARY + CONT frames with a PING in between is reassembled */
+    pair p;
+    established(&p, 0, 0);
+    mux_buf env;
+    env_start(&env, 0x10);
+    mux_frame f = fr(MUX_FRAME_PING, 0);
+    f.opaque = 77;
+    rec(&env, &f);
+    size_t half = env.len / 2;
+    ck_assert_int_gt(inject(&p, p.srv.s, MUX_WS_OP_BINARY, 0, env.base, half, 1), 0);
+    ck_assert_int_gt(inject(&p, p.srv.s, MUX_WS_OP_PING, 1, (const uint8_t *)"abc", 3, 1), 0);
+    ck_assert_int_gt(inject(&p, p.srv.s, MUX_WS_OP_CONT, 1, env.base + half, env.len - half, 1), 0);
+    mux_buf_free(&env, NULL);
+    /* the WebSocket PONG goes first, then the tunnel PONG */
+    mux_iovec iov[16];
+    ssize_t n = mux_session_send(p.srv.s, iov, 16, p.net.now);
+    ck_assert_int_gt(n, 0);
+    ck_assert_uint_eq(iov[0].base[0], 0x8a);
+    ck_assert_uint_eq(iov[0].base[1], 3);
+    ck_assert(memcmp(iov[0].base + 2, "abc", 3) == 0);
+    mux_session_send_done(p.srv.s, p.net.now);
+    ck_assert(!mux_session_want_close(p.srv.s));
+    pair_del(&p);
+}
+END_TEST
+
+START_TEST(test_ws_close)
+{
+    pair p;
+    established(&p, 0, 0);
+    open_simple(&p, 0);
+    pump(&p, 1 << 20);
+    uint8_t code[2] = {0x03, 0xe8};
+    ck_assert_int_eq(inject(&p, p.srv.s, MUX_WS_OP_CLOSE, 1, code, 2, 1), 4 + 2 + 2);
+    ck_assert(mux_session_want_close(p.srv.s));
+    ck_assert_int_eq(p.srv.st[0].closed, 1);
+    ck_assert_uint_eq(p.srv.st[0].close_code, MUX_CODE_INTERNAL_ERROR);
+    ck_assert_int_eq(p.srv.st[0].close_by_peer, 1);
+    mux_iovec iov[16];
+    ssize_t n = mux_session_send(p.srv.s, iov, 16, p.net.now);
+    ck_assert_int_eq(n, 1);
+    ck_assert_uint_eq(iov[0].base[0], 0x88); /* the CLOSE reply */
+    pair_del(&p);
+}
+END_TEST
+
+/* ---------------------------------------------------------------- keepalive, goaway, resets */
+
+START_TEST(test_keepalive_timeout)
+{
+    pair p;
+    established(&p, 0, 0);
+    mux_session_options d;
+    mux_session_options_default(&d, MUX_ROLE_SERVER);
+    int64_t t = mux_session_next_timeout(p.srv.s);
+    ck_assert_int_eq(t, p.net.now + d.ping_interval_ms);
+    ck_assert_int_eq(mux_session_handle_timeout(p.srv.s, t), 0);
+    ck_assert(mux_session_want_write(p.srv.s));                 /* a PING */
+    ck_assert_int_gt(transmit(&p.net, p.srv.s, NULL, 1, 0), 0); /* lost: the peer is silent */
+    t = mux_session_next_timeout(p.srv.s);
+    ck_assert_int_eq(t, p.net.now + 2 * (int64_t)d.ping_interval_ms);
+    ck_assert_int_eq(mux_session_handle_timeout(p.srv.s, t), 0);
+    t = mux_session_next_timeout(p.srv.s);
+    ck_assert_int_eq(t, p.net.now + d.ping_timeout_ms);
+    p.net.now = t;
+    ck_assert_int_eq(mux_session_handle_timeout(p.srv.s, t), MUX_ERR_TIMEOUT);
+    ck_assert(mux_session_want_close(p.srv.s));
+    ck_assert_int_eq(mux_session_next_timeout(p.srv.s), -1);
+    ck_assert_int_gt(transmit(&p.net, p.srv.s, p.cli.s, 1 << 20, 0), 0);
+    ck_assert_int_eq(p.cli.goaways, 1);
+    ck_assert_uint_eq(p.cli.goaway_code, MUX_CODE_TIMEOUT);
+    pair_del(&p);
+}
+END_TEST
+
+START_TEST(test_ping_rtt)
+{
+    pair p;
+    established(&p, 0, 0);
+    ck_assert_int_eq(mux_session_ping(p.srv.s, p.net.now), 0);
+    ck_assert_int_gt(transmit(&p.net, p.srv.s, p.cli.s, 3, 0), 0);
+    p.net.now += 7;
+    ck_assert_int_gt(transmit(&p.net, p.cli.s, p.srv.s, 3, 1), 0);
+    ck_assert_int_eq(p.srv.rtt, 7);
+    mux_session_stats st;
+    mux_session_get_stats(p.srv.s, &st);
+    ck_assert_int_eq(st.last_rtt_ms, 7);
+    /* activity postpones keepalive */
+    ck_assert_int_eq(mux_session_next_timeout(p.srv.s), p.net.now + 15000);
+    pair_del(&p);
+}
+END_TEST
+
+START_TEST(test_goaway_drain)
+{
+    pair p;
+    established(&p, 0, 0);
+    p.cli.auto_respond = 0;
+    open_simple(&p, MUX_HEAD_END_STREAM);
+    open_simple(&p, MUX_HEAD_END_STREAM);
+    ck_assert_int_eq(mux_session_goaway(p.srv.s, MUX_CODE_SHUTDOWN, "restart"), 0);
+    mux_head h = {0};
+    ck_assert_int_eq(mux_session_open_stream(p.srv.s, &h, NULL), MUX_ERR_GOAWAY);
+    pump(&p, 1 << 20);
+    ck_assert_int_eq(p.cli.goaways, 1);
+    ck_assert_uint_eq(p.cli.goaway_code, MUX_CODE_SHUTDOWN);
+    ck_assert_uint_eq(p.cli.goaway_last, 3);
+    ck_assert(!mux_session_want_close(p.srv.s));
+    /* the client finishes both streams */
+    for (uint32_t id = 1; id <= 3; id += 2) {
+        mux_head r = {0};
+        r.status = 204;
+        r.flags = MUX_HEAD_END_STREAM;
+        ck_assert_int_eq(mux_session_respond(p.cli.s, id, &r), 0);
+    }
+    pump(&p, 1 << 20);
+    ck_assert_int_eq(p.srv.st[0].closed + p.srv.st[1].closed, 2);
+    ck_assert_uint_eq(p.srv.st[1].status, 204);
+    ck_assert(mux_session_want_close(p.srv.s));
+    ck_assert(mux_session_want_close(p.cli.s));
+    ck_assert_int_eq(mux_session_want_write(p.srv.s) + mux_session_want_write(p.cli.s), 0);
+    pair_del(&p);
+}
+END_TEST
+
+START_TEST(test_goaway_from_client)
+{
+    pair p;
+    established(&p, 0, 0);
+    p.cli.auto_respond = 0;
+    open_simple(&p, 0);
+    pump(&p, 1 << 20);
+    open_simple(&p, 0); /* id 3: in flight when the client says goodbye */
+    ck_assert_int_eq(mux_session_goaway(p.cli.s, MUX_CODE_SHUTDOWN, ""), 0);
+    ck_assert_int_gt(transmit(&p.net, p.cli.s, p.srv.s, 1 << 20, 1), 0);
+    ck_assert_int_eq(p.srv.goaways, 1);
+    ck_assert_uint_eq(p.srv.goaway_last, 1);
+    ck_assert_int_eq(p.srv.st[1].closed, 1);
+    ck_assert_uint_eq(p.srv.st[1].close_code, MUX_CODE_REFUSED_STREAM);
+    ck_assert_int_eq(p.srv.st[0].closed, 0);
+    pump(&p, 1 << 20); /* the client refuses 3 (it went away) */
+    ck_assert_int_eq(p.cli.st[1].heads, 0);
+    pair_del(&p);
+}
+END_TEST
+
+START_TEST(test_reset_both_ways)
+{
+    pair p;
+    established(&p, 0, 0);
+    p.cli.auto_respond = 0;
+    for (int i = 0; i < 3; i++)
+        open_simple(&p, 0);
+    pump(&p, 1 << 20);
+    for (uint32_t id = 1; id <= 5; id += 2) {
+        mux_head r = {0};
+        r.status = 200;
+        ck_assert_int_eq(mux_session_respond(p.cli.s, id, &r), 0);
+    }
+    pump(&p, 1 << 20);
+    /* the client has response data in flight for 1 when the server resets it */
+    uint8_t buf[3000];
+    peer_pattern_fill(buf, sizeof(buf), 1, 1, 0);
+    ck_assert_int_eq(mux_session_write(p.cli.s, 1, buf, sizeof(buf)), (ssize_t)sizeof(buf));
+    ck_assert_int_eq(mux_session_reset_stream(p.srv.s, 1, MUX_CODE_CANCEL, "user left"), 0);
+    ck_assert_int_eq(p.srv.st[0].closed, 1); /* before returning */
+    ck_assert_int_eq(p.srv.st[0].close_by_peer, 0);
+    ck_assert_int_eq(mux_session_write(p.srv.s, 1, buf, 1), MUX_ERR_STREAM_NOT_FOUND);
+    ck_assert_int_eq(mux_session_reset_stream(p.srv.s, 1, MUX_CODE_CANCEL, ""), MUX_ERR_STREAM_NOT_FOUND);
+    mux_session_stats st0;
+    mux_session_get_stats(p.srv.s, &st0);
+    pump(&p, 1 << 20);
+    ck_assert_int_eq(p.cli.st[0].closed, 1);
+    ck_assert_uint_eq(p.cli.st[0].close_code, MUX_CODE_CANCEL);
+    ck_assert_int_eq(p.cli.st[0].close_by_peer, 1);
+    ck_assert_uint_eq(p.srv.st[0].rx_got, 0); /* discarded, never delivered */
+    /* the client resets 3 */
+    ck_assert_int_eq(mux_session_reset_stream(p.cli.s, 3, MUX_CODE_UPSTREAM_ERROR, "local died"), 0);
+    pump(&p, 1 << 20);
+    ck_assert_int_eq(p.srv.st[1].closed, 1);
+    ck_assert_uint_eq(p.srv.st[1].close_code, MUX_CODE_UPSTREAM_ERROR);
+    ck_assert_int_eq(p.srv.st[1].close_by_peer, 1);
+    /* 5 still works and both sides forgot 1 and 3 */
+    ck_assert_int_eq(mux_session_write(p.cli.s, 5, (const uint8_t *)"ok", 2), 2);
+    ck_assert_int_eq(mux_session_end_stream(p.cli.s, 5), 0);
+    ck_assert_int_eq(mux_session_end_stream(p.srv.s, 5), 0);
+    pump(&p, 1 << 20);
+    ck_assert_int_eq(p.srv.st[2].closed, 1);
+    ck_assert_uint_eq(p.srv.st[2].close_code, MUX_CODE_NO_ERROR);
+    ck_assert_uint_eq(p.srv.st[2].rx_got, 2);
+    mux_session_stats st;
+    mux_session_get_stats(p.srv.s, &st);
+    ck_assert_uint_eq(st.streams_active, 0);
+    mux_session_get_stats(p.cli.s, &st);
+    ck_assert_uint_eq(st.streams_active, 0);
+    pair_del(&p);
+}
+END_TEST
+
+START_TEST(test_refused_stream)
+{
+    mux_session_options so, co;
+    opts(&so, &co);
+    co.max_concurrent_streams = 2;
+    pair p;
+    pair_new(&p, &so, &co, 9);
+    p.cli.auto_respond = 0;
+    pump(&p, 1 << 20);
+    for (int i = 0; i < 3; i++)
+        open_simple(&p, 0);
+    uint8_t b[100] = {0};
+    ck_assert_int_eq(mux_session_write(p.srv.s, 5, b, sizeof(b)), 100);
+    pump(&p, 1 << 20);
+    ck_assert_int_eq(p.srv.st[2].closed, 1);
+    ck_assert_uint_eq(p.srv.st[2].close_code, MUX_CODE_REFUSED_STREAM);
+    ck_assert_int_eq(p.cli.st[2].heads, 0);
+    ck_assert(!mux_session_want_close(p.cli.s));
+    pair_del(&p);
+}
+END_TEST
+
+START_TEST(test_upgrade)
+{
+    pair p;
+    established(&p, 0, 0);
+    p.cli.auto_respond = 0;
+    open_simple(&p, MUX_HEAD_UPGRADE);
+    open_simple(&p, 0);
+    pump(&p, 1 << 20);
+    mux_head r = {0};
+    r.status = 101;
+    ck_assert_int_eq(mux_session_respond(p.cli.s, 3, &r), MUX_ERR_INVALID_STATE);
+    r.status = 100; /* informational first */
+    ck_assert_int_eq(mux_session_respond(p.cli.s, 1, &r), 0);
+    r.status = 101;
+    ck_assert_int_eq(mux_session_respond(p.cli.s, 1, &r), 0);
+    ck_assert_int_eq(mux_session_write(p.cli.s, 1, (const uint8_t *)"raw", 3), 3);
+    pump(&p, 1 << 20);
+    ck_assert_int_eq(p.srv.st[0].heads, 2);
+    ck_assert_uint_eq(p.srv.st[0].status, 101);
+    ck_assert_uint_eq(p.srv.st[0].rx_got, 3);
+    /* a crafted 101 on a non-upgrade stream: that stream only is reset */
+    mux_buf env;
+    env_start(&env, 0x10);
+    mux_frame f = fr(MUX_FRAME_OPEN, 3);
+    f.head.status = 101;
+    rec(&env, &f);
+    ck_assert_int_gt(inject_env(&p, 1, &env), 0);
+    ck_assert_int_eq(p.srv.st[1].closed, 1);
+    ck_assert_uint_eq(p.srv.st[1].close_code, MUX_CODE_PROTOCOL_ERROR);
+    ck_assert(!mux_session_want_close(p.srv.s));
+    pair_del(&p);
+}
+END_TEST
+
+START_TEST(test_write_backpressure)
+{
+    mux_session_options so, co;
+    opts(&so, &co);
+    so.stream_send_buffer = 10000;
+    pair p;
+    pair_new(&p, &so, &co, 10);
+    p.cli.auto_respond = 0;
+    pump(&p, 1 << 20);
+    open_simple(&p, 0);
+    uint8_t b[12000] = {0};
+    ck_assert_int_eq(mux_session_write(p.srv.s, 1, b, sizeof(b)), 10000);
+    ck_assert_int_eq(mux_session_write(p.srv.s, 1, b, 1), MUX_ERR_AGAIN);
+    ck_assert_uint_eq(mux_session_write_room(p.srv.s, 1), 0);
+    pump(&p, 1 << 20);
+    ck_assert_int_eq(p.srv.writable_calls, 1);
+    ck_assert_uint_eq(mux_session_write_room(p.srv.s, 1), 10000);
+    ck_assert_uint_eq(p.cli.st[0].rx_got, 10000);
+    pair_del(&p);
+}
+END_TEST
+
 Suite *make_suite(void);
 Suite *make_suite(void)
 {
@@ -541,6 +1199,38 @@ Suite *make_suite(void)
     tcase_add_test(tc, test_handshake_refused);
     tcase_add_test(tc, test_handshake_deferred);
     tcase_add_test(tc, test_handshake_timeout);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("malformed");
+    tcase_add_test(tc, test_bad_varint);
+    tcase_add_test(tc, test_record_too_large);
+    tcase_add_test(tc, test_message_too_large);
+    tcase_add_test(tc, test_unknown_stream);
+    tcase_add_test(tc, test_data_after_close);
+    tcase_add_test(tc, test_duplicate_open);
+    tcase_add_test(tc, test_second_response_head);
+    tcase_add_test(tc, test_data_before_head);
+    tcase_add_test(tc, test_window_overflow);
+    tcase_add_test(tc, test_window_zero);
+    tcase_add_test(tc, test_data_over_credit);
+    tcase_add_test(tc, test_decompression_bomb);
+    tcase_add_test(tc, test_compressed_not_negotiated);
+    tcase_add_test(tc, test_bad_envelope);
+    tcase_add_test(tc, test_hello_version);
+    tcase_add_test(tc, test_first_frame_not_hello);
+    tcase_add_test(tc, test_unmasked_client_frame);
+    tcase_add_test(tc, test_text_frame);
+    tcase_add_test(tc, test_fragmented_message);
+    tcase_add_test(tc, test_ws_close);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("lifecycle");
+    tcase_add_test(tc, test_keepalive_timeout);
+    tcase_add_test(tc, test_ping_rtt);
+    tcase_add_test(tc, test_goaway_drain);
+    tcase_add_test(tc, test_goaway_from_client);
+    tcase_add_test(tc, test_reset_both_ways);
+    tcase_add_test(tc, test_refused_stream);
+    tcase_add_test(tc, test_upgrade);
+    tcase_add_test(tc, test_write_backpressure);
     suite_add_tcase(s, tc);
     tc = tcase_create("transfer");
     tcase_set_timeout(tc, 600);
