@@ -95,7 +95,7 @@ static void u_hold(upstream *u)
 /* Ends an entry point; frees |u| when it died meanwhile. Returns 1 when freed. */
 static int u_release(upstream *u)
 {
-    tunnel *t = u->tun;
+    tunnel *t = u->c->tun; /* u->tun is already NULL after a reset: the CLOSE still needs a flush */
     if (--u->busy == 0 && u->dead) {
         u_free(u);
         return 1;
