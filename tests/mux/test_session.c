@@ -1189,6 +1189,84 @@ START_TEST(test_write_backpressure)
 }
 END_TEST
 
+/* ---------------------------------------------------------------- fuzz seed transcripts */
+
+typedef struct {
+    mux_buf dir[2]; /* [0] server->client, [1] client->server */
+} transcript;
+
+static void record_cb(void *ctx, const uint8_t *p, size_t n, int to_server)
+{
+    transcript *t = ctx;
+    mux_buf_append(&t->dir[to_server ? 1 : 0], p, n, 0, NULL);
+}
+
+static void write_seed(const char *dir, const char *name, uint8_t mode, const mux_buf *b)
+{
+    char path[512];
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    FILE *f = fopen(path, "wb");
+    ck_assert_ptr_nonnull(f);
+    fputc(mode, f);
+    size_t off = 0;
+    while (off < b->len) {
+        size_t n = b->len - off > 255 ? 255 : b->len - off;
+        fputc((int)n, f);
+        fwrite(b->base + off, 1, n, f);
+        off += n;
+    }
+    fputc(0, f); /* let the timers run once */
+    fclose(f);
+}
+
+/* Records the exchange that fuzz/fuzz_session.c replays (set TM_FUZZ_CORPUS_DIR to write it). */
+START_TEST(test_record_transcripts)
+{
+    const char *dir = getenv("TM_FUZZ_CORPUS_DIR");
+    if (dir == NULL)
+        return;
+    for (int zstd = 0; zstd < 2; zstd++) {
+        mux_session_options so, co;
+        opts(&so, &co);
+        so.enable_zstd = co.enable_zstd = zstd;
+        co.client_id = "fuzz";
+        so.max_message_size = co.max_message_size = 1 << 20;
+        pair p;
+        pair_new(&p, &so, &co, 11);
+        transcript t;
+        mux_buf_init(&t.dir[0]);
+        mux_buf_init(&t.dir[1]);
+        p.net.record = record_cb;
+        p.net.record_ctx = &t;
+        p.cli.auto_respond = 0;
+        pump(&p, 1 << 20);
+        for (int i = 0; i < 4; i++)
+            open_simple(&p, MUX_HEAD_END_STREAM | (i == 3 ? MUX_HEAD_UPGRADE : 0));
+        pump(&p, 1 << 20);
+        static const uint8_t body[100];
+        for (uint32_t id = 1; id <= 7; id += 2) {
+            mux_head r = {0};
+            r.status = id == 7 ? 101 : 200;
+            ck_assert_int_eq(mux_session_respond(p.cli.s, id, &r), 0);
+            ck_assert_int_eq(mux_session_write(p.cli.s, id, body, sizeof(body)), 100);
+            ck_assert_int_eq(mux_session_end_stream(p.cli.s, id), 0);
+        }
+        mux_session_ping(p.cli.s, p.net.now);
+        pump(&p, 1 << 20);
+        mux_session_goaway(p.srv.s, MUX_CODE_SHUTDOWN, "bye");
+        pump(&p, 1 << 20);
+        char name[64];
+        snprintf(name, sizeof(name), "server_transcript%s", zstd ? "_zstd" : "");
+        write_seed(dir, name, (uint8_t)(zstd ? 2 : 0), &t.dir[1]);
+        snprintf(name, sizeof(name), "client_transcript%s", zstd ? "_zstd" : "");
+        write_seed(dir, name, (uint8_t)(1 | (zstd ? 2 : 0)), &t.dir[0]);
+        mux_buf_free(&t.dir[0], NULL);
+        mux_buf_free(&t.dir[1], NULL);
+        pair_del(&p);
+    }
+}
+END_TEST
+
 Suite *make_suite(void);
 Suite *make_suite(void)
 {
@@ -1231,6 +1309,7 @@ Suite *make_suite(void)
     tcase_add_test(tc, test_refused_stream);
     tcase_add_test(tc, test_upgrade);
     tcase_add_test(tc, test_write_backpressure);
+    tcase_add_test(tc, test_record_transcripts);
     suite_add_tcase(s, tc);
     tc = tcase_create("transfer");
     tcase_set_timeout(tc, 600);
