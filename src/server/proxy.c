@@ -22,6 +22,8 @@
 #include "server/headers.h"
 #include "server/route.h"
 
+#define BODY_SLICE (256 * 1024) /* largest piece handed to mux_session_write at once */
+
 struct proxy_stream {
     h2o_generator_t gen;
     server *srv;
@@ -217,6 +219,14 @@ static void on_head_timeout(h2o_timeout_entry_t *e)
         fail_before_head(ps, MUX_CODE_TIMEOUT, "");
 }
 
+/* Restarts the response-head deadline. */
+static void rearm_head_timeout(proxy_stream *ps)
+{
+    if (h2o_timeout_is_linked(&ps->head_timeout))
+        h2o_timeout_unlink(&ps->head_timeout);
+    h2o_timeout_link(ps->srv->ctx.loop, &ps->srv->read_timeout, &ps->head_timeout);
+}
+
 /* Writes request body bytes while the stream accepts them; ends the stream after the last. */
 static void pump_body(proxy_stream *ps)
 {
@@ -225,14 +235,16 @@ static void pump_body(proxy_stream *ps)
         return;
     const uint8_t *base = (const uint8_t *)ps->req->entity.base;
     size_t len = ps->req->entity.len;
+    size_t start = ps->body_off;
     while (ps->body_off < len) {
-        size_t room = mux_session_write_room(t->sess, ps->id);
-        if (room == 0)
-            return; /* on_writable resumes */
-        size_t n = len - ps->body_off < room ? len - ps->body_off : room;
+        /* window-sized slices: never touch the whole (possibly mmapped) body at once */
+        size_t n = len - ps->body_off < BODY_SLICE ? len - ps->body_off : BODY_SLICE;
         ssize_t w = mux_session_write(t->sess, ps->id, base + ps->body_off, n);
-        if (w == MUX_ERR_AGAIN)
-            return;
+        if (w == MUX_ERR_AGAIN) {
+            if (ps->body_off != start && !ps->response_started)
+                rearm_head_timeout(ps); /* READ_TIMEOUT counts from the last body progress */
+            return;                     /* on_writable resumes */
+        }
         if (w < 0) {
             LOG_WARN(LOG_EV_STREAM, "stream %u (%s): body write failed: %s", ps->id, ps->name, mux_strerror((int)w));
             reset(ps, MUX_CODE_INTERNAL_ERROR, "body write failed");
@@ -246,6 +258,8 @@ static void pump_body(proxy_stream *ps)
     }
     ps->body_done = 1;
     mux_session_end_stream(t->sess, ps->id);
+    if (!ps->response_started && ps->body_off != start)
+        rearm_head_timeout(ps);
 }
 
 static void format_addr(h2o_conn_t *conn, char *ip, size_t ipcap, char *addr, size_t addrcap)

@@ -273,6 +273,8 @@ static void format_peer(h2o_conn_t *conn, char *out, size_t cap)
         return;
     }
     int32_t port = h2o_socket_getport((struct sockaddr *)&ss);
+    if (strncmp(host, "::ffff:", 7) == 0 && strchr(host + 7, '.') != NULL)
+        memmove(host, host + 7, strlen(host + 7) + 1); /* IPv4-mapped: show the IPv4 address */
     if (strchr(host, ':') != NULL)
         snprintf(out, cap, "[%.46s]:%d", host, (int)port);
     else
