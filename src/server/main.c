@@ -194,6 +194,9 @@ int main(int argc, char **argv)
         h2o_evloop_run(srv->ctx.loop, 50);
     LOG_INFO(LOG_EV_CONF, "stopped");
     registry_free(&srv->reg);
+    if (srv->ssl_ctx != NULL)
+        SSL_CTX_free(srv->ssl_ctx);
+    free(srv); /* h2o's context and idle public connections are left to the exit */
     cfg_free(options_table, NOPTIONS, &opt);
     return 0;
 }
