@@ -155,6 +155,7 @@ int main(int argc, char **argv)
 
     h2o_config_init(&srv->config);
     srv->config.max_request_entity_size = (size_t)opt.max_request_body;
+    srv->config.server_name = h2o_iovec_init(H2O_STRLIT("")); /* no own Server header: the local service's passes */
     h2o_hostconf_t *hostconf = h2o_config_register_host(&srv->config, h2o_iovec_init(H2O_STRLIT("default")), 65535);
     h2o_pathconf_t *pathconf = h2o_config_register_path(hostconf, "/", 0);
     server_handler *handler = (server_handler *)h2o_create_handler(pathconf, sizeof(*handler));

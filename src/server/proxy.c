@@ -442,6 +442,8 @@ void proxy_on_head(proxy_stream *ps, const mux_head *head)
         }
         if (!headers_response_keep(n, h->name.len, v, h->value.len, head->status))
             continue;
+        if (h->name.len == 4 && strncasecmp(n, "date", 4) == 0)
+            continue; /* h2o 2.2.5 always writes its own Date */
         char *nc = h2o_mem_alloc_pool(&req->pool, h->name.len);
         for (size_t k = 0; k < h->name.len; k++)
             nc[k] = (n[k] >= 'A' && n[k] <= 'Z') ? (char)(n[k] - 'A' + 'a') : n[k];
