@@ -54,13 +54,12 @@ ms=$((($(date +%s%N) - t0) / 1000000))
 check_eq "$N slow requests all 200" "$N" "$(cat "$T"/c/slow.* | grep -o 200 | wc -l)"
 if [ "$ms" -lt 20000 ]; then pass "$N x 1 s requests overlapped (${ms} ms total)"; else fail "slow requests overlap" "${ms} ms"; fi
 
-echo "== h2: $N streams multiplexed on one public connection"
+echo "== h2c: $N streams multiplexed on one public connection (nghttp)"
 args=()
-for ((i = 0; i < N; i++)); do args+=(-o "$T/c/h2.$i" "$(url alpha "/h2/$i")"); done
-curl -sS --max-time 60 --resolve "alpha.$DOMAIN:$SERVER_PORT:127.0.0.1" --http2-prior-knowledge -Z --parallel-max 100 \
-    "${args[@]}" 2>>"$T/curl.err"
+for ((i = 0; i < N; i++)); do args+=("http://127.0.0.1:$SERVER_PORT/h2/$i"); done
+timeout 60 nghttp -H ":authority: alpha.$DOMAIN:$SERVER_PORT" "${args[@]}" >"$T/c/h2.out" 2>>"$T/curl.err"
 ok=0
-for ((i = 0; i < N; i++)); do [ "$(jq -r .path "$T/c/h2.$i" 2>/dev/null)" = "/h2/$i" ] && ok=$((ok + 1)); done
+for ((i = 0; i < N; i++)); do grep -q "\"path\": \"/h2/$i\"" "$T/c/h2.out" && ok=$((ok + 1)); done
 check_eq "$N h2 streams answered correctly" "$N" "$ok"
 
 echo "== two clients, two names, mixed load"

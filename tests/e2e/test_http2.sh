@@ -53,15 +53,21 @@ h2_suite() {
     tcurl app /bytes/2000000 "${proto[@]}" -o "$T/body"
     check_eq "$label 2 MB body sha256" "$exp" "$(sha256sum <"$T/body" | cut -d' ' -f1)"
 
-    # 20 streams multiplexed on one connection
-    local args=() i
-    for ((i = 0; i < 20; i++)); do args+=(-o "$T/par.$i" "$(url app "/par/$i")"); done
-    curl -sS --max-time 30 --resolve "app.$DOMAIN:$SERVER_PORT:127.0.0.1" ${CURL_TLS[@]+"${CURL_TLS[@]}"} "${proto[@]}" \
-        -Z --parallel-max 20 -w '%{http_code} %{num_connects}\n' "${args[@]}" >"$T/par.out" 2>>"$T/curl.err"
-    local ok=0
-    for ((i = 0; i < 20; i++)); do [ "$(jq -r .path "$T/par.$i" 2>/dev/null)" = "/par/$i" ] && ok=$((ok + 1)); done
+    # 20 streams multiplexed on one connection (curl 7.88 -Z fails pending h2c prior-knowledge
+    # transfers with "Error in the HTTP2 framing layer" before the first response: nghttp for h2c)
+    local args=() i ok=0
+    if [ "$SCHEME" = https ]; then
+        for ((i = 0; i < 20; i++)); do args+=(-o "$T/par.$i" "$(url app "/par/$i")"); done
+        curl -sS --max-time 30 --resolve "app.$DOMAIN:$SERVER_PORT:127.0.0.1" ${CURL_TLS[@]+"${CURL_TLS[@]}"} "${proto[@]}" \
+            -Z --parallel-max 20 -w '%{http_code} %{num_connects}\n' "${args[@]}" >"$T/par.out" 2>>"$T/curl.err"
+        for ((i = 0; i < 20; i++)); do [ "$(jq -r .path "$T/par.$i" 2>/dev/null)" = "/par/$i" ] && ok=$((ok + 1)); done
+        check_eq "$label 20 parallel streams all 200" 20 "$(grep -c '^200 ' "$T/par.out")"
+    else
+        for ((i = 0; i < 20; i++)); do args+=("http://127.0.0.1:$SERVER_PORT/par/$i"); done
+        timeout 30 nghttp -H ":authority: app.$DOMAIN:$SERVER_PORT" "${args[@]}" >"$T/par.out" 2>>"$T/curl.err"
+        for ((i = 0; i < 20; i++)); do grep -q "\"path\": \"/par/$i\"" "$T/par.out" && ok=$((ok + 1)); done
+    fi
     check_eq "$label 20 parallel streams answered correctly" 20 "$ok"
-    check_eq "$label 20 parallel streams all 200" 20 "$(grep -c '^200 ' "$T/par.out")"
 
     # a local response that breaks off must not look complete over h2
     tcurl app /abort "${proto[@]}" -o /dev/null 2>/dev/null
