@@ -27,9 +27,10 @@ enum {
 
 enum { CLOSE_NONE, CLOSE_QUEUED, CLOSE_IN_BATCH, CLOSE_SENT };
 
-#define CTRL_FLOOD_LIMIT (1u << 20) /* drop PONGs when this much control is unsent */
-#define RX_ZSTD_WINDOW_LOG_MAX 20   /* PROTOCOL.md §3.2: senders never exceed 20 */
-#define INCOMPRESSIBLE_PROBE 16     /* re-try compressing an incompressible stream every N messages */
+#define CTRL_FLOOD_LIMIT (1u << 20)    /* drop PONGs when this much control is unsent */
+#define CTRL_BACKLOG_LIMIT (16u << 20) /* fail a peer that makes us queue more control than this */
+#define RX_ZSTD_WINDOW_LOG_MAX 20      /* PROTOCOL.md §3.2: senders never exceed 20 */
+#define INCOMPRESSIBLE_PROBE 16        /* re-try compressing an incompressible stream every N messages */
 
 typedef struct {
     uint8_t *ptr; /* NULL: |off| is an offset in the scratch buffer */
@@ -100,6 +101,7 @@ struct mux_session {
 
     /* timers */
     int64_t created_ms, last_recv_ms, last_ping_ms;
+    int64_t last_compress_ms; /* the compressor is released after a ping interval without use */
     int ping_outstanding;
 
     mux_session_stats stats;
@@ -985,6 +987,8 @@ ssize_t mux_session_recv(mux_session *s, uint8_t *in, size_t len, int64_t now_ms
         return s->fatal_rv != 0 && s->fatal_rv != MUX_ERR_WS_CLOSED ? s->fatal_rv : (ssize_t)len;
     if (len == 0)
         return 0;
+    if (s->hs == HS_REFUSED)
+        return (ssize_t)len; /* REFUSE sent or received: the connection only closes now */
     s->last_recv_ms = now_ms;
     s->stats.bytes_in += len;
     size_t off = 0;
@@ -1022,6 +1026,10 @@ ssize_t mux_session_recv(mux_session *s, uint8_t *in, size_t len, int64_t now_ms
         } else if (n == 0) {
             break; /* cannot happen with len > 0; guards against a spin */
         }
+    }
+    if (!s->dead && mux_buf_size(&s->ctrl) > CTRL_BACKLOG_LIMIT) {
+        s->reason = "control backlog: the peer keeps sending but does not read";
+        return die(s, MUX_ERR_PROTO, 1);
     }
     return (ssize_t)len;
 }
@@ -1244,6 +1252,8 @@ static int build_message(mux_session *s, size_t iov_room, size_t *bytes)
             moff += l;
         }
     }
+    if (compress)
+        s->last_compress_ms = s->now;
     s->stats.messages_out++;
     *bytes += hl + paylen;
     return 1;
@@ -1572,6 +1582,10 @@ int mux_session_handle_timeout(mux_session *s, int64_t now_ms)
     if (s->opt.ping_interval_ms != 0 && now_ms - s->last_recv_ms >= s->opt.ping_interval_ms &&
         now_ms - s->last_ping_ms >= s->opt.ping_interval_ms)
         mux_session_ping(s, now_ms);
+    /* DESIGN §3: idle connections give their compression context back (~1.6 MB at level 3);
+     * the next compressed message starts a new zstd frame with the RESET bit */
+    if (s->ztx != NULL && s->opt.ping_interval_ms != 0 && !s->batch_out && now_ms - s->last_compress_ms >= s->opt.ping_interval_ms)
+        mux_zstd_tx_release(s->ztx);
     return 0;
 }
 

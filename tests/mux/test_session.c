@@ -422,6 +422,8 @@ static void run_transfer(uint64_t seed, uint32_t nstreams, uint64_t total, int z
         tstream *t = &p->srv.st[i];
         t->used = 1;
         t->tx_total = peer_rng_range(&cfg, 0, 7) == 0 ? 0 : peer_rng_range(&cfg, 1, 2 * per * 8 / 7);
+        if (stall_one && i == 0)
+            t->tx_total = 1 << 20; /* the stalled one: much more than its window */
         mux_head h;
         memset(&h, 0, sizeof(h));
         h.method = (mux_iovec){(uint8_t *)"POST", 4};
@@ -487,6 +489,14 @@ static void run_transfer(uint64_t seed, uint32_t nstreams, uint64_t total, int z
         ck_assert_int_eq(s->status, 200);
         moved += s->tx_total + c->tx_total;
     }
+    if (stall_one && !stalled_released)
+        for (uint32_t i = 0; i < nstreams; i++)
+            fprintf(stderr,
+                    "  stream %u: srv closed=%d tx %llu/%llu ended=%d rx=%llu | cli closed=%d tx %llu/%llu ended=%d rx=%llu\n",
+                    2 * i + 1, p->srv.st[i].closed, (unsigned long long)p->srv.st[i].tx_done,
+                    (unsigned long long)p->srv.st[i].tx_total, p->srv.st[i].tx_ended, (unsigned long long)p->srv.st[i].rx_got,
+                    p->cli.st[i].closed, (unsigned long long)p->cli.st[i].tx_done, (unsigned long long)p->cli.st[i].tx_total,
+                    p->cli.st[i].tx_ended, (unsigned long long)p->cli.st[i].rx_got);
     if (stall_one)
         ck_assert_msg(stalled_released, "the other streams did not finish while one was stalled");
     ck_assert_int_eq(p->srv.window_violations, 0);
@@ -1189,6 +1199,53 @@ START_TEST(test_write_backpressure)
 }
 END_TEST
 
+START_TEST(test_autotune)
+{
+    mux_session_options so, co;
+    opts(&so, &co);
+    co.initial_stream_window = 16384;
+    co.max_stream_window = 1 << 20;
+    so.stream_send_buffer = 1 << 20;
+    so.chunk_size = 16384;
+    pair p;
+    pair_new(&p, &so, &co, 12);
+    p.cli.auto_respond = 0;
+    p.cli.window = 1 << 20;
+    pump(&p, 1 << 20);
+    /* an RTT sample on the client, the side that grants the request-body window */
+    ck_assert_int_eq(mux_session_ping(p.cli.s, p.net.now), 0);
+    transmit(&p.net, p.cli.s, p.srv.s, 1 << 20, 1);
+    p.net.now += 5;
+    transmit(&p.net, p.srv.s, p.cli.s, 1 << 20, 0);
+    ck_assert_int_eq(p.cli.rtt, 5);
+    open_simple(&p, 0);
+    static uint8_t buf[65536];
+    uint64_t sent = 0;
+    /* a fast consumer (the clock does not move): the window grows towards max_stream_window */
+    for (int i = 0; i < 10000 && sent < (4u << 20); i++) {
+        ssize_t w = mux_session_write(p.srv.s, 1, buf, sizeof(buf));
+        if (w > 0)
+            sent += (uint64_t)w;
+        transmit(&p.net, p.srv.s, p.cli.s, 1 << 20, 0);
+        app_consume(&p.cli, 1);
+        transmit(&p.net, p.cli.s, p.srv.s, 1 << 20, 1);
+    }
+    ck_assert_uint_ge(sent, 4u << 20);
+    /* the consumer stops: what is in flight now shows the grown window */
+    p.cli.st[0].stalled = 1;
+    for (int i = 0; i < 200; i++) {
+        mux_session_write(p.srv.s, 1, buf, sizeof(buf));
+        transmit(&p.net, p.srv.s, p.cli.s, 1 << 20, 0);
+        transmit(&p.net, p.cli.s, p.srv.s, 1 << 20, 1);
+    }
+    uint64_t outstanding = p.cli.st[0].rx_got - p.cli.st[0].rx_consumed;
+    ck_assert_uint_gt(outstanding, 4 * 16384);
+    ck_assert_uint_le(outstanding, 1 << 20);
+    ck_assert_int_eq(p.cli.window_violations, 0);
+    pair_del(&p);
+}
+END_TEST
+
 /* ---------------------------------------------------------------- fuzz seed transcripts */
 
 typedef struct {
@@ -1309,6 +1366,7 @@ Suite *make_suite(void)
     tcase_add_test(tc, test_refused_stream);
     tcase_add_test(tc, test_upgrade);
     tcase_add_test(tc, test_write_backpressure);
+    tcase_add_test(tc, test_autotune);
     tcase_add_test(tc, test_record_transcripts);
     suite_add_tcase(s, tc);
     tc = tcase_create("transfer");
