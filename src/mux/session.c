@@ -96,6 +96,7 @@ struct mux_session {
     int dead;     /* fatal error or WebSocket close: no more processing */
     int fatal_rv; /* the fatal error recv returns again */
     int goaway_sent, goaway_recv;
+    uint32_t goaway_sent_last; /* last_stream_id of our GOAWAY: newer ids are ignored (PROTOCOL.md §4.8) */
     unsigned goaway_recv_code;
     uint32_t goaway_recv_last;
 
@@ -560,14 +561,13 @@ static int on_request(mux_session *s, const mux_frame *f, int hdr_limit)
         return perrf(s, MUX_ERR_DUPLICATE_OPEN, "request id %u not above the previous one", id);
     }
     s->highest_id = id;
+    if (s->goaway_sent)
+        return 0; /* above our GOAWAY: the server treats it as refused already, no answer */
     unsigned code = 0;
     const char *why = NULL;
     if (hdr_limit) {
         code = MUX_CODE_HEADERS_TOO_LARGE;
         why = "request head over header limits";
-    } else if (s->goaway_sent) {
-        code = MUX_CODE_REFUSED_STREAM;
-        why = "going away";
     } else if (s->active >= s->opt.max_concurrent_streams) {
         code = MUX_CODE_REFUSED_STREAM;
         why = "too many concurrent streams";
@@ -655,6 +655,12 @@ static int on_data(mux_session *s, const mux_frame *f)
     uint32_t id = f->stream_id;
     size_t len = f->payload_len;
     mux_stream *st = mux_stream_table_find(&s->streams, id);
+    if (st == NULL && s->goaway_sent && id > s->goaway_sent_last && id <= s->highest_id) {
+        if (mux_rxwin_recv(&s->conn_rx, len) != 0)
+            return perr(s, MUX_ERR_FLOW_CONTROL, "DATA over the connection window");
+        conn_consume(s, len); /* a stream we ignored after our GOAWAY */
+        return 0;
+    }
     if (st == NULL) {
         if (id > s->highest_id)
             return perrf(s, MUX_ERR_UNKNOWN_STREAM, "DATA for unknown stream %u", id);
@@ -719,6 +725,8 @@ static int on_close(mux_session *s, const mux_frame *f)
 {
     uint32_t id = f->stream_id;
     mux_stream *st = mux_stream_table_find(&s->streams, id);
+    if (st == NULL && s->goaway_sent && id > s->goaway_sent_last && id <= s->highest_id)
+        return 0; /* a stream we ignored after our GOAWAY */
     if (st == NULL) {
         if (id > s->highest_id)
             return perrf(s, MUX_ERR_UNKNOWN_STREAM, "CLOSE for unknown stream %u", id);
@@ -1874,6 +1882,7 @@ int mux_session_goaway(mux_session *s, unsigned code, const char *reason)
     if (rv != 0)
         return rv;
     s->goaway_sent = 1;
+    s->goaway_sent_last = s->highest_id;
     return 0;
 }
 

@@ -1062,8 +1062,21 @@ START_TEST(test_goaway_from_client)
     ck_assert_int_eq(p.srv.st[1].closed, 1);
     ck_assert_uint_eq(p.srv.st[1].close_code, MUX_CODE_REFUSED_STREAM);
     ck_assert_int_eq(p.srv.st[0].closed, 0);
-    pump(&p, 1 << 20); /* the client refuses 3 (it went away) */
+    uint8_t b[100] = {0};
+    ck_assert_int_eq(mux_session_write(p.srv.s, 1, b, sizeof(b)), 100);
+    pump(&p, 1 << 20); /* OPEN 3 crosses the GOAWAY: the client ignores it, no CLOSE comes back */
     ck_assert_int_eq(p.cli.st[1].heads, 0);
+    ck_assert(!mux_session_want_close(p.srv.s)); /* stream 1 goes on */
+    ck_assert_uint_eq(p.cli.st[0].rx_got, 100);
+    mux_head r = {0};
+    r.status = 200;
+    r.flags = MUX_HEAD_END_STREAM;
+    ck_assert_int_eq(mux_session_respond(p.cli.s, 1, &r), 0);
+    ck_assert_int_eq(mux_session_end_stream(p.srv.s, 1), 0);
+    pump(&p, 1 << 20);
+    ck_assert_int_eq(p.srv.st[0].closed, 1);
+    ck_assert(mux_session_want_close(p.srv.s));
+    ck_assert(mux_session_want_close(p.cli.s));
     pair_del(&p);
 }
 END_TEST
