@@ -895,7 +895,7 @@ static int process_message(mux_session *s, uint8_t *msg, size_t len)
             return perr(s, MUX_ERR_INTERNAL, "out of memory decompressing");
         return perr(s, rv, "corrupt compressed message");
     }
-    rv = process_body(s, s->dbuf.base + s->dbuf.pos, mux_buf_size(&s->dbuf));
+    rv = mux_buf_size(&s->dbuf) != 0 ? process_body(s, s->dbuf.base + s->dbuf.pos, mux_buf_size(&s->dbuf)) : 0;
     mux_buf_shrink(&s->dbuf, 1u << 20, s->mem);
     return rv;
 }
@@ -975,7 +975,8 @@ static int on_ws_piece(mux_session *s, const mux_ws_piece *pc)
         }
         if (pc->frame_end && pc->fin) {
             s->rx_in_msg = 0;
-            int rv = process_message(s, s->rxmsg.base + s->rxmsg.pos, mux_buf_size(&s->rxmsg));
+            size_t n = mux_buf_size(&s->rxmsg);
+            int rv = process_message(s, n != 0 ? s->rxmsg.base + s->rxmsg.pos : NULL, n);
             mux_buf_reset(&s->rxmsg);
             mux_buf_shrink(&s->rxmsg, 1u << 20, s->mem);
             return rv;
