@@ -1259,6 +1259,39 @@ START_TEST(test_autotune)
 }
 END_TEST
 
+START_TEST(test_header_limit)
+{
+    mux_session_options so, co;
+    opts(&so, &co);
+    co.max_header_count = 2;
+    pair p;
+    pair_new(&p, &so, &co, 13);
+    p.cli.auto_respond = 0;
+    pump(&p, 1 << 20);
+    mux_header hs[3] = {{{(uint8_t *)"a", 1}, {(uint8_t *)"1", 1}},
+                        {{(uint8_t *)"b", 1}, {(uint8_t *)"2", 1}},
+                        {{(uint8_t *)"c", 1}, {(uint8_t *)"3", 1}}};
+    mux_head h = {0};
+    h.headers = hs;
+    h.nheaders = 3;
+    ck_assert_int_eq(mux_session_open_stream(p.srv.s, &h, NULL), 1);
+    p.srv.st[0].used = 1;
+    h.nheaders = 2;
+    ck_assert_int_eq(mux_session_open_stream(p.srv.s, &h, NULL), 3);
+    p.srv.st[1].used = 1;
+    pump(&p, 1 << 20);
+    ck_assert_int_eq(p.srv.st[0].closed, 1);
+    ck_assert_uint_eq(p.srv.st[0].close_code, MUX_CODE_HEADERS_TOO_LARGE);
+    ck_assert_int_eq(p.cli.st[0].heads, 0);
+    ck_assert_int_eq(p.cli.st[1].heads, 1); /* the other stream is fine */
+    ck_assert(!mux_session_want_close(p.cli.s));
+    /* our own limits apply to what we send */
+    ck_assert_int_eq(mux_session_respond(p.cli.s, 3, &(mux_head){.status = 200, .headers = hs, .nheaders = 3}),
+                     MUX_ERR_HEADER_LIMIT);
+    pair_del(&p);
+}
+END_TEST
+
 /* ---------------------------------------------------------------- fuzz seed transcripts */
 
 typedef struct {
@@ -1380,6 +1413,7 @@ Suite *make_suite(void)
     tcase_add_test(tc, test_upgrade);
     tcase_add_test(tc, test_write_backpressure);
     tcase_add_test(tc, test_autotune);
+    tcase_add_test(tc, test_header_limit);
     tcase_add_test(tc, test_record_transcripts);
     suite_add_tcase(s, tc);
     tc = tcase_create("transfer");
