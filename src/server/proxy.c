@@ -410,6 +410,7 @@ int proxy_handle_request(server *srv, h2o_req_t *req)
 void proxy_on_head(proxy_stream *ps, const mux_head *head)
 {
     h2o_req_t *req = ps->req;
+    LOG_DEBUG(LOG_EV_STREAM, "stream %u (%s): response head %u flags %u", ps->id, ps->name, head->status, head->flags);
     if (ps->response_started || ps->stopped)
         return;
     if (head->status < 200) {
@@ -482,6 +483,7 @@ void proxy_on_data(proxy_stream *ps, const uint8_t *data, size_t len)
 
 void proxy_on_end(proxy_stream *ps)
 {
+    LOG_DEBUG(LOG_EV_STREAM, "stream %u (%s): response end", ps->id, ps->name);
     ps->ended = 1;
     send_more(ps);
 }
