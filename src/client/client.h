@@ -37,6 +37,13 @@ typedef struct {
     int tls_insecure;
     char *log_level;
     char *log_format;
+    char *log_file;           /* "" = stderr; reopened on SIGHUP */
+    double reconnect_backoff; /* factor per consecutive failed attempt (1 = fixed delay) */
+    int64_t reconnect_max_delay_ms;
+    double reconnect_jitter;  /* 0..1 */
+    int64_t ping_interval_ms; /* 0 = no keepalive PINGs */
+    int64_t ping_timeout_ms;  /* 0 = never declare a silent server dead */
+    int64_t drain_timeout_ms; /* SIGTERM: how long in-flight streams may take */
 } client_options;
 
 /* A parsed SERVER_URL. */
@@ -84,6 +91,7 @@ typedef struct client {
     tunnel *tun;          /* the current tunnel, NULL between attempts */
     lws_sorted_usec_list_t reconnect_sul;
     int64_t attempts; /* consecutive failed attempts since the last WELCOME */
+    uint64_t rng;     /* RECONNECT_JITTER random state (seeded at start-up) */
     int stopping;     /* SIGTERM/SIGINT received */
     int64_t stop_deadline_ms;
     int done; /* leave the loop */

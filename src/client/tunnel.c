@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "backoff.h"
 #include "client.h"
 #include "common/config.h"
 #include "common/log.h"
@@ -46,6 +47,7 @@ struct tunnel {
     int welcomed;
     int64_t retry_after_ms; /* from REFUSE */
     int close_now;          /* return -1 from the next callback */
+    int write_stalled;      /* the WRITE_TIMEOUT timeout is armed (socket send buffer full) */
 };
 
 int64_t client_now_ms(void)
@@ -151,6 +153,19 @@ static int flush_session(tunnel *t)
         }
         mux_session_send_done(t->s, client_now_ms());
     }
+    /* WRITE_TIMEOUT: the server must keep taking our bytes; a choked pipe arms a deadline (and a
+     * writable callback, which comes once lws has drained its buffer and disarms it) */
+    if (lws_send_pipe_choked(t->wsi)) {
+        if (!t->write_stalled) {
+            t->write_stalled = 1;
+            int secs = (int)((t->c->opt->write_timeout_ms + 999) / 1000);
+            lws_set_timeout(t->wsi, PENDING_TIMEOUT_USER_REASON_BASE + 1, secs > 0 ? secs : 1);
+            lws_callback_on_writable(t->wsi);
+        }
+    } else if (t->write_stalled) {
+        t->write_stalled = 0;
+        lws_set_timeout(t->wsi, NO_PENDING_TIMEOUT, 0);
+    }
     return 0;
 }
 
@@ -220,6 +235,8 @@ static int start_session(tunnel *t)
     o.client_id = c->opt->client_id;
     o.auth_token = c->opt->auth_token ? c->opt->auth_token : "";
     o.software = "tunnelmux-client/" TUNNELMUX_VERSION;
+    o.ping_interval_ms = (uint32_t)c->opt->ping_interval_ms;
+    o.ping_timeout_ms = (uint32_t)c->opt->ping_timeout_ms;
     mux_session_callbacks cb = {
         .on_welcome = on_welcome,
         .on_refuse = on_refuse,
@@ -369,8 +386,11 @@ void tunnel_schedule_reconnect(client *c, int64_t delay_ms)
         c->done = 1;
         return;
     }
-    if (delay_ms < c->opt->reconnect_delay_ms)
-        delay_ms = c->opt->reconnect_delay_ms;
+    backoff_policy p = {.delay_ms = c->opt->reconnect_delay_ms,
+                        .backoff = c->opt->reconnect_backoff,
+                        .max_delay_ms = c->opt->reconnect_max_delay_ms,
+                        .jitter = c->opt->reconnect_jitter};
+    delay_ms = backoff_delay(&p, c->attempts, delay_ms, &c->rng);
     LOG_INFO(LOG_EV_TUNNEL, "retrying in %lld ms", (long long)delay_ms);
     lws_sul_schedule(c->lws, 0, &c->reconnect_sul, reconnect_cb, (lws_usec_t)delay_ms * 1000);
 }
@@ -416,8 +436,8 @@ int tunnel_connect(client *c)
 void tunnel_shutdown(client *c)
 {
     c->stopping = 1;
-    c->stop_deadline_ms = client_now_ms() + 5000;
-    lws_sul_schedule(c->lws, 0, &c->reconnect_sul, reconnect_cb, (lws_usec_t)5000 * 1000);
+    c->stop_deadline_ms = client_now_ms() + c->opt->drain_timeout_ms;
+    lws_sul_schedule(c->lws, 0, &c->reconnect_sul, reconnect_cb, (lws_usec_t)c->opt->drain_timeout_ms * 1000);
     tunnel *t = c->tun;
     if (t == NULL) {
         c->done = 1;
@@ -427,6 +447,10 @@ void tunnel_shutdown(client *c)
         lws_set_timeout(t->wsi, 1, LWS_TO_KILL_ASYNC);
         return;
     }
+    mux_session_stats st;
+    mux_session_get_stats(t->s, &st);
+    LOG_INFO(LOG_EV_TUNNEL, "GOAWAY sent: no new streams, draining %u in-flight stream(s) for up to %lld ms", st.streams_active,
+             (long long)c->opt->drain_timeout_ms);
     mux_session_goaway(t->s, MUX_CODE_SHUTDOWN, "client shutting down");
     tunnel_kick(t);
 }
@@ -509,8 +533,9 @@ int tunnel_lws_callback(struct lws *wsi, enum lws_callback_reasons reason, void 
         return 0;
     case LWS_CALLBACK_RAW_CLOSE:
         if (t != NULL)
-            tunnel_gone(t,
-                        t->s && mux_session_last_error_reason(t->s)[0] ? mux_session_last_error_reason(t->s) : "connection closed");
+            tunnel_gone(t, t->s && mux_session_last_error_reason(t->s)[0] ? mux_session_last_error_reason(t->s)
+                           : t->write_stalled                             ? "server stopped reading (WRITE_TIMEOUT)"
+                                                                          : "connection closed");
         return 0;
     case LWS_CALLBACK_WSI_DESTROY:
         if (t != NULL && t->wsi == wsi)

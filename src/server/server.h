@@ -27,6 +27,10 @@ typedef struct {
     uint64_t max_request_body; /* MAX_REQUEST_BODY */
     char *log_level;           /* LOG_LEVEL */
     char *log_format;          /* LOG_FORMAT */
+    char *log_file;            /* LOG_FILE ("" = stderr; reopened on SIGHUP) */
+    int64_t ping_interval_ms;  /* PING_INTERVAL (0 = no keepalive PINGs) */
+    int64_t ping_timeout_ms;   /* PING_TIMEOUT (0 = never declare a silent client dead) */
+    int64_t drain_timeout_ms;  /* DRAIN_TIMEOUT: how long SIGTERM waits for in-flight requests */
 } server_options;
 
 #define SERVER_MAX_LISTENERS 2
@@ -50,6 +54,7 @@ struct server {
     h2o_timeout_t tick_timeout;  /* 100 ms: drives every session's timers */
     h2o_timeout_entry_t tick_entry;
     int shutting_down;
+    size_t nrequests; /* public requests routed to a tunnel and not yet disposed by h2o (drain) */
 };
 
 /* Milliseconds of the loop's clock (what the mux sessions are given as "now"). */
