@@ -21,8 +21,10 @@ int64_t backoff_delay(const backoff_policy *p, int64_t attempt, int64_t floor_ms
 {
     double d = p->delay_ms > 0 ? (double)p->delay_ms : 0.0;
     double cap = (double)p->max_delay_ms;
-    if (p->max_delay_ms <= 0 || cap < d)
-        cap = d > 86400000.0 ? d : 86400000.0; /* never more than a day unless RECONNECT_DELAY says so */
+    if (p->max_delay_ms <= 0)
+        cap = d > 86400000.0 ? d : 86400000.0; /* no cap: never more than a day unless RECONNECT_DELAY says so */
+    else if (cap < d)
+        cap = d; /* a cap never shortens RECONNECT_DELAY itself */
     if (p->backoff > 1.0 && attempt > 1 && d > 0.0) {
         /* d * backoff^(attempt-1) by squaring: at most 63 rounds, stops once past the cap */
         double base = p->backoff;
