@@ -350,9 +350,17 @@ static int on_local_plain(upstream *u, uint8_t *p, size_t n)
         return -1;
     if (u->state != U_REQUEST)
         return process_body(u, p, n);
-    if (u->hlen + n > UPSTREAM_HEAD_MAX) {
+    /* a read may hold the head and a large part of the body (256 KiB reads): only the head is
+     * limited to UPSTREAM_HEAD_MAX, so take the bytes in pieces that fit and hand the rest on */
+    size_t take = UPSTREAM_HEAD_MAX - u->hlen;
+    if (u->hlen >= UPSTREAM_HEAD_MAX) {
         u_reset(u, MUX_CODE_UPSTREAM_ERROR, "response head too large");
         return -1;
+    }
+    if (take < n) {
+        if (on_local_plain(u, p, take) != 0) /* recursion depth 1: the piece fits */
+            return -1;
+        return on_local_plain(u, p + take, n - take);
     }
     if (u->hlen + n > u->hcap) {
         size_t nc = u->hcap ? u->hcap * 2 : 8192;
