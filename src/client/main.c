@@ -16,14 +16,17 @@
 
 /* The only global state: set by the signal handler, read by the loop. */
 static volatile sig_atomic_t g_stop_signal;
+static volatile sig_atomic_t g_stop_count;
 static volatile sig_atomic_t g_hup_count;
 
 static void on_signal(int sig)
 {
-    if (sig == SIGHUP)
+    if (sig == SIGHUP) {
         g_hup_count++;
-    else
+    } else {
         g_stop_signal = sig;
+        g_stop_count++;
+    }
 }
 
 static int validate_ping(const cfg_option *opt, void *options, char *err, size_t errlen)
@@ -98,8 +101,9 @@ static const cfg_option options_table[] = {
     {"MAX_MESSAGE_SIZE", "max-message-size", CFG_SIZE, "10485760", O(max_message_size), 65536, 1073741824,
      "largest WebSocket message accepted", NULL},
     {"READ_TIMEOUT", "read-timeout", CFG_DURATION, "120s", O(read_timeout_ms), 1, 86400000,
-     "how long the local service may take to answer", NULL},
-    {"WRITE_TIMEOUT", "write-timeout", CFG_DURATION, "30s", O(write_timeout_ms), 1, 86400000, "write timeout", NULL},
+     "the local service must send its response head within this (else 504 to the public user)", NULL},
+    {"WRITE_TIMEOUT", "write-timeout", CFG_DURATION, "30s", O(write_timeout_ms), 1, 86400000,
+     "the server must keep taking tunnel bytes: a write stalled this long drops the tunnel (then redial)", NULL},
     {"RECONNECT_DELAY", "reconnect-delay", CFG_DURATION, "5s", O(reconnect_delay_ms), 0, 86400000,
      "pause before reconnecting to the server", NULL},
     {"MAX_RETRIES", "max-retries", CFG_INT, "-1", O(max_retries), -1, 1000000000,
@@ -283,8 +287,11 @@ int main(int argc, char **argv)
             if (c->done)
                 break;
         }
-        if (c->stopping && client_now_ms() > c->stop_deadline_ms)
+        if (c->stopping && (client_now_ms() > c->stop_deadline_ms || g_stop_count >= 2)) {
+            LOG_WARN(LOG_EV_CONF, "drain %s: closing with streams in flight",
+                     g_stop_count >= 2 ? "interrupted by a second signal" : "timed out (DRAIN_TIMEOUT)");
             break;
+        }
         if (lws_service(c->lws, 0) < 0)
             break;
     }

@@ -97,7 +97,7 @@ static const cfg_option options_table[] = {
     {"MAX_MESSAGE_SIZE", "max-message-size", CFG_SIZE, "10485760", OFF(max_message_size), 65536, 1 << 30,
      "largest tunnel WebSocket message accepted", NULL},
     {"READ_TIMEOUT", "read-timeout", CFG_DURATION, "120s", OFF(read_timeout_ms), 1, 86400000,
-     "a response head must arrive within this (else 504)", NULL},
+     "a response head must arrive within this (else 504); also the public connections' read/idle timeout", NULL},
     {"WRITE_TIMEOUT", "write-timeout", CFG_DURATION, "30s", OFF(write_timeout_ms), 1, 86400000,
      "a write to a tunnel must complete within this (else the tunnel is dropped)", NULL},
     {"LISTEN_ADDR", "listen-addr", CFG_STRING, "", OFF(listen_addr), 0, 0,
