@@ -95,14 +95,18 @@ static void u_hold(upstream *u)
 /* Ends an entry point; frees |u| when it died meanwhile. Returns 1 when freed. */
 static int u_release(upstream *u)
 {
-    tunnel *t = u->c->tun; /* u->tun is already NULL after a reset: the CLOSE still needs a flush */
+    /* u->tun is already NULL after a reset or a clean end: the last frames (CLOSE, or a head with
+     * END_STREAM that closed the stream) still need a flush, so kick the client's tunnel even when
+     * |u| is freed here. */
+    tunnel *t = u->c->tun;
+    int freed = 0;
     if (--u->busy == 0 && u->dead) {
         u_free(u);
-        return 1;
+        freed = 1;
     }
     if (t != NULL)
         tunnel_kick(t);
-    return 0;
+    return freed;
 }
 
 static mux_session *u_session(upstream *u)
