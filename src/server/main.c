@@ -159,10 +159,13 @@ int main(int argc, char **argv)
     int rv = cfg_parse(options_table, NOPTIONS, &opt, argc, argv, "tunnelmux-server",
                        "Public side of tunnelmux: routes NAME.DOMAIN to the client daemon registered as NAME.", stdout, err,
                        sizeof(err));
-    if (rv == 1)
+    if (rv == 1) {
+        cfg_free(options_table, NOPTIONS, &opt);
         return 0;
+    }
     if (rv != 0) {
         fprintf(stderr, "tunnelmux-server: %s\n", err);
+        cfg_free(options_table, NOPTIONS, &opt);
         return 2;
     }
     log_level level = LOG_LVL_INFO;
