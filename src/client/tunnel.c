@@ -49,7 +49,7 @@ struct tunnel {
     int welcomed;
     int64_t retry_after_ms; /* from REFUSE */
     int close_now;          /* return -1 from the next callback */
-    int write_stalled;      /* the WRITE_TIMEOUT timeout is armed (socket send buffer full) */
+    int write_stalled;      /* closed by the WRITE_TIMEOUT (the server stopped reading) */
 };
 
 int64_t client_now_ms(void)
@@ -155,19 +155,6 @@ static int flush_session(tunnel *t)
         }
         mux_session_send_done(t->s, client_now_ms());
     }
-    /* WRITE_TIMEOUT: the server must keep taking our bytes; a choked pipe arms a deadline (and a
-     * writable callback, which comes once lws has drained its buffer and disarms it) */
-    if (lws_send_pipe_choked(t->wsi)) {
-        if (!t->write_stalled) {
-            t->write_stalled = 1;
-            int secs = (int)((t->c->opt->write_timeout_ms + 999) / 1000);
-            lws_set_timeout(t->wsi, PENDING_TIMEOUT_USER_REASON_BASE + 1, secs > 0 ? secs : 1);
-            lws_callback_on_writable(t->wsi);
-        }
-    } else if (t->write_stalled) {
-        t->write_stalled = 0;
-        lws_set_timeout(t->wsi, NO_PENDING_TIMEOUT, 0);
-    }
     return 0;
 }
 
@@ -189,6 +176,7 @@ static void stall_cb(lws_sorted_usec_list_t *sul)
     }
     LOG_WARN(LOG_EV_TUNNEL, "tunnel: %s took no data for %lld s (WRITE_TIMEOUT), reconnecting", t->c->url.hostport,
              (long long)(t->c->opt->write_timeout_ms / 1000));
+    t->write_stalled = 1;
     lws_set_timeout(t->wsi, 1, LWS_TO_KILL_ASYNC);
 }
 
