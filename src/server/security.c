@@ -1,0 +1,113 @@
+/*
+ * tunnelmux server — public-request checks (see security.h).
+ */
+#include "server/security.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+
+#include <openssl/crypto.h>
+
+#include "common/log.h"
+#include "server/ratelimit.h"
+
+static void add_header(h2o_req_t *req, const h2o_token_t *token, const char *value)
+{
+    size_t n = strlen(value);
+    char *v = h2o_mem_alloc_pool(&req->pool, n);
+    memcpy(v, value, n);
+    h2o_add_header(&req->pool, &req->res.headers, token, NULL, v, n);
+}
+
+static void too_many(h2o_req_t *req, int64_t wait_ms, const char *msg)
+{
+    char ra[24];
+    snprintf(ra, sizeof(ra), "%lld", (long long)((wait_ms + 999) / 1000));
+    add_header(req, H2O_TOKEN_RETRY_AFTER, ra);
+    h2o_send_error_generic(req, 429, "Too Many Requests", msg, H2O_SEND_ERROR_KEEP_HEADERS);
+}
+
+int security_condemned(server *srv, h2o_req_t *req)
+{
+    if (!guard_is_condemned(srv->guard, req->conn->id))
+        return 0;
+    req->http1_is_persistent = 0;
+    too_many(req, srv->opt->h2_reset_window_ms, "tunnelmux: too many cancelled requests on this connection\n");
+    return 1;
+}
+
+/* 1 when |req| carries credentials accepted for |name|. */
+static int basic_ok(server *srv, h2o_req_t *req, const char *name)
+{
+    ssize_t i = -1;
+    int ok = 0;
+    char cred[1024];
+    while ((i = h2o_find_header(&req->headers, H2O_TOKEN_AUTHORIZATION, i)) != -1) {
+        h2o_iovec_t v = req->headers.entries[i].value;
+        int n = auth_parse_basic(v.base, v.len, cred, sizeof(cred));
+        if (n > 0 && auth_list_check(&srv->basic, cred, (size_t)n, name) == AUTH_OK)
+            ok = 1;
+        OPENSSL_cleanse(cred, sizeof(cred));
+        if (ok)
+            break;
+    }
+    return ok;
+}
+
+int security_admit(server *srv, tunnel *t, h2o_req_t *req, const char *name, int *drop_authorization)
+{
+    const server_options *o = srv->opt;
+    *drop_authorization = 0;
+    /* header limits first: nothing else reads a huge head */
+    size_t bytes = 0;
+    for (size_t i = 0; i < req->headers.size; i++)
+        bytes += req->headers.entries[i].name->len + req->headers.entries[i].value.len;
+    if (req->headers.size > (size_t)o->max_header_count || bytes > o->max_header_bytes) {
+        LOG_INFO(LOG_EV_HTTP, "request for %s refused: 431 (%zu headers, %zu bytes; MAX_HEADER_COUNT=%lld MAX_HEADER_BYTES=%llu)",
+                 name, req->headers.size, bytes, (long long)o->max_header_count, (unsigned long long)o->max_header_bytes);
+        h2o_send_error_generic(req, 431, "Request Header Fields Too Large", "tunnelmux: request header fields too large\n",
+                               H2O_SEND_ERROR_KEEP_HEADERS);
+        return 1;
+    }
+    if (srv->basic.n > 0 && auth_list_covers(&srv->basic, name)) {
+        if (!basic_ok(srv, req, name)) {
+            char realm[400];
+            snprintf(realm, sizeof(realm), "Basic realm=\"%s.%s\", charset=\"UTF-8\"", name, srv->domain);
+            add_header(req, H2O_TOKEN_WWW_AUTHENTICATE, realm);
+            LOG_INFO(LOG_EV_HTTP, "request for %s refused: 401 (basic auth %s)", name,
+                     h2o_find_header(&req->headers, H2O_TOKEN_AUTHORIZATION, -1) == -1 ? "missing" : "wrong");
+            h2o_send_error_generic(req, 401, "Unauthorized", "tunnelmux: authentication required\n", H2O_SEND_ERROR_KEEP_HEADERS);
+            return 1;
+        }
+        *drop_authorization = 1;
+    }
+    int64_t now = server_now(srv);
+    int64_t wait = ratelimit_debt_wait(&t->rl_bytes, now);
+    if (wait > 0) {
+        LOG_DEBUG(LOG_EV_HTTP, "request for %s refused: 429 (RATE_LIMIT_BPS, retry in %lld ms)", name, (long long)wait);
+        too_many(req, wait, "tunnelmux: rate limit exceeded (bytes per second)\n");
+        return 1;
+    }
+    wait = ratelimit_take(&t->rl_requests, 1, now);
+    if (wait > 0) {
+        LOG_DEBUG(LOG_EV_HTTP, "request for %s refused: 429 (RATE_LIMIT_RPS, retry in %lld ms)", name, (long long)wait);
+        too_many(req, wait, "tunnelmux: rate limit exceeded (requests per second)\n");
+        return 1;
+    }
+    if (req->entity.base != NULL)
+        ratelimit_charge(&t->rl_bytes, (double)req->entity.len, now);
+    return 0;
+}
+
+void security_on_cancel(server *srv, h2o_conn_t *conn, uint64_t conn_id)
+{
+    if (conn == NULL || !guard_on_cancel(srv->guard, conn_id, server_now(srv)))
+        return;
+    LOG_WARN(LOG_EV_HTTP, "public connection %llu closed: over H2_RESET_BUDGET (%lld cancelled requests per %lld ms; Rapid Reset)",
+             (unsigned long long)conn_id, (long long)srv->opt->h2_reset_budget, (long long)srv->opt->h2_reset_window_ms);
+    h2o_socket_t *sock = conn->callbacks->get_socket != NULL ? conn->callbacks->get_socket(conn) : NULL;
+    if (sock != NULL)
+        shutdown(h2o_socket_get_fd(sock), SHUT_RDWR); /* never h2o_socket_close from here (DESIGN.md §4) */
+}
