@@ -24,7 +24,7 @@ static void refill(ratelimit_bucket *b, int64_t now_ms)
 /* Milliseconds until the level reaches |need| (>= 1). */
 static int64_t wait_for(const ratelimit_bucket *b, double need)
 {
-    double ms = (need - b->tokens) * 1000.0 / b->rate;
+    double ms = (need - b->tokens) * 1000.0 / b->rate - 1e-6; /* no extra ms from rounding noise */
     if (ms > 86400000.0)
         return 86400000;
     int64_t v = (int64_t)ms;
@@ -38,7 +38,7 @@ int64_t ratelimit_take(ratelimit_bucket *b, double n, int64_t now_ms)
     if (b->rate <= 0)
         return 0;
     refill(b, now_ms);
-    if (b->tokens >= n) {
+    if (b->tokens + 1e-9 >= n) { /* tolerate float accumulation noise */
         b->tokens -= n;
         return 0;
     }
