@@ -331,6 +331,8 @@ int proxy_handle_request(server *srv, h2o_req_t *req)
     }
     if (security_condemned(srv, req))
         return 0; /* answered 429: this connection exhausted its reset budget */
+    if (security_reject_ambiguous(srv, req))
+        return 0; /* answered 400: request smuggling attempt */
     int nl =
         route_lookup_name(req->input.authority.base, req->input.authority.len, srv->domain, name, sizeof(name), host, sizeof(host));
     if (nl < 0) {

@@ -38,6 +38,67 @@ int security_condemned(server *srv, h2o_req_t *req)
     return 1;
 }
 
+/* picohttpparser is exported by libh2o-evloop without an installed header (DESIGN.md §4). */
+struct phr_header {
+    const char *name;
+    size_t name_len;
+    const char *value;
+    size_t value_len;
+};
+int phr_parse_request(const char *buf, size_t len, const char **method, size_t *method_len, const char **path, size_t *path_len,
+                      int *minor_version, struct phr_header *headers, size_t *num_headers, size_t last_len);
+
+#define RAW_MAX_HEADERS 128
+
+int security_reject_ambiguous(server *srv, h2o_req_t *req)
+{
+    if (req->version >= 0x200)
+        return 0; /* HTTP/2 framing is unambiguous; h2o rejects connection-specific headers there */
+    /* h2o removes Content-Length / Transfer-Encoding from req->headers and keeps the request head
+     * at the start of the socket's input until the request ends: re-parse the raw head. */
+    h2o_socket_t *sock = req->conn->callbacks->get_socket != NULL ? req->conn->callbacks->get_socket(req->conn) : NULL;
+    if (sock == NULL || sock->input == NULL || sock->input->size == 0)
+        return 0;
+    struct phr_header hs[RAW_MAX_HEADERS];
+    size_t nh = RAW_MAX_HEADERS, ml, pl;
+    const char *m, *p;
+    int minor;
+    int r = phr_parse_request(sock->input->bytes, sock->input->size, &m, &ml, &p, &pl, &minor, hs, &nh, 0);
+    if (r <= 0)
+        return 0; /* not the head we expected (should not happen): h2o's own parse stands */
+    const char *why = NULL;
+    int have_te = 0, ncl = 0;
+    const char *cl = NULL;
+    size_t cllen = 0;
+    for (size_t i = 0; i < nh && why == NULL; i++) {
+        if (hs[i].name == NULL || hs[i].name_len == 0) {
+            why = "obsolete line folding or empty header name";
+        } else if (hs[i].name_len == 17 && strncasecmp(hs[i].name, "transfer-encoding", 17) == 0) {
+            have_te = 1;
+        } else if (hs[i].name_len == 14 && strncasecmp(hs[i].name, "content-length", 14) == 0) {
+            if (ncl++ > 0 && !(cllen == hs[i].value_len && memcmp(cl, hs[i].value, cllen) == 0))
+                why = "several different Content-Length values";
+            cl = hs[i].value;
+            cllen = hs[i].value_len;
+        }
+    }
+    if (why == NULL && have_te && ncl > 0)
+        why = "both Transfer-Encoding and Content-Length";
+    if (why == NULL)
+        return 0;
+    char host[64];
+    size_t n = req->input.authority.len < sizeof(host) - 1 ? req->input.authority.len : sizeof(host) - 1;
+    for (size_t i = 0; i < n; i++) {
+        char c = req->input.authority.base[i];
+        host[i] = (c < 0x20 || c == 0x7f) ? '?' : c;
+    }
+    host[n] = '\0';
+    LOG_INFO(LOG_EV_HTTP, "request for %s refused: 400 (ambiguous HTTP/1.1 framing: %s); connection closed", host, why);
+    req->http1_is_persistent = 0; /* never parse what follows: it may be a smuggled request */
+    h2o_send_error_generic(req, 400, "Bad Request", "tunnelmux: ambiguous request framing\n", H2O_SEND_ERROR_KEEP_HEADERS);
+    return 1;
+}
+
 /* 1 when |req| carries credentials accepted for |name|. */
 static int basic_ok(server *srv, h2o_req_t *req, const char *name)
 {

@@ -12,6 +12,11 @@
 /* When |req|'s connection was condemned (reset budget exhausted), answers 429 and returns 1. */
 int security_condemned(server *srv, h2o_req_t *req);
 
+/* Request smuggling guard (docs/SECURITY.md §5): an HTTP/1.1 request with both Transfer-Encoding
+ * and Content-Length, several different Content-Length values, or an empty header name (obs-fold)
+ * is answered 400 and its connection closed, so nothing after it is parsed. Returns 1 when answered. */
+int security_reject_ambiguous(server *srv, h2o_req_t *req);
+
 /*
  * Admission of |req| for client |name| on tunnel |t|: basic auth (401 + WWW-Authenticate),
  * MAX_HEADER_COUNT / MAX_HEADER_BYTES (431), RATE_LIMIT_RPS / RATE_LIMIT_BPS (429 + Retry-After).

@@ -252,11 +252,7 @@ def cmd_raw(port, hostname, path):
     with open(path, "rb") as f:
         data = f.read().replace(b"@HOST@", hostname.encode())
     s = socket.create_connection(("127.0.0.1", int(port)), timeout=5)
-    s.sendall(data)
-    try:
-        s.shutdown(socket.SHUT_WR)
-    except OSError:
-        pass
+    s.sendall(data)  # no half-close: the server decides when the connection ends
     got = b""
     deadline = time.time() + 3
     while time.time() < deadline:
