@@ -382,11 +382,20 @@ def cmd_hpack(port, authority, count, size):
             break
     kinds = []
     i = 0
+    status = "-"
+    from hpack import Decoder
+    dec = Decoder()
     while i + 9 <= len(got):
         ln = int.from_bytes(got[i:i + 3], "big")
+        if got[i + 3] == 1 and status == "-":
+            try:
+                status = dict(dec.decode(bytes(got[i + 9:i + 9 + ln]))).get(":status", "?")
+            except Exception:
+                status = "?"
         kinds.append({1: "HEADERS", 3: "RST_STREAM", 7: "GOAWAY", 4: "SETTINGS", 0: "DATA", 8: "WINDOW_UPDATE"}.get(got[i + 3], str(got[i + 3])))
         i += 9 + ln
-    print("block_bytes=%d expanded_bytes=%d frames=%s eof=%d" % (len(block), int(count) * (int(size) + 38), ",".join(kinds) or "none", eof))
+    print("block_bytes=%d expanded_bytes=%d frames=%s status=%s eof=%d" % (len(block), int(count) * (int(size) + 38), ",".join(kinds) or "none",
+                                                                        status, eof))
     return 0
 
 
@@ -406,7 +415,8 @@ def cmd_flood(port, authority, n):
             if sent >= n:
                 break
             h = HeadersFrame(sid)
-            h.flags.update(("END_HEADERS", "END_STREAM"))
+            h.flags.add("END_HEADERS")
+            h.flags.add("END_STREAM")
             h.data = enc.encode([(":method", "GET"), (":scheme", "http"), (":path", "/flood/%d" % sid), (":authority", authority)])
             r = RstStreamFrame(sid)
             r.error_code = 8
