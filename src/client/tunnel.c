@@ -39,9 +39,11 @@ struct tunnel {
     char hs[TUNNEL_HANDSHAKE_MAX];
     size_t hslen;
     mux_session *s;
-    lws_sorted_usec_list_t sul; /* session timer, or the upgrade deadline before T_OPEN */
-    client_link streams;        /* upstreams of this tunnel */
-    uint8_t *stage;             /* gathers a send batch into one write */
+    lws_sorted_usec_list_t sul;       /* session timer, or the upgrade deadline before T_OPEN */
+    lws_sorted_usec_list_t stall_sul; /* WRITE_TIMEOUT: the socket took nothing for that long */
+    int64_t choked_since;             /* when a write was last left (partly) buffered by lws; 0 = not choked */
+    client_link streams;              /* upstreams of this tunnel */
+    uint8_t *stage;                   /* gathers a send batch into one write */
     size_t stage_cap;
     int welcomed;
     int64_t retry_after_ms; /* from REFUSE */
@@ -155,6 +157,46 @@ static int flush_session(tunnel *t)
 }
 
 /* ---------------------------------------------------------------- timer */
+
+static void stall_cb(lws_sorted_usec_list_t *sul)
+{
+    tunnel *t = lws_container_of(sul, tunnel, stall_sul);
+    if (t->wsi == NULL || t->choked_since == 0)
+        return;
+    if (!lws_send_pipe_choked(t->wsi)) {
+        t->choked_since = 0;
+        return;
+    }
+    int64_t left = t->choked_since + t->c->opt->write_timeout_ms - client_now_ms();
+    if (left > 0) {
+        lws_sul_schedule(t->c->lws, 0, &t->stall_sul, stall_cb, (lws_usec_t)left * 1000);
+        return;
+    }
+    LOG_WARN(LOG_EV_TUNNEL, "tunnel: %s took no data for %lld s (WRITE_TIMEOUT), reconnecting", t->c->url.hostport,
+             (long long)(t->c->opt->write_timeout_ms / 1000));
+    lws_set_timeout(t->wsi, 1, LWS_TO_KILL_ASYNC);
+}
+
+/* WRITE_TIMEOUT bookkeeping after writing: lws keeps what the socket did not take and reports the
+ * connection writable again only once that drained, so "choked for WRITE_TIMEOUT without a
+ * writable callback" means the server stopped reading. |progress|: called from a writable
+ * callback. */
+static void track_write(tunnel *t, int progress)
+{
+    if (t->wsi == NULL)
+        return;
+    if (!lws_send_pipe_choked(t->wsi)) {
+        if (t->choked_since != 0) {
+            t->choked_since = 0;
+            lws_sul_cancel(&t->stall_sul);
+        }
+        return;
+    }
+    if (t->choked_since != 0 && !progress)
+        return;
+    t->choked_since = client_now_ms();
+    lws_sul_schedule(t->c->lws, 0, &t->stall_sul, stall_cb, (lws_usec_t)t->c->opt->write_timeout_ms * 1000);
+}
 
 static void tunnel_timer_cb(lws_sorted_usec_list_t *sul)
 {
@@ -313,6 +355,7 @@ static void set_nodelay(struct lws *wsi)
 static void tunnel_free(tunnel *t)
 {
     lws_sul_cancel(&t->sul);
+    lws_sul_cancel(&t->stall_sul);
     while (t->streams.next != &t->streams)
         upstream_abandon(t->streams.next);
     if (t->s != NULL)
@@ -503,6 +546,7 @@ int tunnel_lws_callback(struct lws *wsi, enum lws_callback_reasons reason, void 
             return 0;
         if (flush_session(t) != 0)
             return -1;
+        track_write(t, 1);
         if (mux_session_want_close(t->s) && !mux_session_want_write(t->s) && !lws_send_pipe_choked(wsi))
             return -1;
         tunnel_kick(t);
