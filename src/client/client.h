@@ -33,6 +33,7 @@ typedef struct {
     int64_t reconnect_delay_ms;
     int64_t max_retries;
     char *auth_token;
+    char *auth_token_file; /* AUTH_TOKEN_FILE: first line is the token (wins over AUTH_TOKEN) */
     char *host_header;
     char *tls_ca_file;
     int tls_insecure;

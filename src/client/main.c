@@ -120,7 +120,9 @@ static const cfg_option options_table[] = {
      "declare the server dead (and reconnect) after this much silence (0 = never)", validate_ping},
     {"DRAIN_TIMEOUT", "drain-timeout", CFG_DURATION, "30s", O(drain_timeout_ms), 0, 3600000,
      "on SIGTERM: GOAWAY (no new streams), wait this long for in-flight ones, then exit 0", NULL},
-    {"AUTH_TOKEN", "auth-token", CFG_STRING, "", O(auth_token), 0, 0, "token sent in HELLO", NULL},
+    {"AUTH_TOKEN", "auth-token", CFG_STRING, "", O(auth_token), 0, 0, "token sent in HELLO (never logged)", NULL},
+    {"AUTH_TOKEN_FILE", "auth-token-file", CFG_STRING, NULL, O(auth_token_file), 0, 0,
+     "file whose first line is the token (wins over AUTH_TOKEN; keeps it out of ps and the environment)", NULL},
     {"HOST_HEADER", "host-header", CFG_STRING, "preserve", O(host_header), 0, 0,
      "Host towards the local service: preserve (public host), rewrite (LOCAL_HOST:LOCAL_PORT) or a value", validate_host_header},
     {"TLS_CA_FILE", "tls-ca-file", CFG_STRING, NULL, O(tls_ca_file), 0, 0, "extra CA file to verify a wss:// server", NULL},
@@ -131,6 +133,47 @@ static const cfg_option options_table[] = {
      NULL},
 };
 #define N_OPTIONS (sizeof(options_table) / sizeof(options_table[0]))
+
+/* Replaces opt->auth_token by the first line of AUTH_TOKEN_FILE (trimmed) when that is set.
+ * Returns 0, or -1 with a reason in |err| (never the token). */
+static int load_token_file(client_options *opt, char *err, size_t errlen)
+{
+    if (opt->auth_token_file == NULL || opt->auth_token_file[0] == '\0')
+        return 0;
+    FILE *f = fopen(opt->auth_token_file, "rb");
+    if (f == NULL) {
+        snprintf(err, errlen, "%s: cannot open", opt->auth_token_file);
+        return -1;
+    }
+    char line[4096];
+    size_t n = fread(line, 1, sizeof(line) - 1, f);
+    fclose(f);
+    line[n] = '\0';
+    char *p = line;
+    while (*p == ' ' || *p == '\t')
+        p++;
+    size_t len = strcspn(p, "\r\n");
+    while (len > 0 && (p[len - 1] == ' ' || p[len - 1] == '\t'))
+        len--;
+    p[len] = '\0';
+    int bad = len == 0 || memchr(p, '\0', len) != NULL;
+    for (size_t i = 0; i < len && !bad; i++)
+        bad = (unsigned char)p[i] < 0x20 || p[i] == 0x7f;
+    if (bad) {
+        memset(line, 0, sizeof(line));
+        snprintf(err, errlen, "%s: the first line must be a token (no control characters)", opt->auth_token_file);
+        return -1;
+    }
+    char *tok = strdup(p);
+    memset(line, 0, sizeof(line));
+    if (tok == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    free(opt->auth_token);
+    opt->auth_token = tok;
+    return 0;
+}
 
 static struct lws_protocols protocols[] = {
     {"tm-tunnel", tunnel_lws_callback, 0, CLIENT_IO_BUF, 0, NULL, CLIENT_IO_BUF},
@@ -226,6 +269,11 @@ int main(int argc, char **argv)
     }
     if (r != 0) {
         fprintf(stderr, "tunnelmux-client: %s\n", err);
+        cfg_free(options_table, N_OPTIONS, &opt);
+        return 2;
+    }
+    if (load_token_file(&opt, err, sizeof(err)) != 0) {
+        fprintf(stderr, "tunnelmux-client: AUTH_TOKEN_FILE: %s\n", err);
         cfg_free(options_table, N_OPTIONS, &opt);
         return 2;
     }

@@ -23,6 +23,7 @@
 #include "common/log.h"
 #include "server/headers.h"
 #include "server/route.h"
+#include "server/security.h"
 
 #define BODY_SLICE (256 * 1024)             /* largest piece handed to mux_session_write at once */
 #define BODY_RELEASE_STEP (4 * 1024 * 1024) /* release sent request-body pages in steps of this size */
@@ -34,6 +35,8 @@ struct proxy_stream {
     tunnel *tunnel; /* NULL once detached */
     uint32_t id;    /* mux stream id (0 = none) */
     h2o_linklist_t link;
+    h2o_conn_t *conn; /* the public connection (Rapid Reset budget, security.c) */
+    uint64_t conn_id;
     h2o_timeout_entry_t head_timeout;
     char name[ROUTE_MAX_NAME + 1];
     /* request body */
@@ -205,6 +208,8 @@ static void on_dispose(void *p)
     proxy_stream *ps = p;
     if (ps->srv->nrequests > 0)
         ps->srv->nrequests--;
+    if (!ps->final_sent)
+        security_on_cancel(ps->srv, ps->conn, ps->conn_id); /* cancelled by the user before the response ended */
     if (ps->tunnel != NULL)
         cancel(ps, "public client went away");
     if (h2o_timeout_is_linked(&ps->head_timeout))
@@ -360,6 +365,10 @@ int proxy_handle_request(server *srv, h2o_req_t *req)
         send_text(req, 503, "Service Unavailable", "tunnelmux: server is shutting down\n");
         return 0;
     }
+    if (security_condemned(srv, req))
+        return 0; /* answered 429: this connection exhausted its reset budget */
+    if (security_reject_ambiguous(srv, req))
+        return 0; /* answered 400: request smuggling attempt */
     int nl =
         route_lookup_name(req->input.authority.base, req->input.authority.len, srv->domain, name, sizeof(name), host, sizeof(host));
     if (nl < 0) {
@@ -375,6 +384,9 @@ int proxy_handle_request(server *srv, h2o_req_t *req)
             send_text(req, 404, "Not Found", "tunnelmux: no tunnel named %s (host %s)\n", name, shost);
         return 0;
     }
+    int drop_authorization = 0;
+    if (security_admit(srv, t, req, name, &drop_authorization) != 0)
+        return 0; /* answered (401, 429, 431) */
 
     proxy_stream *ps = h2o_mem_alloc_shared(&req->pool, sizeof(*ps), on_dispose);
     memset(ps, 0, sizeof(*ps));
@@ -384,6 +396,8 @@ int proxy_handle_request(server *srv, h2o_req_t *req)
     srv->nrequests++; /* until on_dispose: the response has been fully handed to the public connection */
     ps->req = req;
     ps->head_timeout.cb = on_head_timeout;
+    ps->conn = req->conn;
+    ps->conn_id = req->conn->id;
     memcpy(ps->name, name, (size_t)nl + 1);
 
     /* head */
@@ -401,7 +415,8 @@ int proxy_handle_request(server *srv, h2o_req_t *req)
                                  .authority_len = req->input.authority.len,
                                  .client_ip = ip,
                                  .keep_upgrade = 0, /* WebSocket pass-through: not yet (issue 5) */
-                                 .content_length = ps->has_body ? (int64_t)req->entity.len : -1};
+                                 .content_length = ps->has_body ? (int64_t)req->entity.len : -1,
+                                 .drop_authorization = drop_authorization};
     headers_list hl;
     if (headers_build_request(&hl, in, req->headers.size, &info, on_header_drop, ps) != 0) {
         send_text(req, 503, "Service Unavailable", "tunnelmux: out of memory\n");
@@ -513,6 +528,8 @@ void proxy_on_data(proxy_stream *ps, const uint8_t *data, size_t len)
         ps->pend = b;
         ps->pend_cap = cap;
     }
+    if (ps->tunnel != NULL)
+        ratelimit_charge(&ps->tunnel->rl_bytes, (double)len, server_now(ps->srv));
     memcpy(ps->pend + ps->pend_len, data, len);
     ps->pend_len += len;
     send_more(ps);
