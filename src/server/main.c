@@ -13,7 +13,9 @@
 
 #include "common/config.h"
 #include "common/log.h"
+#include "server/admin.h"
 #include "server/listener.h"
+#include "server/metrics.h"
 #include "server/proxy.h"
 #include "server/route.h"
 #include "server/server.h"
@@ -86,6 +88,11 @@ static const cfg_option options_table[] = {
      "largest public request body; h2o buffers the whole body (large ones in a temp file) before it is forwarded", NULL},
     {"LOG_LEVEL", "log-level", CFG_STRING, "info", OFF(log_level), 0, 0, "error, warn, info or debug", validate_level},
     {"LOG_FORMAT", "log-format", CFG_STRING, "text", OFF(log_format), 0, 0, "text or json", validate_format},
+    {"ADMIN_ADDR", "admin-addr", CFG_STRING, "127.0.0.1:9090", OFF(admin_addr), 0, 0,
+     "admin listener IP:PORT (/metrics, /api/clients, dashboard at /); \"off\" disables it", NULL},
+    {"ADMIN_USER", "admin-user", CFG_STRING, "", OFF(admin_user), 0, 0,
+     "admin basic-auth user (with ADMIN_PASSWORD; required unless ADMIN_ADDR is loopback)", NULL},
+    {"ADMIN_PASSWORD", "admin-password", CFG_STRING, "", OFF(admin_password), 0, 0, "admin basic-auth password", NULL},
 };
 #define NOPTIONS (sizeof(options_table) / sizeof(options_table[0]))
 
@@ -148,6 +155,10 @@ int main(int argc, char **argv)
     srv->opt = &opt;
     route_canonical_domain(opt.domain, srv->domain, sizeof(srv->domain));
     registry_init(&srv->reg);
+    if ((srv->metrics = metrics_new()) == NULL) {
+        fprintf(stderr, "tunnelmux-server: out of memory\n");
+        return 1;
+    }
     if (listener_setup_tls(srv, err, sizeof(err)) != 0) {
         fprintf(stderr, "tunnelmux-server: %s\n", err);
         return 2;
@@ -161,6 +172,7 @@ int main(int argc, char **argv)
     server_handler *handler = (server_handler *)h2o_create_handler(pathconf, sizeof(*handler));
     handler->super.on_req = on_req;
     handler->srv = srv;
+    admin_register_access_log(srv, pathconf);
 
     h2o_context_init(&srv->ctx, h2o_evloop_create(), &srv->config);
     h2o_timeout_init(srv->ctx.loop, &srv->read_timeout, (uint64_t)opt.read_timeout_ms);
@@ -174,6 +186,15 @@ int main(int argc, char **argv)
         fprintf(stderr, "tunnelmux-server: %s\n", err);
         return 1;
     }
+    char admin_bound[160];
+    if (admin_start(srv, admin_bound, sizeof(admin_bound), err, sizeof(err)) != 0) {
+        fprintf(stderr, "tunnelmux-server: %s\n", err);
+        return 2;
+    }
+    LOG_INFO(LOG_EV_CONF, "admin listener: %s%s", admin_bound,
+             srv->admin == NULL  ? ""
+             : opt.admin_user[0] ? " (basic auth)"
+                                 : " (loopback only, no auth)");
     LOG_INFO(LOG_EV_CONF, "tunnelmux-server %s listening on %s (%s%s) domain=%s tunnel=%s://%s:%lld/_tunnel", TUNNELMUX_VERSION,
              bound, srv->ssl_ctx ? "TLS, h2 + http/1.1" : "cleartext, HTTP/1.1 + h2c", "", srv->domain, srv->ssl_ctx ? "wss" : "ws",
              srv->domain, (long long)opt.port);
@@ -184,6 +205,7 @@ int main(int argc, char **argv)
     LOG_INFO(LOG_EV_CONF, "shutting down: %zu tunnel(s), GOAWAY sent, waiting up to %d ms", srv->ntunnels, SHUTDOWN_GRACE_MS);
     srv->shutting_down = 1;
     listener_close_all(srv);
+    admin_stop(srv);
     tunnel_shutdown_all(srv);
     int64_t deadline = server_now(srv) + SHUTDOWN_GRACE_MS;
     while (srv->ntunnels > 0 && stop_signals < 2 && server_now(srv) < deadline)
@@ -195,6 +217,8 @@ int main(int argc, char **argv)
         h2o_evloop_run(srv->ctx.loop, 50);
     LOG_INFO(LOG_EV_CONF, "stopped");
     registry_free(&srv->reg);
+    admin_free(srv);
+    metrics_free(srv->metrics);
     if (srv->ssl_ctx != NULL)
         SSL_CTX_free(srv->ssl_ctx);
     free(srv); /* h2o's context and idle public connections are left to the exit */

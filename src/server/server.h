@@ -27,6 +27,9 @@ typedef struct {
     uint64_t max_request_body; /* MAX_REQUEST_BODY */
     char *log_level;           /* LOG_LEVEL */
     char *log_format;          /* LOG_FORMAT */
+    char *admin_addr;          /* ADMIN_ADDR ("off" or "" = no admin listener) */
+    char *admin_user;          /* ADMIN_USER */
+    char *admin_password;      /* ADMIN_PASSWORD */
 } server_options;
 
 #define SERVER_MAX_LISTENERS 2
@@ -50,6 +53,8 @@ struct server {
     h2o_timeout_t tick_timeout;  /* 100 ms: drives every session's timers */
     h2o_timeout_entry_t tick_entry;
     int shutting_down;
+    struct metrics *metrics; /* counters for /metrics, the admin API and the access log (metrics.h) */
+    struct admin *admin;     /* the admin listener (admin.h), NULL when off */
 };
 
 /* Milliseconds of the loop's clock (what the mux sessions are given as "now"). */
