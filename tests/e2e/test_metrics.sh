@@ -48,7 +48,7 @@ tc() {
     fi
 }
 for i in 1 2 3 4 5; do tc alpha /bytes/1000; done
-for i in 1 2 3; do tc alpha /empty --data-binary "@$T/up.bin"; done
+for i in 1 2 3; do tc alpha /post --data-binary "@$T/up.bin"; done
 for i in 1 2; do tc alpha /status/404; done
 tc alpha /status/503
 for i in 1 2 3 4; do tc beta /status/201; done
@@ -82,7 +82,7 @@ check_eq "connected clients" 2 "$(mval "$T/m1" tunnelmux_connected_clients)"
 check_eq "alpha connected" 1 "$(mval "$T/m1" "tunnelmux_client_connected{$A}")"
 check_eq "alpha active streams" 0 "$(mval "$T/m1" "tunnelmux_client_active_streams{$A}")"
 tb=$(delta "$T/m0" "$T/m1" "tunnelmux_client_tunnel_bytes_total{$A,direction=\"out\"}")
-check "alpha tunnel bytes out grew by more than the uploads ($tb)" test "$tb" -gt 900
+check "alpha tunnel bytes out grew by more than one upload ($tb; zstd compresses the repeats)" test "$tb" -gt 300
 check "flow-blocked series present" grep -q "^tunnelmux_client_flow_blocked_seconds_total{$A} " "$T/m1"
 sleep 1
 scrape "$T/m2"
