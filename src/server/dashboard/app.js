@@ -82,7 +82,8 @@ function render(data) {
 
   const tbody = $("clients").tBodies[0];
   const rows = [];
-  for (const c of data.clients) {
+  const clients = data.clients.slice().sort((x, y) => (x.name < y.name ? -1 : x.name > y.name ? 1 : 0));
+  for (const c of clients) {
     const tr = document.createElement("tr");
     tr.dataset.client = c.name;
     const r = c.rates || {};
