@@ -121,11 +121,10 @@ void metrics_on_refused(metrics *m, const char *reason)
             return;
         }
     }
-    if (m->nrefusals == METRICS_MAX_REASONS || strlen(reason) >= sizeof(m->refusals[0].reason)) {
-        if (strcmp(reason, "OTHER") != 0)
-            metrics_on_refused(m, "OTHER");
-        else
-            m->refusals[METRICS_MAX_REASONS - 1].count++; /* table full of other reasons: last slot */
+    int other = strcmp(reason, "OTHER") == 0;
+    /* the last slot is kept for OTHER, which also takes reasons that do not fit */
+    if ((!other && m->nrefusals >= METRICS_MAX_REASONS - 1) || strlen(reason) >= sizeof(m->refusals[0].reason)) {
+        metrics_on_refused(m, "OTHER");
         return;
     }
     snprintf(m->refusals[m->nrefusals].reason, sizeof(m->refusals[0].reason), "%s", reason);
