@@ -17,6 +17,7 @@
 #include <openssl/ssl.h>
 
 #include "http1.h"
+#include "resolve.h"
 #include "mux/mux.h"
 
 /* Options (env + flags, see main.c's table). Durations in milliseconds. */
@@ -94,6 +95,7 @@ typedef struct client {
     char local_desc[300]; /* "LOCAL_HOST:PORT" for messages */
     local_schema schema;  /* current (cached) schema of the local service */
     int schema_fixed;     /* LOCAL_SCHEMA was given: never re-detect */
+    local_addrs addrs;    /* addresses of LOCAL_HOST, the one that answered last first */
     uint8_t *scratch;     /* CLIENT_SCRATCH bytes for decrypted data */
     tunnel *tun;          /* the current tunnel, NULL between attempts */
     lws_sorted_usec_list_t reconnect_sul;

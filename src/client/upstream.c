@@ -18,6 +18,7 @@
 #include "client.h"
 #include "common/log.h"
 #include "mux/ws.h"
+#include "resolve.h"
 #include "tls_membio.h"
 
 #define UPSTREAM_HEAD_MAX (80 * 1024)
@@ -42,7 +43,8 @@ struct upstream {
     ustate state;
     int busy;         /* entry points running on this upstream */
     int dead;         /* the stream is gone: free when busy drops to 0 */
-    int detecting;    /* trying TLS to find out the local schema */
+    int detecting;    /* this connection is a schema probe (ClientHello + CRLFCRLF), never used for the request */
+    int attempt;      /* index of the LOCAL_HOST address tried (local_addrs_pick) */
     int got_bytes;    /* something came back on this connection */
     int connect_sync; /* inside lws_client_connect_via_info */
     int sync_failed;
@@ -95,14 +97,18 @@ static void u_hold(upstream *u)
 /* Ends an entry point; frees |u| when it died meanwhile. Returns 1 when freed. */
 static int u_release(upstream *u)
 {
-    tunnel *t = u->c->tun; /* u->tun is already NULL after a reset: the CLOSE still needs a flush */
+    /* u->tun is already NULL after a reset or a clean end: the last frames (CLOSE, or a head with
+     * END_STREAM that closed the stream) still need a flush, so kick the client's tunnel even when
+     * |u| is freed here. */
+    tunnel *t = u->c->tun;
+    int freed = 0;
     if (--u->busy == 0 && u->dead) {
         u_free(u);
-        return 1;
+        freed = 1;
     }
     if (t != NULL)
         tunnel_kick(t);
-    return 0;
+    return freed;
 }
 
 static mux_session *u_session(upstream *u)
@@ -174,12 +180,9 @@ static void u_arm_timer(upstream *u)
 
 static void u_connect(upstream *u);
 
-/* The local service did not answer the TLS probe like a TLS server: use plain HTTP. */
-static void fall_back_to_plain(upstream *u)
+/* Drops the current local connection (its callbacks no longer reach |u|). */
+static void u_detach(upstream *u)
 {
-    LOG_DEBUG(LOG_EV_STREAM, "stream %u: %s does not speak TLS, using http", u->id, u->c->local_desc);
-    if (!u->c->schema_fixed)
-        u->c->schema = LOCAL_SCHEMA_HTTP;
     if (u->wsi != NULL) {
         lws_set_wsi_user(u->wsi, NULL);
         lws_set_timeout(u->wsi, 1, LWS_TO_KILL_ASYNC);
@@ -187,7 +190,18 @@ static void fall_back_to_plain(upstream *u)
     }
     tls_membio_del(u->tls);
     u->tls = NULL;
+}
+
+/* The schema probe has its answer (|https| or not): remember it and open the real connection. */
+static void probe_decided(upstream *u, int https, const char *why)
+{
+    LOG_DEBUG(LOG_EV_STREAM, "stream %u: %s %s, using %s", u->id, u->c->local_desc, why, https ? "https" : "http");
+    if (!u->c->schema_fixed)
+        u->c->schema = https ? LOCAL_SCHEMA_HTTPS : LOCAL_SCHEMA_HTTP;
+    u_detach(u);
     u->detecting = 0;
+    u->detect_deadline = 0;
+    u->attempt = 0; /* the address that answered is preferred now */
     u_connect(u);
 }
 
@@ -197,7 +211,7 @@ static void u_timer_cb(lws_sorted_usec_list_t *sul)
     u_hold(u);
     int64_t now = client_now_ms();
     if (u->detecting && !u->got_bytes && u->detect_deadline > 0 && now >= u->detect_deadline) {
-        fall_back_to_plain(u);
+        probe_decided(u, 0, "stayed silent after a TLS ClientHello");
     } else if (u->state < U_BODY && now >= u->head_deadline) {
         char why[640];
         snprintf(why, sizeof(why), "local service %s did not answer within %lld s", u->c->local_desc,
@@ -345,41 +359,50 @@ static int on_response_head(upstream *u, int r)
     return 0;
 }
 
-/* Plaintext from the local service. 0 or -1 (u reset; stop reading). */
+/* Plaintext from the local service. 0 or -1 (u reset; stop reading).
+ * While the head is awaited, at most UPSTREAM_HEAD_MAX bytes are buffered: a read that carries the
+ * head and a large piece of body (up to CLIENT_IO_BUF) is split, the body part goes on directly. */
 static int on_local_plain(upstream *u, uint8_t *p, size_t n)
 {
     if (u->dead)
         return -1;
     if (u->state != U_REQUEST)
         return process_body(u, p, n);
-    if (u->hlen + n > UPSTREAM_HEAD_MAX) {
-        u_reset(u, MUX_CODE_UPSTREAM_ERROR, "response head too large");
-        return -1;
-    }
-    if (u->hlen + n > u->hcap) {
-        size_t nc = u->hcap ? u->hcap * 2 : 8192;
-        while (nc < u->hlen + n)
-            nc *= 2;
-        char *b = realloc(u->hbuf, nc);
-        if (b == NULL) {
-            u_reset(u, MUX_CODE_INTERNAL_ERROR, "out of memory");
-            return -1;
-        }
-        u->hbuf = b;
-        u->hcap = nc;
-    }
-    memcpy(u->hbuf + u->hlen, p, n);
-    u->hlen += n;
     if (u->resp == NULL && (u->resp = malloc(sizeof(*u->resp))) == NULL) {
         u_reset(u, MUX_CODE_INTERNAL_ERROR, "out of memory");
         return -1;
     }
-    for (int guard = 0; guard < 64 && u->state == U_REQUEST && u->hlen > 0; guard++) {
+    for (int guard = 0; guard < 64 && u->state == U_REQUEST; guard++) {
+        size_t room = UPSTREAM_HEAD_MAX - u->hlen;
+        size_t k = n < room ? n : room;
+        if (u->hlen + k > u->hcap) {
+            size_t nc = u->hcap ? u->hcap * 2 : 8192;
+            while (nc < u->hlen + k)
+                nc *= 2;
+            char *b = realloc(u->hbuf, nc);
+            if (b == NULL) {
+                u_reset(u, MUX_CODE_INTERNAL_ERROR, "out of memory");
+                return -1;
+            }
+            u->hbuf = b;
+            u->hcap = nc;
+        }
+        if (k > 0)
+            memcpy(u->hbuf + u->hlen, p, k);
+        u->hlen += k;
+        p += k;
+        n -= k;
+        if (u->hlen == 0)
+            return 0;
         const char *reason = "";
         int r = http1_parse_response(u->hbuf, u->hlen, u->hlast, u->head_request, u->resp, &reason);
         if (r == MUX_ERR_AGAIN) {
+            if (u->hlen >= UPSTREAM_HEAD_MAX) {
+                u_reset(u, MUX_CODE_UPSTREAM_ERROR, "response head too large");
+                return -1;
+            }
             u->hlast = u->hlen;
-            return 0;
+            return 0; /* n == 0 here: everything fitted */
         }
         if (r < 0) {
             char why[128];
@@ -393,13 +416,17 @@ static int on_local_plain(upstream *u, uint8_t *p, size_t n)
         u->hlen -= (size_t)r;
         u->hlast = 0;
     }
-    if (u->state == U_REQUEST)
-        return 0;
+    if (u->state == U_REQUEST) {
+        u_reset(u, MUX_CODE_UPSTREAM_ERROR, "too many informational responses");
+        return -1;
+    }
     size_t rest = u->hlen;
     u->hlen = 0;
-    if (rest > 0)
-        return process_body(u, (uint8_t *)u->hbuf, rest);
-    return 0;
+    if (rest > 0 && process_body(u, (uint8_t *)u->hbuf, rest) != 0)
+        return -1;
+    if (n > 0 && !u->dead)
+        return process_body(u, p, n);
+    return u->dead ? -1 : 0;
 }
 
 /* Decrypts what TLS has and processes it, unless paused. 0 or -1. */
@@ -481,9 +508,47 @@ static void connect_failed(upstream *u, const char *why)
     u_reset(u, MUX_CODE_CONNECT_ERROR, why);
 }
 
+/* Seconds after which the LOCAL_HOST address list is made again (at the start of a connection). */
+#define UPSTREAM_RESOLVE_TTL_MS 30000
+
+/* The connection to the current address failed before it was established (refused, unreachable):
+ * try the next address of LOCAL_HOST, or fail the stream with CONNECT_ERROR when all were tried.
+ * A refusal is final for that address: it is never retried with the other schema. */
+static void connect_next(upstream *u)
+{
+    client *c = u->c;
+    u_detach(u);
+    if (local_addrs_pick(&c->addrs, u->attempt + 1) != NULL) {
+        LOG_DEBUG(LOG_EV_STREAM, "stream %u: %s refused, trying the next address", u->id,
+                  local_addrs_pick(&c->addrs, u->attempt)->text);
+        u->attempt++;
+        u_connect(u);
+        return;
+    }
+    char why[640];
+    snprintf(why, sizeof(why), "connection refused to %s", c->local_desc);
+    c->addrs.resolved_ms = 0; /* resolve again next time */
+    connect_failed(u, why);
+}
+
 static void u_connect(upstream *u)
 {
     client *c = u->c;
+    if (u->attempt == 0 && (c->addrs.n == 0 || client_now_ms() - c->addrs.resolved_ms > UPSTREAM_RESOLVE_TTL_MS)) {
+        const char *reason = "";
+        if (local_addrs_resolve(&c->addrs, c->opt->local_host, &reason) < 0) {
+            char why[640];
+            snprintf(why, sizeof(why), "cannot resolve %s: %s", c->opt->local_host, reason);
+            connect_failed(u, why);
+            return;
+        }
+        c->addrs.resolved_ms = client_now_ms();
+    }
+    const local_addr *a = local_addrs_pick(&c->addrs, u->attempt);
+    if (a == NULL) {
+        connect_next(u);
+        return;
+    }
     int https = c->schema != LOCAL_SCHEMA_HTTP;
     u->detecting = c->schema == LOCAL_SCHEMA_DETECT;
     u->got_bytes = 0;
@@ -498,7 +563,7 @@ static void u_connect(upstream *u)
     struct lws_client_connect_info ci;
     memset(&ci, 0, sizeof(ci));
     ci.context = c->lws;
-    ci.address = c->opt->local_host;
+    ci.address = a->text;
     ci.port = (int)c->opt->local_port;
     ci.path = "/";
     ci.host = c->opt->local_host;
@@ -511,9 +576,7 @@ static void u_connect(upstream *u)
     u->connect_sync = 0;
     if (wsi == NULL || u->sync_failed) {
         u->wsi = NULL;
-        char why[640];
-        snprintf(why, sizeof(why), "connection refused to %s", c->local_desc);
-        connect_failed(u, why);
+        connect_next(u);
         return;
     }
     if (u->wsi == NULL)
@@ -552,11 +615,8 @@ int upstream_on_head(mux_session *s, uint32_t id, const mux_head *head, void *st
     u_hold(u);
     if (out_add(u, u->req.buf, u->req.len) == 0) {
         u_connect(u);
-        if (!u->dead) {
-            if (u->detecting)
-                u->detect_deadline = client_now_ms() + UPSTREAM_DETECT_MS;
+        if (!u->dead)
             u_arm_timer(u);
-        }
     }
     u_release(u);
     return 0;
@@ -700,19 +760,16 @@ static void on_local_close(upstream *u, const char *conn_error)
     u->wsi = NULL;
     if (u->dead)
         return;
-    if (conn_error != NULL) {
-        snprintf(why, sizeof(why), "connection refused to %s", u->c->local_desc);
-        connect_failed(u, why);
+    if (conn_error != NULL || u->state == U_CONNECTING) {
+        connect_next(u);
         return;
     }
     if (u->detecting && !u->got_bytes) {
-        fall_back_to_plain(u);
+        probe_decided(u, 0, "closed the connection after a TLS ClientHello");
         return;
     }
     switch (u->state) {
     case U_CONNECTING:
-        snprintf(why, sizeof(why), "connection refused to %s", u->c->local_desc);
-        connect_failed(u, why);
         break;
     case U_TLS:
         snprintf(why, sizeof(why), "%s with %s", u->tls ? tls_membio_error(u->tls) : "TLS handshake failed", u->c->local_desc);
@@ -760,7 +817,22 @@ int upstream_lws_callback(struct lws *wsi, enum lws_callback_reasons reason, voi
         u_hold(u);
         u->wsi = wsi;
         set_nodelay(wsi);
-        if (u->tls != NULL) {
+        local_addrs_prefer(&u->c->addrs, u->attempt);
+        u->attempt = 0;
+        if (u->detecting) {
+            /* Schema probe: a TLS ClientHello followed by an empty line. A TLS server answers the
+             * ClientHello (handshake 0x16 or alert 0x15) before it reads further; a plain HTTP
+             * server gets a complete (bad) request and answers 400 or closes at once, instead of
+             * waiting for the end of a request line that never comes. */
+            u->state = U_TLS;
+            uint8_t probe[4096];
+            size_t k = tls_membio_take(u->tls, probe, sizeof(probe) - 4);
+            memcpy(probe + k, "\r\n\r\n", 4);
+            if (k == 0 || lws_write(wsi, probe, k + 4, LWS_WRITE_RAW) < 0)
+                rv = -1;
+            u->detect_deadline = client_now_ms() + UPSTREAM_DETECT_MS;
+            u_arm_timer(u);
+        } else if (u->tls != NULL) {
             u->state = U_TLS;
             if (local_write(u, NULL, 0) != 0)
                 rv = -1;
@@ -778,13 +850,18 @@ int upstream_lws_callback(struct lws *wsi, enum lws_callback_reasons reason, voi
             u->got_bytes = 1;
             rv = on_local_plain(u, in, len);
         } else {
-            if (u->detecting && !u->got_bytes && len > 0) {
-                unsigned char b = *(unsigned char *)in;
-                if (b != 0x16 && b != 0x15) {
-                    fall_back_to_plain(u); /* detaches this wsi */
+            if (u->detecting) {
+                if (len == 0) {
                     u_release(u);
-                    return -1;
+                    return 0;
                 }
+                unsigned char b = *(unsigned char *)in;
+                if (b == 0x16 || b == 0x15)
+                    probe_decided(u, 1, "answered a TLS ClientHello"); /* detaches this wsi */
+                else
+                    probe_decided(u, 0, "answered a TLS ClientHello in plaintext");
+                u_release(u);
+                return -1;
             }
             u->got_bytes = 1;
             if (tls_membio_feed(u->tls, in, len) != 0) {
@@ -797,9 +874,6 @@ int upstream_lws_callback(struct lws *wsi, enum lws_callback_reasons reason, voi
                     connect_failed(u, why);
                     rv = -1;
                 } else if (r == 1) {
-                    if (u->detecting && !u->c->schema_fixed)
-                        u->c->schema = LOCAL_SCHEMA_HTTPS;
-                    u->detecting = 0;
                     u->state = U_REQUEST;
                     flush_out(u);
                 }

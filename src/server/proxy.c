@@ -16,14 +16,17 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "common/log.h"
 #include "server/admin.h"
 #include "server/headers.h"
 #include "server/route.h"
 
-#define BODY_SLICE (256 * 1024) /* largest piece handed to mux_session_write at once */
+#define BODY_SLICE (256 * 1024)             /* largest piece handed to mux_session_write at once */
+#define BODY_RELEASE_STEP (4 * 1024 * 1024) /* release sent request-body pages in steps of this size */
 
 struct proxy_stream {
     h2o_generator_t gen;
@@ -36,6 +39,7 @@ struct proxy_stream {
     char name[ROUTE_MAX_NAME + 1];
     /* request body */
     size_t body_off;
+    size_t released_off; /* req->entity bytes below this were given back to the kernel */
     int has_body, body_done;
     /* response */
     int response_started, ended, final_sent, aborted, stopped, sending;
@@ -228,6 +232,32 @@ static void rearm_head_timeout(proxy_stream *ps)
     h2o_timeout_link(ps->srv->ctx.loop, &ps->srv->read_timeout, &ps->head_timeout);
 }
 
+/*
+ * Gives the pages of the request body that were already copied into the mux session back to the
+ * kernel. h2o 2.2.5 holds the whole body before the handler runs; above 32 MiB it lives in an
+ * mmapped, unlinked temp file (h2o_socket_buffer_mmap_settings), so its pages are file pages
+ * charged to us until the request ends. MADV_REMOVE punches a hole in that file (RSS and page cache
+ * both drop); where it is refused (private memory, or a file system without hole punching)
+ * MADV_DONTNEED at least drops the pages from our RSS. Only whole pages inside [entity, entity +
+ * |upto|) are touched: those bytes were copied by mux_session_write and are never read again (the
+ * head of a pipelined h1 request after the body is on a later, partial page, left alone).
+ */
+static void release_body_pages(proxy_stream *ps, size_t upto, int final)
+{
+    if (upto < ps->released_off + (final ? 1 : BODY_RELEASE_STEP))
+        return;
+    long psz = sysconf(_SC_PAGESIZE);
+    uintptr_t page = psz > 0 ? (uintptr_t)psz : 4096;
+    uintptr_t base = (uintptr_t)ps->req->entity.base;
+    uintptr_t from = (base + ps->released_off + page - 1) & ~(page - 1);
+    uintptr_t to = (base + upto) & ~(page - 1);
+    if (to > from) {
+        if (madvise((void *)from, to - from, MADV_REMOVE) != 0)
+            (void)madvise((void *)from, to - from, MADV_DONTNEED);
+    }
+    ps->released_off = upto;
+}
+
 /* Writes request body bytes while the stream accepts them; ends the stream after the last. */
 static void pump_body(proxy_stream *ps)
 {
@@ -242,6 +272,8 @@ static void pump_body(proxy_stream *ps)
         size_t n = len - ps->body_off < BODY_SLICE ? len - ps->body_off : BODY_SLICE;
         ssize_t w = mux_session_write(t->sess, ps->id, base + ps->body_off, n);
         if (w == MUX_ERR_AGAIN) {
+            if (len >= BODY_RELEASE_STEP)
+                release_body_pages(ps, ps->body_off, 0);
             if (ps->body_off != start && !ps->response_started)
                 rearm_head_timeout(ps); /* READ_TIMEOUT counts from the last body progress */
             return;                     /* on_writable resumes */
@@ -258,6 +290,8 @@ static void pump_body(proxy_stream *ps)
         ps->body_off += (size_t)w;
     }
     ps->body_done = 1;
+    if (len >= BODY_RELEASE_STEP)
+        release_body_pages(ps, len, 1);
     mux_session_end_stream(t->sess, ps->id);
     if (!ps->response_started && ps->body_off != start)
         rearm_head_timeout(ps);
