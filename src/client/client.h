@@ -39,6 +39,13 @@ typedef struct {
     char *log_level;
     char *log_format;
     char *metrics_addr; /* METRICS_ADDR: IP:PORT of the Prometheus endpoint ("" = off) */
+    char *log_file;           /* "" = stderr; reopened on SIGHUP */
+    double reconnect_backoff; /* factor per consecutive failed attempt (1 = fixed delay) */
+    int64_t reconnect_max_delay_ms;
+    double reconnect_jitter;  /* 0..1 */
+    int64_t ping_interval_ms; /* 0 = no keepalive PINGs */
+    int64_t ping_timeout_ms;  /* 0 = never declare a silent server dead */
+    int64_t drain_timeout_ms; /* SIGTERM: how long in-flight streams may take */
 } client_options;
 
 /* A parsed SERVER_URL. */
@@ -100,6 +107,7 @@ typedef struct client {
     tunnel *tun;          /* the current tunnel, NULL between attempts */
     lws_sorted_usec_list_t reconnect_sul;
     int64_t attempts; /* consecutive failed attempts since the last WELCOME */
+    uint64_t rng;     /* RECONNECT_JITTER random state (seeded at start-up) */
     int stopping;     /* SIGTERM/SIGINT received */
     int64_t stop_deadline_ms;
     client_metrics metrics;

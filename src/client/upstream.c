@@ -70,6 +70,7 @@ struct upstream {
     int end_pending;
     lws_sorted_usec_list_t sul;
     int64_t head_deadline, detect_deadline;
+    int64_t write_deadline; /* bytes for the local socket pending: WRITE_TIMEOUT from the last progress (0 = idle) */
 };
 
 static void u_free(upstream *u)
@@ -168,6 +169,8 @@ static void u_arm_timer(upstream *u)
         next = u->head_deadline;
     if (u->detecting && !u->got_bytes && u->detect_deadline > 0 && (next < 0 || u->detect_deadline < next))
         next = u->detect_deadline;
+    if (u->write_deadline > 0 && (next < 0 || u->write_deadline < next))
+        next = u->write_deadline;
     if (next < 0) {
         lws_sul_cancel(&u->sul);
         return;
@@ -205,12 +208,16 @@ static void probe_decided(upstream *u, int https, const char *why)
     u_connect(u);
 }
 
+static void write_stalled(upstream *u);
+
 static void u_timer_cb(lws_sorted_usec_list_t *sul)
 {
     upstream *u = lws_container_of(sul, upstream, sul);
     u_hold(u);
     int64_t now = client_now_ms();
-    if (u->detecting && !u->got_bytes && u->detect_deadline > 0 && now >= u->detect_deadline) {
+    if (u->write_deadline > 0 && now >= u->write_deadline) {
+        write_stalled(u);
+    } else if (u->detecting && !u->got_bytes && u->detect_deadline > 0 && now >= u->detect_deadline) {
         probe_decided(u, 0, "stayed silent after a TLS ClientHello");
     } else if (u->state < U_BODY && now >= u->head_deadline) {
         char why[640];
@@ -469,6 +476,56 @@ static int local_write(upstream *u, const uint8_t *p, size_t n)
     return 0;
 }
 
+/* Bytes for the local service are waiting (in |out| or in lws's send buffer). */
+static int out_pending(upstream *u)
+{
+    if (u->state < U_REQUEST || u->wsi == NULL)
+        return 0; /* still connecting: the head deadline covers it */
+    return u->out_len > 0 || u->need_shutdown || (u->wsi != NULL && lws_send_pipe_choked(u->wsi));
+}
+
+/* WRITE_TIMEOUT bookkeeping after a write attempt; |progress| 1 when the socket took bytes since
+ * the last call (a writable callback: lws only reports one once its own buffer drained). */
+static void track_write(upstream *u, int progress)
+{
+    if (u->dead)
+        return;
+    if (!out_pending(u)) {
+        if (u->write_deadline == 0)
+            return;
+        u->write_deadline = 0;
+    } else if (u->write_deadline == 0 || progress) {
+        u->write_deadline = client_now_ms() + u->c->opt->write_timeout_ms;
+    } else {
+        return;
+    }
+    u_arm_timer(u);
+}
+
+/* Nothing could be written to the local service for WRITE_TIMEOUT. While the response is still
+ * due, the stream fails with CLOSE(TIMEOUT); once the response is complete, the rest of the
+ * request body is discarded (a service may answer without reading the whole body). */
+static void write_stalled(upstream *u)
+{
+    u->write_deadline = 0;
+    if (u->state != U_DONE || u->end_pending) {
+        char why[640];
+        snprintf(why, sizeof(why), "local service %s did not take the request for %lld s (WRITE_TIMEOUT)", u->c->local_desc,
+                 (long long)(u->c->opt->write_timeout_ms / 1000));
+        u_reset(u, MUX_CODE_TIMEOUT, why);
+        return;
+    }
+    LOG_DEBUG(LOG_EV_STREAM, "stream %u: local service stopped reading the request body after its response; discarding the rest",
+              u->id);
+    mux_session *s = u_session(u);
+    if (s != NULL && u->out_consume > 0)
+        mux_session_consume(s, u->id, u->out_consume);
+    u->out_consume = 0;
+    u->out_len = 0;
+    u->need_shutdown = 0;
+    u_detach(u);
+}
+
 /* Writes |out| when the socket takes it; returns credit for the body bytes written. 0 or -1. */
 static int flush_out(upstream *u)
 {
@@ -492,10 +549,12 @@ static int flush_out(upstream *u)
             shutdown(fd, SHUT_WR);
         u->need_shutdown = 0;
     }
+    track_write(u, 0);
     return 0;
 again:
     if (u->wsi != NULL && (u->out_len > 0 || u->need_shutdown))
         lws_callback_on_writable(u->wsi);
+    track_write(u, 0);
     return 0;
 }
 
@@ -891,8 +950,11 @@ int upstream_lws_callback(struct lws *wsi, enum lws_callback_reasons reason, voi
         if (u == NULL)
             return -1;
         u_hold(u);
+        if (u->write_deadline > 0)
+            u->write_deadline = client_now_ms() + u->c->opt->write_timeout_ms; /* lws drained its buffer: progress */
         if (flush_out(u) != 0)
             rv = -1;
+        track_write(u, 1);
         u_release(u);
         return rv;
     case LWS_CALLBACK_RAW_CLOSE:

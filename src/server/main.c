@@ -21,14 +21,37 @@
 #include "server/server.h"
 #include "server/tunnel.h"
 
-#define SHUTDOWN_GRACE_MS 5000
-
 static volatile sig_atomic_t stop_signals; /* count of SIGTERM/SIGINT received */
+static volatile sig_atomic_t hup_signals;  /* count of SIGHUP received (log reopen) */
 
 static void on_signal(int sig)
 {
-    (void)sig;
-    stop_signals++;
+    if (sig == SIGHUP)
+        hup_signals++;
+    else
+        stop_signals++;
+}
+
+/* SIGHUP seen since the last call: reopen LOG_FILE (the loop calls this, never the handler). */
+static void maybe_reopen_log(sig_atomic_t *seen)
+{
+    if (hup_signals == *seen)
+        return;
+    *seen = hup_signals;
+    if (log_reopen() != 0)
+        LOG_ERROR(LOG_EV_CONF, "SIGHUP: cannot reopen the log file (still writing to the old one)");
+    else
+        LOG_INFO(LOG_EV_CONF, "SIGHUP: log file reopened");
+}
+
+static int validate_ping(const cfg_option *opt, void *options, char *err, size_t errlen)
+{
+    const server_options *o = options;
+    if (o->ping_timeout_ms != 0 && o->ping_interval_ms != 0 && o->ping_timeout_ms <= o->ping_interval_ms) {
+        snprintf(err, errlen, "must be larger than PING_INTERVAL (or 0 = off)");
+        return -1;
+    }
+    return 0;
 }
 
 static int validate_level(const cfg_option *opt, void *options, char *err, size_t errlen)
@@ -76,7 +99,7 @@ static const cfg_option options_table[] = {
     {"MAX_MESSAGE_SIZE", "max-message-size", CFG_SIZE, "10485760", OFF(max_message_size), 65536, 1 << 30,
      "largest tunnel WebSocket message accepted", NULL},
     {"READ_TIMEOUT", "read-timeout", CFG_DURATION, "120s", OFF(read_timeout_ms), 1, 86400000,
-     "a response head must arrive within this (else 504)", NULL},
+     "a response head must arrive within this (else 504); also the public connections' read/idle timeout", NULL},
     {"WRITE_TIMEOUT", "write-timeout", CFG_DURATION, "30s", OFF(write_timeout_ms), 1, 86400000,
      "a write to a tunnel must complete within this (else the tunnel is dropped)", NULL},
     {"LISTEN_ADDR", "listen-addr", CFG_STRING, "", OFF(listen_addr), 0, 0,
@@ -93,6 +116,14 @@ static const cfg_option options_table[] = {
     {"ADMIN_USER", "admin-user", CFG_STRING, "", OFF(admin_user), 0, 0,
      "admin basic-auth user (with ADMIN_PASSWORD; required unless ADMIN_ADDR is loopback)", NULL},
     {"ADMIN_PASSWORD", "admin-password", CFG_STRING, "", OFF(admin_password), 0, 0, "admin basic-auth password", NULL},
+    {"LOG_FILE", "log-file", CFG_STRING, "", OFF(log_file), 0, 0, "append logs to this file instead of stderr; SIGHUP reopens it",
+     NULL},
+    {"PING_INTERVAL", "ping-interval", CFG_DURATION, "15s", OFF(ping_interval_ms), 0, 3600000,
+     "send a PING on a tunnel silent for this long (0 = off)", NULL},
+    {"PING_TIMEOUT", "ping-timeout", CFG_DURATION, "45s", OFF(ping_timeout_ms), 0, 3600000,
+     "drop a tunnel whose client sent nothing for this long (0 = never)", validate_ping},
+    {"DRAIN_TIMEOUT", "drain-timeout", CFG_DURATION, "30s", OFF(drain_timeout_ms), 0, 3600000,
+     "on SIGTERM: GOAWAY, stop listening, wait this long for in-flight requests, then exit 0", NULL},
 };
 #define NOPTIONS (sizeof(options_table) / sizeof(options_table[0]))
 
@@ -123,6 +154,7 @@ static void install_signals(void)
     sigemptyset(&sa.sa_mask);
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 }
 
@@ -134,17 +166,24 @@ int main(int argc, char **argv)
     int rv = cfg_parse(options_table, NOPTIONS, &opt, argc, argv, "tunnelmux-server",
                        "Public side of tunnelmux: routes NAME.DOMAIN to the client daemon registered as NAME.", stdout, err,
                        sizeof(err));
-    if (rv == 1)
+    if (rv == 1) {
+        cfg_free(options_table, NOPTIONS, &opt);
         return 0;
+    }
     if (rv != 0) {
         fprintf(stderr, "tunnelmux-server: %s\n", err);
+        cfg_free(options_table, NOPTIONS, &opt);
         return 2;
     }
     log_level level = LOG_LVL_INFO;
     log_format format = LOG_FMT_TEXT;
     log_parse_level(opt.log_level, &level);
     log_parse_format(opt.log_format, &format);
-    log_init(level, format, "server", NULL);
+    if (log_init(level, format, "server", opt.log_file[0] != '\0' ? opt.log_file : NULL) != 0) {
+        fprintf(stderr, "tunnelmux-server: LOG_FILE: cannot open '%s' for appending\n", opt.log_file);
+        cfg_free(options_table, NOPTIONS, &opt);
+        return 2;
+    }
     install_signals();
 
     server *srv = calloc(1, sizeof(*srv));
@@ -165,6 +204,11 @@ int main(int argc, char **argv)
     }
 
     h2o_config_init(&srv->config);
+    /* READ_TIMEOUT is also the public connections' I/O timeout: a request (head and body) must
+     * keep arriving and an idle keep-alive / h2 connection is closed after it */
+    srv->config.http1.req_timeout = (uint64_t)opt.read_timeout_ms;
+    srv->config.http2.idle_timeout = (uint64_t)opt.read_timeout_ms;
+    srv->config.http2.graceful_shutdown_timeout = (uint64_t)opt.drain_timeout_ms;
     srv->config.max_request_entity_size = (size_t)opt.max_request_body;
     srv->config.server_name = h2o_iovec_init(H2O_STRLIT("")); /* no own Server header: the local service's passes */
     h2o_hostconf_t *hostconf = h2o_config_register_host(&srv->config, h2o_iovec_init(H2O_STRLIT("default")), 65535);
@@ -199,17 +243,33 @@ int main(int argc, char **argv)
              bound, srv->ssl_ctx ? "TLS, h2 + http/1.1" : "cleartext, HTTP/1.1 + h2c", "", srv->domain, srv->ssl_ctx ? "wss" : "ws",
              srv->domain, (long long)opt.port);
 
-    while (stop_signals == 0)
+    sig_atomic_t hup_seen = 0;
+    while (stop_signals == 0) {
         h2o_evloop_run(srv->ctx.loop, INT32_MAX);
+        maybe_reopen_log(&hup_seen);
+    }
 
-    LOG_INFO(LOG_EV_CONF, "shutting down: %zu tunnel(s), GOAWAY sent, waiting up to %d ms", srv->ntunnels, SHUTDOWN_GRACE_MS);
+    /* graceful: no new connections (a balancer sees the port closed), GOAWAY to every client (no new
+     * streams; they reconnect elsewhere or to our successor), in-flight requests finish */
+    LOG_INFO(LOG_EV_CONF, "shutting down: %zu tunnel(s), %zu request(s) in flight, GOAWAY sent, draining up to %lld ms",
+             srv->ntunnels, srv->nrequests, (long long)opt.drain_timeout_ms);
     srv->shutting_down = 1;
     listener_close_all(srv);
     admin_stop(srv);
     tunnel_shutdown_all(srv);
-    int64_t deadline = server_now(srv) + SHUTDOWN_GRACE_MS;
-    while (srv->ntunnels > 0 && stop_signals < 2 && server_now(srv) < deadline)
+    h2o_context_request_shutdown(&srv->ctx); /* h2: GOAWAY to public HTTP/2 connections */
+    int64_t started = server_now(srv);
+    int64_t deadline = started + opt.drain_timeout_ms;
+    while ((srv->ntunnels > 0 || srv->nrequests > 0) && stop_signals < 2 && server_now(srv) < deadline) {
         h2o_evloop_run(srv->ctx.loop, 100);
+        maybe_reopen_log(&hup_seen);
+    }
+    if (srv->ntunnels > 0 || srv->nrequests > 0)
+        LOG_WARN(LOG_EV_CONF, "drain %s after %lld ms: closing %zu tunnel(s), %zu request(s) still in flight",
+                 stop_signals >= 2 ? "interrupted by a second signal" : "timed out", (long long)(server_now(srv) - started),
+                 srv->ntunnels, srv->nrequests);
+    else
+        LOG_INFO(LOG_EV_CONF, "drained in %lld ms", (long long)(server_now(srv) - started));
     tunnel_destroy_all(srv);
     /* let the public responses produced by the teardown (502s, aborts) go out */
     int64_t flush_until = server_now(srv) + 200;

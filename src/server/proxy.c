@@ -204,6 +204,8 @@ static void on_stop(h2o_generator_t *gen, h2o_req_t *req)
 static void on_dispose(void *p)
 {
     proxy_stream *ps = p;
+    if (ps->srv->nrequests > 0)
+        ps->srv->nrequests--;
     if (ps->tunnel != NULL)
         cancel(ps, "public client went away");
     if (h2o_timeout_is_linked(&ps->head_timeout))
@@ -380,6 +382,7 @@ int proxy_handle_request(server *srv, h2o_req_t *req)
     ps->gen.proceed = on_proceed;
     ps->gen.stop = on_stop;
     ps->srv = srv;
+    srv->nrequests++; /* until on_dispose: the response has been fully handed to the public connection */
     ps->req = req;
     ps->head_timeout.cb = on_head_timeout;
     memcpy(ps->name, name, (size_t)nl + 1);

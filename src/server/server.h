@@ -30,6 +30,10 @@ typedef struct {
     char *admin_addr;          /* ADMIN_ADDR ("off" or "" = no admin listener) */
     char *admin_user;          /* ADMIN_USER */
     char *admin_password;      /* ADMIN_PASSWORD */
+    char *log_file;            /* LOG_FILE ("" = stderr; reopened on SIGHUP) */
+    int64_t ping_interval_ms;  /* PING_INTERVAL (0 = no keepalive PINGs) */
+    int64_t ping_timeout_ms;   /* PING_TIMEOUT (0 = never declare a silent client dead) */
+    int64_t drain_timeout_ms;  /* DRAIN_TIMEOUT: how long SIGTERM waits for in-flight requests */
 } server_options;
 
 #define SERVER_MAX_LISTENERS 2
@@ -55,6 +59,7 @@ struct server {
     int shutting_down;
     struct metrics *metrics; /* counters for /metrics, the admin API and the access log (metrics.h) */
     struct admin *admin;     /* the admin listener (admin.h), NULL when off */
+    size_t nrequests; /* public requests routed to a tunnel and not yet disposed by h2o (drain) */
 };
 
 /* Milliseconds of the loop's clock (what the mux sessions are given as "now"). */
