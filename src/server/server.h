@@ -29,6 +29,9 @@ typedef struct {
     uint64_t max_request_body; /* MAX_REQUEST_BODY */
     char *log_level;           /* LOG_LEVEL */
     char *log_format;          /* LOG_FORMAT */
+    char *admin_addr;          /* ADMIN_ADDR ("off" or "" = no admin listener) */
+    char *admin_user;          /* ADMIN_USER */
+    char *admin_password;      /* ADMIN_PASSWORD */
     char *log_file;            /* LOG_FILE ("" = stderr; reopened on SIGHUP) */
     int64_t ping_interval_ms;  /* PING_INTERVAL (0 = no keepalive PINGs) */
     int64_t ping_timeout_ms;   /* PING_TIMEOUT (0 = never declare a silent client dead) */
@@ -76,6 +79,8 @@ struct server {
     h2o_timeout_t tick_timeout;  /* 100 ms: drives every session's timers */
     h2o_timeout_entry_t tick_entry;
     int shutting_down;
+    struct metrics *metrics; /* counters for /metrics, the admin API and the access log (metrics.h) */
+    struct admin *admin;     /* the admin listener (admin.h), NULL when off */
     size_t nrequests; /* public requests routed to a tunnel and not yet disposed by h2o (drain) */
     /* security (docs/SECURITY.md) */
     auth_list tokens;        /* client tokens (AUTH_TOKEN, AUTH_TOKENS_FILE) */
