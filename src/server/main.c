@@ -237,6 +237,21 @@ static void security_free(server *srv)
     srv->guard = NULL;
 }
 
+/* Start-up failed before h2o was initialised: frees what was set up (LeakSanitizer would turn the
+ * exit status into 1 under ASan) and returns |code| for main. */
+static int startup_failed(server *srv, server_options *opt, int code)
+{
+    if (srv != NULL) {
+        security_free(srv);
+        metrics_free(srv->metrics);
+        if (srv->ssl_ctx != NULL)
+            SSL_CTX_free(srv->ssl_ctx);
+        free(srv);
+    }
+    cfg_free(options_table, NOPTIONS, opt);
+    return code;
+}
+
 typedef struct {
     h2o_handler_t super;
     server *srv;
@@ -299,22 +314,22 @@ int main(int argc, char **argv)
     server *srv = calloc(1, sizeof(*srv));
     if (srv == NULL) {
         fprintf(stderr, "tunnelmux-server: out of memory\n");
-        return 1;
+        return startup_failed(NULL, &opt, 1);
     }
     srv->opt = &opt;
     route_canonical_domain(opt.domain, srv->domain, sizeof(srv->domain));
     if (security_setup(srv, err, sizeof(err)) != 0) {
         fprintf(stderr, "tunnelmux-server: %s\n", err);
-        return 2;
+        return startup_failed(srv, &opt, 2);
     }
     registry_init(&srv->reg);
     if ((srv->metrics = metrics_new()) == NULL) {
         fprintf(stderr, "tunnelmux-server: out of memory\n");
-        return 1;
+        return startup_failed(srv, &opt, 1);
     }
     if (listener_setup_tls(srv, err, sizeof(err)) != 0) {
         fprintf(stderr, "tunnelmux-server: %s\n", err);
-        return 2;
+        return startup_failed(srv, &opt, 2);
     }
 
     h2o_config_init(&srv->config);
