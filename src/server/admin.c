@@ -76,7 +76,7 @@ static size_t gather_live(server *srv, metrics_live **out)
         return 0;
     for (h2o_linklist_t *l = srv->tunnels.next; l != &srv->tunnels && n < cap; l = l->next) {
         tunnel *t = H2O_STRUCT_FROM_MEMBER(tunnel, link, l);
-        if (!t->registered || t->sess == NULL || t->dying)
+        if (!t->registered || t->sess == NULL || t->dying || t->handed_over) /* handed over: draining, unnamed */
             continue;
         v[n].name = t->name;
         v[n].peer = t->peer;

@@ -36,6 +36,8 @@ typedef struct {
     int64_t ping_interval_ms;  /* PING_INTERVAL (0 = no keepalive PINGs) */
     int64_t ping_timeout_ms;   /* PING_TIMEOUT (0 = never declare a silent client dead) */
     int64_t drain_timeout_ms;  /* DRAIN_TIMEOUT: how long SIGTERM waits for in-flight requests */
+    int64_t takeover_check_ms; /* NAME_TAKEOVER_CHECK: a holder silent this long after a liveness PING
+                                  loses its name to a new HELLO (0 = never) */
     /* security (docs/SECURITY.md) */
     char *auth_token;                   /* AUTH_TOKEN: one shared client token, any name */
     char *auth_tokens_file;             /* AUTH_TOKENS_FILE: `token name-pattern` lines */
@@ -81,7 +83,7 @@ struct server {
     int shutting_down;
     struct metrics *metrics; /* counters for /metrics, the admin API and the access log (metrics.h) */
     struct admin *admin;     /* the admin listener (admin.h), NULL when off */
-    size_t nrequests; /* public requests routed to a tunnel and not yet disposed by h2o (drain) */
+    size_t nrequests;        /* public requests routed to a tunnel and not yet disposed by h2o (drain) */
     /* security (docs/SECURITY.md) */
     auth_list tokens;        /* client tokens (AUTH_TOKEN, AUTH_TOKENS_FILE) */
     auth_list basic;         /* public credentials (BASIC_AUTH, BASIC_AUTH_FILE) */

@@ -147,6 +147,10 @@ static void on_read(h2o_socket_t *sock, const char *err)
         schedule_destroy(t, err);
         return;
     }
+    if (sock->input->size > 0) {
+        t->last_rx_ms = server_now(t->srv); /* liveness (name takeover): any bytes answer a probe */
+        t->probe_ms = 0;
+    }
     if (sock->input->size > 0 && !t->dying) {
         t->busy++;
         ssize_t r = mux_session_recv(t->sess, (uint8_t *)sock->input->bytes, sock->input->size, server_now(t->srv));
@@ -205,6 +209,67 @@ static int check_auth(tunnel *t, mux_session *s, const mux_hello_info *hello, co
     return -1;
 }
 
+/*
+ * A HELLO from |t| wants |name|, held by |holder| (docs/OPERATIONS.md "Name takeover"). A live holder
+ * keeps its name (docs/SECURITY.md): the first such HELLO PINGs the holder; a later HELLO finds the
+ * holder dead when that PING got no bytes back within NAME_TAKEOVER_CHECK. A holder that sent GOAWAY
+ * (shutting down) gives the name up at once. Returns 1 when |t| may take the name (|why| says why),
+ * else 0 with |*retry_after_ms| set for the REFUSE.
+ */
+static int may_take_over(tunnel *t, tunnel *holder, uint32_t *retry_after_ms, char *why, size_t whylen)
+{
+    server *srv = t->srv;
+    int64_t now = server_now(srv), window = srv->opt->takeover_check_ms;
+    *retry_after_ms = 0;
+    if (holder->dying || holder->sess == NULL) {
+        snprintf(why, whylen, "the holder's connection is closing");
+        return 1;
+    }
+    if (holder->goaway_recv) {
+        snprintf(why, whylen, "the holder sent GOAWAY (shutting down)");
+        return 1;
+    }
+    if (window <= 0)
+        return 0; /* NAME_TAKEOVER_CHECK=0: only the holder's own disconnection frees the name */
+    if (holder->probe_ms == 0) {
+        if (mux_session_ping(holder->sess, now) != 0) {
+            snprintf(why, whylen, "the holder's session is closed (%s)", mux_session_last_error_reason(holder->sess));
+            return 1;
+        }
+        holder->probe_ms = now;
+        LOG_INFO(LOG_EV_TUNNEL, "tunnel liveness check: name=%s holder=%s wanted by peer=%s: PING sent, holder silent for %lld ms",
+                 holder->name, holder->peer, t->peer, (long long)(now - holder->last_rx_ms));
+        tunnel_flush(holder);
+        *retry_after_ms = (uint32_t)window;
+        return 0;
+    }
+    int64_t waited = now - holder->probe_ms;
+    if (waited >= window) {
+        snprintf(why, whylen, "the holder sent nothing for %lld ms, %lld ms after a liveness PING (NAME_TAKEOVER_CHECK=%lld ms)",
+                 (long long)(now - holder->last_rx_ms), (long long)waited, (long long)window);
+        return 1;
+    }
+    int64_t left = window - waited;
+    *retry_after_ms = (uint32_t)(left < 100 ? 100 : left);
+    return 0;
+}
+
+/* Gives |holder|'s name to a newer client: a holder that is shutting down (GOAWAY) finishes its
+ * in-flight streams unnamed, any other is disconnected now (its requests fail as for a lost tunnel). */
+static void hand_over(tunnel *holder, const char *new_peer)
+{
+    registry_remove(&holder->srv->reg, holder->name, holder);
+    holder->handed_over = 1;
+    char reason[sizeof(holder->close_reason)];
+    snprintf(reason, sizeof(reason), "name taken over by %s", new_peer);
+    if (holder->goaway_recv && !holder->dying && holder->sess != NULL) {
+        snprintf(holder->close_reason, sizeof(holder->close_reason), "%s", reason);
+        tunnel_flush(holder); /* closes it now if nothing is in flight */
+        return;
+    }
+    schedule_destroy(holder, reason);
+}
+
 static int cb_on_hello(mux_session *s, const mux_hello_info *hello, void *user_data)
 {
     tunnel *t = user_data;
@@ -222,7 +287,22 @@ static int cb_on_hello(mux_session *s, const mux_hello_info *hello, void *user_d
     }
     if (check_auth(t, s, hello, name) != 0)
         return 0;
-    switch (registry_add(&srv->reg, name, t, (size_t)srv->opt->max_clients)) {
+    int added = registry_add(&srv->reg, name, t, (size_t)srv->opt->max_clients);
+    if (added == REGISTRY_TAKEN) {
+        tunnel *holder = registry_find(&srv->reg, name, NULL);
+        uint32_t retry_after = 0;
+        char why[200];
+        if (holder == NULL || !may_take_over(t, holder, &retry_after, why, sizeof(why))) {
+            LOG_WARN(LOG_EV_TUNNEL, "tunnel refused: name=%s peer=%s reason=NAME_TAKEN (held by %s%s)", name, t->peer,
+                     holder != NULL ? holder->peer : "-", retry_after > 0 ? ", liveness check pending" : "");
+            refuse(t, MUX_CODE_NAME_TAKEN, "name is already connected", retry_after);
+            return 0;
+        }
+        LOG_WARN(LOG_EV_TUNNEL, "tunnel takeover: name=%s from peer=%s to peer=%s: %s", name, holder->peer, t->peer, why);
+        hand_over(holder, t->peer);
+        added = registry_add(&srv->reg, name, t, (size_t)srv->opt->max_clients);
+    }
+    switch (added) {
     case REGISTRY_OK:
         break;
     case REGISTRY_TAKEN:
@@ -313,6 +393,7 @@ static void cb_on_writable(mux_session *s, uint32_t id, void *sud, void *user_da
 static void cb_on_goaway(mux_session *s, uint32_t last_stream_id, unsigned code, const char *reason, void *user_data)
 {
     tunnel *t = user_data;
+    t->goaway_recv = 1;
     LOG_INFO(LOG_EV_TUNNEL, "tunnel %s sent GOAWAY: code=%s reason=%s", t->name[0] ? t->name : t->peer, mux_code_name(code),
              reason);
 }
@@ -365,6 +446,7 @@ static void on_upgrade_complete(void *user_data, h2o_socket_t *sock, size_t reqs
     }
     h2o_buffer_consume(&sock->input, reqsize);
     t->sock = sock;
+    t->last_rx_ms = server_now(srv);
     sock->data = t;
     int one = 1;
     setsockopt(h2o_socket_get_fd(sock), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));

@@ -27,10 +27,16 @@ struct tunnel {
     char close_reason[128]; /* why it is going away (for the "lost" log line) */
     int registered;
     int64_t connected_unix_ms; /* wall-clock time of the registration (admin API) */
-    int busy;          /* > 0 while inside mux_session_recv / handle_timeout / send_done */
-    int flush_pending; /* tunnel_flush() was asked while busy */
-    int writing;       /* a h2o_socket_write is in flight */
-    int dying;         /* destroy scheduled */
+    int busy;                  /* > 0 while inside mux_session_recv / handle_timeout / send_done */
+    int flush_pending;         /* tunnel_flush() was asked while busy */
+    int writing;               /* a h2o_socket_write is in flight */
+    int dying;                 /* destroy scheduled */
+    /* name takeover (NAME_TAKEOVER_CHECK, docs/OPERATIONS.md): liveness of a registered tunnel */
+    int64_t last_rx_ms; /* loop time of the last bytes received from the client */
+    int64_t probe_ms;   /* loop time of the liveness PING sent because a HELLO wanted our name; 0 = none
+                           pending (any bytes received clear it) */
+    int goaway_recv;    /* the client sent GOAWAY: it is shutting down */
+    int handed_over;    /* the name went to a newer client while we finish our in-flight streams */
     h2o_timeout_entry_t write_timeout_entry;
     h2o_timeout_entry_t reap_entry; /* zero-delay: destroys the tunnel from the loop */
     ratelimit_bucket rl_requests;   /* RATE_LIMIT_RPS of this client name */
