@@ -1,6 +1,8 @@
 /*
  * tunnelmux-client — options, lws context, signals, event loop (see client.h for the modules).
  */
+#include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -18,6 +20,10 @@
 static volatile sig_atomic_t g_stop_signal;
 static volatile sig_atomic_t g_stop_count;
 static volatile sig_atomic_t g_hup_count;
+/* Write end of the self-pipe that wakes the lws poll() (set once before the loop; -1 = none): a
+ * signal landing between the loop's flag check and poll() would otherwise wait for the next timer
+ * (up to PING_INTERVAL) before SIGTERM is acted on. */
+static volatile sig_atomic_t g_wake_fd = -1;
 
 static void on_signal(int sig)
 {
@@ -27,6 +33,50 @@ static void on_signal(int sig)
         g_stop_signal = sig;
         g_stop_count++;
     }
+    int fd = g_wake_fd;
+    if (fd >= 0) {
+        int saved = errno;
+        ssize_t n = write(fd, "s", 1); /* async-signal-safe; a full pipe already wakes the loop */
+        (void)n;
+        errno = saved;
+    }
+}
+
+/* lws callback of the self-pipe's read end (adopted as a RAW file): drains it. The loop checks the
+ * signal flags once lws_service() returns. */
+static int wake_lws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len)
+{
+    if (reason == LWS_CALLBACK_RAW_RX_FILE) {
+        char buf[64];
+        int fd = lws_get_socket_fd(wsi);
+        for (int i = 0; i < 16 && fd >= 0 && read(fd, buf, sizeof(buf)) > 0; i++)
+            ;
+    }
+    return 0;
+}
+
+/* Puts the read end of a non-blocking self-pipe into the lws poll set and publishes the write
+ * end for on_signal. Returns the write end (closed by the caller after the loop) or -1 (signals
+ * are then seen at the next lws wake-up only). */
+static int setup_wake_pipe(struct lws_context *ctx)
+{
+    int p[2];
+    struct lws_vhost *vh = lws_get_vhost_by_name(ctx, "default");
+    if (vh == NULL || pipe(p) != 0)
+        return -1;
+    for (int i = 0; i < 2; i++) {
+        fcntl(p[i], F_SETFL, fcntl(p[i], F_GETFL) | O_NONBLOCK);
+        fcntl(p[i], F_SETFD, FD_CLOEXEC);
+    }
+    lws_sock_file_fd_type fd;
+    fd.filefd = p[0];
+    if (lws_adopt_descriptor_vhost(vh, LWS_ADOPT_RAW_FILE_DESC, fd, "tm-wake", NULL) == NULL) {
+        close(p[0]);
+        close(p[1]);
+        return -1;
+    }
+    g_wake_fd = p[1];
+    return p[1];
 }
 
 static int validate_ping(const cfg_option *opt, void *options, char *err, size_t errlen)
@@ -180,6 +230,7 @@ static int load_token_file(client_options *opt, char *err, size_t errlen)
 static struct lws_protocols protocols[] = {
     {"tm-tunnel", tunnel_lws_callback, 0, CLIENT_IO_BUF, 0, NULL, CLIENT_IO_BUF},
     {"tm-upstream", upstream_lws_callback, 0, CLIENT_IO_BUF, 0, NULL, CLIENT_IO_BUF},
+    {"tm-wake", wake_lws_callback, 0, 0, 0, NULL, 0},
     {NULL, NULL, 0, 0, 0, NULL, 0},
 };
 
@@ -328,6 +379,9 @@ int main(int argc, char **argv)
         clock_gettime(CLOCK_REALTIME, &ts);
         c->rng = ((uint64_t)ts.tv_nsec << 20) ^ (uint64_t)ts.tv_sec ^ ((uint64_t)getpid() << 40);
     }
+    int wake_fd = setup_wake_pipe(c->lws);
+    if (wake_fd < 0)
+        LOG_WARN(LOG_EV_CONF, "no signal wake-up pipe: SIGTERM may be noticed only at the next timer");
     tunnel_connect(c);
     sig_atomic_t hup_seen = 0;
     while (!c->done) {
@@ -355,6 +409,10 @@ int main(int argc, char **argv)
     int code = c->stopping ? 0 : c->exit_code;
     c->stopping = 1;
     teardown(c);
+    if (wake_fd >= 0) {
+        g_wake_fd = -1;
+        close(wake_fd);
+    }
     free(c);
     cfg_free(options_table, N_OPTIONS, &opt);
     LOG_INFO(LOG_EV_CONF, "exit %d", code);

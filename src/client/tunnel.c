@@ -22,6 +22,7 @@
 #define TUNNEL_HANDSHAKE_MAX 16384
 #define TUNNEL_UPGRADE_TIMEOUT_MS 15000
 #define TUNNEL_IOV 128
+#define TUNNEL_IDLE_FLUSH_MS 1000 /* SIGTERM with no stream in flight: longest wait for the GOAWAY to leave */
 
 typedef enum {
     T_CONNECTING = 0, /* TCP connect in progress */
@@ -485,14 +486,28 @@ void tunnel_shutdown(client *c)
         return;
     }
     if (t->s == NULL || !mux_session_is_established(t->s)) {
-        lws_set_timeout(t->wsi, 1, LWS_TO_KILL_ASYNC);
+        /* not registered: nothing in flight, nothing to say; the context teardown closes the
+         * connection (lws_set_timeout(LWS_TO_KILL_ASYNC) on a connection still waiting for its
+         * 101 was only acted on at the drain deadline) */
+        LOG_INFO(LOG_EV_TUNNEL, "not registered: nothing to drain");
+        c->done = 1;
         return;
     }
     mux_session_stats st;
     mux_session_get_stats(t->s, &st);
-    LOG_INFO(LOG_EV_TUNNEL, "GOAWAY sent: no new streams, draining %u in-flight stream(s) for up to %lld ms", st.streams_active,
-             (long long)c->opt->drain_timeout_ms);
     mux_session_goaway(t->s, MUX_CODE_SHUTDOWN, "client shutting down");
+    if (st.streams_active == 0) {
+        /* nothing in flight: the GOAWAY goes out on the next writable callback and the session
+         * wants to close right after it; a server that does not take it (full socket) gets
+         * TUNNEL_IDLE_FLUSH_MS, not DRAIN_TIMEOUT */
+        int64_t flush_ms = c->opt->drain_timeout_ms < TUNNEL_IDLE_FLUSH_MS ? c->opt->drain_timeout_ms : TUNNEL_IDLE_FLUSH_MS;
+        LOG_INFO(LOG_EV_TUNNEL, "GOAWAY sent: no stream in flight, closing");
+        c->stop_deadline_ms = client_now_ms() + flush_ms;
+        lws_sul_schedule(c->lws, 0, &c->reconnect_sul, reconnect_cb, (lws_usec_t)flush_ms * 1000);
+    } else {
+        LOG_INFO(LOG_EV_TUNNEL, "GOAWAY sent: no new streams, draining %u in-flight stream(s) for up to %lld ms", st.streams_active,
+                 (long long)c->opt->drain_timeout_ms);
+    }
     tunnel_kick(t);
 }
 

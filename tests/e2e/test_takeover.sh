@@ -147,4 +147,27 @@ check_eq "download on the draining holder: sha256 intact" "$WANT" "$(sha256sum <
 for ((i = 0; i < 50; i++)); do kill -0 "$D1" 2>/dev/null || break; sleep 0.1; done
 kill -0 "$D1" 2>/dev/null && fail "draining client exited" || pass "draining client exited after its download"
 check_eq "requests still reach the new holder" b "$(who)"
+
+echo "== SIGTERM with nothing in flight exits at once"
+# term_ms PID: SIGTERM; MS = milliseconds until it exited (10 s at most), RC = its exit status
+term_ms() {
+    local t0 i
+    t0=$(date +%s%N)
+    kill -TERM "$1"
+    for ((i = 0; i < 2000; i++)); do
+        kill -0 "$1" 2>/dev/null || break
+        sleep 0.005
+    done
+    MS=$((($(date +%s%N) - t0) / 1000000))
+    wait "$1"
+    RC=$?
+}
+term_ms "$CLIENT_PID"
+echo "MEASURED: idle registered client exited $MS ms after SIGTERM"
+check_eq "idle registered client: exit status" 0 "$RC"
+if [ "$MS" -le 500 ]; then pass "idle registered client exits within 500 ms ($MS ms)"; else fail "idle client exit" "$MS ms"; fi
+term_ms "$C1"
+echo "MEASURED: refused (unregistered) client exited $MS ms after SIGTERM"
+check_eq "unregistered client: exit status" 0 "$RC"
+if [ "$MS" -le 500 ]; then pass "unregistered client exits within 500 ms ($MS ms)"; else fail "unregistered client exit" "$MS ms"; fi
 exit 0
