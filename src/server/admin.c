@@ -591,8 +591,20 @@ void admin_free(server *srv)
     if (srv->admin == NULL)
         return;
     admin_stop(srv);
-    /* the admin context and config stay: idle admin connections may still point at them until exit */
+    struct admin *a = srv->admin;
     srv->admin = NULL;
+    if (!server_context_quiet(&a->ctx) || !h2o_linklist_is_empty(&a->sample_timeout._entries))
+        return; /* connections still open point at the context: left to the exit */
+    h2o_timeout_dispose(a->ctx.loop, &a->sample_timeout);
+    h2o_context_dispose(&a->ctx);
+    h2o_config_dispose(&a->config);
+    free(a);
+}
+
+/* The admin h2o context; see admin.h. */
+h2o_context_t *admin_context(server *srv)
+{
+    return srv->admin != NULL ? &srv->admin->ctx : NULL;
 }
 
 /* ---------------------------------------------------------------- access log */

@@ -26,8 +26,13 @@ int admin_start(server *srv, char *bound, size_t boundlen, char *err, size_t err
 /* Stops accepting admin connections (shutdown); idle ones are left to the exit. */
 void admin_stop(server *srv);
 
-/* Frees the admin state (after the loop stopped). */
+/* Frees the admin state (after the loop stopped). When the admin h2o context is quiet
+ * (server_context_quiet) it is disposed with its configuration; otherwise they are left to the
+ * exit (idle admin connections may still point at them). */
 void admin_free(server *srv);
+
+/* The admin listener's h2o context (to close its connections at exit), or NULL when off. */
+h2o_context_t *admin_context(server *srv);
 
 /*
  * Registers the access logger on |pathconf| (the public path): one access-log line per public

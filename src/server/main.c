@@ -259,6 +259,60 @@ typedef struct {
     server *srv;
 } server_handler;
 
+#define CLOSE_ROUNDS 50 /* exit: loop runs (10 ms each at most) for h2o to close what is still open */
+
+/* Exit, after the drain: idle public and admin connections are closed by h2o itself (their
+ * timeouts expire now), so that the contexts can be disposed. Bounded to CLOSE_ROUNDS runs. */
+static void close_connections(server *srv)
+{
+    h2o_context_t *admin = admin_context(srv);
+    server_context_expire(&srv->ctx);
+    if (admin != NULL)
+        server_context_expire(admin);
+    for (int i = 0; i < CLOSE_ROUNDS; i++) {
+        if (server_context_quiet(&srv->ctx) && (admin == NULL || server_context_quiet(admin)))
+            break;
+        h2o_evloop_run(srv->ctx.loop, 10);
+    }
+    h2o_evloop_run(srv->ctx.loop, 0); /* sockets closed in the last round are freed on the next */
+}
+
+/* Exit: disposes the server's h2o context, configuration and loop (after admin_free, which
+ * disposes the admin context sharing the loop). When a connection is still open (it would point at
+ * the context) or a timer is still linked (h2o asserts), they are left to the exit, with a debug
+ * line. */
+static void dispose_h2o(server *srv)
+{
+    if (h2o_timeout_is_linked(&srv->tick_entry))
+        h2o_timeout_unlink(&srv->tick_entry);
+    h2o_timeout_t *own[] = {&srv->read_timeout, &srv->write_timeout, &srv->tick_timeout};
+    int quiet = server_context_quiet(&srv->ctx) && srv->admin == NULL;
+    for (size_t i = 0; i < sizeof(own) / sizeof(own[0]); i++)
+        quiet = quiet && h2o_linklist_is_empty(&own[i]->_entries);
+    if (!quiet) {
+        LOG_DEBUG(LOG_EV_CONF, "exit: public connections still open, h2o's context is left to the exit");
+        return;
+    }
+    h2o_evloop_t *loop = srv->ctx.loop;
+    for (size_t i = 0; i < sizeof(own) / sizeof(own[0]); i++)
+        h2o_timeout_dispose(loop, own[i]);
+    h2o_context_dispose(&srv->ctx);
+    h2o_config_dispose(&srv->config);
+    if (h2o_linklist_is_empty(&loop->_timeouts))
+        h2o_evloop_destroy(loop);
+}
+
+/* Start-up failed after h2o was initialised (the public or the admin listener): closes what is
+ * open, disposes h2o, then frees the rest as startup_failed() does. Returns |code| for main. */
+static int startup_failed_h2o(server *srv, server_options *opt, int code)
+{
+    listener_close_all(srv);
+    admin_free(srv);
+    dispose_h2o(srv);
+    registry_free(&srv->reg);
+    return startup_failed(srv, opt, code);
+}
+
 static int is_tunnel_path(h2o_req_t *req)
 {
     h2o_iovec_t p = req->path_normalized;
@@ -360,12 +414,12 @@ int main(int argc, char **argv)
     char bound[160];
     if (listener_open(srv, bound, sizeof(bound), err, sizeof(err)) != 0) {
         fprintf(stderr, "tunnelmux-server: %s\n", err);
-        return 1;
+        return startup_failed_h2o(srv, &opt, 1);
     }
     char admin_bound[160];
     if (admin_start(srv, admin_bound, sizeof(admin_bound), err, sizeof(err)) != 0) {
         fprintf(stderr, "tunnelmux-server: %s\n", err);
-        return 2;
+        return startup_failed_h2o(srv, &opt, 2);
     }
     LOG_INFO(LOG_EV_CONF, "admin listener: %s%s", admin_bound,
              srv->admin == NULL  ? ""
@@ -407,14 +461,16 @@ int main(int argc, char **argv)
     int64_t flush_until = server_now(srv) + 200;
     while (server_now(srv) < flush_until)
         h2o_evloop_run(srv->ctx.loop, 50);
+    close_connections(srv);
     LOG_INFO(LOG_EV_CONF, "stopped");
     registry_free(&srv->reg);
     security_free(srv);
     admin_free(srv);
+    dispose_h2o(srv);
     metrics_free(srv->metrics);
     if (srv->ssl_ctx != NULL)
         SSL_CTX_free(srv->ssl_ctx);
-    free(srv); /* h2o's context and idle public connections are left to the exit */
+    free(srv);
     cfg_free(options_table, NOPTIONS, &opt);
     return 0;
 }

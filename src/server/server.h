@@ -91,6 +91,37 @@ struct server {
     guard_table *guard;      /* Rapid Reset budget per public connection */
 };
 
+/* Exit: makes h2o close the connections still open on |ctx| (idle HTTP/1 keep-alive, HTTP/2 after
+ * GOAWAY, TLS handshakes) itself, by expiring their timeouts at the next loop run; the 1-second
+ * one carries h2o's pending second HTTP/2 GOAWAY (h2o_context_request_shutdown). */
+static inline void server_context_expire(h2o_context_t *ctx)
+{
+    ctx->one_sec_timeout.timeout = 0;
+    ctx->hundred_ms_timeout.timeout = 0;
+    ctx->handshake_timeout.timeout = 0;
+    ctx->http1.req_timeout.timeout = 0;
+    ctx->http2.idle_timeout.timeout = 0;
+    ctx->http2.graceful_shutdown_timeout.timeout = 0;
+}
+
+/* 1 when |ctx| has no connection and no timer entry left: h2o_context_dispose() (which asserts
+ * that its timeouts are empty) is then safe. */
+static inline int server_context_quiet(h2o_context_t *ctx)
+{
+    h2o_timeout_t *t[] = {&ctx->zero_timeout,
+                          &ctx->one_sec_timeout,
+                          &ctx->hundred_ms_timeout,
+                          &ctx->handshake_timeout,
+                          &ctx->http1.req_timeout,
+                          &ctx->http2.idle_timeout,
+                          &ctx->http2.graceful_shutdown_timeout,
+                          &ctx->proxy.io_timeout};
+    for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++)
+        if (!h2o_linklist_is_empty(&t[i]->_entries))
+            return 0;
+    return h2o_linklist_is_empty(&ctx->http1._conns) && h2o_linklist_is_empty(&ctx->http2._conns);
+}
+
 /* Milliseconds of the loop's clock (what the mux sessions are given as "now"). */
 static inline int64_t server_now(server *srv)
 {
