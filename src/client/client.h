@@ -31,6 +31,7 @@ typedef struct {
     int64_t write_timeout_ms;
     int64_t reconnect_delay_ms;
     int64_t max_retries;
+    int64_t max_streams; /* MAX_STREAMS: concurrent streams the tunnel accepts */
     char *auth_token;
     char *host_header;
     char *tls_ca_file;

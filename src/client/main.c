@@ -88,6 +88,8 @@ static const cfg_option options_table[] = {
      "pause before reconnecting to the server", NULL},
     {"MAX_RETRIES", "max-retries", CFG_INT, "-1", O(max_retries), -1, 1000000000,
      "reconnect attempts before giving up (-1 = forever)", NULL},
+    {"MAX_STREAMS", "max-streams", CFG_INT, "100", O(max_streams), 1, 100000,
+     "most concurrent requests and WebSockets the tunnel accepts (more are refused: the server answers 502)", NULL},
     {"AUTH_TOKEN", "auth-token", CFG_STRING, "", O(auth_token), 0, 0, "token sent in HELLO", NULL},
     {"HOST_HEADER", "host-header", CFG_STRING, "preserve", O(host_header), 0, 0,
      "Host towards the local service: preserve (public host), rewrite (LOCAL_HOST:LOCAL_PORT) or a value", validate_host_header},

@@ -300,6 +300,7 @@ static void on_upgrade_complete(void *user_data, h2o_socket_t *sock, size_t reqs
     mux_session_options_default(&opt, MUX_ROLE_SERVER);
     opt.max_message_size = (uint32_t)srv->opt->max_message_size;
     opt.chunk_size = (uint32_t)srv->opt->chunk_size;
+    opt.max_concurrent_streams = (uint32_t)srv->opt->max_streams;
     mux_session_callbacks cb = {
         .on_hello = cb_on_hello,
         .on_head = cb_on_head,
