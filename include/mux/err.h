@@ -32,26 +32,26 @@ typedef enum {
 
     /* --- fatal: the connection must be closed --- */
     MUX_ERR_FATAL = -900,
-    MUX_ERR_PROTO = -901,            /* generic protocol violation by the peer */
-    MUX_ERR_WS_PROTOCOL = -902,      /* RFC 6455 violation (reserved bits, bad opcode, masking...) */
-    MUX_ERR_WS_CLOSED = -903,        /* the peer sent a WebSocket close frame */
-    MUX_ERR_BAD_VERSION = -904,      /* envelope or HELLO version not supported */
-    MUX_ERR_FRAME_DECODE = -905,     /* a frame record is not valid protobuf / misses fields */
-    MUX_ERR_VARINT = -906,           /* truncated or over-long varint */
-    MUX_ERR_FRAME_TOO_LARGE = -907,  /* DATA payload over chunk size, or record over the message */
+    MUX_ERR_PROTO = -901,             /* generic protocol violation by the peer */
+    MUX_ERR_WS_PROTOCOL = -902,       /* RFC 6455 violation (reserved bits, bad opcode, masking...) */
+    MUX_ERR_WS_CLOSED = -903,         /* the peer sent a WebSocket close frame */
+    MUX_ERR_BAD_VERSION = -904,       /* envelope or HELLO version not supported */
+    MUX_ERR_FRAME_DECODE = -905,      /* a frame record is not valid protobuf / misses fields */
+    MUX_ERR_VARINT = -906,            /* truncated or over-long varint */
+    MUX_ERR_FRAME_TOO_LARGE = -907,   /* DATA payload over chunk size, or record over the message */
     MUX_ERR_MESSAGE_TOO_LARGE = -908, /* WebSocket message over max_message_size */
-    MUX_ERR_UNKNOWN_STREAM = -909,   /* frame for a stream id that was never opened */
-    MUX_ERR_STREAM_CLOSED = -910,    /* DATA/OPEN on a stream whose peer side already ended */
-    MUX_ERR_DUPLICATE_OPEN = -911,   /* OPEN for a stream id already used */
-    MUX_ERR_FLOW_CONTROL = -912,     /* peer sent more than its credit */
-    MUX_ERR_WINDOW_OVERFLOW = -913,  /* WINDOW would push credit past 2^31-1, or increment 0 */
-    MUX_ERR_DECOMPRESS = -914,       /* zstd stream corrupt or compression not negotiated */
-    MUX_ERR_DECOMPRESS_LIMIT = -915, /* decompressed message over the cap (a bomb) */
-    MUX_ERR_HANDSHAKE = -916,        /* HELLO/WELCOME sequence violated */
-    MUX_ERR_REFUSED = -917,          /* the server refused our HELLO (client role) */
-    MUX_ERR_TIMEOUT = -918,          /* keepalive or idle timeout */
+    MUX_ERR_UNKNOWN_STREAM = -909,    /* frame for a stream id that was never opened */
+    MUX_ERR_STREAM_CLOSED = -910,     /* DATA/OPEN on a stream whose peer side already ended */
+    MUX_ERR_DUPLICATE_OPEN = -911,    /* OPEN for a stream id already used */
+    MUX_ERR_FLOW_CONTROL = -912,      /* peer sent more than its credit */
+    MUX_ERR_WINDOW_OVERFLOW = -913,   /* WINDOW would push credit past 2^31-1, or increment 0 */
+    MUX_ERR_DECOMPRESS = -914,        /* zstd stream corrupt or compression not negotiated */
+    MUX_ERR_DECOMPRESS_LIMIT = -915,  /* decompressed message over the cap (a bomb) */
+    MUX_ERR_HANDSHAKE = -916,         /* HELLO/WELCOME sequence violated */
+    MUX_ERR_REFUSED = -917,           /* the server refused our HELLO (client role) */
+    MUX_ERR_TIMEOUT = -918,           /* keepalive or idle timeout */
     MUX_ERR_PEER_GOAWAY_ERROR = -919, /* peer sent GOAWAY with an error code */
-    MUX_ERR_INTERNAL = -920,         /* allocation failure where the state cannot be kept */
+    MUX_ERR_INTERNAL = -920,          /* allocation failure where the state cannot be kept */
 } mux_error;
 
 /* Wire codes (uint32 on the wire). Stream/connection codes mirror HTTP/2's. */
@@ -65,11 +65,11 @@ enum {
     MUX_CODE_REFUSED_STREAM = 6,
     MUX_CODE_CANCEL = 7,
     MUX_CODE_COMPRESSION_ERROR = 8,
-    MUX_CODE_CONNECT_ERROR = 9,     /* the local service could not be reached */
+    MUX_CODE_CONNECT_ERROR = 9,      /* the local service could not be reached */
     MUX_CODE_ENHANCE_YOUR_CALM = 10, /* a limit was exceeded */
     MUX_CODE_TIMEOUT = 11,
-    MUX_CODE_UPSTREAM_ERROR = 12,   /* the local service failed mid-response */
-    MUX_CODE_SHUTDOWN = 13,         /* graceful shutdown */
+    MUX_CODE_UPSTREAM_ERROR = 12, /* the local service failed mid-response */
+    MUX_CODE_SHUTDOWN = 13,       /* graceful shutdown */
     MUX_CODE_HEADERS_TOO_LARGE = 14,
     /* REFUSE codes */
     MUX_CODE_UNSUPPORTED_VERSION = 20,

@@ -66,12 +66,12 @@ typedef struct {
  * copies what it needs before returning.
  */
 typedef struct {
-    uint32_t flags;        /* MUX_HEAD_* */
+    uint32_t flags; /* MUX_HEAD_* */
     /* request */
     mux_iovec method, scheme, authority, path;
     mux_iovec remote_addr; /* "ip:port" of the public user, may be empty */
     /* response */
-    unsigned status;       /* 100..599 in a response head; 0 in a request head */
+    unsigned status; /* 100..599 in a response head; 0 in a request head */
     mux_iovec reason;
     const mux_header *headers;
     size_t nheaders;
@@ -81,17 +81,17 @@ typedef struct {
 typedef struct {
     uint32_t version;
     const char *client_id;
-    const char *auth_token;  /* "" when absent */
+    const char *auth_token; /* "" when absent */
     uint32_t capabilities;
-    const char *software;    /* "" when absent */
+    const char *software; /* "" when absent */
 } mux_hello_info;
 
 /* WELCOME as received by the client. */
 typedef struct {
     uint32_t version;
-    uint32_t capabilities;   /* agreed */
+    uint32_t capabilities; /* agreed */
     uint32_t ping_interval_ms;
-    const char *public_url;  /* "" when absent */
+    const char *public_url; /* "" when absent */
 } mux_welcome_info;
 
 typedef struct mux_session mux_session;
@@ -117,15 +117,14 @@ typedef struct {
     int (*on_head)(mux_session *s, uint32_t id, const mux_head *head, void *stream_user_data, void *user_data);
     /* Body bytes of stream |id| (|data| valid during the callback only; copy or consume it now).
      * The bytes count against the receive windows until mux_session_consume() returns them. */
-    int (*on_data)(mux_session *s, uint32_t id, const uint8_t *data, size_t len, void *stream_user_data,
-                   void *user_data);
+    int (*on_data)(mux_session *s, uint32_t id, const uint8_t *data, size_t len, void *stream_user_data, void *user_data);
     /* The peer finished its direction of stream |id| (DATA fin or head with END_STREAM). */
     int (*on_end)(mux_session *s, uint32_t id, void *stream_user_data, void *user_data);
     /* The stream is gone: both directions ended (code NO_ERROR) or it was reset by either side, or
      * the session died. The last callback for |id|; free |stream_user_data| here. |reason| may be
      * "" but never NULL. |by_peer| is 1 when the peer sent the CLOSE. */
-    void (*on_stream_close)(mux_session *s, uint32_t id, unsigned code, const char *reason, int by_peer,
-                            void *stream_user_data, void *user_data);
+    void (*on_stream_close)(mux_session *s, uint32_t id, unsigned code, const char *reason, int by_peer, void *stream_user_data,
+                            void *user_data);
     /* mux_session_write() on |id| would accept bytes again (the send buffer fell below half). */
     void (*on_writable)(mux_session *s, uint32_t id, void *stream_user_data, void *user_data);
     /* The peer sent GOAWAY: no new streams above |last_stream_id| will be processed. */
@@ -137,26 +136,26 @@ typedef struct {
 /* Session options (nghttp2_option style). Start from mux_session_options_default(). */
 typedef struct {
     mux_role role;
-    uint32_t initial_stream_window; /* credit we grant per stream (default 256 KiB) */
-    uint32_t initial_conn_window;   /* credit we grant per connection (default 16 MiB) */
-    uint32_t max_stream_window;     /* auto-tuning cap per stream (default 16 MiB; = initial disables) */
-    uint32_t max_message_size;      /* largest WebSocket message accepted, after decompression too
-                                       (MAX_MESSAGE_SIZE, default 10 MiB) */
-    uint32_t send_message_size;     /* target size of the messages we build (default 256 KiB, capped
-                                       by the peer's max_message_size) */
-    uint32_t chunk_size;            /* largest DATA payload we send (CHUNK_SIZE, default 8 KiB).
-                                       Receivers accept any DATA record that fits in a message
-                                       (PROTOCOL.md §5), so peers need not agree on it. */
-    uint32_t stream_send_buffer;    /* bytes mux_session_write() buffers per stream (default 256 KiB) */
+    uint32_t initial_stream_window;  /* credit we grant per stream (default 256 KiB) */
+    uint32_t initial_conn_window;    /* credit we grant per connection (default 16 MiB) */
+    uint32_t max_stream_window;      /* auto-tuning cap per stream (default 16 MiB; = initial disables) */
+    uint32_t max_message_size;       /* largest WebSocket message accepted, after decompression too
+                                        (MAX_MESSAGE_SIZE, default 10 MiB) */
+    uint32_t send_message_size;      /* target size of the messages we build (default 256 KiB, capped
+                                        by the peer's max_message_size) */
+    uint32_t chunk_size;             /* largest DATA payload we send (CHUNK_SIZE, default 8 KiB).
+                                        Receivers accept any DATA record that fits in a message
+                                        (PROTOCOL.md §5), so peers need not agree on it. */
+    uint32_t stream_send_buffer;     /* bytes mux_session_write() buffers per stream (default 256 KiB) */
     uint32_t max_concurrent_streams; /* default 100 */
-    uint32_t max_header_count;      /* per head (default 100) */
-    uint32_t max_header_bytes;      /* sum of name+value lengths per head (default 64 KiB) */
-    int enable_zstd;                /* offer/accept compression (default 1) */
-    int zstd_level;                 /* default 3 */
-    int zstd_window_log;            /* cap on both sides (default 17, max 20) */
-    uint32_t ping_interval_ms;      /* send PING when nothing was received for this long (default 15000; 0 = off) */
-    uint32_t ping_timeout_ms;       /* declare the peer dead after this much silence (default 45000; 0 = off) */
-    uint32_t handshake_timeout_ms;  /* HELLO/WELCOME must complete within this (default 10000) */
+    uint32_t max_header_count;       /* per head (default 100) */
+    uint32_t max_header_bytes;       /* sum of name+value lengths per head (default 64 KiB) */
+    int enable_zstd;                 /* offer/accept compression (default 1) */
+    int zstd_level;                  /* default 3 */
+    int zstd_window_log;             /* cap on both sides (default 17, max 20) */
+    uint32_t ping_interval_ms;       /* send PING when nothing was received for this long (default 15000; 0 = off) */
+    uint32_t ping_timeout_ms;        /* declare the peer dead after this much silence (default 45000; 0 = off) */
+    uint32_t handshake_timeout_ms;   /* HELLO/WELCOME must complete within this (default 10000) */
     /* CLIENT only: what goes into HELLO (copied at creation). */
     const char *client_id;
     const char *auth_token;
@@ -171,8 +170,8 @@ void mux_session_options_default(mux_session_options *opt, mux_role role);
  * its HELLO immediately. |now_ms| starts the handshake and keepalive clocks.
  * Returns 0 and sets |*out|, or MUX_ERR_NOMEM / MUX_ERR_INVALID_ARGUMENT.
  */
-int mux_session_new(mux_session **out, const mux_session_options *opt, const mux_session_callbacks *callbacks,
-                    const mux_mem *mem, void *user_data, int64_t now_ms);
+int mux_session_new(mux_session **out, const mux_session_options *opt, const mux_session_callbacks *callbacks, const mux_mem *mem,
+                    void *user_data, int64_t now_ms);
 
 /* Frees the session and everything it owns. Calls no callbacks (on_stream_close is not called
  * for streams still open: the caller owns their user data and knows which are open). */
@@ -286,14 +285,14 @@ int mux_session_ping(mux_session *s, int64_t now_ms);
 
 /* Counters for logs and metrics. */
 typedef struct {
-    uint64_t bytes_in, bytes_out;           /* transport bytes */
+    uint64_t bytes_in, bytes_out; /* transport bytes */
     uint64_t messages_in, messages_out;
     uint64_t frames_in, frames_out;
     uint64_t data_bytes_in, data_bytes_out; /* DATA payload */
     uint64_t streams_opened, streams_closed;
     uint32_t streams_active;
-    uint64_t flow_blocked_ms;               /* sum of time streams spent with data and no credit */
-    int64_t last_rtt_ms;                    /* -1 until the first PONG */
+    uint64_t flow_blocked_ms; /* sum of time streams spent with data and no credit */
+    int64_t last_rtt_ms;      /* -1 until the first PONG */
 } mux_session_stats;
 
 void mux_session_get_stats(const mux_session *s, mux_session_stats *out);

@@ -26,7 +26,7 @@ enum {
     MUX_WS_OP_PONG = 0xA,
 };
 
-#define MUX_WS_MAX_HEADER 14         /* 2 + 8 (64-bit length) + 4 (mask key) */
+#define MUX_WS_MAX_HEADER 14 /* 2 + 8 (64-bit length) + 4 (mask key) */
 #define MUX_WS_MAX_CONTROL_PAYLOAD 125
 
 /* ---------------------------------------------------------------- encoding */
@@ -58,19 +58,19 @@ int mux_ws_keygen_next(mux_ws_keygen *g, uint8_t key[4]);
 
 /* One call's worth of decoder output. Pointers point into the caller's input buffer. */
 typedef struct {
-    unsigned opcode;     /* opcode of the current frame (CONT for continuation frames) */
-    int fin;             /* FIN bit of the current frame */
-    uint64_t frame_len;  /* whole payload length of the current frame */
-    uint8_t *data;       /* next payload piece, already unmasked in place; NULL when len == 0 */
-    size_t len;          /* length of that piece */
-    int frame_start;     /* 1 on the first piece of a frame (always produced, even for len 0) */
-    int frame_end;       /* 1 when this piece completes the frame */
+    unsigned opcode;    /* opcode of the current frame (CONT for continuation frames) */
+    int fin;            /* FIN bit of the current frame */
+    uint64_t frame_len; /* whole payload length of the current frame */
+    uint8_t *data;      /* next payload piece, already unmasked in place; NULL when len == 0 */
+    size_t len;         /* length of that piece */
+    int frame_start;    /* 1 on the first piece of a frame (always produced, even for len 0) */
+    int frame_end;      /* 1 when this piece completes the frame */
 } mux_ws_piece;
 
 typedef struct {
     /* configuration: set before the first feed */
-    int require_masked;      /* 1: frames must be masked (we are the server); 0: must be unmasked */
-    uint64_t max_frame_len;  /* frames announcing more payload are rejected before any is read */
+    int require_masked;     /* 1: frames must be masked (we are the server); 0: must be unmasked */
+    uint64_t max_frame_len; /* frames announcing more payload are rejected before any is read */
     /* private state */
     int _state;
     uint8_t _hdr[MUX_WS_MAX_HEADER];
@@ -93,8 +93,7 @@ void mux_ws_decoder_init(mux_ws_decoder *d, int require_masked, uint64_t max_fra
  * sequence), MUX_ERR_MESSAGE_TOO_LARGE (frame_len over max_frame_len). After an error the decoder
  * must not be fed again. |*reason| (may be NULL) receives a static description.
  */
-ssize_t mux_ws_decoder_feed(mux_ws_decoder *d, uint8_t *in, size_t len, mux_ws_piece *piece, int *has_piece,
-                            const char **reason);
+ssize_t mux_ws_decoder_feed(mux_ws_decoder *d, uint8_t *in, size_t len, mux_ws_piece *piece, int *has_piece, const char **reason);
 
 /* ---------------------------------------------------------------- handshake helpers */
 

@@ -95,14 +95,18 @@ static void u_hold(upstream *u)
 /* Ends an entry point; frees |u| when it died meanwhile. Returns 1 when freed. */
 static int u_release(upstream *u)
 {
-    tunnel *t = u->c->tun; /* u->tun is already NULL after a reset: the CLOSE still needs a flush */
+    /* u->tun is already NULL after a reset or a clean end: the last frames (CLOSE, or a head with
+     * END_STREAM that closed the stream) still need a flush, so kick the client's tunnel even when
+     * |u| is freed here. */
+    tunnel *t = u->c->tun;
+    int freed = 0;
     if (--u->busy == 0 && u->dead) {
         u_free(u);
-        return 1;
+        freed = 1;
     }
     if (t != NULL)
         tunnel_kick(t);
-    return 0;
+    return freed;
 }
 
 static mux_session *u_session(upstream *u)
@@ -343,41 +347,50 @@ static int on_response_head(upstream *u, int r)
     return 0;
 }
 
-/* Plaintext from the local service. 0 or -1 (u reset; stop reading). */
+/* Plaintext from the local service. 0 or -1 (u reset; stop reading).
+ * While the head is awaited, at most UPSTREAM_HEAD_MAX bytes are buffered: a read that carries the
+ * head and a large piece of body (up to CLIENT_IO_BUF) is split, the body part goes on directly. */
 static int on_local_plain(upstream *u, uint8_t *p, size_t n)
 {
     if (u->dead)
         return -1;
     if (u->state != U_REQUEST)
         return process_body(u, p, n);
-    if (u->hlen + n > UPSTREAM_HEAD_MAX) {
-        u_reset(u, MUX_CODE_UPSTREAM_ERROR, "response head too large");
-        return -1;
-    }
-    if (u->hlen + n > u->hcap) {
-        size_t nc = u->hcap ? u->hcap * 2 : 8192;
-        while (nc < u->hlen + n)
-            nc *= 2;
-        char *b = realloc(u->hbuf, nc);
-        if (b == NULL) {
-            u_reset(u, MUX_CODE_INTERNAL_ERROR, "out of memory");
-            return -1;
-        }
-        u->hbuf = b;
-        u->hcap = nc;
-    }
-    memcpy(u->hbuf + u->hlen, p, n);
-    u->hlen += n;
     if (u->resp == NULL && (u->resp = malloc(sizeof(*u->resp))) == NULL) {
         u_reset(u, MUX_CODE_INTERNAL_ERROR, "out of memory");
         return -1;
     }
-    for (int guard = 0; guard < 64 && u->state == U_REQUEST && u->hlen > 0; guard++) {
+    for (int guard = 0; guard < 64 && u->state == U_REQUEST; guard++) {
+        size_t room = UPSTREAM_HEAD_MAX - u->hlen;
+        size_t k = n < room ? n : room;
+        if (u->hlen + k > u->hcap) {
+            size_t nc = u->hcap ? u->hcap * 2 : 8192;
+            while (nc < u->hlen + k)
+                nc *= 2;
+            char *b = realloc(u->hbuf, nc);
+            if (b == NULL) {
+                u_reset(u, MUX_CODE_INTERNAL_ERROR, "out of memory");
+                return -1;
+            }
+            u->hbuf = b;
+            u->hcap = nc;
+        }
+        if (k > 0)
+            memcpy(u->hbuf + u->hlen, p, k);
+        u->hlen += k;
+        p += k;
+        n -= k;
+        if (u->hlen == 0)
+            return 0;
         const char *reason = "";
         int r = http1_parse_response(u->hbuf, u->hlen, u->hlast, u->head_request, u->resp, &reason);
         if (r == MUX_ERR_AGAIN) {
+            if (u->hlen >= UPSTREAM_HEAD_MAX) {
+                u_reset(u, MUX_CODE_UPSTREAM_ERROR, "response head too large");
+                return -1;
+            }
             u->hlast = u->hlen;
-            return 0;
+            return 0; /* n == 0 here: everything fitted */
         }
         if (r < 0) {
             char why[128];
@@ -391,13 +404,17 @@ static int on_local_plain(upstream *u, uint8_t *p, size_t n)
         u->hlen -= (size_t)r;
         u->hlast = 0;
     }
-    if (u->state == U_REQUEST)
-        return 0;
+    if (u->state == U_REQUEST) {
+        u_reset(u, MUX_CODE_UPSTREAM_ERROR, "too many informational responses");
+        return -1;
+    }
     size_t rest = u->hlen;
     u->hlen = 0;
-    if (rest > 0)
-        return process_body(u, (uint8_t *)u->hbuf, rest);
-    return 0;
+    if (rest > 0 && process_body(u, (uint8_t *)u->hbuf, rest) != 0)
+        return -1;
+    if (n > 0 && !u->dead)
+        return process_body(u, p, n);
+    return u->dead ? -1 : 0;
 }
 
 /* Decrypts what TLS has and processes it, unless paused. 0 or -1. */

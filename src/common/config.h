@@ -27,13 +27,13 @@ typedef enum {
 
 typedef struct cfg_option cfg_option;
 struct cfg_option {
-    const char *env;     /* "MAX_CLIENTS" */
-    const char *flag;    /* "max-clients" (without the dashes) */
+    const char *env;  /* "MAX_CLIENTS" */
+    const char *flag; /* "max-clients" (without the dashes) */
     cfg_type type;
-    const char *def;     /* default as text, NULL = unset (string NULL / number 0) */
-    size_t offset;       /* offsetof() of the field in the options struct */
-    int64_t min, max;    /* for INT / SIZE / DURATION; min == max == 0 means unbounded */
-    const char *help;    /* one line */
+    const char *def;  /* default as text, NULL = unset (string NULL / number 0) */
+    size_t offset;    /* offsetof() of the field in the options struct */
+    int64_t min, max; /* for INT / SIZE / DURATION; min == max == 0 means unbounded */
+    const char *help; /* one line */
     /* optional extra check on the parsed field; returns 0 or writes a reason into err */
     int (*validate)(const cfg_option *opt, void *options, char *err, size_t errlen);
 };
@@ -44,8 +44,8 @@ struct cfg_option {
  * -1 on error with a one-line message in |err| naming the variable (e.g.
  * "PORT: 70000 is out of range 1..65535"), unknown flags included ("unknown option --foo").
  */
-int cfg_parse(const cfg_option *table, size_t n, void *options, int argc, char **argv, const char *prog,
-              const char *summary, FILE *out, char *err, size_t errlen);
+int cfg_parse(const cfg_option *table, size_t n, void *options, int argc, char **argv, const char *prog, const char *summary,
+              FILE *out, char *err, size_t errlen);
 void cfg_print_help(FILE *out, const char *prog, const char *summary, const cfg_option *table, size_t n);
 /* Frees CFG_STRING fields. */
 void cfg_free(const cfg_option *table, size_t n, void *options);

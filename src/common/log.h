@@ -15,10 +15,10 @@ typedef enum { LOG_FMT_TEXT = 0, LOG_FMT_JSON = 1 } log_format;
 /* Event masks (haproxy style) to filter debug output by component. */
 enum {
     LOG_EV_CONF = 0x01,
-    LOG_EV_TUNNEL = 0x02,  /* tunnel connections: register, refuse, lost */
-    LOG_EV_STREAM = 0x04,  /* per-stream events */
-    LOG_EV_ACCESS = 0x08,  /* access log lines */
-    LOG_EV_HTTP = 0x10,    /* public / local HTTP */
+    LOG_EV_TUNNEL = 0x02, /* tunnel connections: register, refuse, lost */
+    LOG_EV_STREAM = 0x04, /* per-stream events */
+    LOG_EV_ACCESS = 0x08, /* access log lines */
+    LOG_EV_HTTP = 0x10,   /* public / local HTTP */
     LOG_EV_ALL = 0xff,
 };
 
@@ -48,10 +48,10 @@ void mux_log_kv(log_level level, unsigned ev_mask, const char *msg, ...) __attri
 #define LOG_ERROR(ev, ...) mux_log(LOG_LVL_ERROR, (ev), __VA_ARGS__)
 #define LOG_WARN(ev, ...) mux_log(LOG_LVL_WARN, (ev), __VA_ARGS__)
 #define LOG_INFO(ev, ...) mux_log(LOG_LVL_INFO, (ev), __VA_ARGS__)
-#define LOG_DEBUG(ev, ...)                                                                                                 \
-    do {                                                                                                                   \
-        if (log_enabled(LOG_LVL_DEBUG))                                                                                    \
-            mux_log(LOG_LVL_DEBUG, (ev), __VA_ARGS__);                                                                     \
+#define LOG_DEBUG(ev, ...)                                                                                                         \
+    do {                                                                                                                           \
+        if (log_enabled(LOG_LVL_DEBUG))                                                                                            \
+            mux_log(LOG_LVL_DEBUG, (ev), __VA_ARGS__);                                                                             \
     } while (0)
 
 #endif

@@ -35,7 +35,7 @@ typedef enum {
  */
 typedef struct {
     mux_frame_type type;
-    uint32_t stream_id;       /* OPEN DATA WINDOW CLOSE */
+    uint32_t stream_id; /* OPEN DATA WINDOW CLOSE */
     /* DATA */
     const uint8_t *payload;
     size_t payload_len;
@@ -57,8 +57,8 @@ typedef struct {
     /* parameters announced in HELLO / WELCOME (0 when absent) */
     uint32_t initial_stream_window, initial_conn_window, max_message_size;
     /* private */
-    void *_pb;           /* Tunnelmux__Frame * to free, or NULL */
-    mux_header *_hdrs;   /* head.headers storage */
+    void *_pb;         /* Tunnelmux__Frame * to free, or NULL */
+    mux_header *_hdrs; /* head.headers storage */
 } mux_frame;
 
 /* Bytes that the DATA prefix can take at most. */
@@ -92,8 +92,8 @@ size_t mux_frame_encoded_size(const mux_frame *f);
  * |max_header_count| / |max_header_bytes| bound OPEN heads (MUX_ERR_HEADER_LIMIT, non-fatal:
  * the caller resets only that stream; out->stream_id is still set).
  */
-ssize_t mux_frame_decode(const uint8_t *in, size_t len, mux_frame *out, uint32_t max_header_count,
-                         uint32_t max_header_bytes, const mux_mem *mem, const char **reason);
+ssize_t mux_frame_decode(const uint8_t *in, size_t len, mux_frame *out, uint32_t max_header_count, uint32_t max_header_bytes,
+                         const mux_mem *mem, const char **reason);
 
 /* Releases what mux_frame_decode allocated; |f| may be reused. Safe on a zeroed frame. */
 void mux_frame_clear(mux_frame *f, const mux_mem *mem);

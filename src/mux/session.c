@@ -730,7 +730,9 @@ static int on_close(mux_session *s, const mux_frame *f)
     if (st == NULL) {
         if (id > s->highest_id)
             return perrf(s, MUX_ERR_UNKNOWN_STREAM, "CLOSE for unknown stream %u", id);
-        return perrf(s, MUX_ERR_STREAM_CLOSED, "CLOSE for closed stream %u", id);
+        /* Legal race (PROTOCOL.md §5.3): the peer may abort a stream after its own end went out and
+         * before ours arrived; by then we had both ends and forgot the stream. */
+        return 0;
     }
     if (st->state == MUX_SS_CLOSING) {
         stream_free(s, st, f->code, "", 1);

@@ -23,8 +23,7 @@ void mux_zstd_tx_del(mux_zstd_tx *z);
  * |out|. |*reset| is set to 1 when this output starts a new zstd frame (first use, or after
  * mux_zstd_tx_release) — the envelope RESET bit. Returns 0 or MUX_ERR_NOMEM/MUX_ERR_INTERNAL.
  */
-int mux_zstd_tx_compress(mux_zstd_tx *z, const mux_iovec *iov, size_t n, mux_buf *out, int *reset,
-                         const mux_mem *mem);
+int mux_zstd_tx_compress(mux_zstd_tx *z, const mux_iovec *iov, size_t n, mux_buf *out, int *reset, const mux_mem *mem);
 /* Frees the zstd context (keeps the object); the next compress starts a new frame. */
 void mux_zstd_tx_release(mux_zstd_tx *z);
 

@@ -676,6 +676,32 @@ static int32_t open_simple(pair *p, uint32_t flags)
     return id;
 }
 
+/* A CLOSE crossing our forgetting of a finished stream is a legal race, not an error (PROTOCOL.md
+ * §5.3): the peer may abort after its fin went out and before ours arrived. */
+START_TEST(test_close_after_both_ends_is_ignored)
+{
+    pair p;
+    established(&p, 0, 0);
+    p.cli.auto_respond = 0;
+    open_simple(&p, MUX_HEAD_END_STREAM);
+    pump(&p, 1 << 20);
+    mux_head r = {0};
+    r.status = 204;
+    r.flags = MUX_HEAD_END_STREAM;
+    ck_assert_int_eq(mux_session_respond(p.cli.s, 1, &r), 0);
+    pump(&p, 1 << 20);
+    ck_assert_int_eq(p.srv.st[0].closed, 1); /* both ends done: forgotten on both sides */
+    mux_buf env;
+    env_start(&env, 0x10);
+    mux_frame f = fr(MUX_FRAME_CLOSE, 1);
+    f.code = MUX_CODE_CANCEL;
+    rec(&env, &f);
+    ck_assert_int_ge(inject_env(&p, 1, &env), 0);
+    ck_assert_int_eq(mux_session_want_close(p.srv.s), 0);
+    pair_del(&p);
+}
+END_TEST
+
 START_TEST(test_data_after_close)
 {
     pair p;
@@ -1387,6 +1413,7 @@ Suite *make_suite(void)
     tcase_add_test(tc, test_message_too_large);
     tcase_add_test(tc, test_unknown_stream);
     tcase_add_test(tc, test_data_after_close);
+    tcase_add_test(tc, test_close_after_both_ends_is_ignored);
     tcase_add_test(tc, test_duplicate_open);
     tcase_add_test(tc, test_second_response_head);
     tcase_add_test(tc, test_data_before_head);
