@@ -472,6 +472,8 @@ static void set_response_head(h2o_req_t *req, const mux_head *head, const char *
         }
         if (!headers_response_keep(n, h->name.len, v, h->value.len, head->status))
             continue;
+        if (req->version >= 0x200 && h->name.len == 7 && strncasecmp(n, "upgrade", 7) == 0)
+            continue; /* no connection-specific headers in HTTP/2 (a 426's Upgrade) */
         if (h->name.len == 4 && strncasecmp(n, "date", 4) == 0)
             continue; /* h2o 2.2.5 always writes its own Date */
         char *nc = h2o_mem_alloc_pool(&req->pool, h->name.len);
