@@ -31,7 +31,8 @@
 #include "server/headers.h"
 #include "server/route.h"
 
-#define BODY_SLICE (256 * 1024) /* largest piece handed to mux_session_write at once */
+#define BODY_SLICE (256 * 1024)    /* largest piece handed to mux_session_write at once */
+#define RAW_KEEP_CAP (1024 * 1024) /* raw streams free drained buffers above this (idle WebSockets stay small) */
 
 struct proxy_stream {
     h2o_generator_t gen;
@@ -655,6 +656,28 @@ static int raw_maybe_finish(proxy_stream *rs)
 
 static void raw_on_written(h2o_socket_t *sock, const char *err);
 
+/* Gives back big drained buffers: a burst must not leave an idle WebSocket holding megabytes
+ * (h2o reads a socket until EAGAIN, so its input buffer grows to the kernel's receive buffer). */
+static void raw_trim(proxy_stream *rs)
+{
+    if (rs->pend_len == 0 && rs->pend_cap > RAW_KEEP_CAP) {
+        free(rs->pend);
+        rs->pend = NULL;
+        rs->pend_cap = 0;
+    }
+    if (!rs->raw_writing && rs->inflight_cap > RAW_KEEP_CAP) {
+        free(rs->inflight);
+        rs->inflight = NULL;
+        rs->inflight_cap = 0;
+    }
+    h2o_socket_t *sock = rs->sock;
+    if (sock != NULL && sock->input->size == 0 && sock->input->bytes != NULL && sock->input->capacity > RAW_KEEP_CAP) {
+        h2o_buffer_prototype_t *proto = sock->input->_prototype;
+        h2o_buffer_dispose(&sock->input);
+        h2o_buffer_init(&sock->input, proto);
+    }
+}
+
 /* Writes what the client sent, or propagates its end once everything went out. May free |rs|. */
 static void raw_send_more(proxy_stream *rs)
 {
@@ -714,6 +737,8 @@ static void raw_on_written(h2o_socket_t *sock, const char *err)
     if (t != NULL && rs->id != 0 && n > 0)
         mux_session_consume(t->sess, rs->id, n); /* the bytes have left our hands */
     raw_touch(rs);
+    if (rs->pend_len == 0)
+        raw_trim(rs);
     raw_send_more(rs); /* may free rs */
     if (t != NULL)
         tunnel_flush(t);
@@ -755,9 +780,12 @@ static int raw_pump_input(proxy_stream *rs)
         mux_session_end_stream(t->sess, rs->id); /* may close the stream: rs freed */
         tunnel_flush(t);
         return 1;
-    } else if (rs->read_paused) {
-        rs->read_paused = 0;
-        h2o_socket_read_start(sock, raw_on_read);
+    } else {
+        raw_trim(rs);
+        if (rs->read_paused) {
+            rs->read_paused = 0;
+            h2o_socket_read_start(sock, raw_on_read);
+        }
     }
     tunnel_flush(t);
     return 0;
