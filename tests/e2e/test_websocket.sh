@@ -5,7 +5,7 @@
 # session, 200 concurrent WebSockets x 10 MiB verified on one tunnel, one slow reader not slowing
 # the other 199, refusals (426/403) relayed unchanged, a bad Sec-WebSocket-Accept -> 502, generic
 # upgrade with half-close, idle WebSockets outliving READ_TIMEOUT, prompt full close, HTTP/2
-# upgrade attempts -> clear errors.
+# upgrade attempts -> clear errors, UPGRADE_IDLE_TIMEOUT.
 source "$(dirname "$0")/lib.sh"
 require_binaries
 PY=/usr/bin/python3
@@ -100,3 +100,15 @@ left=$(curl -sS --max-time 5 "http://127.0.0.1:$WS_PORT/count")
 check_contains "no WebSocket left open at the local service" '"open": 0' "$left"
 kill -0 "$SERVER_PID" 2>/dev/null && kill -0 "$WS_CLIENT" 2>/dev/null
 check_eq "server and client still running" 0 $?
+
+echo "== UPGRADE_IDLE_TIMEOUT=2s closes an idle WebSocket (a second server)"
+stop_pid "$WS_CLIENT"
+start_server UPGRADE_IDLE_TIMEOUT=2 || exit 1
+start_client ws "$WS_PORT"
+for ((i = 0; i < 75; i++)); do
+    c=$(CURL_MAX_TIME=2 tcurl ws /count -o /dev/null -w '%{http_code}' 2>/dev/null)
+    [ "$c" = 200 ] && break
+    sleep 0.2
+done
+user idle --seconds 4 --expect-closed
+check_contains "the idle close is logged" "UPGRADE_IDLE_TIMEOUT" "$(cat "$T/server.log")"
