@@ -62,11 +62,13 @@ HTML
 python3 -m http.server "$LOCAL_PORT" --bind 127.0.0.1 --directory "$WORK/site" >"$WORK/local.log" 2>&1 </dev/null &
 PIDS+=($!)
 
-env PORT="$PUBLIC_PORT" DOMAIN=localhost LISTEN_ADDR=127.0.0.1 "$BUILD_DIR/tunnelmux-server" >"$WORK/server.log" 2>&1 </dev/null &
+# client authentication (docs/SECURITY.md): one random shared token for this demo
+TOKEN=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
+env PORT="$PUBLIC_PORT" DOMAIN=localhost LISTEN_ADDR=127.0.0.1 AUTH_TOKEN="$TOKEN" "$BUILD_DIR/tunnelmux-server" >"$WORK/server.log" 2>&1 </dev/null &
 PIDS+=($!)
 for i in $(seq 1 50); do port_busy "$PUBLIC_PORT" && break; sleep 0.2; done
 
-env SERVER_URL="ws://127.0.0.1:$PUBLIC_PORT" CLIENT_ID="$NAME" LOCAL_HOST=127.0.0.1 LOCAL_PORT="$LOCAL_PORT" \
+env SERVER_URL="ws://127.0.0.1:$PUBLIC_PORT" CLIENT_ID="$NAME" LOCAL_HOST=127.0.0.1 LOCAL_PORT="$LOCAL_PORT" AUTH_TOKEN="$TOKEN" \
     "$BUILD_DIR/tunnelmux-client" >"$WORK/client.log" 2>&1 </dev/null &
 PIDS+=($!)
 

@@ -9,7 +9,8 @@
 #   FUZZ_SECONDS=N     seconds per fuzz target (default 60 with CI=true, 20 otherwise)
 #   JOBS=N             build parallelism (default: nproc)
 #   SKIP_DEPS=1        do not run scripts/install-deps.sh
-#   SKIP_ASAN=1 SKIP_FUZZ=1 SKIP_E2E=1   skip a stage (it then counts as neither passed nor failed)
+#   SKIP_ASAN=1 SKIP_FUZZ=1 SKIP_E2E=1   skip a stage (it then counts as neither passed nor failed;
+#                      SKIP_E2E also skips the security suite, which runs right after the e2e tests)
 #   E2E_EXCLUDE=REGEX  ctest -E for the e2e stage (e.g. 'large' on slow machines)
 #   BUILD_ROOT=DIR     where build directories go (default: the repository root)
 set -uo pipefail
@@ -145,6 +146,8 @@ if [ "${SKIP_E2E:-0}" != 1 ] && [ $MAIN_OK = 1 ]; then
     e2e_args=(-L e2e)
     [ -n "${E2E_EXCLUDE:-}" ] && e2e_args+=(-E "$E2E_EXCLUDE")
     run_ctest e2e "$BUILD_ROOT/build" "${e2e_args[@]}"
+    say "security tests (tests/security, docs/SECURITY.md)"
+    run_ctest security "$BUILD_ROOT/build" -L security
 fi
 
 say "summary ($((SECONDS - START)) s)"

@@ -17,6 +17,7 @@
 #include <openssl/ssl.h>
 
 #include "http1.h"
+#include "resolve.h"
 #include "mux/mux.h"
 
 /* Options (env + flags, see main.c's table). Durations in milliseconds. */
@@ -33,11 +34,19 @@ typedef struct {
     int64_t max_retries;
     int64_t max_streams; /* MAX_STREAMS: concurrent streams the tunnel accepts */
     char *auth_token;
+    char *auth_token_file; /* AUTH_TOKEN_FILE: first line is the token (wins over AUTH_TOKEN) */
     char *host_header;
     char *tls_ca_file;
     int tls_insecure;
     char *log_level;
     char *log_format;
+    char *log_file;           /* "" = stderr; reopened on SIGHUP */
+    double reconnect_backoff; /* factor per consecutive failed attempt (1 = fixed delay) */
+    int64_t reconnect_max_delay_ms;
+    double reconnect_jitter;  /* 0..1 */
+    int64_t ping_interval_ms; /* 0 = no keepalive PINGs */
+    int64_t ping_timeout_ms;  /* 0 = never declare a silent server dead */
+    int64_t drain_timeout_ms; /* SIGTERM: how long in-flight streams may take */
 } client_options;
 
 /* A parsed SERVER_URL. */
@@ -81,10 +90,12 @@ typedef struct client {
     char local_desc[300]; /* "LOCAL_HOST:PORT" for messages */
     local_schema schema;  /* current (cached) schema of the local service */
     int schema_fixed;     /* LOCAL_SCHEMA was given: never re-detect */
+    local_addrs addrs;    /* addresses of LOCAL_HOST, the one that answered last first */
     uint8_t *scratch;     /* CLIENT_SCRATCH bytes for decrypted data */
     tunnel *tun;          /* the current tunnel, NULL between attempts */
     lws_sorted_usec_list_t reconnect_sul;
     int64_t attempts; /* consecutive failed attempts since the last WELCOME */
+    uint64_t rng;     /* RECONNECT_JITTER random state (seeded at start-up) */
     int stopping;     /* SIGTERM/SIGINT received */
     int64_t stop_deadline_ms;
     int done; /* leave the loop */

@@ -135,7 +135,8 @@ static void sb_add(sbuf *b, const void *data, size_t len)
         b->p = p;
         b->cap = cap;
     }
-    memcpy(b->p + b->len, data, len);
+    if (len > 0) /* an empty header value may come with a NULL base (decoded from the wire) */
+        memcpy(b->p + b->len, data, len);
     b->len += len;
     b->p[b->len] = '\0';
 }

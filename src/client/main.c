@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "client.h"
 #include "common/config.h"
@@ -14,10 +16,27 @@
 
 /* The only global state: set by the signal handler, read by the loop. */
 static volatile sig_atomic_t g_stop_signal;
+static volatile sig_atomic_t g_stop_count;
+static volatile sig_atomic_t g_hup_count;
 
 static void on_signal(int sig)
 {
-    g_stop_signal = sig;
+    if (sig == SIGHUP) {
+        g_hup_count++;
+    } else {
+        g_stop_signal = sig;
+        g_stop_count++;
+    }
+}
+
+static int validate_ping(const cfg_option *opt, void *options, char *err, size_t errlen)
+{
+    const client_options *o = options;
+    if (o->ping_timeout_ms != 0 && o->ping_interval_ms != 0 && o->ping_timeout_ms <= o->ping_interval_ms) {
+        snprintf(err, errlen, "must be larger than PING_INTERVAL (or 0 = off)");
+        return -1;
+    }
+    return 0;
 }
 
 static int validate_schema(const cfg_option *opt, void *options, char *err, size_t errlen)
@@ -82,23 +101,81 @@ static const cfg_option options_table[] = {
     {"MAX_MESSAGE_SIZE", "max-message-size", CFG_SIZE, "10485760", O(max_message_size), 65536, 1073741824,
      "largest WebSocket message accepted", NULL},
     {"READ_TIMEOUT", "read-timeout", CFG_DURATION, "120s", O(read_timeout_ms), 1, 86400000,
-     "how long the local service may take to answer", NULL},
-    {"WRITE_TIMEOUT", "write-timeout", CFG_DURATION, "30s", O(write_timeout_ms), 1, 86400000, "write timeout", NULL},
+     "the local service must send its response head within this (else 504 to the public user)", NULL},
+    {"WRITE_TIMEOUT", "write-timeout", CFG_DURATION, "30s", O(write_timeout_ms), 1, 86400000,
+     "the server must keep taking tunnel bytes: a write stalled this long drops the tunnel (then redial)", NULL},
     {"RECONNECT_DELAY", "reconnect-delay", CFG_DURATION, "5s", O(reconnect_delay_ms), 0, 86400000,
      "pause before reconnecting to the server", NULL},
     {"MAX_RETRIES", "max-retries", CFG_INT, "-1", O(max_retries), -1, 1000000000,
      "reconnect attempts before giving up (-1 = forever)", NULL},
     {"MAX_STREAMS", "max-streams", CFG_INT, "100", O(max_streams), 1, 100000,
      "most concurrent requests and WebSockets the tunnel accepts (more are refused: the server answers 502)", NULL},
-    {"AUTH_TOKEN", "auth-token", CFG_STRING, "", O(auth_token), 0, 0, "token sent in HELLO", NULL},
+    {"RECONNECT_BACKOFF", "reconnect-backoff", CFG_DOUBLE, "1", O(reconnect_backoff), 1, 10,
+     "multiply the delay by this after each failed attempt (1 = fixed RECONNECT_DELAY)", NULL},
+    {"RECONNECT_MAX_DELAY", "reconnect-max-delay", CFG_DURATION, "5m", O(reconnect_max_delay_ms), 0, 86400000,
+     "upper bound of the grown delay (with RECONNECT_BACKOFF > 1)", NULL},
+    {"RECONNECT_JITTER", "reconnect-jitter", CFG_DOUBLE, "0", O(reconnect_jitter), 0, 1,
+     "randomise each delay by +-this fraction (0.2 = 80%..120%) so clients do not return in lockstep", NULL},
+    {"PING_INTERVAL", "ping-interval", CFG_DURATION, "15s", O(ping_interval_ms), 0, 3600000,
+     "send a PING when the tunnel was silent for this long (0 = off)", NULL},
+    {"PING_TIMEOUT", "ping-timeout", CFG_DURATION, "45s", O(ping_timeout_ms), 0, 3600000,
+     "declare the server dead (and reconnect) after this much silence (0 = never)", validate_ping},
+    {"DRAIN_TIMEOUT", "drain-timeout", CFG_DURATION, "30s", O(drain_timeout_ms), 0, 3600000,
+     "on SIGTERM: GOAWAY (no new streams), wait this long for in-flight ones, then exit 0", NULL},
+    {"AUTH_TOKEN", "auth-token", CFG_STRING, "", O(auth_token), 0, 0, "token sent in HELLO (never logged)", NULL},
+    {"AUTH_TOKEN_FILE", "auth-token-file", CFG_STRING, NULL, O(auth_token_file), 0, 0,
+     "file whose first line is the token (wins over AUTH_TOKEN; keeps it out of ps and the environment)", NULL},
     {"HOST_HEADER", "host-header", CFG_STRING, "preserve", O(host_header), 0, 0,
      "Host towards the local service: preserve (public host), rewrite (LOCAL_HOST:LOCAL_PORT) or a value", validate_host_header},
     {"TLS_CA_FILE", "tls-ca-file", CFG_STRING, NULL, O(tls_ca_file), 0, 0, "extra CA file to verify a wss:// server", NULL},
     {"TLS_INSECURE", "tls-insecure", CFG_BOOL, "false", O(tls_insecure), 0, 0, "do not verify the wss:// server certificate", NULL},
     {"LOG_LEVEL", "log-level", CFG_STRING, "info", O(log_level), 0, 0, "error, warn, info or debug", validate_level},
     {"LOG_FORMAT", "log-format", CFG_STRING, "text", O(log_format), 0, 0, "text or json", validate_format},
+    {"LOG_FILE", "log-file", CFG_STRING, "", O(log_file), 0, 0, "append logs to this file instead of stderr; SIGHUP reopens it",
+     NULL},
 };
 #define N_OPTIONS (sizeof(options_table) / sizeof(options_table[0]))
+
+/* Replaces opt->auth_token by the first line of AUTH_TOKEN_FILE (trimmed) when that is set.
+ * Returns 0, or -1 with a reason in |err| (never the token). */
+static int load_token_file(client_options *opt, char *err, size_t errlen)
+{
+    if (opt->auth_token_file == NULL || opt->auth_token_file[0] == '\0')
+        return 0;
+    FILE *f = fopen(opt->auth_token_file, "rb");
+    if (f == NULL) {
+        snprintf(err, errlen, "%s: cannot open", opt->auth_token_file);
+        return -1;
+    }
+    char line[4096];
+    size_t n = fread(line, 1, sizeof(line) - 1, f);
+    fclose(f);
+    line[n] = '\0';
+    char *p = line;
+    while (*p == ' ' || *p == '\t')
+        p++;
+    size_t len = strcspn(p, "\r\n");
+    while (len > 0 && (p[len - 1] == ' ' || p[len - 1] == '\t'))
+        len--;
+    p[len] = '\0';
+    int bad = len == 0 || memchr(p, '\0', len) != NULL;
+    for (size_t i = 0; i < len && !bad; i++)
+        bad = (unsigned char)p[i] < 0x20 || p[i] == 0x7f;
+    if (bad) {
+        memset(line, 0, sizeof(line));
+        snprintf(err, errlen, "%s: the first line must be a token (no control characters)", opt->auth_token_file);
+        return -1;
+    }
+    char *tok = strdup(p);
+    memset(line, 0, sizeof(line));
+    if (tok == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    free(opt->auth_token);
+    opt->auth_token = tok;
+    return 0;
+}
 
 static struct lws_protocols protocols[] = {
     {"tm-tunnel", tunnel_lws_callback, 0, CLIENT_IO_BUF, 0, NULL, CLIENT_IO_BUF},
@@ -197,6 +274,11 @@ int main(int argc, char **argv)
         cfg_free(options_table, N_OPTIONS, &opt);
         return 2;
     }
+    if (load_token_file(&opt, err, sizeof(err)) != 0) {
+        fprintf(stderr, "tunnelmux-client: AUTH_TOKEN_FILE: %s\n", err);
+        cfg_free(options_table, N_OPTIONS, &opt);
+        return 2;
+    }
     if (opt.client_id == NULL || opt.client_id[0] == '\0') {
         fprintf(stderr, "tunnelmux-client: CLIENT_ID: required (a DNS label such as \"demo\")\n");
         cfg_free(options_table, N_OPTIONS, &opt);
@@ -206,8 +288,8 @@ int main(int argc, char **argv)
     log_format fmt = LOG_FMT_TEXT;
     log_parse_level(opt.log_level, &lvl);
     log_parse_format(opt.log_format, &fmt);
-    if (log_init(lvl, fmt, "client", NULL) != 0) {
-        fprintf(stderr, "tunnelmux-client: cannot initialise logging\n");
+    if (log_init(lvl, fmt, "client", opt.log_file[0] != '\0' ? opt.log_file : NULL) != 0) {
+        fprintf(stderr, "tunnelmux-client: LOG_FILE: cannot open '%s' for appending\n", opt.log_file);
         cfg_free(options_table, N_OPTIONS, &opt);
         return 2;
     }
@@ -218,6 +300,7 @@ int main(int argc, char **argv)
     sigemptyset(&sa.sa_mask);
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 
     client *c = calloc(1, sizeof(*c));
@@ -233,16 +316,32 @@ int main(int argc, char **argv)
              : c->schema == LOCAL_SCHEMA_HTTP ? "http"
                                               : "auto",
              c->local_desc, opt.client_id);
+    {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        c->rng = ((uint64_t)ts.tv_nsec << 20) ^ (uint64_t)ts.tv_sec ^ ((uint64_t)getpid() << 40);
+    }
     tunnel_connect(c);
+    sig_atomic_t hup_seen = 0;
     while (!c->done) {
+        if (g_hup_count != hup_seen) {
+            hup_seen = g_hup_count;
+            if (log_reopen() != 0)
+                LOG_ERROR(LOG_EV_CONF, "SIGHUP: cannot reopen the log file (still writing to the old one)");
+            else
+                LOG_INFO(LOG_EV_CONF, "SIGHUP: log file reopened");
+        }
         if (g_stop_signal && !c->stopping) {
             LOG_INFO(LOG_EV_CONF, "signal %d: shutting down", (int)g_stop_signal);
             tunnel_shutdown(c);
             if (c->done)
                 break;
         }
-        if (c->stopping && client_now_ms() > c->stop_deadline_ms)
+        if (c->stopping && (client_now_ms() > c->stop_deadline_ms || g_stop_count >= 2)) {
+            LOG_WARN(LOG_EV_CONF, "drain %s: closing with streams in flight",
+                     g_stop_count >= 2 ? "interrupted by a second signal" : "timed out (DRAIN_TIMEOUT)");
             break;
+        }
         if (lws_service(c->lws, 0) < 0)
             break;
     }

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "backoff.h"
 #include "client.h"
 #include "common/config.h"
 #include "common/log.h"
@@ -39,13 +40,16 @@ struct tunnel {
     char hs[TUNNEL_HANDSHAKE_MAX];
     size_t hslen;
     mux_session *s;
-    lws_sorted_usec_list_t sul; /* session timer, or the upgrade deadline before T_OPEN */
-    client_link streams;        /* upstreams of this tunnel */
-    uint8_t *stage;             /* gathers a send batch into one write */
+    lws_sorted_usec_list_t sul;       /* session timer, or the upgrade deadline before T_OPEN */
+    lws_sorted_usec_list_t stall_sul; /* WRITE_TIMEOUT: the socket took nothing for that long */
+    int64_t choked_since;             /* when a write was last left (partly) buffered by lws; 0 = not choked */
+    client_link streams;              /* upstreams of this tunnel */
+    uint8_t *stage;                   /* gathers a send batch into one write */
     size_t stage_cap;
     int welcomed;
     int64_t retry_after_ms; /* from REFUSE */
     int close_now;          /* return -1 from the next callback */
+    int write_stalled;      /* closed by the WRITE_TIMEOUT (the server stopped reading) */
 };
 
 int64_t client_now_ms(void)
@@ -156,6 +160,47 @@ static int flush_session(tunnel *t)
 
 /* ---------------------------------------------------------------- timer */
 
+static void stall_cb(lws_sorted_usec_list_t *sul)
+{
+    tunnel *t = lws_container_of(sul, tunnel, stall_sul);
+    if (t->wsi == NULL || t->choked_since == 0)
+        return;
+    if (!lws_send_pipe_choked(t->wsi)) {
+        t->choked_since = 0;
+        return;
+    }
+    int64_t left = t->choked_since + t->c->opt->write_timeout_ms - client_now_ms();
+    if (left > 0) {
+        lws_sul_schedule(t->c->lws, 0, &t->stall_sul, stall_cb, (lws_usec_t)left * 1000);
+        return;
+    }
+    LOG_WARN(LOG_EV_TUNNEL, "tunnel: %s took no data for %lld s (WRITE_TIMEOUT), reconnecting", t->c->url.hostport,
+             (long long)(t->c->opt->write_timeout_ms / 1000));
+    t->write_stalled = 1;
+    lws_set_timeout(t->wsi, 1, LWS_TO_KILL_ASYNC);
+}
+
+/* WRITE_TIMEOUT bookkeeping after writing: lws keeps what the socket did not take and reports the
+ * connection writable again only once that drained, so "choked for WRITE_TIMEOUT without a
+ * writable callback" means the server stopped reading. |progress|: called from a writable
+ * callback. */
+static void track_write(tunnel *t, int progress)
+{
+    if (t->wsi == NULL)
+        return;
+    if (!lws_send_pipe_choked(t->wsi)) {
+        if (t->choked_since != 0) {
+            t->choked_since = 0;
+            lws_sul_cancel(&t->stall_sul);
+        }
+        return;
+    }
+    if (t->choked_since != 0 && !progress)
+        return;
+    t->choked_since = client_now_ms();
+    lws_sul_schedule(t->c->lws, 0, &t->stall_sul, stall_cb, (lws_usec_t)t->c->opt->write_timeout_ms * 1000);
+}
+
 static void tunnel_timer_cb(lws_sorted_usec_list_t *sul)
 {
     tunnel *t = lws_container_of(sul, tunnel, sul);
@@ -221,6 +266,8 @@ static int start_session(tunnel *t)
     o.client_id = c->opt->client_id;
     o.auth_token = c->opt->auth_token ? c->opt->auth_token : "";
     o.software = "tunnelmux-client/" TUNNELMUX_VERSION;
+    o.ping_interval_ms = (uint32_t)c->opt->ping_interval_ms;
+    o.ping_timeout_ms = (uint32_t)c->opt->ping_timeout_ms;
     mux_session_callbacks cb = {
         .on_welcome = on_welcome,
         .on_refuse = on_refuse,
@@ -314,6 +361,7 @@ static void set_nodelay(struct lws *wsi)
 static void tunnel_free(tunnel *t)
 {
     lws_sul_cancel(&t->sul);
+    lws_sul_cancel(&t->stall_sul);
     while (t->streams.next != &t->streams)
         upstream_abandon(t->streams.next);
     if (t->s != NULL)
@@ -370,8 +418,11 @@ void tunnel_schedule_reconnect(client *c, int64_t delay_ms)
         c->done = 1;
         return;
     }
-    if (delay_ms < c->opt->reconnect_delay_ms)
-        delay_ms = c->opt->reconnect_delay_ms;
+    backoff_policy p = {.delay_ms = c->opt->reconnect_delay_ms,
+                        .backoff = c->opt->reconnect_backoff,
+                        .max_delay_ms = c->opt->reconnect_max_delay_ms,
+                        .jitter = c->opt->reconnect_jitter};
+    delay_ms = backoff_delay(&p, c->attempts, delay_ms, &c->rng);
     LOG_INFO(LOG_EV_TUNNEL, "retrying in %lld ms", (long long)delay_ms);
     lws_sul_schedule(c->lws, 0, &c->reconnect_sul, reconnect_cb, (lws_usec_t)delay_ms * 1000);
 }
@@ -417,8 +468,8 @@ int tunnel_connect(client *c)
 void tunnel_shutdown(client *c)
 {
     c->stopping = 1;
-    c->stop_deadline_ms = client_now_ms() + 5000;
-    lws_sul_schedule(c->lws, 0, &c->reconnect_sul, reconnect_cb, (lws_usec_t)5000 * 1000);
+    c->stop_deadline_ms = client_now_ms() + c->opt->drain_timeout_ms;
+    lws_sul_schedule(c->lws, 0, &c->reconnect_sul, reconnect_cb, (lws_usec_t)c->opt->drain_timeout_ms * 1000);
     tunnel *t = c->tun;
     if (t == NULL) {
         c->done = 1;
@@ -428,6 +479,10 @@ void tunnel_shutdown(client *c)
         lws_set_timeout(t->wsi, 1, LWS_TO_KILL_ASYNC);
         return;
     }
+    mux_session_stats st;
+    mux_session_get_stats(t->s, &st);
+    LOG_INFO(LOG_EV_TUNNEL, "GOAWAY sent: no new streams, draining %u in-flight stream(s) for up to %lld ms", st.streams_active,
+             (long long)c->opt->drain_timeout_ms);
     mux_session_goaway(t->s, MUX_CODE_SHUTDOWN, "client shutting down");
     tunnel_kick(t);
 }
@@ -504,14 +559,16 @@ int tunnel_lws_callback(struct lws *wsi, enum lws_callback_reasons reason, void 
             return 0;
         if (flush_session(t) != 0)
             return -1;
+        track_write(t, 1);
         if (mux_session_want_close(t->s) && !mux_session_want_write(t->s) && !lws_send_pipe_choked(wsi))
             return -1;
         tunnel_kick(t);
         return 0;
     case LWS_CALLBACK_RAW_CLOSE:
         if (t != NULL)
-            tunnel_gone(t,
-                        t->s && mux_session_last_error_reason(t->s)[0] ? mux_session_last_error_reason(t->s) : "connection closed");
+            tunnel_gone(t, t->s && mux_session_last_error_reason(t->s)[0] ? mux_session_last_error_reason(t->s)
+                           : t->write_stalled                             ? "server stopped reading (WRITE_TIMEOUT)"
+                                                                          : "connection closed");
         return 0;
     case LWS_CALLBACK_WSI_DESTROY:
         if (t != NULL && t->wsi == wsi)

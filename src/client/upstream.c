@@ -18,6 +18,7 @@
 #include "client.h"
 #include "common/log.h"
 #include "mux/ws.h"
+#include "resolve.h"
 #include "tls_membio.h"
 
 #define UPSTREAM_HEAD_MAX (80 * 1024)
@@ -42,7 +43,8 @@ struct upstream {
     ustate state;
     int busy;         /* entry points running on this upstream */
     int dead;         /* the stream is gone: free when busy drops to 0 */
-    int detecting;    /* trying TLS to find out the local schema */
+    int detecting;    /* this connection is a schema probe (ClientHello + CRLFCRLF), never used for the request */
+    int attempt;      /* index of the LOCAL_HOST address tried (local_addrs_pick) */
     int got_bytes;    /* something came back on this connection */
     int connect_sync; /* inside lws_client_connect_via_info */
     int sync_failed;
@@ -68,6 +70,7 @@ struct upstream {
     int end_pending;
     lws_sorted_usec_list_t sul;
     int64_t head_deadline, detect_deadline;
+    int64_t write_deadline; /* bytes for the local socket pending: WRITE_TIMEOUT from the last progress (0 = idle) */
 };
 
 static void u_free(upstream *u)
@@ -165,6 +168,8 @@ static void u_arm_timer(upstream *u)
         next = u->head_deadline;
     if (u->detecting && !u->got_bytes && u->detect_deadline > 0 && (next < 0 || u->detect_deadline < next))
         next = u->detect_deadline;
+    if (u->write_deadline > 0 && (next < 0 || u->write_deadline < next))
+        next = u->write_deadline;
     if (next < 0) {
         lws_sul_cancel(&u->sul);
         return;
@@ -177,12 +182,9 @@ static void u_arm_timer(upstream *u)
 
 static void u_connect(upstream *u);
 
-/* The local service did not answer the TLS probe like a TLS server: use plain HTTP. */
-static void fall_back_to_plain(upstream *u)
+/* Drops the current local connection (its callbacks no longer reach |u|). */
+static void u_detach(upstream *u)
 {
-    LOG_DEBUG(LOG_EV_STREAM, "stream %u: %s does not speak TLS, using http", u->id, u->c->local_desc);
-    if (!u->c->schema_fixed)
-        u->c->schema = LOCAL_SCHEMA_HTTP;
     if (u->wsi != NULL) {
         lws_set_wsi_user(u->wsi, NULL);
         lws_set_timeout(u->wsi, 1, LWS_TO_KILL_ASYNC);
@@ -190,17 +192,32 @@ static void fall_back_to_plain(upstream *u)
     }
     tls_membio_del(u->tls);
     u->tls = NULL;
+}
+
+/* The schema probe has its answer (|https| or not): remember it and open the real connection. */
+static void probe_decided(upstream *u, int https, const char *why)
+{
+    LOG_DEBUG(LOG_EV_STREAM, "stream %u: %s %s, using %s", u->id, u->c->local_desc, why, https ? "https" : "http");
+    if (!u->c->schema_fixed)
+        u->c->schema = https ? LOCAL_SCHEMA_HTTPS : LOCAL_SCHEMA_HTTP;
+    u_detach(u);
     u->detecting = 0;
+    u->detect_deadline = 0;
+    u->attempt = 0; /* the address that answered is preferred now */
     u_connect(u);
 }
+
+static void write_stalled(upstream *u);
 
 static void u_timer_cb(lws_sorted_usec_list_t *sul)
 {
     upstream *u = lws_container_of(sul, upstream, sul);
     u_hold(u);
     int64_t now = client_now_ms();
-    if (u->detecting && !u->got_bytes && u->detect_deadline > 0 && now >= u->detect_deadline) {
-        fall_back_to_plain(u);
+    if (u->write_deadline > 0 && now >= u->write_deadline) {
+        write_stalled(u);
+    } else if (u->detecting && !u->got_bytes && u->detect_deadline > 0 && now >= u->detect_deadline) {
+        probe_decided(u, 0, "stayed silent after a TLS ClientHello");
     } else if (u->state < U_BODY && now >= u->head_deadline) {
         char why[640];
         snprintf(why, sizeof(why), "local service %s did not answer within %lld s", u->c->local_desc,
@@ -457,6 +474,56 @@ static int local_write(upstream *u, const uint8_t *p, size_t n)
     return 0;
 }
 
+/* Bytes for the local service are waiting (in |out| or in lws's send buffer). */
+static int out_pending(upstream *u)
+{
+    if (u->state < U_REQUEST || u->wsi == NULL)
+        return 0; /* still connecting: the head deadline covers it */
+    return u->out_len > 0 || u->need_shutdown || (u->wsi != NULL && lws_send_pipe_choked(u->wsi));
+}
+
+/* WRITE_TIMEOUT bookkeeping after a write attempt; |progress| 1 when the socket took bytes since
+ * the last call (a writable callback: lws only reports one once its own buffer drained). */
+static void track_write(upstream *u, int progress)
+{
+    if (u->dead)
+        return;
+    if (!out_pending(u)) {
+        if (u->write_deadline == 0)
+            return;
+        u->write_deadline = 0;
+    } else if (u->write_deadline == 0 || progress) {
+        u->write_deadline = client_now_ms() + u->c->opt->write_timeout_ms;
+    } else {
+        return;
+    }
+    u_arm_timer(u);
+}
+
+/* Nothing could be written to the local service for WRITE_TIMEOUT. While the response is still
+ * due, the stream fails with CLOSE(TIMEOUT); once the response is complete, the rest of the
+ * request body is discarded (a service may answer without reading the whole body). */
+static void write_stalled(upstream *u)
+{
+    u->write_deadline = 0;
+    if (u->state != U_DONE || u->end_pending) {
+        char why[640];
+        snprintf(why, sizeof(why), "local service %s did not take the request for %lld s (WRITE_TIMEOUT)", u->c->local_desc,
+                 (long long)(u->c->opt->write_timeout_ms / 1000));
+        u_reset(u, MUX_CODE_TIMEOUT, why);
+        return;
+    }
+    LOG_DEBUG(LOG_EV_STREAM, "stream %u: local service stopped reading the request body after its response; discarding the rest",
+              u->id);
+    mux_session *s = u_session(u);
+    if (s != NULL && u->out_consume > 0)
+        mux_session_consume(s, u->id, u->out_consume);
+    u->out_consume = 0;
+    u->out_len = 0;
+    u->need_shutdown = 0;
+    u_detach(u);
+}
+
 /* Writes |out| when the socket takes it; returns credit for the body bytes written. 0 or -1. */
 static int flush_out(upstream *u)
 {
@@ -480,10 +547,12 @@ static int flush_out(upstream *u)
             shutdown(fd, SHUT_WR);
         u->need_shutdown = 0;
     }
+    track_write(u, 0);
     return 0;
 again:
     if (u->wsi != NULL && (u->out_len > 0 || u->need_shutdown))
         lws_callback_on_writable(u->wsi);
+    track_write(u, 0);
     return 0;
 }
 
@@ -496,9 +565,47 @@ static void connect_failed(upstream *u, const char *why)
     u_reset(u, MUX_CODE_CONNECT_ERROR, why);
 }
 
+/* Seconds after which the LOCAL_HOST address list is made again (at the start of a connection). */
+#define UPSTREAM_RESOLVE_TTL_MS 30000
+
+/* The connection to the current address failed before it was established (refused, unreachable):
+ * try the next address of LOCAL_HOST, or fail the stream with CONNECT_ERROR when all were tried.
+ * A refusal is final for that address: it is never retried with the other schema. */
+static void connect_next(upstream *u)
+{
+    client *c = u->c;
+    u_detach(u);
+    if (local_addrs_pick(&c->addrs, u->attempt + 1) != NULL) {
+        LOG_DEBUG(LOG_EV_STREAM, "stream %u: %s refused, trying the next address", u->id,
+                  local_addrs_pick(&c->addrs, u->attempt)->text);
+        u->attempt++;
+        u_connect(u);
+        return;
+    }
+    char why[640];
+    snprintf(why, sizeof(why), "connection refused to %s", c->local_desc);
+    c->addrs.resolved_ms = 0; /* resolve again next time */
+    connect_failed(u, why);
+}
+
 static void u_connect(upstream *u)
 {
     client *c = u->c;
+    if (u->attempt == 0 && (c->addrs.n == 0 || client_now_ms() - c->addrs.resolved_ms > UPSTREAM_RESOLVE_TTL_MS)) {
+        const char *reason = "";
+        if (local_addrs_resolve(&c->addrs, c->opt->local_host, &reason) < 0) {
+            char why[640];
+            snprintf(why, sizeof(why), "cannot resolve %s: %s", c->opt->local_host, reason);
+            connect_failed(u, why);
+            return;
+        }
+        c->addrs.resolved_ms = client_now_ms();
+    }
+    const local_addr *a = local_addrs_pick(&c->addrs, u->attempt);
+    if (a == NULL) {
+        connect_next(u);
+        return;
+    }
     int https = c->schema != LOCAL_SCHEMA_HTTP;
     u->detecting = c->schema == LOCAL_SCHEMA_DETECT;
     u->got_bytes = 0;
@@ -513,7 +620,7 @@ static void u_connect(upstream *u)
     struct lws_client_connect_info ci;
     memset(&ci, 0, sizeof(ci));
     ci.context = c->lws;
-    ci.address = c->opt->local_host;
+    ci.address = a->text;
     ci.port = (int)c->opt->local_port;
     ci.path = "/";
     ci.host = c->opt->local_host;
@@ -526,9 +633,7 @@ static void u_connect(upstream *u)
     u->connect_sync = 0;
     if (wsi == NULL || u->sync_failed) {
         u->wsi = NULL;
-        char why[640];
-        snprintf(why, sizeof(why), "connection refused to %s", c->local_desc);
-        connect_failed(u, why);
+        connect_next(u);
         return;
     }
     if (u->wsi == NULL)
@@ -566,11 +671,8 @@ int upstream_on_head(mux_session *s, uint32_t id, const mux_head *head, void *st
     u_hold(u);
     if (out_add(u, u->req.buf, u->req.len) == 0) {
         u_connect(u);
-        if (!u->dead) {
-            if (u->detecting)
-                u->detect_deadline = client_now_ms() + UPSTREAM_DETECT_MS;
+        if (!u->dead)
             u_arm_timer(u);
-        }
     }
     u_release(u);
     return 0;
@@ -714,19 +816,16 @@ static void on_local_close(upstream *u, const char *conn_error)
     u->wsi = NULL;
     if (u->dead)
         return;
-    if (conn_error != NULL) {
-        snprintf(why, sizeof(why), "connection refused to %s", u->c->local_desc);
-        connect_failed(u, why);
+    if (conn_error != NULL || u->state == U_CONNECTING) {
+        connect_next(u);
         return;
     }
     if (u->detecting && !u->got_bytes) {
-        fall_back_to_plain(u);
+        probe_decided(u, 0, "closed the connection after a TLS ClientHello");
         return;
     }
     switch (u->state) {
     case U_CONNECTING:
-        snprintf(why, sizeof(why), "connection refused to %s", u->c->local_desc);
-        connect_failed(u, why);
         break;
     case U_TLS:
         snprintf(why, sizeof(why), "%s with %s", u->tls ? tls_membio_error(u->tls) : "TLS handshake failed", u->c->local_desc);
@@ -774,7 +873,22 @@ int upstream_lws_callback(struct lws *wsi, enum lws_callback_reasons reason, voi
         u_hold(u);
         u->wsi = wsi;
         set_nodelay(wsi);
-        if (u->tls != NULL) {
+        local_addrs_prefer(&u->c->addrs, u->attempt);
+        u->attempt = 0;
+        if (u->detecting) {
+            /* Schema probe: a TLS ClientHello followed by an empty line. A TLS server answers the
+             * ClientHello (handshake 0x16 or alert 0x15) before it reads further; a plain HTTP
+             * server gets a complete (bad) request and answers 400 or closes at once, instead of
+             * waiting for the end of a request line that never comes. */
+            u->state = U_TLS;
+            uint8_t probe[4096];
+            size_t k = tls_membio_take(u->tls, probe, sizeof(probe) - 4);
+            memcpy(probe + k, "\r\n\r\n", 4);
+            if (k == 0 || lws_write(wsi, probe, k + 4, LWS_WRITE_RAW) < 0)
+                rv = -1;
+            u->detect_deadline = client_now_ms() + UPSTREAM_DETECT_MS;
+            u_arm_timer(u);
+        } else if (u->tls != NULL) {
             u->state = U_TLS;
             if (local_write(u, NULL, 0) != 0)
                 rv = -1;
@@ -792,13 +906,18 @@ int upstream_lws_callback(struct lws *wsi, enum lws_callback_reasons reason, voi
             u->got_bytes = 1;
             rv = on_local_plain(u, in, len);
         } else {
-            if (u->detecting && !u->got_bytes && len > 0) {
-                unsigned char b = *(unsigned char *)in;
-                if (b != 0x16 && b != 0x15) {
-                    fall_back_to_plain(u); /* detaches this wsi */
+            if (u->detecting) {
+                if (len == 0) {
                     u_release(u);
-                    return -1;
+                    return 0;
                 }
+                unsigned char b = *(unsigned char *)in;
+                if (b == 0x16 || b == 0x15)
+                    probe_decided(u, 1, "answered a TLS ClientHello"); /* detaches this wsi */
+                else
+                    probe_decided(u, 0, "answered a TLS ClientHello in plaintext");
+                u_release(u);
+                return -1;
             }
             u->got_bytes = 1;
             if (tls_membio_feed(u->tls, in, len) != 0) {
@@ -811,9 +930,6 @@ int upstream_lws_callback(struct lws *wsi, enum lws_callback_reasons reason, voi
                     connect_failed(u, why);
                     rv = -1;
                 } else if (r == 1) {
-                    if (u->detecting && !u->c->schema_fixed)
-                        u->c->schema = LOCAL_SCHEMA_HTTPS;
-                    u->detecting = 0;
                     u->state = U_REQUEST;
                     flush_out(u);
                 }
@@ -831,8 +947,11 @@ int upstream_lws_callback(struct lws *wsi, enum lws_callback_reasons reason, voi
         if (u == NULL)
             return -1;
         u_hold(u);
+        if (u->write_deadline > 0)
+            u->write_deadline = client_now_ms() + u->c->opt->write_timeout_ms; /* lws drained its buffer: progress */
         if (flush_out(u) != 0)
             rv = -1;
+        track_write(u, 1);
         u_release(u);
         return rv;
     case LWS_CALLBACK_RAW_CLOSE:

@@ -131,6 +131,35 @@ static int parse_duration(const char *s, int allow_negative, int64_t *out)
     return 0;
 }
 
+/* Decimal number without exponent or hex: [+-]DIGITS[.DIGITS] or .DIGITS; finite. */
+static int parse_double(const char *s, double *out)
+{
+    const char *p = s;
+    if (*p == '+' || *p == '-')
+        p++;
+    int digits = 0;
+    while (isdigit((unsigned char)*p)) {
+        p++;
+        digits++;
+    }
+    if (*p == '.') {
+        p++;
+        while (isdigit((unsigned char)*p)) {
+            p++;
+            digits++;
+        }
+    }
+    if (digits == 0 || *p != '\0' || p - s > 40)
+        return -1;
+    char *end = NULL;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (end != p || errno == ERANGE || v != v)
+        return -1;
+    *out = v;
+    return 0;
+}
+
 static int parse_bool(const char *s, int *out)
 {
     static const char *const yes[] = {"1", "true", "yes", "on"};
@@ -249,6 +278,17 @@ static int set_value(const cfg_option *opt, void *options, const char *text, cha
         *(int64_t *)f = v;
         return 0;
     }
+    case CFG_DOUBLE: {
+        double v = 0;
+        if (text != NULL) {
+            if (parse_double(text, &v) != 0)
+                return seterr(err, errlen, "%s: '%s' is not a number", opt->env, shown(text, tb, sizeof(tb)));
+            if (bounded(opt) && (v < (double)opt->min || v > (double)opt->max))
+                return range_err(opt, shown(text, tb, sizeof(tb)), err, errlen);
+        }
+        *(double *)f = v;
+        return 0;
+    }
     case CFG_BOOL:
     case CFG_FLAG: {
         int v = 0;
@@ -277,6 +317,8 @@ static const char *type_metavar(cfg_type t)
         return "BOOL";
     case CFG_FLAG:
         return NULL;
+    case CFG_DOUBLE:
+        return "NUM";
     }
     return "VALUE";
 }

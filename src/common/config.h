@@ -23,6 +23,7 @@ typedef enum {
     CFG_DURATION, /* int64_t milliseconds: "30" (seconds), "30s", "500ms", "2m", "1h"; min/max in ms */
     CFG_BOOL,     /* int: 1/0 true/false yes/no on/off */
     CFG_FLAG,     /* int: a flag without value (--insecure-no-auth); env accepts bool words */
+    CFG_DOUBLE,   /* double: decimal "1.5", "0.2", "2"; within [min, max] (integers, inclusive) */
 } cfg_type;
 
 typedef struct cfg_option cfg_option;
@@ -32,7 +33,7 @@ struct cfg_option {
     cfg_type type;
     const char *def;  /* default as text, NULL = unset (string NULL / number 0) */
     size_t offset;    /* offsetof() of the field in the options struct */
-    int64_t min, max; /* for INT / SIZE / DURATION; min == max == 0 means unbounded */
+    int64_t min, max; /* for INT / SIZE / DURATION / DOUBLE; min == max == 0 means unbounded */
     const char *help; /* one line */
     /* optional extra check on the parsed field; returns 0 or writes a reason into err */
     int (*validate)(const cfg_option *opt, void *options, char *err, size_t errlen);

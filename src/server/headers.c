@@ -220,6 +220,8 @@ int headers_build_request(headers_list *out, const mux_header *in, size_t nin, c
                 lname[k] = (char)(lname[k] - 'A' + 'a');
         }
         const char *name = lname;
+        if (info->drop_authorization && name_is(name, nlen, "authorization"))
+            continue; /* consumed by the server's basic auth */
         if (nlen >= FORWARD_PREFIX_LEN && memcmp(name, FORWARD_PREFIX, FORWARD_PREFIX_LEN) == 0) {
             const char *x = name + FORWARD_PREFIX_LEN;
             size_t xl = nlen - FORWARD_PREFIX_LEN;

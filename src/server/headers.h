@@ -24,6 +24,8 @@ typedef struct {
     const char *upgrade;   /* the Upgrade token to add when keep_upgrade and no upgrade header is present */
     size_t upgrade_len;
     int64_t content_length; /* >= 0: append `content-length` with this value; -1: none */
+    int drop_authorization; /* 1: the public `authorization` was consumed by basic auth: not forwarded
+                               (a `forward-authorization` still becomes `authorization`) */
 } headers_request_info;
 
 /* Reports a header dropped for a reason worth a warning (refused forward-X, bad value). */

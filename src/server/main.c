@@ -19,14 +19,37 @@
 #include "server/server.h"
 #include "server/tunnel.h"
 
-#define SHUTDOWN_GRACE_MS 5000
-
 static volatile sig_atomic_t stop_signals; /* count of SIGTERM/SIGINT received */
+static volatile sig_atomic_t hup_signals;  /* count of SIGHUP received (log reopen) */
 
 static void on_signal(int sig)
 {
-    (void)sig;
-    stop_signals++;
+    if (sig == SIGHUP)
+        hup_signals++;
+    else
+        stop_signals++;
+}
+
+/* SIGHUP seen since the last call: reopen LOG_FILE (the loop calls this, never the handler). */
+static void maybe_reopen_log(sig_atomic_t *seen)
+{
+    if (hup_signals == *seen)
+        return;
+    *seen = hup_signals;
+    if (log_reopen() != 0)
+        LOG_ERROR(LOG_EV_CONF, "SIGHUP: cannot reopen the log file (still writing to the old one)");
+    else
+        LOG_INFO(LOG_EV_CONF, "SIGHUP: log file reopened");
+}
+
+static int validate_ping(const cfg_option *opt, void *options, char *err, size_t errlen)
+{
+    const server_options *o = options;
+    if (o->ping_timeout_ms != 0 && o->ping_interval_ms != 0 && o->ping_timeout_ms <= o->ping_interval_ms) {
+        snprintf(err, errlen, "must be larger than PING_INTERVAL (or 0 = off)");
+        return -1;
+    }
+    return 0;
 }
 
 static int validate_level(const cfg_option *opt, void *options, char *err, size_t errlen)
@@ -74,7 +97,7 @@ static const cfg_option options_table[] = {
     {"MAX_MESSAGE_SIZE", "max-message-size", CFG_SIZE, "10485760", OFF(max_message_size), 65536, 1 << 30,
      "largest tunnel WebSocket message accepted", NULL},
     {"READ_TIMEOUT", "read-timeout", CFG_DURATION, "120s", OFF(read_timeout_ms), 1, 86400000,
-     "a response head must arrive within this (else 504)", NULL},
+     "a response head must arrive within this (else 504); also the public connections' read/idle timeout", NULL},
     {"WRITE_TIMEOUT", "write-timeout", CFG_DURATION, "30s", OFF(write_timeout_ms), 1, 86400000,
      "a write to a tunnel must complete within this (else the tunnel is dropped)", NULL},
     {"LISTEN_ADDR", "listen-addr", CFG_STRING, "", OFF(listen_addr), 0, 0,
@@ -86,12 +109,128 @@ static const cfg_option options_table[] = {
      "largest public request body; h2o buffers the whole body (large ones in a temp file) before it is forwarded", NULL},
     {"UPGRADE_IDLE_TIMEOUT", "upgrade-idle-timeout", CFG_DURATION, "0", OFF(upgrade_idle_ms), 0, 7 * 86400000LL,
      "close an upgraded (WebSocket) connection after this long without bytes either way (0 = never)", NULL},
-    {"MAX_STREAMS", "max-streams", CFG_INT, "100", OFF(max_streams), 1, 100000,
-     "most concurrent requests and WebSockets per tunnel (the client has its own MAX_STREAMS)", NULL},
     {"LOG_LEVEL", "log-level", CFG_STRING, "info", OFF(log_level), 0, 0, "error, warn, info or debug", validate_level},
     {"LOG_FORMAT", "log-format", CFG_STRING, "text", OFF(log_format), 0, 0, "text or json", validate_format},
+    {"LOG_FILE", "log-file", CFG_STRING, "", OFF(log_file), 0, 0, "append logs to this file instead of stderr; SIGHUP reopens it",
+     NULL},
+    {"PING_INTERVAL", "ping-interval", CFG_DURATION, "15s", OFF(ping_interval_ms), 0, 3600000,
+     "send a PING on a tunnel silent for this long (0 = off)", NULL},
+    {"PING_TIMEOUT", "ping-timeout", CFG_DURATION, "45s", OFF(ping_timeout_ms), 0, 3600000,
+     "drop a tunnel whose client sent nothing for this long (0 = never)", validate_ping},
+    {"DRAIN_TIMEOUT", "drain-timeout", CFG_DURATION, "30s", OFF(drain_timeout_ms), 0, 3600000,
+     "on SIGTERM: GOAWAY, stop listening, wait this long for in-flight requests, then exit 0", NULL},
+    /* security: docs/SECURITY.md */
+    {"AUTH_TOKEN", "auth-token", CFG_STRING, NULL, OFF(auth_token), 0, 0,
+     "shared client token allowed to register any name (prefer AUTH_TOKENS_FILE; never logged)", NULL},
+    {"AUTH_TOKENS_FILE", "auth-tokens-file", CFG_STRING, NULL, OFF(auth_tokens_file), 0, 0,
+     "file of `token name-pattern` lines ('*' and '?' globs, comma lists); a token may only claim matching names", NULL},
+    {"INSECURE_NO_AUTH", "insecure-no-auth", CFG_FLAG, "false", OFF(insecure_no_auth), 0, 0,
+     "accept clients without a token (testing only; required when no token is configured)", NULL},
+    {"AUTH_FAIL_DELAY", "auth-fail-delay", CFG_DURATION, "1s", OFF(auth_fail_delay_ms), 0, 60000,
+     "after 5 failed tunnel logins from one address, wait this long (doubling, max 60 s); 0 = off", NULL},
+    {"BASIC_AUTH", "basic-auth", CFG_STRING, NULL, OFF(basic_auth), 0, 0,
+     "user:password required from public users of every name (HTTP basic auth; never logged)", NULL},
+    {"BASIC_AUTH_FILE", "basic-auth-file", CFG_STRING, NULL, OFF(basic_auth_file), 0, 0,
+     "file of `name-pattern user:password` lines: basic auth per client name", NULL},
+    {"RATE_LIMIT_RPS", "rate-limit-rps", CFG_INT, "10000", OFF(rate_limit_rps), 0, 100000000,
+     "public requests per second per client name (0 = unlimited); over it 429 + Retry-After", NULL},
+    {"RATE_LIMIT_BURST", "rate-limit-burst", CFG_INT, "0", OFF(rate_limit_burst), 0, 1000000000,
+     "request bucket size per client name (0 = 2 x RATE_LIMIT_RPS)", NULL},
+    {"RATE_LIMIT_BPS", "rate-limit-bps", CFG_SIZE, "0", OFF(rate_limit_bps), 0, 0,
+     "request+response payload bytes per second per client name (0 = unlimited)", NULL},
+    {"RATE_LIMIT_BPS_BURST", "rate-limit-bps-burst", CFG_SIZE, "0", OFF(rate_limit_bps_burst), 0, 0,
+     "byte bucket size per client name (0 = 2 x RATE_LIMIT_BPS)", NULL},
+    {"MAX_HEADER_COUNT", "max-header-count", CFG_INT, "100", OFF(max_header_count), 1, 10000,
+     "most header fields in a public request (else 431) and in a tunnel head", NULL},
+    {"MAX_HEADER_BYTES", "max-header-bytes", CFG_SIZE, "65536", OFF(max_header_bytes), 1024, 16 << 20,
+     "most bytes of header names+values in a public request (else 431) and in a tunnel head", NULL},
+    {"MAX_STREAMS_PER_CLIENT", "max-streams-per-client", CFG_INT, "100", OFF(max_streams_per_client), 1, 100000,
+     "concurrent requests in flight per client name (else 503)", NULL},
+    {"MAX_STREAMS_PER_CONNECTION", "max-streams-per-connection", CFG_INT, "100", OFF(max_streams_per_connection), 1, 10000,
+     "concurrent streams per public HTTP/2 connection (SETTINGS_MAX_CONCURRENT_STREAMS)", NULL},
+    {"MAX_BUFFER_PER_CLIENT", "max-buffer-per-client", CFG_SIZE, "16M", OFF(max_buffer_per_client), 65536, 1 << 30,
+     "response bytes buffered per client name (the tunnel's connection window)", NULL},
+    {"ZSTD_WINDOW_LOG", "zstd-window-log", CFG_INT, "17", OFF(zstd_window_log), 10, 20,
+     "largest zstd window accepted from / used towards a client (log2 bytes)", NULL},
+    {"H2_RESET_BUDGET", "h2-reset-budget", CFG_INT, "100", OFF(h2_reset_budget), 0, 1000000,
+     "requests a public connection may cancel per H2_RESET_WINDOW before it is closed (Rapid Reset; 0 = off)", NULL},
+    {"H2_RESET_WINDOW", "h2-reset-window", CFG_DURATION, "10s", OFF(h2_reset_window_ms), 1, 3600000,
+     "refill period of H2_RESET_BUDGET", NULL},
+    {"REQUEST_TIMEOUT", "request-timeout", CFG_DURATION, "10s", OFF(request_timeout_ms), 100, 3600000,
+     "a public HTTP/1.1 request must arrive within this; idle HTTP/2 connections close after it (slow senders)", NULL},
 };
 #define NOPTIONS (sizeof(options_table) / sizeof(options_table[0]))
+
+/* Loads tokens and credentials, allocates the throttle and Rapid Reset tables. Secrets never reach
+ * the log or |err|. Returns 0 or -1 with a one-line message. */
+static int security_setup(server *srv, char *err, size_t errlen)
+{
+    const server_options *o = srv->opt;
+    auth_list_init(&srv->tokens);
+    auth_list_init(&srv->basic);
+    if (o->auth_token != NULL && o->auth_token[0] != '\0' &&
+        auth_list_add(&srv->tokens, o->auth_token, strlen(o->auth_token), "*") != AUTH_OK) {
+        snprintf(err, errlen, "AUTH_TOKEN: cannot be used");
+        return -1;
+    }
+    if (o->auth_tokens_file != NULL && o->auth_tokens_file[0] != '\0') {
+        char why[400];
+        int n = auth_list_load_file(&srv->tokens, o->auth_tokens_file, 0, why, sizeof(why));
+        if (n < 0) {
+            snprintf(err, errlen, "AUTH_TOKENS_FILE: %s", why);
+            return -1;
+        }
+        if (n == 0) {
+            snprintf(err, errlen, "AUTH_TOKENS_FILE: %s has no token", o->auth_tokens_file);
+            return -1;
+        }
+    }
+    if (srv->tokens.n == 0 && !o->insecure_no_auth) {
+        snprintf(err, errlen, "AUTH_TOKEN or AUTH_TOKENS_FILE is required (or --insecure-no-auth / INSECURE_NO_AUTH=1 for tests)");
+        return -1;
+    }
+    if (o->basic_auth != NULL && o->basic_auth[0] != '\0') {
+        if (strchr(o->basic_auth, ':') == NULL ||
+            auth_list_add(&srv->basic, o->basic_auth, strlen(o->basic_auth), "*") != AUTH_OK) {
+            snprintf(err, errlen, "BASIC_AUTH: must be user:password");
+            return -1;
+        }
+    }
+    if (o->basic_auth_file != NULL && o->basic_auth_file[0] != '\0') {
+        char why[400];
+        if (auth_list_load_file(&srv->basic, o->basic_auth_file, 1, why, sizeof(why)) < 0) {
+            snprintf(err, errlen, "BASIC_AUTH_FILE: %s", why);
+            return -1;
+        }
+    }
+    srv->throttle = malloc(sizeof(*srv->throttle));
+    srv->guard = malloc(sizeof(*srv->guard));
+    if (srv->throttle == NULL || srv->guard == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    auth_throttle_init(srv->throttle, (uint32_t)o->auth_fail_delay_ms);
+    guard_init(srv->guard, (uint32_t)o->h2_reset_budget, o->h2_reset_window_ms);
+    if (srv->tokens.n == 0)
+        LOG_WARN(LOG_EV_CONF,
+                 "INSECURE: --insecure-no-auth: any client may register any free name (no AUTH_TOKEN/AUTH_TOKENS_FILE)");
+    else
+        LOG_INFO(LOG_EV_CONF, "client authentication: %zu token(s)%s", srv->tokens.n,
+                 o->insecure_no_auth ? " (--insecure-no-auth ignored)" : "");
+    if (srv->basic.n > 0)
+        LOG_INFO(LOG_EV_CONF, "public basic auth: %zu credential(s)", srv->basic.n);
+    return 0;
+}
+
+static void security_free(server *srv)
+{
+    auth_list_free(&srv->tokens);
+    auth_list_free(&srv->basic);
+    free(srv->throttle);
+    free(srv->guard);
+    srv->throttle = NULL;
+    srv->guard = NULL;
+}
 
 typedef struct {
     h2o_handler_t super;
@@ -120,6 +259,7 @@ static void install_signals(void)
     sigemptyset(&sa.sa_mask);
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 }
 
@@ -131,17 +271,24 @@ int main(int argc, char **argv)
     int rv = cfg_parse(options_table, NOPTIONS, &opt, argc, argv, "tunnelmux-server",
                        "Public side of tunnelmux: routes NAME.DOMAIN to the client daemon registered as NAME.", stdout, err,
                        sizeof(err));
-    if (rv == 1)
+    if (rv == 1) {
+        cfg_free(options_table, NOPTIONS, &opt);
         return 0;
+    }
     if (rv != 0) {
         fprintf(stderr, "tunnelmux-server: %s\n", err);
+        cfg_free(options_table, NOPTIONS, &opt);
         return 2;
     }
     log_level level = LOG_LVL_INFO;
     log_format format = LOG_FMT_TEXT;
     log_parse_level(opt.log_level, &level);
     log_parse_format(opt.log_format, &format);
-    log_init(level, format, "server", NULL);
+    if (log_init(level, format, "server", opt.log_file[0] != '\0' ? opt.log_file : NULL) != 0) {
+        fprintf(stderr, "tunnelmux-server: LOG_FILE: cannot open '%s' for appending\n", opt.log_file);
+        cfg_free(options_table, NOPTIONS, &opt);
+        return 2;
+    }
     install_signals();
 
     server *srv = calloc(1, sizeof(*srv));
@@ -151,6 +298,10 @@ int main(int argc, char **argv)
     }
     srv->opt = &opt;
     route_canonical_domain(opt.domain, srv->domain, sizeof(srv->domain));
+    if (security_setup(srv, err, sizeof(err)) != 0) {
+        fprintf(stderr, "tunnelmux-server: %s\n", err);
+        return 2;
+    }
     registry_init(&srv->reg);
     if (listener_setup_tls(srv, err, sizeof(err)) != 0) {
         fprintf(stderr, "tunnelmux-server: %s\n", err);
@@ -158,8 +309,14 @@ int main(int argc, char **argv)
     }
 
     h2o_config_init(&srv->config);
+    srv->config.http2.graceful_shutdown_timeout = (uint64_t)opt.drain_timeout_ms;
     srv->config.max_request_entity_size = (size_t)opt.max_request_body;
     srv->config.server_name = h2o_iovec_init(H2O_STRLIT("")); /* no own Server header: the local service's passes */
+    /* REQUEST_TIMEOUT is the public connections' read timeout: a request must keep arriving (slow
+     * senders) and an idle keep-alive / h2 connection is closed after it */
+    srv->config.http1.req_timeout = (uint64_t)opt.request_timeout_ms;
+    srv->config.http2.idle_timeout = (uint64_t)opt.request_timeout_ms;
+    srv->config.http2.max_concurrent_requests_per_connection = (size_t)opt.max_streams_per_connection;
     h2o_hostconf_t *hostconf = h2o_config_register_host(&srv->config, h2o_iovec_init(H2O_STRLIT("default")), 65535);
     h2o_pathconf_t *pathconf = h2o_config_register_path(hostconf, "/", 0);
     server_handler *handler = (server_handler *)h2o_create_handler(pathconf, sizeof(*handler));
@@ -184,16 +341,32 @@ int main(int argc, char **argv)
              bound, srv->ssl_ctx ? "TLS, h2 + http/1.1" : "cleartext, HTTP/1.1 + h2c", "", srv->domain, srv->ssl_ctx ? "wss" : "ws",
              srv->domain, (long long)opt.port);
 
-    while (stop_signals == 0)
+    sig_atomic_t hup_seen = 0;
+    while (stop_signals == 0) {
         h2o_evloop_run(srv->ctx.loop, INT32_MAX);
+        maybe_reopen_log(&hup_seen);
+    }
 
-    LOG_INFO(LOG_EV_CONF, "shutting down: %zu tunnel(s), GOAWAY sent, waiting up to %d ms", srv->ntunnels, SHUTDOWN_GRACE_MS);
+    /* graceful: no new connections (a balancer sees the port closed), GOAWAY to every client (no new
+     * streams; they reconnect elsewhere or to our successor), in-flight requests finish */
+    LOG_INFO(LOG_EV_CONF, "shutting down: %zu tunnel(s), %zu request(s) in flight, GOAWAY sent, draining up to %lld ms",
+             srv->ntunnels, srv->nrequests, (long long)opt.drain_timeout_ms);
     srv->shutting_down = 1;
     listener_close_all(srv);
     tunnel_shutdown_all(srv);
-    int64_t deadline = server_now(srv) + SHUTDOWN_GRACE_MS;
-    while (srv->ntunnels > 0 && stop_signals < 2 && server_now(srv) < deadline)
+    h2o_context_request_shutdown(&srv->ctx); /* h2: GOAWAY to public HTTP/2 connections */
+    int64_t started = server_now(srv);
+    int64_t deadline = started + opt.drain_timeout_ms;
+    while ((srv->ntunnels > 0 || srv->nrequests > 0) && stop_signals < 2 && server_now(srv) < deadline) {
         h2o_evloop_run(srv->ctx.loop, 100);
+        maybe_reopen_log(&hup_seen);
+    }
+    if (srv->ntunnels > 0 || srv->nrequests > 0)
+        LOG_WARN(LOG_EV_CONF, "drain %s after %lld ms: closing %zu tunnel(s), %zu request(s) still in flight",
+                 stop_signals >= 2 ? "interrupted by a second signal" : "timed out", (long long)(server_now(srv) - started),
+                 srv->ntunnels, srv->nrequests);
+    else
+        LOG_INFO(LOG_EV_CONF, "drained in %lld ms", (long long)(server_now(srv) - started));
     tunnel_destroy_all(srv);
     /* let the public responses produced by the teardown (502s, aborts) go out */
     int64_t flush_until = server_now(srv) + 200;
@@ -201,6 +374,7 @@ int main(int argc, char **argv)
         h2o_evloop_run(srv->ctx.loop, 50);
     LOG_INFO(LOG_EV_CONF, "stopped");
     registry_free(&srv->reg);
+    security_free(srv);
     if (srv->ssl_ctx != NULL)
         SSL_CTX_free(srv->ssl_ctx);
     free(srv); /* h2o's context and idle public connections are left to the exit */

@@ -23,6 +23,7 @@
 #include <string.h>
 #include <strings.h>
 #include <netinet/tcp.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -30,9 +31,11 @@
 #include "h2o/http1.h"
 #include "server/headers.h"
 #include "server/route.h"
+#include "server/security.h"
 
-#define BODY_SLICE (256 * 1024)    /* largest piece handed to mux_session_write at once */
-#define RAW_KEEP_CAP (1024 * 1024) /* raw streams free drained buffers above this (idle WebSockets stay small) */
+#define BODY_SLICE (256 * 1024)             /* largest piece handed to mux_session_write at once */
+#define BODY_RELEASE_STEP (4 * 1024 * 1024) /* release sent request-body pages in steps of this size */
+#define RAW_KEEP_CAP (1024 * 1024)          /* raw streams free drained buffers above this (idle WebSockets stay small) */
 
 struct proxy_stream {
     h2o_generator_t gen;
@@ -41,10 +44,13 @@ struct proxy_stream {
     tunnel *tunnel; /* NULL once detached */
     uint32_t id;    /* mux stream id (0 = none) */
     h2o_linklist_t link;
+    h2o_conn_t *conn; /* the public connection (Rapid Reset budget, security.c) */
+    uint64_t conn_id;
     h2o_timeout_entry_t head_timeout;
     char name[ROUTE_MAX_NAME + 1];
     /* request body */
     size_t body_off;
+    size_t released_off; /* req->entity bytes below this were given back to the kernel */
     int has_body, body_done;
     /* response */
     int response_started, ended, final_sent, aborted, stopped, sending;
@@ -222,6 +228,10 @@ static void on_stop(h2o_generator_t *gen, h2o_req_t *req)
 static void on_dispose(void *p)
 {
     proxy_stream *ps = p;
+    if (ps->srv->nrequests > 0)
+        ps->srv->nrequests--;
+    if (!ps->final_sent)
+        security_on_cancel(ps->srv, ps->conn, ps->conn_id); /* cancelled by the user before the response ended */
     if (ps->tunnel != NULL)
         cancel(ps, "public client went away");
     if (h2o_timeout_is_linked(&ps->head_timeout))
@@ -250,6 +260,32 @@ static void rearm_head_timeout(proxy_stream *ps)
     h2o_timeout_link(ps->srv->ctx.loop, &ps->srv->read_timeout, &ps->head_timeout);
 }
 
+/*
+ * Gives the pages of the request body that were already copied into the mux session back to the
+ * kernel. h2o 2.2.5 holds the whole body before the handler runs; above 32 MiB it lives in an
+ * mmapped, unlinked temp file (h2o_socket_buffer_mmap_settings), so its pages are file pages
+ * charged to us until the request ends. MADV_REMOVE punches a hole in that file (RSS and page cache
+ * both drop); where it is refused (private memory, or a file system without hole punching)
+ * MADV_DONTNEED at least drops the pages from our RSS. Only whole pages inside [entity, entity +
+ * |upto|) are touched: those bytes were copied by mux_session_write and are never read again (the
+ * head of a pipelined h1 request after the body is on a later, partial page, left alone).
+ */
+static void release_body_pages(proxy_stream *ps, size_t upto, int final)
+{
+    if (upto < ps->released_off + (final ? 1 : BODY_RELEASE_STEP))
+        return;
+    long psz = sysconf(_SC_PAGESIZE);
+    uintptr_t page = psz > 0 ? (uintptr_t)psz : 4096;
+    uintptr_t base = (uintptr_t)ps->req->entity.base;
+    uintptr_t from = (base + ps->released_off + page - 1) & ~(page - 1);
+    uintptr_t to = (base + upto) & ~(page - 1);
+    if (to > from) {
+        if (madvise((void *)from, to - from, MADV_REMOVE) != 0)
+            (void)madvise((void *)from, to - from, MADV_DONTNEED);
+    }
+    ps->released_off = upto;
+}
+
 /* Writes request body bytes while the stream accepts them; ends the stream after the last. */
 static void pump_body(proxy_stream *ps)
 {
@@ -264,6 +300,8 @@ static void pump_body(proxy_stream *ps)
         size_t n = len - ps->body_off < BODY_SLICE ? len - ps->body_off : BODY_SLICE;
         ssize_t w = mux_session_write(t->sess, ps->id, base + ps->body_off, n);
         if (w == MUX_ERR_AGAIN) {
+            if (len >= BODY_RELEASE_STEP)
+                release_body_pages(ps, ps->body_off, 0);
             if (ps->body_off != start && !ps->response_started)
                 rearm_head_timeout(ps); /* READ_TIMEOUT counts from the last body progress */
             return;                     /* on_writable resumes */
@@ -280,6 +318,8 @@ static void pump_body(proxy_stream *ps)
         ps->body_off += (size_t)w;
     }
     ps->body_done = 1;
+    if (len >= BODY_RELEASE_STEP)
+        release_body_pages(ps, len, 1);
     mux_session_end_stream(t->sess, ps->id);
     if (!ps->response_started && ps->body_off != start)
         rearm_head_timeout(ps);
@@ -347,6 +387,10 @@ int proxy_handle_request(server *srv, h2o_req_t *req)
         send_text(req, 503, "Service Unavailable", "tunnelmux: server is shutting down\n");
         return 0;
     }
+    if (security_condemned(srv, req))
+        return 0; /* answered 429: this connection exhausted its reset budget */
+    if (security_reject_ambiguous(srv, req))
+        return 0; /* answered 400: request smuggling attempt */
     int nl =
         route_lookup_name(req->input.authority.base, req->input.authority.len, srv->domain, name, sizeof(name), host, sizeof(host));
     if (nl < 0) {
@@ -374,14 +418,20 @@ int proxy_handle_request(server *srv, h2o_req_t *req)
             send_text(req, 404, "Not Found", "tunnelmux: no tunnel named %s (host %s)\n", name, shost);
         return 0;
     }
+    int drop_authorization = 0;
+    if (security_admit(srv, t, req, name, &drop_authorization) != 0)
+        return 0; /* answered (401, 429, 431) */
 
     proxy_stream *ps = h2o_mem_alloc_shared(&req->pool, sizeof(*ps), on_dispose);
     memset(ps, 0, sizeof(*ps));
     ps->gen.proceed = on_proceed;
     ps->gen.stop = on_stop;
     ps->srv = srv;
+    srv->nrequests++; /* until on_dispose: the response has been fully handed to the public connection */
     ps->req = req;
     ps->head_timeout.cb = on_head_timeout;
+    ps->conn = req->conn;
+    ps->conn_id = req->conn->id;
     memcpy(ps->name, name, (size_t)nl + 1);
 
     /* head */
@@ -405,7 +455,8 @@ int proxy_handle_request(server *srv, h2o_req_t *req)
                                  .keep_upgrade = ps->upgrade_req,
                                  .upgrade = req->upgrade.base,
                                  .upgrade_len = req->upgrade.len,
-                                 .content_length = ps->has_body ? (int64_t)req->entity.len : -1};
+                                 .content_length = ps->has_body ? (int64_t)req->entity.len : -1,
+                                 .drop_authorization = drop_authorization};
     headers_list hl;
     if (headers_build_request(&hl, in, req->headers.size, &info, on_header_drop, ps) != 0) {
         send_text(req, 503, "Service Unavailable", "tunnelmux: out of memory\n");
@@ -545,6 +596,8 @@ void proxy_on_data(proxy_stream *ps, const uint8_t *data, size_t len)
         ps->pend = b;
         ps->pend_cap = cap;
     }
+    if (ps->tunnel != NULL)
+        ratelimit_charge(&ps->tunnel->rl_bytes, (double)len, server_now(ps->srv));
     memcpy(ps->pend + ps->pend_len, data, len);
     ps->pend_len += len;
     send_more(ps);
@@ -768,6 +821,7 @@ static int raw_pump_input(proxy_stream *rs)
             raw_abort(rs, MUX_CODE_INTERNAL_ERROR, "stream write failed");
             return 1;
         }
+        ratelimit_charge(&t->rl_bytes, (double)w, server_now(rs->srv));
         h2o_buffer_consume(&sock->input, (size_t)w);
     }
     if (sock->input->size > 0) {
@@ -909,6 +963,8 @@ static void raw_on_data(proxy_stream *rs, const uint8_t *data, size_t len)
         rs->pend = b;
         rs->pend_cap = cap;
     }
+    if (rs->tunnel != NULL)
+        ratelimit_charge(&rs->tunnel->rl_bytes, (double)len, server_now(rs->srv)); /* RATE_LIMIT_BPS counts raw bytes too */
     memcpy(rs->pend + rs->pend_len, data, len);
     rs->pend_len += len;
     raw_touch(rs);

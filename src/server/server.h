@@ -10,6 +10,8 @@
 #include <h2o.h>
 #include <openssl/ssl.h>
 
+#include "server/auth.h"
+#include "server/guard.h"
 #include "server/registry.h"
 
 /* Parsed options (table in main.c; strings owned by cfg_free). */
@@ -26,9 +28,32 @@ typedef struct {
     char *tls_key;             /* TLS_KEY */
     uint64_t max_request_body; /* MAX_REQUEST_BODY */
     int64_t upgrade_idle_ms;   /* UPGRADE_IDLE_TIMEOUT (0 = off) */
-    int64_t max_streams;       /* MAX_STREAMS: concurrent streams per tunnel */
     char *log_level;           /* LOG_LEVEL */
     char *log_format;          /* LOG_FORMAT */
+    char *log_file;            /* LOG_FILE ("" = stderr; reopened on SIGHUP) */
+    int64_t ping_interval_ms;  /* PING_INTERVAL (0 = no keepalive PINGs) */
+    int64_t ping_timeout_ms;   /* PING_TIMEOUT (0 = never declare a silent client dead) */
+    int64_t drain_timeout_ms;  /* DRAIN_TIMEOUT: how long SIGTERM waits for in-flight requests */
+    /* security (docs/SECURITY.md) */
+    char *auth_token;                   /* AUTH_TOKEN: one shared client token, any name */
+    char *auth_tokens_file;             /* AUTH_TOKENS_FILE: `token name-pattern` lines */
+    int insecure_no_auth;               /* INSECURE_NO_AUTH / --insecure-no-auth */
+    int64_t auth_fail_delay_ms;         /* AUTH_FAIL_DELAY: first throttle delay (0 = off) */
+    char *basic_auth;                   /* BASIC_AUTH: user:password for every name */
+    char *basic_auth_file;              /* BASIC_AUTH_FILE: `name-pattern user:password` lines */
+    int64_t rate_limit_rps;             /* RATE_LIMIT_RPS (0 = off) */
+    int64_t rate_limit_burst;           /* RATE_LIMIT_BURST (0 = 2 x RPS) */
+    uint64_t rate_limit_bps;            /* RATE_LIMIT_BPS (0 = off) */
+    uint64_t rate_limit_bps_burst;      /* RATE_LIMIT_BPS_BURST (0 = 2 x BPS) */
+    int64_t max_header_count;           /* MAX_HEADER_COUNT */
+    uint64_t max_header_bytes;          /* MAX_HEADER_BYTES */
+    int64_t max_streams_per_client;     /* MAX_STREAMS_PER_CLIENT */
+    int64_t max_streams_per_connection; /* MAX_STREAMS_PER_CONNECTION (h2) */
+    uint64_t max_buffer_per_client;     /* MAX_BUFFER_PER_CLIENT: connection window of a tunnel */
+    int64_t zstd_window_log;            /* ZSTD_WINDOW_LOG */
+    int64_t h2_reset_budget;            /* H2_RESET_BUDGET (0 = off) */
+    int64_t h2_reset_window_ms;         /* H2_RESET_WINDOW */
+    int64_t request_timeout_ms;         /* REQUEST_TIMEOUT: h1 request head / h2 idle */
 } server_options;
 
 #define SERVER_MAX_LISTENERS 2
@@ -53,6 +78,12 @@ struct server {
     h2o_timeout_t upgrade_idle_timeout; /* UPGRADE_IDLE_TIMEOUT for raw (upgraded) streams, when > 0 */
     h2o_timeout_entry_t tick_entry;
     int shutting_down;
+    size_t nrequests; /* public requests routed to a tunnel and not yet disposed by h2o (drain) */
+    /* security (docs/SECURITY.md) */
+    auth_list tokens;        /* client tokens (AUTH_TOKEN, AUTH_TOKENS_FILE) */
+    auth_list basic;         /* public credentials (BASIC_AUTH, BASIC_AUTH_FILE) */
+    auth_throttle *throttle; /* failed tunnel authentications per address */
+    guard_table *guard;      /* Rapid Reset budget per public connection */
 };
 
 /* Milliseconds of the loop's clock (what the mux sessions are given as "now"). */

@@ -161,6 +161,35 @@ static void on_read(h2o_socket_t *sock, const char *err)
 
 /* ---------------------------------------------------------------- mux callbacks */
 
+/* Client authentication (docs/SECURITY.md §2): throttle, token, name pattern. Refuses and returns
+ * -1 on failure. The token itself is never logged. */
+static int check_auth(tunnel *t, mux_session *s, const mux_hello_info *hello, const char *name)
+{
+    server *srv = t->srv;
+    int64_t now = server_now(srv);
+    int64_t wait = auth_throttle_check(srv->throttle, t->peer_ip, now);
+    if (wait > 0) {
+        LOG_WARN(LOG_EV_TUNNEL, "tunnel refused: name=%s peer=%s reason=RATE_LIMITED (too many failed logins, retry in %lld ms)",
+                 name, t->peer, (long long)wait);
+        mux_session_refuse(s, MUX_CODE_RATE_LIMITED, "too many failed authentication attempts", (uint32_t)wait);
+        return -1;
+    }
+    if (srv->tokens.n == 0)
+        return 0; /* --insecure-no-auth */
+    const char *tok = hello->auth_token != NULL ? hello->auth_token : "";
+    int rv = auth_list_check(&srv->tokens, tok, strlen(tok), name);
+    if (rv == AUTH_OK) {
+        auth_throttle_success(srv->throttle, t->peer_ip);
+        return 0;
+    }
+    wait = auth_throttle_fail(srv->throttle, t->peer_ip, now);
+    const char *why = tok[0] == '\0' ? "missing token" : rv == AUTH_ERR_NAME ? "token not allowed this name" : "invalid token";
+    LOG_WARN(LOG_EV_TUNNEL, "tunnel refused: name=%s peer=%s reason=AUTH_FAILED (%s)", name, t->peer, why);
+    mux_session_refuse(s, MUX_CODE_AUTH_FAILED, rv == AUTH_ERR_NAME ? "token not allowed for this name" : "authentication failed",
+                       (uint32_t)wait);
+    return -1;
+}
+
 static int cb_on_hello(mux_session *s, const mux_hello_info *hello, void *user_data)
 {
     tunnel *t = user_data;
@@ -176,6 +205,8 @@ static int cb_on_hello(mux_session *s, const mux_hello_info *hello, void *user_d
         mux_session_refuse(s, MUX_CODE_SHUTDOWN, "server is shutting down", 5000);
         return 0;
     }
+    if (check_auth(t, s, hello, name) != 0)
+        return 0;
     switch (registry_add(&srv->reg, name, t, (size_t)srv->opt->max_clients)) {
     case REGISTRY_OK:
         break;
@@ -194,6 +225,12 @@ static int cb_on_hello(mux_session *s, const mux_hello_info *hello, void *user_d
     }
     memcpy(t->name, name, strlen(name) + 1);
     t->registered = 1;
+    {
+        const server_options *o = srv->opt;
+        double rps = (double)o->rate_limit_rps, bps = (double)o->rate_limit_bps;
+        ratelimit_init(&t->rl_requests, rps, o->rate_limit_burst > 0 ? (double)o->rate_limit_burst : 2 * rps, server_now(srv));
+        ratelimit_init(&t->rl_bytes, bps, o->rate_limit_bps_burst > 0 ? (double)o->rate_limit_bps_burst : 2 * bps, server_now(srv));
+    }
     char url[512];
     int default_port =
         (strcmp(srv->scheme, "https") == 0 && srv->opt->port == 443) || (strcmp(srv->scheme, "http") == 0 && srv->opt->port == 80);
@@ -281,6 +318,23 @@ static void format_peer(h2o_conn_t *conn, char *out, size_t cap)
         snprintf(out, cap, "%.46s:%d", host, (int)port);
 }
 
+/* "ip:port" / "[v6]:port" -> "ip" / "v6" (the throttle key). */
+static void peer_ip_of(const char *peer, char *out, size_t cap)
+{
+    const char *p = peer, *end;
+    if (*p == '[') {
+        p++;
+        end = strchr(p, ']');
+    } else {
+        end = strrchr(p, ':');
+    }
+    size_t n = end != NULL ? (size_t)(end - p) : strlen(p);
+    if (n >= cap)
+        n = cap - 1;
+    memcpy(out, p, n);
+    out[n] = '\0';
+}
+
 static void on_upgrade_complete(void *user_data, h2o_socket_t *sock, size_t reqsize)
 {
     tunnel *t = user_data;
@@ -300,7 +354,17 @@ static void on_upgrade_complete(void *user_data, h2o_socket_t *sock, size_t reqs
     mux_session_options_default(&opt, MUX_ROLE_SERVER);
     opt.max_message_size = (uint32_t)srv->opt->max_message_size;
     opt.chunk_size = (uint32_t)srv->opt->chunk_size;
-    opt.max_concurrent_streams = (uint32_t)srv->opt->max_streams;
+    opt.ping_interval_ms = (uint32_t)srv->opt->ping_interval_ms;
+    opt.ping_timeout_ms = (uint32_t)srv->opt->ping_timeout_ms;
+    opt.max_concurrent_streams = (uint32_t)srv->opt->max_streams_per_client;
+    opt.max_header_count = (uint32_t)srv->opt->max_header_count;
+    opt.max_header_bytes = (uint32_t)srv->opt->max_header_bytes;
+    opt.initial_conn_window = (uint32_t)srv->opt->max_buffer_per_client;
+    if (opt.max_stream_window > opt.initial_conn_window)
+        opt.max_stream_window = opt.initial_conn_window;
+    if (opt.initial_stream_window > opt.initial_conn_window)
+        opt.initial_stream_window = opt.initial_conn_window;
+    opt.zstd_window_log = (int)srv->opt->zstd_window_log;
     mux_session_callbacks cb = {
         .on_hello = cb_on_hello,
         .on_head = cb_on_head,
@@ -381,6 +445,21 @@ int tunnel_handle_request(server *srv, h2o_req_t *req)
         return send_plain(req, 400, "Bad Request", "tunnelmux: invalid WebSocket upgrade for the tunnel endpoint\n");
     if (srv->ntunnels >= (size_t)srv->opt->max_clients * 2 + 16)
         return send_plain(req, 503, "Service Unavailable", "tunnelmux: too many tunnel connections\n");
+    char peer[64], ip[48];
+    format_peer(req->conn, peer, sizeof(peer));
+    peer_ip_of(peer, ip, sizeof(ip));
+    int64_t wait = auth_throttle_check(srv->throttle, ip, server_now(srv));
+    if (wait > 0) {
+        char ra[24];
+        int n = snprintf(ra, sizeof(ra), "%lld", (long long)((wait + 999) / 1000));
+        char *v = h2o_mem_alloc_pool(&req->pool, (size_t)n);
+        memcpy(v, ra, (size_t)n);
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, v, (size_t)n);
+        LOG_WARN(LOG_EV_TUNNEL,
+                 "tunnel refused before upgrade: peer=%s reason=RATE_LIMITED (too many failed logins, retry in %lld ms)", peer,
+                 (long long)wait);
+        return send_plain(req, 429, "Too Many Requests", "tunnelmux: too many failed authentication attempts\n");
+    }
 
     tunnel *t = calloc(1, sizeof(*t));
     if (t == NULL)
@@ -389,7 +468,8 @@ int tunnel_handle_request(server *srv, h2o_req_t *req)
     h2o_linklist_init_anchor(&t->streams);
     t->write_timeout_entry.cb = on_write_timeout;
     t->reap_entry.cb = on_reap;
-    format_peer(req->conn, t->peer, sizeof(t->peer));
+    memcpy(t->peer, peer, sizeof(t->peer));
+    memcpy(t->peer_ip, ip, sizeof(t->peer_ip));
 
     char *acc = h2o_mem_alloc_pool(&req->pool, MUX_WS_ACCEPT_LEN);
     memcpy(acc, accept, MUX_WS_ACCEPT_LEN);

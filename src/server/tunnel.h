@@ -10,6 +10,7 @@
 #define TM_SERVER_TUNNEL_H
 
 #include "mux/mux.h"
+#include "server/ratelimit.h"
 #include "server/server.h"
 
 #define TUNNEL_IOVCNT 128
@@ -31,6 +32,9 @@ struct tunnel {
     int dying;         /* destroy scheduled */
     h2o_timeout_entry_t write_timeout_entry;
     h2o_timeout_entry_t reap_entry; /* zero-delay: destroys the tunnel from the loop */
+    ratelimit_bucket rl_requests;   /* RATE_LIMIT_RPS of this client name */
+    ratelimit_bucket rl_bytes;      /* RATE_LIMIT_BPS of this client name */
+    char peer_ip[48];               /* IP of the client daemon (throttle key) */
     mux_iovec iov[TUNNEL_IOVCNT];
 };
 

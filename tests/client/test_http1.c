@@ -40,6 +40,19 @@ START_TEST(test_request_get)
 }
 END_TEST
 
+/* an empty value decoded from the wire has a NULL base: serialised as "name: " (UBSan: no memcpy from NULL) */
+START_TEST(test_request_empty_value)
+{
+    mux_header h[] = {{IOV("x-empty"), {NULL, 0}}, {IOV("x-b"), IOV("2")}};
+    mux_head head = req_head("GET", "/", h, 2, MUX_HEAD_END_STREAM);
+    http1_request r;
+    const char *reason;
+    ck_assert_int_eq(http1_build_request(&head, HTTP1_HOST_PRESERVE, NULL, &r, &reason), 0);
+    ck_assert_str_eq(r.buf, "GET / HTTP/1.1\r\nHost: demo.example.com:8443\r\nx-empty: \r\nx-b: 2\r\n\r\n");
+    free(r.buf);
+}
+END_TEST
+
 START_TEST(test_request_host_modes_and_framing)
 {
     mux_header h[] = {{IOV("content-length"), IOV("5")},
@@ -313,6 +326,7 @@ static Suite *make_suite(void)
     Suite *s = suite_create("client_http1");
     TCase *tc = tcase_create("http1");
     tcase_add_test(tc, test_request_get);
+    tcase_add_test(tc, test_request_empty_value);
     tcase_add_test(tc, test_request_host_modes_and_framing);
     tcase_add_test(tc, test_request_upgrade);
     tcase_add_test(tc, test_request_invalid);

@@ -31,6 +31,7 @@ LOG = None
 
 
 def log(msg):
+    msg = "".join(c if " " <= c <= "~" else "?" for c in msg)  # e.g. a TLS probe from LOCAL_SCHEMA detection
     LOG.write(msg + "\n")
     LOG.flush()
 

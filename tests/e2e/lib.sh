@@ -120,12 +120,17 @@ start_echo() {
     ECHO_PORT=$(cat "$pf" 2>/dev/null) || { fail "echo server $name started"; return 1; }
 }
 
+# Client authentication (docs/SECURITY.md): start_server requires E2E_TOKEN from every client and
+# start_client sends it; a test overrides either with its own AUTH_TOKEN=... / AUTH_TOKENS_FILE=...
+# (or INSECURE_NO_AUTH=1) arguments, which come later in the environment and win.
+E2E_TOKEN=${E2E_TOKEN:-e2e-$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')}
+
 # start_server [VAR=VALUE...]: tunnelmux-server on 127.0.0.1; sets SERVER_PORT and SERVER_PID.
 # Extra VAR=VALUE pairs go into its environment (e.g. TLS_CERT=... READ_TIMEOUT=5).
 start_server() {
     SERVER_PORT=${SERVER_PORT_WANTED:-$(free_port)}
     spawn SERVER_PID "$T/server.log" env PORT="$SERVER_PORT" DOMAIN="$DOMAIN" LISTEN_ADDR=127.0.0.1 \
-        LOG_LEVEL="${E2E_LOG_LEVEL:-info}" "$@" "$SERVER_BIN"
+        LOG_LEVEL="${E2E_LOG_LEVEL:-info}" AUTH_TOKEN="$E2E_TOKEN" "$@" "$SERVER_BIN"
     if ! wait_port "$SERVER_PORT" 10; then
         fail "server listening on $SERVER_PORT" "$(tail -5 "$T/server.log")"
         return 1
@@ -137,7 +142,8 @@ start_client() {
     local name=$1 lport=$2
     shift 2
     spawn CLIENT_PID "$T/client-$name.log" env SERVER_URL="ws://127.0.0.1:$SERVER_PORT" CLIENT_ID="$name" \
-        LOCAL_HOST=127.0.0.1 LOCAL_PORT="$lport" RECONNECT_DELAY=1 LOG_LEVEL="${E2E_LOG_LEVEL:-info}" "$@" "$CLIENT_BIN"
+        LOCAL_HOST=127.0.0.1 LOCAL_PORT="$lport" RECONNECT_DELAY=1 LOG_LEVEL="${E2E_LOG_LEVEL:-info}" AUTH_TOKEN="$E2E_TOKEN" \
+        "$@" "$CLIENT_BIN"
 }
 
 # url NAME [PATH]: the public URL of NAME through the server ($SCHEME: http, or https with TLS)

@@ -5,8 +5,8 @@
 source "$(dirname "$0")/lib.sh"
 require_binaries
 
-SERVER_VARS="PORT DOMAIN MAX_CLIENTS CHUNK_SIZE MAX_MESSAGE_SIZE READ_TIMEOUT WRITE_TIMEOUT LISTEN_ADDR TLS_CERT TLS_KEY MAX_REQUEST_BODY UPGRADE_IDLE_TIMEOUT MAX_STREAMS LOG_LEVEL LOG_FORMAT"
-CLIENT_VARS="SERVER_URL CLIENT_ID LOCAL_HOST LOCAL_PORT LOCAL_SCHEMA MAX_MESSAGE_SIZE READ_TIMEOUT WRITE_TIMEOUT RECONNECT_DELAY MAX_RETRIES MAX_STREAMS AUTH_TOKEN HOST_HEADER TLS_CA_FILE TLS_INSECURE LOG_LEVEL LOG_FORMAT"
+SERVER_VARS="PORT DOMAIN MAX_CLIENTS CHUNK_SIZE MAX_MESSAGE_SIZE READ_TIMEOUT WRITE_TIMEOUT LISTEN_ADDR TLS_CERT TLS_KEY MAX_REQUEST_BODY LOG_LEVEL LOG_FORMAT AUTH_TOKEN AUTH_TOKENS_FILE INSECURE_NO_AUTH BASIC_AUTH BASIC_AUTH_FILE RATE_LIMIT_RPS RATE_LIMIT_BURST RATE_LIMIT_BPS MAX_HEADER_COUNT MAX_HEADER_BYTES MAX_STREAMS_PER_CLIENT MAX_STREAMS_PER_CONNECTION MAX_BUFFER_PER_CLIENT UPGRADE_IDLE_TIMEOUT ZSTD_WINDOW_LOG H2_RESET_BUDGET REQUEST_TIMEOUT"
+CLIENT_VARS="SERVER_URL CLIENT_ID LOCAL_HOST LOCAL_PORT LOCAL_SCHEMA MAX_MESSAGE_SIZE READ_TIMEOUT WRITE_TIMEOUT RECONNECT_DELAY MAX_RETRIES MAX_STREAMS AUTH_TOKEN AUTH_TOKEN_FILE HOST_HEADER TLS_CA_FILE TLS_INSECURE LOG_LEVEL LOG_FORMAT"
 
 for side in server client; do
     bin=$SERVER_BIN vars=$SERVER_VARS
@@ -37,11 +37,17 @@ rc=$?
 check_eq "client CLIENT_ID=bad_name -> exit 2" 2 "$rc"
 check_contains "client names CLIENT_ID" "CLIENT_ID" "$out"
 
+# no token and no --insecure-no-auth: refuse to start, naming the settings
+out=$(env -u AUTH_TOKEN -u AUTH_TOKENS_FILE PORT=$(free_port) timeout 5 "$SERVER_BIN" 2>&1)
+rc=$?
+check_eq "server without a token -> exit 2" 2 "$rc"
+check_contains "server names AUTH_TOKEN" "AUTH_TOKEN or AUTH_TOKENS_FILE is required" "$out"
+
 # flags win over the environment: env says a bad port, the flag a good one -> the env is parsed
 # first and rejected, so use a good env port and check the flag's port is the one listening
 P1=$(free_port)
 P2=$(free_port)
-spawn SPID "$T/server-flag.log" env PORT="$P1" DOMAIN="$DOMAIN" LISTEN_ADDR=127.0.0.1 "$SERVER_BIN" --port "$P2"
+spawn SPID "$T/server-flag.log" env PORT="$P1" DOMAIN="$DOMAIN" LISTEN_ADDR=127.0.0.1 INSECURE_NO_AUTH=1 "$SERVER_BIN" --port "$P2"
 if wait_port "$P2" 10; then pass "server listens on the flag's port"; else fail "flag wins over env" "$(tail -3 "$T/server-flag.log")"; fi
 (exec 3<>"/dev/tcp/127.0.0.1/$P1") 2>/dev/null && fail "env port not used" || pass "env port not used"
 stop_pid "$SPID"

@@ -68,7 +68,7 @@ out=$(K exec demo -- echo hello 2>"$T/k.err")
 check_eq "kubectl exec demo -- echo hello" "hello" "$out"
 [ "$out" = hello ] || echo "    stderr: $(head -c 600 "$T/k.err")"
 check_contains "exec went as a WebSocket offering v5.channel.k8s.io" "exec?command=echo&command=hello" \
-    "$(grep -F 'upgrade=websocket protocol=v5.channel.k8s.io host=kube.' "$T/apiserver.log")"
+    "$(grep -aF 'upgrade=websocket protocol=v5.channel.k8s.io host=kube.' "$T/apiserver.log")"
 
 K exec demo -- sh -c 'exit 3' >/dev/null 2>"$T/k.err"
 check_eq "exit code 3 propagates" 3 $?
@@ -101,8 +101,8 @@ for n in 1 2; do
     check_eq "port-forward fetch $n: 12 MB file intact" "$want" "$got"
 done
 check_contains "port-forward went as a WebSocket offering SPDY/3.1+portforward.k8s.io" "portforward" \
-    "$(grep -F 'protocol=SPDY/3.1+portforward.k8s.io' "$T/apiserver.log")"
+    "$(grep -aF 'protocol=SPDY/3.1+portforward.k8s.io' "$T/apiserver.log")"
 stop_pid "$PF_PID"
-grep -E "spdy: (dictionary|headers)" "$T/apiserver.log" | head -2 | sed 's/^/  /'
+grep -aE "spdy: (dictionary|headers)" "$T/apiserver.log" | head -2 | sed 's/^/  /'
 kill -0 "$SERVER_PID" 2>/dev/null
 check_eq "server still running" 0 $?

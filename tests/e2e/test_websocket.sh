@@ -23,7 +23,7 @@ for ((i = 0; i < 100; i++)); do
 done
 read -r WS_PORT RAW_PORT <"$T/ws.ports" || { fail "ws_service started"; exit 1; }
 
-start_server READ_TIMEOUT=3 MAX_STREAMS=256 || exit 1
+start_server READ_TIMEOUT=3 MAX_STREAMS_PER_CLIENT=256 || exit 1
 start_client ws "$WS_PORT" MAX_STREAMS=256
 WS_CLIENT=$CLIENT_PID
 start_client raw "$RAW_PORT"

@@ -1,0 +1,174 @@
+/*
+ * tunnelmux server — public-request checks (see security.h).
+ */
+#include "server/security.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+
+#include <openssl/crypto.h>
+
+#include "common/log.h"
+#include "server/ratelimit.h"
+
+static void add_header(h2o_req_t *req, const h2o_token_t *token, const char *value)
+{
+    size_t n = strlen(value);
+    char *v = h2o_mem_alloc_pool(&req->pool, n);
+    memcpy(v, value, n);
+    h2o_add_header(&req->pool, &req->res.headers, token, NULL, v, n);
+}
+
+static void too_many(h2o_req_t *req, int64_t wait_ms, const char *msg)
+{
+    char ra[24];
+    snprintf(ra, sizeof(ra), "%lld", (long long)((wait_ms + 999) / 1000));
+    add_header(req, H2O_TOKEN_RETRY_AFTER, ra);
+    h2o_send_error_generic(req, 429, "Too Many Requests", msg, H2O_SEND_ERROR_KEEP_HEADERS);
+}
+
+int security_condemned(server *srv, h2o_req_t *req)
+{
+    if (!guard_is_condemned(srv->guard, req->conn->id))
+        return 0;
+    req->http1_is_persistent = 0;
+    too_many(req, srv->opt->h2_reset_window_ms, "tunnelmux: too many cancelled requests on this connection\n");
+    return 1;
+}
+
+/* picohttpparser is exported by libh2o-evloop without an installed header (DESIGN.md §4). */
+struct phr_header {
+    const char *name;
+    size_t name_len;
+    const char *value;
+    size_t value_len;
+};
+int phr_parse_request(const char *buf, size_t len, const char **method, size_t *method_len, const char **path, size_t *path_len,
+                      int *minor_version, struct phr_header *headers, size_t *num_headers, size_t last_len);
+
+#define RAW_MAX_HEADERS 128
+
+int security_reject_ambiguous(server *srv, h2o_req_t *req)
+{
+    if (req->version >= 0x200)
+        return 0; /* HTTP/2 framing is unambiguous; h2o rejects connection-specific headers there */
+    /* h2o removes Content-Length / Transfer-Encoding from req->headers and keeps the request head
+     * at the start of the socket's input until the request ends: re-parse the raw head. */
+    h2o_socket_t *sock = req->conn->callbacks->get_socket != NULL ? req->conn->callbacks->get_socket(req->conn) : NULL;
+    if (sock == NULL || sock->input == NULL || sock->input->size == 0)
+        return 0;
+    struct phr_header hs[RAW_MAX_HEADERS];
+    size_t nh = RAW_MAX_HEADERS, ml, pl;
+    const char *m, *p;
+    int minor;
+    int r = phr_parse_request(sock->input->bytes, sock->input->size, &m, &ml, &p, &pl, &minor, hs, &nh, 0);
+    if (r <= 0)
+        return 0; /* not the head we expected (should not happen): h2o's own parse stands */
+    const char *why = NULL;
+    int have_te = 0, ncl = 0;
+    const char *cl = NULL;
+    size_t cllen = 0;
+    for (size_t i = 0; i < nh && why == NULL; i++) {
+        if (hs[i].name == NULL || hs[i].name_len == 0) {
+            why = "obsolete line folding or empty header name";
+        } else if (hs[i].name_len == 17 && strncasecmp(hs[i].name, "transfer-encoding", 17) == 0) {
+            have_te = 1;
+        } else if (hs[i].name_len == 14 && strncasecmp(hs[i].name, "content-length", 14) == 0) {
+            if (ncl++ > 0 && !(cllen == hs[i].value_len && memcmp(cl, hs[i].value, cllen) == 0))
+                why = "several different Content-Length values";
+            cl = hs[i].value;
+            cllen = hs[i].value_len;
+        }
+    }
+    if (why == NULL && have_te && ncl > 0)
+        why = "both Transfer-Encoding and Content-Length";
+    if (why == NULL)
+        return 0;
+    char host[64];
+    size_t n = req->input.authority.len < sizeof(host) - 1 ? req->input.authority.len : sizeof(host) - 1;
+    for (size_t i = 0; i < n; i++) {
+        char c = req->input.authority.base[i];
+        host[i] = (c < 0x20 || c == 0x7f) ? '?' : c;
+    }
+    host[n] = '\0';
+    LOG_INFO(LOG_EV_HTTP, "request for %s refused: 400 (ambiguous HTTP/1.1 framing: %s); connection closed", host, why);
+    req->http1_is_persistent = 0; /* never parse what follows: it may be a smuggled request */
+    h2o_send_error_generic(req, 400, "Bad Request", "tunnelmux: ambiguous request framing\n", H2O_SEND_ERROR_KEEP_HEADERS);
+    return 1;
+}
+
+/* 1 when |req| carries credentials accepted for |name|. */
+static int basic_ok(server *srv, h2o_req_t *req, const char *name)
+{
+    ssize_t i = -1;
+    int ok = 0;
+    char cred[1024];
+    while ((i = h2o_find_header(&req->headers, H2O_TOKEN_AUTHORIZATION, i)) != -1) {
+        h2o_iovec_t v = req->headers.entries[i].value;
+        int n = auth_parse_basic(v.base, v.len, cred, sizeof(cred));
+        if (n > 0 && auth_list_check(&srv->basic, cred, (size_t)n, name) == AUTH_OK)
+            ok = 1;
+        OPENSSL_cleanse(cred, sizeof(cred));
+        if (ok)
+            break;
+    }
+    return ok;
+}
+
+int security_admit(server *srv, tunnel *t, h2o_req_t *req, const char *name, int *drop_authorization)
+{
+    const server_options *o = srv->opt;
+    *drop_authorization = 0;
+    /* header limits first: nothing else reads a huge head */
+    size_t bytes = 0;
+    for (size_t i = 0; i < req->headers.size; i++)
+        bytes += req->headers.entries[i].name->len + req->headers.entries[i].value.len;
+    if (req->headers.size > (size_t)o->max_header_count || bytes > o->max_header_bytes) {
+        LOG_INFO(LOG_EV_HTTP, "request for %s refused: 431 (%zu headers, %zu bytes; MAX_HEADER_COUNT=%lld MAX_HEADER_BYTES=%llu)",
+                 name, req->headers.size, bytes, (long long)o->max_header_count, (unsigned long long)o->max_header_bytes);
+        h2o_send_error_generic(req, 431, "Request Header Fields Too Large", "tunnelmux: request header fields too large\n",
+                               H2O_SEND_ERROR_KEEP_HEADERS);
+        return 1;
+    }
+    if (srv->basic.n > 0 && auth_list_covers(&srv->basic, name)) {
+        if (!basic_ok(srv, req, name)) {
+            char realm[400];
+            snprintf(realm, sizeof(realm), "Basic realm=\"%s.%s\", charset=\"UTF-8\"", name, srv->domain);
+            add_header(req, H2O_TOKEN_WWW_AUTHENTICATE, realm);
+            LOG_INFO(LOG_EV_HTTP, "request for %s refused: 401 (basic auth %s)", name,
+                     h2o_find_header(&req->headers, H2O_TOKEN_AUTHORIZATION, -1) == -1 ? "missing" : "wrong");
+            h2o_send_error_generic(req, 401, "Unauthorized", "tunnelmux: authentication required\n", H2O_SEND_ERROR_KEEP_HEADERS);
+            return 1;
+        }
+        *drop_authorization = 1;
+    }
+    int64_t now = server_now(srv);
+    int64_t wait = ratelimit_debt_wait(&t->rl_bytes, now);
+    if (wait > 0) {
+        LOG_DEBUG(LOG_EV_HTTP, "request for %s refused: 429 (RATE_LIMIT_BPS, retry in %lld ms)", name, (long long)wait);
+        too_many(req, wait, "tunnelmux: rate limit exceeded (bytes per second)\n");
+        return 1;
+    }
+    wait = ratelimit_take(&t->rl_requests, 1, now);
+    if (wait > 0) {
+        LOG_DEBUG(LOG_EV_HTTP, "request for %s refused: 429 (RATE_LIMIT_RPS, retry in %lld ms)", name, (long long)wait);
+        too_many(req, wait, "tunnelmux: rate limit exceeded (requests per second)\n");
+        return 1;
+    }
+    if (req->entity.base != NULL)
+        ratelimit_charge(&t->rl_bytes, (double)req->entity.len, now);
+    return 0;
+}
+
+void security_on_cancel(server *srv, h2o_conn_t *conn, uint64_t conn_id)
+{
+    if (conn == NULL || !guard_on_cancel(srv->guard, conn_id, server_now(srv)))
+        return;
+    LOG_WARN(LOG_EV_HTTP, "public connection %llu closed: over H2_RESET_BUDGET (%lld cancelled requests per %lld ms; Rapid Reset)",
+             (unsigned long long)conn_id, (long long)srv->opt->h2_reset_budget, (long long)srv->opt->h2_reset_window_ms);
+    h2o_socket_t *sock = conn->callbacks->get_socket != NULL ? conn->callbacks->get_socket(conn) : NULL;
+    if (sock != NULL)
+        shutdown(h2o_socket_get_fd(sock), SHUT_RDWR); /* never h2o_socket_close from here (DESIGN.md §4) */
+}
