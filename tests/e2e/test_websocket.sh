@@ -103,12 +103,14 @@ check_eq "server and client still running" 0 $?
 
 echo "== UPGRADE_IDLE_TIMEOUT=2s closes an idle WebSocket (a second server)"
 stop_pid "$WS_CLIENT"
+stop_pid "$SERVER_PID"
+mv "$T/server.log" "$T/server-main.log" # keep the main server's log for a failure report
 start_server UPGRADE_IDLE_TIMEOUT=2 || exit 1
-start_client ws "$WS_PORT"
+start_client idle "$WS_PORT"
 for ((i = 0; i < 75; i++)); do
-    c=$(CURL_MAX_TIME=2 tcurl ws /count -o /dev/null -w '%{http_code}' 2>/dev/null)
+    c=$(CURL_MAX_TIME=2 tcurl idle /count -o /dev/null -w '%{http_code}' 2>/dev/null)
     [ "$c" = 200 ] && break
     sleep 0.2
 done
-user idle --seconds 4 --expect-closed
+user idle --name idle --seconds 4 --expect-closed
 check_contains "the idle close is logged" "UPGRADE_IDLE_TIMEOUT" "$(cat "$T/server.log")"
