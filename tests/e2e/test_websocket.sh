@@ -5,7 +5,7 @@
 # session, 200 concurrent WebSockets x 10 MiB verified on one tunnel, one slow reader not slowing
 # the other 199, refusals (426/403) relayed unchanged, a bad Sec-WebSocket-Accept -> 502, generic
 # upgrade with half-close, idle WebSockets outliving READ_TIMEOUT, prompt full close, HTTP/2
-# upgrade attempts -> clear errors, UPGRADE_IDLE_TIMEOUT.
+# upgrade attempts -> clear errors, UPGRADE_IDLE_TIMEOUT, wss through a TLS public port.
 source "$(dirname "$0")/lib.sh"
 require_binaries
 PY=/usr/bin/python3
@@ -114,3 +114,22 @@ for ((i = 0; i < 75; i++)); do
 done
 user idle --name idle --seconds 4 --expect-closed
 check_contains "the idle close is logged" "UPGRADE_IDLE_TIMEOUT" "$(cat "$T/server.log")"
+
+echo "== wss: WebSockets through a TLS public port (raw mode over h2o's TLS socket)"
+stop_pid "$CLIENT_PID"
+stop_pid "$SERVER_PID"
+mv "$T/server.log" "$T/server-idle.log"
+make_cert "$T"
+start_server TLS_CERT="$T/cert.pem" TLS_KEY="$T/key.pem" || exit 1
+start_client tls "$WS_PORT" SERVER_URL="wss://127.0.0.1:$SERVER_PORT" TLS_CA_FILE="$T/cert.pem"
+for ((i = 0; i < 75; i++)); do
+    c=$(curl -sS --max-time 2 --cacert "$T/cert.pem" --resolve "tls.$DOMAIN:$SERVER_PORT:127.0.0.1" -o /dev/null -w '%{http_code}' \
+        "https://tls.$DOMAIN:$SERVER_PORT/count" 2>/dev/null)
+    [ "$c" = 200 ] && break
+    sleep 0.2
+done
+user echo --name tls --tls --cafile "$T/cert.pem"
+user exec --name tls --tls --cafile "$T/cert.pem" --seconds 3
+left=$(curl -sS --max-time 5 "http://127.0.0.1:$WS_PORT/count")
+check_contains "wss: no WebSocket left open at the local service" '"open": 0' "$left"
+
