@@ -12,6 +12,7 @@ Serves what kubectl 1.32 needs for `exec` and `port-forward` on one pod, `defaul
       to 127.0.0.1:--pod-port-P (the "pod's" port). SPDY header blocks are zlib with the SPDY/3
       dictionary: the dictionary is read from the kubectl binary under test (--kubectl) and checked
       against the DICTID of kubectl's own stream; without it, streams are paired by creation order.
+  --tls-cert/--tls-key serve HTTPS, as a real kube-apiserver does (the client's LOCAL_SCHEMA=https).
 Every request line is appended to --log (the capture of what kubectl sends).
 """
 import argparse
@@ -379,7 +380,7 @@ async def conn(reader, writer):
         while True:
             try:
                 head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 120)
-            except (asyncio.IncompleteReadError, asyncio.TimeoutError, asyncio.LimitOverrunError):
+            except (asyncio.IncompleteReadError, asyncio.TimeoutError, asyncio.LimitOverrunError, OSError):
                 return
             lines = head.decode("latin-1").split("\r\n")
             method, target, _ = lines[0].split(" ", 2)
@@ -441,9 +442,16 @@ async def main():
     ap.add_argument("--log", required=True)
     ap.add_argument("--kubectl", default="/usr/bin/kubectl")
     ap.add_argument("--pod-port", action="append", default=[], help="POD_PORT=LOCAL_PORT for port-forward")
+    ap.add_argument("--tls-cert", help="serve HTTPS like a real kube-apiserver (with --tls-key)")
+    ap.add_argument("--tls-key")
     ARGS = ap.parse_args()
     LOG = open(ARGS.log, "a")
-    srv = await asyncio.start_server(conn, "127.0.0.1", 0, limit=1 << 20)
+    ctx = None
+    if ARGS.tls_cert:
+        import ssl
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(ARGS.tls_cert, ARGS.tls_key)
+    srv = await asyncio.start_server(conn, "127.0.0.1", 0, limit=1 << 20, ssl=ctx)
     tmp = ARGS.port_file + ".tmp"
     with open(tmp, "w") as f:
         f.write("%d\n" % srv.sockets[0].getsockname()[1])

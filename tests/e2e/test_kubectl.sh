@@ -27,9 +27,21 @@ for ((i = 0; i < 100; i++)); do
 done
 API_PORT=$(cat "$T/api.port") || { fail "stand-in API server started"; exit 1; }
 
+# the same stand-in over HTTPS, like a real kube-apiserver (client LOCAL_SCHEMA=https)
+make_cert "$T"
+spawn APIS_PID "$T/apiserver-tls.out" $PY "$E2E_DIR/k8s_apiserver.py" --port-file "$T/apis.port" --log "$T/apiserver-tls.log" \
+    --kubectl "$KUBECTL" --pod-port "8080=$NGINX_PORT" --tls-cert "$T/cert.pem" --tls-key "$T/key.pem"
+for ((i = 0; i < 100; i++)); do
+    [ -s "$T/apis.port" ] && break
+    sleep 0.1
+done
+APIS_PORT=$(cat "$T/apis.port") || { fail "stand-in HTTPS API server started"; exit 1; }
+
 start_server || exit 1
 start_client kube "$API_PORT"
 wait_ready kube /version || exit 1
+start_client kubetls "$APIS_PORT" LOCAL_SCHEMA=https
+wait_ready kubetls /version || exit 1
 spawn SOCKS_PID "$T/socks.log" $PY "$E2E_DIR/socks5.py" --to "$SERVER_PORT" --port-file "$T/socks.port"
 for ((i = 0; i < 100; i++)); do
     [ -s "$T/socks.port" ] && break
@@ -45,6 +57,10 @@ clusters:
   cluster:
     server: http://kube.$DOMAIN:$SERVER_PORT
     proxy-url: socks5://127.0.0.1:$SOCKS_PORT
+- name: tunnel-tls
+  cluster:
+    server: http://kubetls.$DOMAIN:$SERVER_PORT
+    proxy-url: socks5://127.0.0.1:$SOCKS_PORT
 users:
 - name: u
   user:
@@ -53,6 +69,11 @@ contexts:
 - name: t
   context:
     cluster: tunnel
+    user: u
+    namespace: default
+- name: tls
+  context:
+    cluster: tunnel-tls
     user: u
     namespace: default
 current-context: t
@@ -80,6 +101,7 @@ out=$(K exec demo -- sh -c 'echo oops >&2' 2>&1 >/dev/null)
 check_match "commands outside the allow-list are refused by the stand-in" "not allowed|forbidden|Forbidden" "$out"
 
 want=$(sha256sum <"$T/big/stdin.bin" | cut -d' ' -f1)
+want_stdin=$want
 t0=$SECONDS
 got=$(KTIMEOUT=120 K exec -i demo -- sha256sum <"$T/big/stdin.bin" 2>"$T/k.err" | cut -d' ' -f1)
 check_eq "kubectl exec -i: 20 MB stdin digest ($((SECONDS - t0)) s)" "$want" "$got"
@@ -103,6 +125,25 @@ done
 check_contains "port-forward went as a WebSocket offering SPDY/3.1+portforward.k8s.io" "portforward" \
     "$(grep -aF 'protocol=SPDY/3.1+portforward.k8s.io' "$T/apiserver.log")"
 stop_pid "$PF_PID"
+
+echo "== the same through an HTTPS local API server (LOCAL_SCHEMA=https: raw bytes over the client's TLS leg)"
+out=$(K --context tls exec demo -- echo hello 2>"$T/k.err")
+check_eq "https local: kubectl exec demo -- echo hello" "hello" "$out"
+K --context tls exec demo -- sh -c 'exit 7' >/dev/null 2>"$T/k.err"
+check_eq "https local: exit code 7 propagates" 7 $?
+got=$(KTIMEOUT=120 K --context tls exec -i demo -- sha256sum <"$T/big/stdin.bin" 2>"$T/k.err" | cut -d' ' -f1)
+check_eq "https local: kubectl exec -i 20 MB stdin digest" "$want_stdin" "$got"
+LPORT=$(free_port)
+spawn PF_PID "$T/pf-tls.log" timeout 120 "$KUBECTL" --context tls port-forward pod/demo "$LPORT:8080"
+for ((i = 0; i < 100; i++)); do
+    grep -q "Forwarding from" "$T/pf-tls.log" && break
+    sleep 0.1
+done
+got=$(curl -sS --max-time 60 "http://127.0.0.1:$LPORT/file.bin" 2>>"$T/curl.err" | sha256sum | cut -d' ' -f1)
+check_eq "https local: port-forward fetch, 12 MB file intact" "$want" "$got"
+stop_pid "$PF_PID"
+check_contains "https local: requests reached the HTTPS stand-in" "upgrade=websocket protocol=v5.channel.k8s.io host=kubetls." \
+    "$(cat "$T/apiserver-tls.log")"
 grep -aE "spdy: (dictionary|headers)" "$T/apiserver.log" | head -2 | sed 's/^/  /'
 kill -0 "$SERVER_PID" 2>/dev/null
 check_eq "server still running" 0 $?
