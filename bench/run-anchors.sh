@@ -29,7 +29,7 @@ fi
 # client authentication is mandatory (docs/SECURITY.md): a random token shared by both commands;
 # the per-client request rate limit is lifted so it does not cap the measurement
 TM_TOKEN=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
-export TUNNEL_SERVER_CMD="PORT=$TM_PORT DOMAIN=example.com LISTEN_ADDR=127.0.0.1 LOG_LEVEL=warn AUTH_TOKEN=$TM_TOKEN RATE_LIMIT_RPS=0 exec $(printf %q "$BUILD_DIR/tunnelmux-server")"
+export TUNNEL_SERVER_CMD="PORT=$TM_PORT DOMAIN=example.com LISTEN_ADDR=127.0.0.1 ADMIN_ADDR=127.0.0.1:0 LOG_LEVEL=warn AUTH_TOKEN=$TM_TOKEN RATE_LIMIT_RPS=0 exec $(printf %q "$BUILD_DIR/tunnelmux-server")"
 export TUNNEL_CLIENT_CMD="SERVER_URL=ws://127.0.0.1:$TM_PORT CLIENT_ID=myapp LOCAL_HOST=127.0.0.1 LOCAL_PORT=3000 LOG_LEVEL=warn AUTH_TOKEN=$TM_TOKEN exec $(printf %q "$BUILD_DIR/tunnelmux-client")"
 export TUNNEL_URL=http://127.0.0.1:$TM_PORT
 export TUNNEL_HOST=myapp.example.com

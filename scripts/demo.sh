@@ -5,6 +5,7 @@
 # command to try and keeps running until Ctrl-C, which stops everything it started (by PID).
 #
 # Environment: DEMO_PORT (public port, default 8080), DEMO_LOCAL_PORT (local service, default 3000),
+# DEMO_ADMIN_PORT (admin dashboard, default 9090),
 # DEMO_NAME (default demo), SKIP_DEPS=1, SKIP_BUILD=1, BUILD_DIR (default <repo>/build).
 set -uo pipefail
 
@@ -12,6 +13,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BUILD_DIR=${BUILD_DIR:-$ROOT/build}
 PUBLIC_PORT=${DEMO_PORT:-8080}
 LOCAL_PORT=${DEMO_LOCAL_PORT:-3000}
+ADMIN_PORT=${DEMO_ADMIN_PORT:-9090}
 NAME=${DEMO_NAME:-demo}
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/tunnelmux-demo.XXXXXX")
 PIDS=()
@@ -40,9 +42,9 @@ if [ "${SKIP_BUILD:-0}" != 1 ]; then
         cmake --build "$BUILD_DIR" -j "$(nproc)" --target tunnelmux-server tunnelmux-client >>"$WORK/build.log" 2>&1; } ||
         { tail -n 30 "$WORK/build.log"; echo "demo: build failed (full log: $WORK/build.log)"; exit 1; }
 fi
-for p in "$PUBLIC_PORT" "$LOCAL_PORT"; do
+for p in "$PUBLIC_PORT" "$LOCAL_PORT" "$ADMIN_PORT"; do
     if port_busy "$p"; then
-        echo "demo: port $p is already in use; set DEMO_PORT / DEMO_LOCAL_PORT" >&2
+        echo "demo: port $p is already in use; set DEMO_PORT / DEMO_LOCAL_PORT / DEMO_ADMIN_PORT" >&2
         exit 1
     fi
 done
@@ -64,7 +66,7 @@ PIDS+=($!)
 
 # client authentication (docs/SECURITY.md): one random shared token for this demo
 TOKEN=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
-env PORT="$PUBLIC_PORT" DOMAIN=localhost LISTEN_ADDR=127.0.0.1 AUTH_TOKEN="$TOKEN" "$BUILD_DIR/tunnelmux-server" >"$WORK/server.log" 2>&1 </dev/null &
+env PORT="$PUBLIC_PORT" DOMAIN=localhost LISTEN_ADDR=127.0.0.1 ADMIN_ADDR="127.0.0.1:$ADMIN_PORT" AUTH_TOKEN="$TOKEN" "$BUILD_DIR/tunnelmux-server" >"$WORK/server.log" 2>&1 </dev/null &
 PIDS+=($!)
 for i in $(seq 1 50); do port_busy "$PUBLIC_PORT" && break; sleep 0.2; done
 
@@ -92,6 +94,7 @@ tunnelmux demo is running:
   local service   http://127.0.0.1:$LOCAL_PORT/ (python3 http.server)
   public server   tunnelmux-server on 127.0.0.1:$PUBLIC_PORT, DOMAIN=localhost
   tunnel client   tunnelmux-client, CLIENT_ID=$NAME
+  admin dashboard http://127.0.0.1:$ADMIN_PORT/ (Prometheus metrics at /metrics, JSON at /api/clients)
   logs            $WORK/{server,client,local}.log
 
 Try:

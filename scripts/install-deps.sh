@@ -10,10 +10,12 @@ PACKAGES=(
   # build
   cmake make pkg-config gcc libc6-dev clang-14 libclang-rt-14-dev clang-format-14
   libh2o-evloop-dev libwslay-dev libwebsockets-dev libprotobuf-c-dev protobuf-c-compiler
-  libzstd-dev check libssl-dev libuv1-dev zlib1g-dev
+  libzstd-dev check libssl-dev libuv1-dev zlib1g-dev libjansson-dev
   # tests, e2e, demo, benchmarks
   openssl ca-certificates curl nghttp2-client nginx python3 python3-websockets python3-h2
   wrk jq procps psmisc iproute2 coreutils git
+  # admin dashboard test (headless browser)
+  chromium
 )
 
 missing=()

@@ -40,6 +40,7 @@ typedef struct {
     int tls_insecure;
     char *log_level;
     char *log_format;
+    char *metrics_addr; /* METRICS_ADDR: IP:PORT of the Prometheus endpoint ("" = off) */
     char *log_file;           /* "" = stderr; reopened on SIGHUP */
     double reconnect_backoff; /* factor per consecutive failed attempt (1 = fixed delay) */
     int64_t reconnect_max_delay_ms;
@@ -79,6 +80,19 @@ typedef struct client_link {
 } client_link;
 typedef struct upstream upstream;
 
+/* The daemon's own counters for its /metrics endpoint (metrics.c). */
+typedef struct {
+    uint64_t connect_attempts;                     /* tunnel connections started */
+    uint64_t registrations;                        /* WELCOMEs received */
+    uint64_t refusals;                             /* REFUSEs received */
+    uint64_t tunnels_lost;                         /* registered tunnels that went away */
+    uint64_t requests;                             /* streams (public requests) opened by the server */
+    uint64_t responses[6];                         /* response heads sent, by status class (0 = other, 1..5 = 1xx..5xx) */
+    uint64_t stream_resets;                        /* streams we aborted (local service unreachable or failed, ...) */
+    uint64_t bytes_in, bytes_out, flow_blocked_ms; /* from finished tunnel sessions */
+    int64_t registered_unix_ms;                    /* wall clock of the last WELCOME */
+} client_metrics;
+
 typedef struct client {
     const client_options *opt;
     struct lws_context *lws;
@@ -98,7 +112,9 @@ typedef struct client {
     uint64_t rng;     /* RECONNECT_JITTER random state (seeded at start-up) */
     int stopping;     /* SIGTERM/SIGINT received */
     int64_t stop_deadline_ms;
-    int done; /* leave the loop */
+    client_metrics metrics;
+    struct lws_vhost *metrics_vhost; /* METRICS_ADDR listener (NULL = off) */
+    int done;                        /* leave the loop */
     int exit_code;
 } client;
 
@@ -136,6 +152,20 @@ client *tunnel_client(tunnel *t);
  * release them all. */
 void tunnel_add_link(tunnel *t, client_link *l);
 void tunnel_remove_link(client_link *l);
+
+/* ---------------------------------------------------------------- metrics.c */
+
+/* Starts the Prometheus endpoint on METRICS_ADDR (an HTTP vhost on c->lws: GET /metrics). No-op
+ * returning 0 when METRICS_ADDR is empty or "off". Returns -1 with a reason in |err| (malformed
+ * address, cannot listen). */
+int client_metrics_start(client *c, char *err, size_t errlen);
+
+/* Renders the daemon's Prometheus text exposition into a malloc'ed string (*out, caller frees).
+ * Returns 0 or -1 (out of memory). */
+int client_metrics_render(const client *c, char **out, size_t *outlen);
+
+/* Adds the final counters of the session |s| (a tunnel being freed) to c->metrics. */
+void client_metrics_session_done(client *c, const mux_session *s);
 
 /* ---------------------------------------------------------------- upstream.c */
 

@@ -131,6 +131,8 @@ static const cfg_option options_table[] = {
     {"TLS_INSECURE", "tls-insecure", CFG_BOOL, "false", O(tls_insecure), 0, 0, "do not verify the wss:// server certificate", NULL},
     {"LOG_LEVEL", "log-level", CFG_STRING, "info", O(log_level), 0, 0, "error, warn, info or debug", validate_level},
     {"LOG_FORMAT", "log-format", CFG_STRING, "text", O(log_format), 0, 0, "text or json", validate_format},
+    {"METRICS_ADDR", "metrics-addr", CFG_STRING, "", O(metrics_addr), 0, 0,
+     "IP:PORT for this daemon's Prometheus /metrics (empty = off)", NULL},
     {"LOG_FILE", "log-file", CFG_STRING, "", O(log_file), 0, 0, "append logs to this file instead of stderr; SIGHUP reopens it",
      NULL},
 };
@@ -316,6 +318,13 @@ int main(int argc, char **argv)
              : c->schema == LOCAL_SCHEMA_HTTP ? "http"
                                               : "auto",
              c->local_desc, opt.client_id);
+    if (client_metrics_start(c, err, sizeof(err)) != 0) {
+        fprintf(stderr, "tunnelmux-client: %s\n", err);
+        teardown(c);
+        free(c);
+        cfg_free(options_table, N_OPTIONS, &opt);
+        return 2;
+    }
     {
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);

@@ -240,6 +240,10 @@ static void on_welcome(mux_session *s, const mux_welcome_info *w, void *user_dat
     tunnel *t = user_data;
     t->welcomed = 1;
     t->c->attempts = 0;
+    t->c->metrics.registrations++;
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    t->c->metrics.registered_unix_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
     LOG_INFO(LOG_EV_TUNNEL, "registered as %s at %s%s%s (zstd %s)", t->c->opt->client_id, t->c->url.hostport,
              w->public_url[0] ? ", public URL " : "", w->public_url, (w->capabilities & MUX_CAP_ZSTD) ? "on" : "off");
 }
@@ -248,6 +252,7 @@ static void on_refuse(mux_session *s, unsigned code, const char *reason, uint32_
 {
     tunnel *t = user_data;
     t->retry_after_ms = retry_after_ms;
+    t->c->metrics.refusals++;
     LOG_WARN(LOG_EV_TUNNEL, "refused by server: %s (%s)", reason[0] ? reason : "no reason", mux_code_name(code));
 }
 
@@ -364,8 +369,10 @@ static void tunnel_free(tunnel *t)
     lws_sul_cancel(&t->stall_sul);
     while (t->streams.next != &t->streams)
         upstream_abandon(t->streams.next);
-    if (t->s != NULL)
+    if (t->s != NULL) {
+        client_metrics_session_done(t->c, t->s);
         mux_session_del(t->s);
+    }
     tls_membio_del(t->tls);
     free(t->stage);
     free(t);
@@ -380,6 +387,8 @@ static void tunnel_gone(tunnel *t, const char *why)
     t->wsi = NULL;
     if (c->tun == t)
         c->tun = NULL;
+    if (t->welcomed)
+        c->metrics.tunnels_lost++;
     if (!c->stopping) {
         if (t->welcomed)
             LOG_WARN(LOG_EV_TUNNEL, "tunnel lost: %s", why);
@@ -436,6 +445,7 @@ int tunnel_connect(client *c)
     }
     t->c = c;
     t->streams.next = t->streams.prev = &t->streams;
+    c->metrics.connect_attempts++;
     if (ensure_stage(t, CLIENT_IO_BUF) != 0) {
         free(t);
         tunnel_schedule_reconnect(c, 0);

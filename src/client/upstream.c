@@ -123,6 +123,7 @@ static void u_reset(upstream *u, unsigned code, const char *reason)
     if (u->dead)
         return;
     LOG_DEBUG(LOG_EV_STREAM, "stream %u: %s (%s)", u->id, reason, mux_code_name(code));
+    u->c->metrics.stream_resets++;
     mux_session *s = u_session(u);
     if (s != NULL)
         mux_session_reset_stream(s, u->id, code, reason);
@@ -346,6 +347,7 @@ static int on_response_head(upstream *u, int r)
         return -1;
     }
     LOG_DEBUG(LOG_EV_STREAM, "stream %u: local answered %d", u->id, resp->status);
+    u->c->metrics.responses[resp->status >= 100 && resp->status <= 599 ? resp->status / 100 : 0]++;
     if (resp->status < 200 && resp->status != 101)
         return 0; /* informational: a final head follows */
     if (u->dead)
@@ -655,6 +657,7 @@ int upstream_on_head(mux_session *s, uint32_t id, const mux_head *head, void *st
 {
     tunnel *t = user_data;
     client *c = tunnel_client(t);
+    c->metrics.requests++;
     upstream *u = calloc(1, sizeof(*u));
     if (u == NULL) {
         mux_session_reset_stream(s, id, MUX_CODE_INTERNAL_ERROR, "out of memory");

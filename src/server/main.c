@@ -13,7 +13,9 @@
 
 #include "common/config.h"
 #include "common/log.h"
+#include "server/admin.h"
 #include "server/listener.h"
+#include "server/metrics.h"
 #include "server/proxy.h"
 #include "server/route.h"
 #include "server/server.h"
@@ -111,6 +113,11 @@ static const cfg_option options_table[] = {
      "close an upgraded (WebSocket) connection after this long without bytes either way (0 = never)", NULL},
     {"LOG_LEVEL", "log-level", CFG_STRING, "info", OFF(log_level), 0, 0, "error, warn, info or debug", validate_level},
     {"LOG_FORMAT", "log-format", CFG_STRING, "text", OFF(log_format), 0, 0, "text or json", validate_format},
+    {"ADMIN_ADDR", "admin-addr", CFG_STRING, "127.0.0.1:9090", OFF(admin_addr), 0, 0,
+     "admin listener IP:PORT (/metrics, /api/clients, dashboard at /); \"off\" disables it", NULL},
+    {"ADMIN_USER", "admin-user", CFG_STRING, "", OFF(admin_user), 0, 0,
+     "admin basic-auth user (with ADMIN_PASSWORD; required unless ADMIN_ADDR is loopback)", NULL},
+    {"ADMIN_PASSWORD", "admin-password", CFG_STRING, "", OFF(admin_password), 0, 0, "admin basic-auth password", NULL},
     {"LOG_FILE", "log-file", CFG_STRING, "", OFF(log_file), 0, 0, "append logs to this file instead of stderr; SIGHUP reopens it",
      NULL},
     {"PING_INTERVAL", "ping-interval", CFG_DURATION, "15s", OFF(ping_interval_ms), 0, 3600000,
@@ -232,6 +239,21 @@ static void security_free(server *srv)
     srv->guard = NULL;
 }
 
+/* Start-up failed before h2o was initialised: frees what was set up (LeakSanitizer would turn the
+ * exit status into 1 under ASan) and returns |code| for main. */
+static int startup_failed(server *srv, server_options *opt, int code)
+{
+    if (srv != NULL) {
+        security_free(srv);
+        metrics_free(srv->metrics);
+        if (srv->ssl_ctx != NULL)
+            SSL_CTX_free(srv->ssl_ctx);
+        free(srv);
+    }
+    cfg_free(options_table, NOPTIONS, opt);
+    return code;
+}
+
 typedef struct {
     h2o_handler_t super;
     server *srv;
@@ -294,18 +316,22 @@ int main(int argc, char **argv)
     server *srv = calloc(1, sizeof(*srv));
     if (srv == NULL) {
         fprintf(stderr, "tunnelmux-server: out of memory\n");
-        return 1;
+        return startup_failed(NULL, &opt, 1);
     }
     srv->opt = &opt;
     route_canonical_domain(opt.domain, srv->domain, sizeof(srv->domain));
     if (security_setup(srv, err, sizeof(err)) != 0) {
         fprintf(stderr, "tunnelmux-server: %s\n", err);
-        return 2;
+        return startup_failed(srv, &opt, 2);
     }
     registry_init(&srv->reg);
+    if ((srv->metrics = metrics_new()) == NULL) {
+        fprintf(stderr, "tunnelmux-server: out of memory\n");
+        return startup_failed(srv, &opt, 1);
+    }
     if (listener_setup_tls(srv, err, sizeof(err)) != 0) {
         fprintf(stderr, "tunnelmux-server: %s\n", err);
-        return 2;
+        return startup_failed(srv, &opt, 2);
     }
 
     h2o_config_init(&srv->config);
@@ -322,6 +348,7 @@ int main(int argc, char **argv)
     server_handler *handler = (server_handler *)h2o_create_handler(pathconf, sizeof(*handler));
     handler->super.on_req = on_req;
     handler->srv = srv;
+    admin_register_access_log(srv, pathconf);
 
     h2o_context_init(&srv->ctx, h2o_evloop_create(), &srv->config);
     h2o_timeout_init(srv->ctx.loop, &srv->read_timeout, (uint64_t)opt.read_timeout_ms);
@@ -337,6 +364,15 @@ int main(int argc, char **argv)
         fprintf(stderr, "tunnelmux-server: %s\n", err);
         return 1;
     }
+    char admin_bound[160];
+    if (admin_start(srv, admin_bound, sizeof(admin_bound), err, sizeof(err)) != 0) {
+        fprintf(stderr, "tunnelmux-server: %s\n", err);
+        return 2;
+    }
+    LOG_INFO(LOG_EV_CONF, "admin listener: %s%s", admin_bound,
+             srv->admin == NULL  ? ""
+             : opt.admin_user[0] ? " (basic auth)"
+                                 : " (loopback only, no auth)");
     LOG_INFO(LOG_EV_CONF, "tunnelmux-server %s listening on %s (%s%s) domain=%s tunnel=%s://%s:%lld/_tunnel", TUNNELMUX_VERSION,
              bound, srv->ssl_ctx ? "TLS, h2 + http/1.1" : "cleartext, HTTP/1.1 + h2c", "", srv->domain, srv->ssl_ctx ? "wss" : "ws",
              srv->domain, (long long)opt.port);
@@ -353,6 +389,7 @@ int main(int argc, char **argv)
              srv->ntunnels, srv->nrequests, (long long)opt.drain_timeout_ms);
     srv->shutting_down = 1;
     listener_close_all(srv);
+    admin_stop(srv);
     tunnel_shutdown_all(srv);
     h2o_context_request_shutdown(&srv->ctx); /* h2: GOAWAY to public HTTP/2 connections */
     int64_t started = server_now(srv);
@@ -375,6 +412,8 @@ int main(int argc, char **argv)
     LOG_INFO(LOG_EV_CONF, "stopped");
     registry_free(&srv->reg);
     security_free(srv);
+    admin_free(srv);
+    metrics_free(srv->metrics);
     if (srv->ssl_ctx != NULL)
         SSL_CTX_free(srv->ssl_ctx);
     free(srv); /* h2o's context and idle public connections are left to the exit */

@@ -29,6 +29,7 @@
 
 #include "common/log.h"
 #include "h2o/http1.h"
+#include "server/admin.h"
 #include "server/headers.h"
 #include "server/route.h"
 #include "server/security.h"
@@ -489,6 +490,7 @@ int proxy_handle_request(server *srv, h2o_req_t *req)
         return 0;
     }
     ps->id = (uint32_t)id;
+    admin_tag_stream(req, ps->id); /* for the access log */
     ps->tunnel = t;
     h2o_linklist_insert(&t->streams, &ps->link);
     h2o_timeout_link(srv->ctx.loop, &srv->read_timeout, &ps->head_timeout);

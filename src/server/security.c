@@ -11,6 +11,7 @@
 #include <openssl/crypto.h>
 
 #include "common/log.h"
+#include "server/metrics.h"
 #include "server/ratelimit.h"
 
 static void add_header(h2o_req_t *req, const h2o_token_t *token, const char *value)
@@ -148,12 +149,16 @@ int security_admit(server *srv, tunnel *t, h2o_req_t *req, const char *name, int
     int64_t wait = ratelimit_debt_wait(&t->rl_bytes, now);
     if (wait > 0) {
         LOG_DEBUG(LOG_EV_HTTP, "request for %s refused: 429 (RATE_LIMIT_BPS, retry in %lld ms)", name, (long long)wait);
+        if (srv->metrics != NULL)
+            metrics_on_rate_limited(srv->metrics, name);
         too_many(req, wait, "tunnelmux: rate limit exceeded (bytes per second)\n");
         return 1;
     }
     wait = ratelimit_take(&t->rl_requests, 1, now);
     if (wait > 0) {
         LOG_DEBUG(LOG_EV_HTTP, "request for %s refused: 429 (RATE_LIMIT_RPS, retry in %lld ms)", name, (long long)wait);
+        if (srv->metrics != NULL)
+            metrics_on_rate_limited(srv->metrics, name);
         too_many(req, wait, "tunnelmux: rate limit exceeded (requests per second)\n");
         return 1;
     }

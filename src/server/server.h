@@ -30,6 +30,9 @@ typedef struct {
     int64_t upgrade_idle_ms;   /* UPGRADE_IDLE_TIMEOUT (0 = off) */
     char *log_level;           /* LOG_LEVEL */
     char *log_format;          /* LOG_FORMAT */
+    char *admin_addr;          /* ADMIN_ADDR ("off" or "" = no admin listener) */
+    char *admin_user;          /* ADMIN_USER */
+    char *admin_password;      /* ADMIN_PASSWORD */
     char *log_file;            /* LOG_FILE ("" = stderr; reopened on SIGHUP) */
     int64_t ping_interval_ms;  /* PING_INTERVAL (0 = no keepalive PINGs) */
     int64_t ping_timeout_ms;   /* PING_TIMEOUT (0 = never declare a silent client dead) */
@@ -78,6 +81,8 @@ struct server {
     h2o_timeout_t upgrade_idle_timeout; /* UPGRADE_IDLE_TIMEOUT for raw (upgraded) streams, when > 0 */
     h2o_timeout_entry_t tick_entry;
     int shutting_down;
+    struct metrics *metrics; /* counters for /metrics, the admin API and the access log (metrics.h) */
+    struct admin *admin;     /* the admin listener (admin.h), NULL when off */
     size_t nrequests; /* public requests routed to a tunnel and not yet disposed by h2o (drain) */
     /* security (docs/SECURITY.md) */
     auth_list tokens;        /* client tokens (AUTH_TOKEN, AUTH_TOKENS_FILE) */

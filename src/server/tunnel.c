@@ -11,10 +11,12 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #include "common/log.h"
 #include "h2o/http1.h"
 #include "mux/ws.h"
+#include "server/metrics.h"
 #include "server/proxy.h"
 #include "server/route.h"
 
@@ -35,6 +37,11 @@ static void destroy(tunnel *t)
         h2o_timeout_unlink(&t->reap_entry);
     if (t->registered) {
         registry_remove(&srv->reg, t->name, t);
+        if (srv->metrics != NULL && t->sess != NULL) {
+            mux_session_stats st;
+            mux_session_get_stats(t->sess, &st);
+            metrics_on_tunnel_closed(srv->metrics, t->name, &st);
+        }
         LOG_INFO(LOG_EV_TUNNEL, "tunnel lost: name=%s peer=%s reason=%s", t->name, t->peer,
                  t->close_reason[0] ? t->close_reason : "closed");
     } else {
@@ -161,6 +168,14 @@ static void on_read(h2o_socket_t *sock, const char *err)
 
 /* ---------------------------------------------------------------- mux callbacks */
 
+/* Refuses the HELLO and counts the refusal by reason (metrics). */
+static void refuse(tunnel *t, unsigned code, const char *reason, uint32_t retry_after_ms)
+{
+    if (t->srv->metrics != NULL)
+        metrics_on_refused(t->srv->metrics, mux_code_name(code));
+    mux_session_refuse(t->sess, code, reason, retry_after_ms);
+}
+
 /* Client authentication (docs/SECURITY.md §2): throttle, token, name pattern. Refuses and returns
  * -1 on failure. The token itself is never logged. */
 static int check_auth(tunnel *t, mux_session *s, const mux_hello_info *hello, const char *name)
@@ -171,7 +186,7 @@ static int check_auth(tunnel *t, mux_session *s, const mux_hello_info *hello, co
     if (wait > 0) {
         LOG_WARN(LOG_EV_TUNNEL, "tunnel refused: name=%s peer=%s reason=RATE_LIMITED (too many failed logins, retry in %lld ms)",
                  name, t->peer, (long long)wait);
-        mux_session_refuse(s, MUX_CODE_RATE_LIMITED, "too many failed authentication attempts", (uint32_t)wait);
+        refuse(t, MUX_CODE_RATE_LIMITED, "too many failed authentication attempts", (uint32_t)wait);
         return -1;
     }
     if (srv->tokens.n == 0)
@@ -185,8 +200,8 @@ static int check_auth(tunnel *t, mux_session *s, const mux_hello_info *hello, co
     wait = auth_throttle_fail(srv->throttle, t->peer_ip, now);
     const char *why = tok[0] == '\0' ? "missing token" : rv == AUTH_ERR_NAME ? "token not allowed this name" : "invalid token";
     LOG_WARN(LOG_EV_TUNNEL, "tunnel refused: name=%s peer=%s reason=AUTH_FAILED (%s)", name, t->peer, why);
-    mux_session_refuse(s, MUX_CODE_AUTH_FAILED, rv == AUTH_ERR_NAME ? "token not allowed for this name" : "authentication failed",
-                       (uint32_t)wait);
+    refuse(t, MUX_CODE_AUTH_FAILED, rv == AUTH_ERR_NAME ? "token not allowed for this name" : "authentication failed",
+           (uint32_t)wait);
     return -1;
 }
 
@@ -197,12 +212,12 @@ static int cb_on_hello(mux_session *s, const mux_hello_info *hello, void *user_d
     char name[ROUTE_MAX_NAME + 1];
     if (route_fold_client_id(hello->client_id, name, sizeof(name)) < 0) {
         LOG_WARN(LOG_EV_TUNNEL, "tunnel refused: peer=%s reason=INVALID_NAME (client id is not an RFC 1123 label)", t->peer);
-        mux_session_refuse(s, MUX_CODE_INVALID_NAME, "client id must be an RFC 1123 label", 0);
+        refuse(t, MUX_CODE_INVALID_NAME, "client id must be an RFC 1123 label", 0);
         return 0;
     }
     if (srv->shutting_down) {
         LOG_INFO(LOG_EV_TUNNEL, "tunnel refused: name=%s peer=%s reason=SHUTDOWN", name, t->peer);
-        mux_session_refuse(s, MUX_CODE_SHUTDOWN, "server is shutting down", 5000);
+        refuse(t, MUX_CODE_SHUTDOWN, "server is shutting down", 5000);
         return 0;
     }
     if (check_auth(t, s, hello, name) != 0)
@@ -212,15 +227,15 @@ static int cb_on_hello(mux_session *s, const mux_hello_info *hello, void *user_d
         break;
     case REGISTRY_TAKEN:
         LOG_WARN(LOG_EV_TUNNEL, "tunnel refused: name=%s peer=%s reason=NAME_TAKEN", name, t->peer);
-        mux_session_refuse(s, MUX_CODE_NAME_TAKEN, "name is already connected", 0);
+        refuse(t, MUX_CODE_NAME_TAKEN, "name is already connected", 0);
         return 0;
     case REGISTRY_FULL:
         LOG_WARN(LOG_EV_TUNNEL, "tunnel refused: name=%s peer=%s reason=TOO_MANY_CLIENTS (MAX_CLIENTS=%lld)", name, t->peer,
                  (long long)srv->opt->max_clients);
-        mux_session_refuse(s, MUX_CODE_TOO_MANY_CLIENTS, "too many clients", 0);
+        refuse(t, MUX_CODE_TOO_MANY_CLIENTS, "too many clients", 0);
         return 0;
     default:
-        mux_session_refuse(s, MUX_CODE_INTERNAL_ERROR, "out of memory", 1000);
+        refuse(t, MUX_CODE_INTERNAL_ERROR, "out of memory", 1000);
         return 0;
     }
     memcpy(t->name, name, strlen(name) + 1);
@@ -231,6 +246,10 @@ static int cb_on_hello(mux_session *s, const mux_hello_info *hello, void *user_d
         ratelimit_init(&t->rl_requests, rps, o->rate_limit_burst > 0 ? (double)o->rate_limit_burst : 2 * rps, server_now(srv));
         ratelimit_init(&t->rl_bytes, bps, o->rate_limit_bps_burst > 0 ? (double)o->rate_limit_bps_burst : 2 * bps, server_now(srv));
     }
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    t->connected_unix_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+    int reconnect = srv->metrics != NULL && metrics_on_registered(srv->metrics, name);
     char url[512];
     int default_port =
         (strcmp(srv->scheme, "https") == 0 && srv->opt->port == 443) || (strcmp(srv->scheme, "http") == 0 && srv->opt->port == 80);
@@ -245,8 +264,8 @@ static int cb_on_hello(mux_session *s, const mux_hello_info *hello, void *user_d
         LOG_ERROR(LOG_EV_TUNNEL, "tunnel accept failed: name=%s: %s", name, mux_strerror(rv));
         return 0;
     }
-    LOG_INFO(LOG_EV_TUNNEL, "tunnel registered: name=%s peer=%s url=%s software=%s", name, t->peer, url,
-             hello->software[0] ? hello->software : "-");
+    LOG_INFO(LOG_EV_TUNNEL, "tunnel registered: name=%s peer=%s url=%s software=%s%s", name, t->peer, url,
+             hello->software[0] ? hello->software : "-", reconnect ? " (reconnect)" : "");
     return 0;
 }
 
@@ -516,6 +535,18 @@ void tunnel_init_server(server *srv)
     h2o_timeout_init(srv->ctx.loop, &srv->tick_timeout, TICK_MS);
     srv->tick_entry.cb = on_tick;
     h2o_timeout_link(srv->ctx.loop, &srv->tick_timeout, &srv->tick_entry);
+}
+
+void tunnel_disconnect(tunnel *t, const char *reason)
+{
+    if (t->dying)
+        return;
+    LOG_INFO(LOG_EV_TUNNEL, "tunnel disconnect requested: name=%s peer=%s reason=%s", t->name[0] ? t->name : "-", t->peer, reason);
+    if (t->sess != NULL && !t->busy) {
+        mux_session_goaway(t->sess, MUX_CODE_NO_ERROR, reason);
+        do_flush(t);
+    }
+    schedule_destroy(t, reason);
 }
 
 void tunnel_shutdown_all(server *srv)

@@ -26,6 +26,7 @@ struct tunnel {
     char peer[64];          /* "ip:port" of the client daemon */
     char close_reason[128]; /* why it is going away (for the "lost" log line) */
     int registered;
+    int64_t connected_unix_ms; /* wall-clock time of the registration (admin API) */
     int busy;          /* > 0 while inside mux_session_recv / handle_timeout / send_done */
     int flush_pending; /* tunnel_flush() was asked while busy */
     int writing;       /* a h2o_socket_write is in flight */
@@ -45,6 +46,10 @@ int tunnel_handle_request(server *srv, h2o_req_t *req);
 /* Writes what the session has to send. Safe from anywhere (deferred while the tunnel is inside a
  * mux call); never destroys |t| synchronously. */
 void tunnel_flush(tunnel *t);
+
+/* Closes |t| on an operator's request (admin API): GOAWAY with |reason|, then the connection is
+ * dropped from the loop; its public requests fail as for a lost tunnel. */
+void tunnel_disconnect(tunnel *t, const char *reason);
 
 /* Initialises the tunnel machinery of |srv| (timeouts, tick). Call once after h2o_context_init. */
 void tunnel_init_server(server *srv);

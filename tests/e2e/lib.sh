@@ -126,15 +126,28 @@ start_echo() {
 E2E_TOKEN=${E2E_TOKEN:-e2e-$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')}
 
 # start_server [VAR=VALUE...]: tunnelmux-server on 127.0.0.1; sets SERVER_PORT and SERVER_PID.
+# The admin listener takes an ephemeral loopback port (admin_port reads it from the log) unless a
+# test sets ADMIN_ADDR: tests run in parallel.
 # Extra VAR=VALUE pairs go into its environment (e.g. TLS_CERT=... READ_TIMEOUT=5).
 start_server() {
     SERVER_PORT=${SERVER_PORT_WANTED:-$(free_port)}
-    spawn SERVER_PID "$T/server.log" env PORT="$SERVER_PORT" DOMAIN="$DOMAIN" LISTEN_ADDR=127.0.0.1 \
+    spawn SERVER_PID "$T/server.log" env PORT="$SERVER_PORT" DOMAIN="$DOMAIN" LISTEN_ADDR=127.0.0.1 ADMIN_ADDR=127.0.0.1:0 \
         LOG_LEVEL="${E2E_LOG_LEVEL:-info}" AUTH_TOKEN="$E2E_TOKEN" "$@" "$SERVER_BIN"
     if ! wait_port "$SERVER_PORT" 10; then
         fail "server listening on $SERVER_PORT" "$(tail -5 "$T/server.log")"
         return 1
     fi
+}
+
+# admin_port: the admin listener's port, from the server log line "admin listener: ADDR:PORT" (waits up to 5 s)
+admin_port() {
+    local i p
+    for ((i = 0; i < 50; i++)); do
+        p=$(sed -nE 's/.*admin listener: .*:([0-9]+)( .*)?$/\1/p' "$T/server.log" | tail -1)
+        [ -n "$p" ] && { echo "$p"; return 0; }
+        sleep 0.1
+    done
+    return 1
 }
 
 # start_client NAME LOCAL_PORT [VAR=VALUE...]: tunnelmux-client for NAME; sets CLIENT_PID

@@ -47,7 +47,7 @@ check_contains "server names AUTH_TOKEN" "AUTH_TOKEN or AUTH_TOKENS_FILE is requ
 # first and rejected, so use a good env port and check the flag's port is the one listening
 P1=$(free_port)
 P2=$(free_port)
-spawn SPID "$T/server-flag.log" env PORT="$P1" DOMAIN="$DOMAIN" LISTEN_ADDR=127.0.0.1 INSECURE_NO_AUTH=1 "$SERVER_BIN" --port "$P2"
+spawn SPID "$T/server-flag.log" env PORT="$P1" DOMAIN="$DOMAIN" LISTEN_ADDR=127.0.0.1 ADMIN_ADDR=127.0.0.1:0 INSECURE_NO_AUTH=1 "$SERVER_BIN" --port "$P2"
 if wait_port "$P2" 10; then pass "server listens on the flag's port"; else fail "flag wins over env" "$(tail -3 "$T/server-flag.log")"; fi
 (exec 3<>"/dev/tcp/127.0.0.1/$P1") 2>/dev/null && fail "env port not used" || pass "env port not used"
 stop_pid "$SPID"

@@ -1,0 +1,684 @@
+/*
+ * tunnelmux server — admin listener, JSON API, dashboard assets and the access log (see admin.h).
+ *
+ * JSON is built with jansson (never hand-formatted); strings that are not valid UTF-8 (request
+ * paths are attacker-controlled bytes) are sanitised first because jansson refuses them.
+ */
+#include "server/admin.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/sha.h>
+
+#include "common/config.h"
+#include "common/log.h"
+#include "server/dashboard.h"
+#include "server/metrics.h"
+#include "server/registry.h"
+#include "server/route.h"
+#include "server/tunnel.h"
+
+#define SAMPLE_MS 1000 /* rate sampling period */
+
+typedef struct {
+    h2o_handler_t super;
+    struct admin *a;
+} admin_handler;
+
+typedef struct {
+    h2o_logger_t super;
+    server *srv;
+} access_logger;
+
+struct admin {
+    server *srv;
+    h2o_globalconf_t config;
+    h2o_context_t ctx;
+    h2o_accept_ctx_t accept_ctx;
+    h2o_socket_t *listener;
+    h2o_timeout_t sample_timeout;
+    h2o_timeout_entry_t sample_entry;
+    int auth;                                     /* basic auth required */
+    unsigned char expected[SHA256_DIGEST_LENGTH]; /* SHA-256 of base64("user:password") */
+};
+
+static int64_t unix_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---------------------------------------------------------------- live tunnel state */
+
+/* Fills a malloc'ed array with every registered tunnel; returns the count (0 with *out NULL-safe). */
+static size_t gather_live(server *srv, metrics_live **out)
+{
+    size_t n = 0, cap = srv->ntunnels > 0 ? srv->ntunnels : 1;
+    metrics_live *v = calloc(cap, sizeof(*v));
+    *out = v;
+    if (v == NULL)
+        return 0;
+    for (h2o_linklist_t *l = srv->tunnels.next; l != &srv->tunnels && n < cap; l = l->next) {
+        tunnel *t = H2O_STRUCT_FROM_MEMBER(tunnel, link, l);
+        if (!t->registered || t->sess == NULL || t->dying)
+            continue;
+        v[n].name = t->name;
+        v[n].peer = t->peer;
+        v[n].connected_since_unix_ms = t->connected_unix_ms;
+        mux_session_get_stats(t->sess, &v[n].stats);
+        n++;
+    }
+    return n;
+}
+
+static void on_sample(h2o_timeout_entry_t *e)
+{
+    struct admin *a = H2O_STRUCT_FROM_MEMBER(struct admin, sample_entry, e);
+    metrics_live *live;
+    size_t n = gather_live(a->srv, &live);
+    metrics_sample(a->srv->metrics, live, n, (int64_t)h2o_now(a->ctx.loop));
+    free(live);
+    h2o_timeout_link(a->ctx.loop, &a->sample_timeout, &a->sample_entry);
+}
+
+/* ---------------------------------------------------------------- JSON */
+
+/* A JSON string of |s|; bytes that do not form valid UTF-8 become '?'. Never NULL unless OOM. */
+static json_t *jstr(const char *s)
+{
+    json_t *j = json_string(s != NULL ? s : "");
+    if (j != NULL)
+        return j;
+    size_t n = strlen(s);
+    char *copy = malloc(n + 1);
+    if (copy == NULL)
+        return NULL;
+    for (size_t i = 0; i < n; i++)
+        copy[i] = ((unsigned char)s[i] >= 0x80 || s[i] == 0) ? '?' : s[i];
+    copy[n] = '\0';
+    j = json_string(copy);
+    free(copy);
+    return j;
+}
+
+static json_t *jint(uint64_t v)
+{
+    return json_integer(v > (uint64_t)INT64_MAX ? INT64_MAX : (json_int_t)v);
+}
+
+static void iso_time(int64_t ms, char *out, size_t cap)
+{
+    time_t sec = (time_t)(ms / 1000);
+    struct tm tm;
+    gmtime_r(&sec, &tm);
+    size_t n = strftime(out, cap, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(out + n, cap - n, ".%03dZ", (int)(ms % 1000));
+}
+
+static json_t *by_class(const metrics_requests *r)
+{
+    static const char *const names[METRICS_NCLASSES] = {"other", "1xx", "2xx", "3xx", "4xx", "5xx"};
+    json_t *o = json_object();
+    for (int k = 0; k < METRICS_NCLASSES; k++)
+        json_object_set_new(o, names[k], jint(r->requests[k]));
+    return o;
+}
+
+static uint64_t sum_requests(const metrics_requests *r)
+{
+    uint64_t n = 0;
+    for (int k = 0; k < METRICS_NCLASSES; k++)
+        n += r->requests[k];
+    return n;
+}
+
+/* The body of GET /api/clients (caller frees with free()). */
+static char *render_clients_json(server *srv)
+{
+    metrics *m = srv->metrics;
+    metrics_live *live;
+    size_t nlive = gather_live(srv, &live);
+    int64_t now = unix_ms();
+    char when[48];
+    json_t *root = json_object();
+    json_t *s = json_object();
+    json_object_set_new(s, "version", json_string(TUNNELMUX_VERSION));
+    json_object_set_new(s, "domain", jstr(srv->domain));
+    json_object_set_new(s, "started_unix_ms", json_integer(m->started_unix_ms));
+    json_object_set_new(s, "uptime_s", json_integer((now - m->started_unix_ms) / 1000));
+    json_object_set_new(s, "connected_clients", jint(nlive));
+    json_object_set_new(s, "tunnels_accepted", jint(m->tunnels_accepted));
+    json_object_set_new(s, "reconnects", jint(m->reconnects));
+    json_object_set_new(s, "rate_limit_hits", jint(m->rate_limited));
+    json_object_set_new(s, "requests_total", jint(sum_requests(&m->total)));
+    json_object_set_new(s, "requests_by_class", by_class(&m->total));
+    json_object_set_new(s, "unrouted_requests", jint(m->unrouted));
+    json_object_set_new(s, "bytes_in", jint(m->total.req_bytes_in));
+    json_object_set_new(s, "bytes_out", jint(m->total.req_bytes_out));
+    json_t *ref = json_object();
+    for (size_t i = 0; i < m->nrefusals; i++)
+        json_object_set_new(ref, m->refusals[i].reason, jint(m->refusals[i].count));
+    json_object_set_new(s, "refusals", ref);
+    json_object_set_new(root, "server", s);
+
+    json_t *arr = json_array();
+    for (size_t i = 0; i < nlive; i++) {
+        const metrics_live *l = &live[i];
+        const metrics_client *c = metrics_client_find(m, l->name);
+        json_t *o = json_object();
+        json_object_set_new(o, "name", jstr(l->name));
+        json_object_set_new(o, "address", jstr(l->peer));
+        iso_time(l->connected_since_unix_ms, when, sizeof(when));
+        json_object_set_new(o, "connected_since", json_string(when));
+        json_object_set_new(o, "connected_since_unix_ms", json_integer(l->connected_since_unix_ms));
+        json_object_set_new(o, "streams_active", jint(l->stats.streams_active));
+        json_object_set_new(o, "streams_total", jint((c ? c->tun_streams : 0) + l->stats.streams_opened));
+        json_object_set_new(o, "rtt_ms", l->stats.last_rtt_ms >= 0 ? json_integer(l->stats.last_rtt_ms) : json_null());
+        json_object_set_new(o, "flow_blocked_ms", jint((c ? c->tun_flow_blocked_ms : 0) + l->stats.flow_blocked_ms));
+        json_object_set_new(o, "tunnel_bytes_in", jint((c ? c->tun_bytes_in : 0) + l->stats.bytes_in));
+        json_object_set_new(o, "tunnel_bytes_out", jint((c ? c->tun_bytes_out : 0) + l->stats.bytes_out));
+        if (c != NULL) {
+            json_object_set_new(o, "requests_total", jint(sum_requests(&c->req)));
+            json_object_set_new(o, "requests_by_class", by_class(&c->req));
+            json_object_set_new(o, "bytes_in", jint(c->req.req_bytes_in));
+            json_object_set_new(o, "bytes_out", jint(c->req.req_bytes_out));
+            json_object_set_new(o, "reconnects", jint(c->connects > 0 ? c->connects - 1 : 0));
+            json_object_set_new(o, "rate_limit_hits", jint(c->rate_limited));
+            json_t *r = json_object();
+            json_object_set_new(r, "requests_per_s", json_real(c->rate_requests));
+            json_object_set_new(r, "bytes_in_per_s", json_real(c->rate_bytes_in));
+            json_object_set_new(r, "bytes_out_per_s", json_real(c->rate_bytes_out));
+            json_object_set_new(o, "rates", r);
+        }
+        json_array_append_new(arr, o);
+    }
+    json_object_set_new(root, "clients", arr);
+
+    json_t *rec = json_array();
+    for (size_t k = 0; k < m->recent_count; k++) { /* newest first */
+        const metrics_recent *r = &m->recent[(m->recent_next + METRICS_RECENT - 1 - k) % METRICS_RECENT];
+        json_t *o = json_object();
+        json_object_set_new(o, "at_unix_ms", json_integer(r->at_unix_ms));
+        json_object_set_new(o, "client", jstr(r->client));
+        json_object_set_new(o, "method", jstr(r->method));
+        json_object_set_new(o, "path", jstr(r->path));
+        json_object_set_new(o, "status", json_integer(r->status));
+        json_object_set_new(o, "duration_ms", json_real(r->seconds * 1000.0));
+        json_object_set_new(o, "bytes_in", jint(r->bytes_in));
+        json_object_set_new(o, "bytes_out", jint(r->bytes_out));
+        json_array_append_new(rec, o);
+    }
+    json_object_set_new(root, "recent", rec);
+    free(live);
+    char *out = json_dumps(root, JSON_COMPACT);
+    json_decref(root);
+    return out;
+}
+
+/* ---------------------------------------------------------------- HTTP */
+
+static void add_common_headers(h2o_req_t *req, const char *ctype)
+{
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, ctype, strlen(ctype));
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, H2O_STRLIT("no-store"));
+    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-content-type-options"), 0, NULL, H2O_STRLIT("nosniff"));
+    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-frame-options"), 0, NULL, H2O_STRLIT("DENY"));
+    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("content-security-policy"), 0, NULL,
+                          H2O_STRLIT("default-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"));
+}
+
+/* Sends |body| (copied by h2o) with |status|. */
+static int respond(h2o_req_t *req, int status, const char *reason, const char *ctype, const char *body, size_t len)
+{
+    req->res.status = status;
+    req->res.reason = reason;
+    add_common_headers(req, ctype);
+    h2o_send_inline(req, body, len);
+    return 0;
+}
+
+static int respond_json_error(h2o_req_t *req, int status, const char *reason, const char *msg)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "error", jstr(msg));
+    char *body = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    if (body == NULL)
+        return respond(req, 500, "Internal Server Error", "text/plain; charset=utf-8", H2O_STRLIT("out of memory\n"));
+    respond(req, status, reason, "application/json", body, strlen(body));
+    free(body);
+    return 0;
+}
+
+static void peer_ip(h2o_req_t *req, char *out, size_t cap)
+{
+    struct sockaddr_storage ss;
+    char host[NI_MAXHOST];
+    socklen_t len = req->conn->callbacks->get_peername(req->conn, (struct sockaddr *)&ss);
+    if (len == 0 || h2o_socket_getnumerichost((struct sockaddr *)&ss, len, host) == SIZE_MAX)
+        snprintf(out, cap, "-");
+    else
+        snprintf(out, cap, "%s", host);
+}
+
+static int authorized(struct admin *a, h2o_req_t *req)
+{
+    if (!a->auth)
+        return 1;
+    ssize_t i = h2o_find_header(&req->headers, H2O_TOKEN_AUTHORIZATION, -1);
+    if (i == -1)
+        return 0;
+    h2o_iovec_t v = req->headers.entries[i].value;
+    if (v.len < 6 || strncasecmp(v.base, "basic ", 6) != 0)
+        return 0;
+    const char *p = v.base + 6, *end = v.base + v.len;
+    while (p < end && *p == ' ')
+        p++;
+    while (end > p && end[-1] == ' ')
+        end--;
+    unsigned char d[SHA256_DIGEST_LENGTH];
+    SHA256((const unsigned char *)p, (size_t)(end - p), d); /* equal-length digests: constant-time compare */
+    return CRYPTO_memcmp(d, a->expected, sizeof(d)) == 0;
+}
+
+static int serve_asset(h2o_req_t *req, const unsigned char *data, size_t len, const char *ctype)
+{
+    return respond(req, 200, "OK", ctype, (const char *)data, len);
+}
+
+static int handle_metrics(struct admin *a, h2o_req_t *req)
+{
+    metrics_live *live;
+    size_t n = gather_live(a->srv, &live);
+    char *body = NULL;
+    size_t len = 0;
+    int rv = metrics_render_prometheus(a->srv->metrics, live, n, &body, &len);
+    free(live);
+    if (rv != 0)
+        return respond(req, 500, "Internal Server Error", "text/plain; charset=utf-8", H2O_STRLIT("out of memory\n"));
+    respond(req, 200, "OK", "text/plain; version=0.0.4; charset=utf-8", body, len);
+    free(body);
+    return 0;
+}
+
+static int handle_disconnect(struct admin *a, h2o_req_t *req, const char *name, size_t nlen)
+{
+    char n[64];
+    if (!h2o_memis(req->method.base, req->method.len, H2O_STRLIT("POST")))
+        return respond_json_error(req, 405, "Method Not Allowed", "use POST");
+    ssize_t i = h2o_find_header_by_str(&req->headers, H2O_STRLIT("x-tm-admin"), -1);
+    if (i == -1 || !h2o_memis(req->headers.entries[i].value.base, req->headers.entries[i].value.len, H2O_STRLIT("1")))
+        return respond_json_error(req, 403, "Forbidden", "missing header X-TM-Admin: 1");
+    if (nlen == 0 || nlen >= sizeof(n) || !cfg_is_dns_label(name, nlen))
+        return respond_json_error(req, 400, "Bad Request", "not a client name");
+    memcpy(n, name, nlen);
+    n[nlen] = '\0';
+    for (size_t k = 0; k < nlen; k++)
+        n[k] = (n[k] >= 'A' && n[k] <= 'Z') ? (char)(n[k] - 'A' + 'a') : n[k];
+    tunnel *t = registry_find(&a->srv->reg, n, NULL);
+    if (t == NULL || t->dying)
+        return respond_json_error(req, 404, "Not Found", "no such client connected");
+    char ip[NI_MAXHOST];
+    peer_ip(req, ip, sizeof(ip));
+    LOG_INFO(LOG_EV_CONF, "admin: disconnect of %s requested from %s", n, ip);
+    tunnel_disconnect(t, "disconnected by an administrator");
+    json_t *o = json_object();
+    json_object_set_new(o, "disconnected", jstr(n));
+    char *body = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    if (body == NULL)
+        return respond(req, 500, "Internal Server Error", "text/plain; charset=utf-8", H2O_STRLIT("out of memory\n"));
+    respond(req, 200, "OK", "application/json", body, strlen(body));
+    free(body);
+    return 0;
+}
+
+static int on_admin_req(h2o_handler_t *self, h2o_req_t *req)
+{
+    struct admin *a = ((admin_handler *)self)->a;
+    if (!authorized(a, req)) {
+        char ip[NI_MAXHOST];
+        peer_ip(req, ip, sizeof(ip));
+        LOG_WARN(LOG_EV_CONF, "admin: %s credentials from %s",
+                 h2o_find_header(&req->headers, H2O_TOKEN_AUTHORIZATION, -1) == -1 ? "missing" : "wrong", ip);
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_WWW_AUTHENTICATE, NULL,
+                       H2O_STRLIT("Basic realm=\"tunnelmux admin\", charset=\"UTF-8\""));
+        return respond(req, 401, "Unauthorized", "text/plain; charset=utf-8",
+                       H2O_STRLIT("tunnelmux admin: authentication required\n"));
+    }
+    h2o_iovec_t p = req->path_normalized;
+    int get = h2o_memis(req->method.base, req->method.len, H2O_STRLIT("GET")) ||
+              h2o_memis(req->method.base, req->method.len, H2O_STRLIT("HEAD"));
+    static const char prefix[] = "/api/clients/", suffix[] = "/disconnect";
+    size_t pl = sizeof(prefix) - 1, sl = sizeof(suffix) - 1;
+    if (p.len > pl + sl && memcmp(p.base, prefix, pl) == 0 && memcmp(p.base + p.len - sl, suffix, sl) == 0)
+        return handle_disconnect(a, req, p.base + pl, p.len - pl - sl);
+    if (!get)
+        return respond_json_error(req, 405, "Method Not Allowed", "method not allowed");
+    if (h2o_memis(p.base, p.len, H2O_STRLIT("/")) || h2o_memis(p.base, p.len, H2O_STRLIT("/index.html")))
+        return serve_asset(req, dashboard_index_html, dashboard_index_html_len, "text/html; charset=utf-8");
+    if (h2o_memis(p.base, p.len, H2O_STRLIT("/app.js")))
+        return serve_asset(req, dashboard_app_js, dashboard_app_js_len, "text/javascript; charset=utf-8");
+    if (h2o_memis(p.base, p.len, H2O_STRLIT("/style.css")))
+        return serve_asset(req, dashboard_style_css, dashboard_style_css_len, "text/css; charset=utf-8");
+    if (h2o_memis(p.base, p.len, H2O_STRLIT("/metrics")))
+        return handle_metrics(a, req);
+    if (h2o_memis(p.base, p.len, H2O_STRLIT("/api/clients"))) {
+        char *body = render_clients_json(a->srv);
+        if (body == NULL)
+            return respond(req, 500, "Internal Server Error", "text/plain; charset=utf-8", H2O_STRLIT("out of memory\n"));
+        respond(req, 200, "OK", "application/json", body, strlen(body));
+        free(body);
+        return 0;
+    }
+    return respond_json_error(req, 404, "Not Found", "no such admin resource");
+}
+
+/* ---------------------------------------------------------------- listener */
+
+static void on_admin_accept(h2o_socket_t *listener, const char *err)
+{
+    struct admin *a = listener->data;
+    if (err != NULL)
+        return;
+    for (int i = 0; i < 16; i++) {
+        h2o_socket_t *sock = h2o_evloop_socket_accept(listener);
+        if (sock == NULL)
+            return;
+        h2o_accept(&a->accept_ctx, sock);
+    }
+}
+
+static int is_loopback(const struct sockaddr *sa)
+{
+    if (sa->sa_family == AF_INET)
+        return (ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr) >> 24) == 127;
+    if (sa->sa_family == AF_INET6) {
+        const struct in6_addr *a6 = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+        return IN6_IS_ADDR_LOOPBACK(a6) || (IN6_IS_ADDR_V4MAPPED(a6) && a6->s6_addr[12] == 127);
+    }
+    return 0;
+}
+
+/* Parses "IP:PORT" / "[IPv6]:PORT" into |ss|. Returns 0 or -1 with |err| set. */
+static int parse_addr(const char *addr, struct sockaddr_storage *ss, socklen_t *sslen, char *err, size_t errlen)
+{
+    char host[128];
+    const char *colon = strrchr(addr, ':');
+    const char *hs = addr, *he = colon;
+    if (colon == NULL || colon[1] == '\0')
+        goto bad;
+    if (addr[0] == '[') {
+        const char *rb = strchr(addr, ']');
+        if (rb == NULL || rb + 1 != colon)
+            goto bad;
+        hs = addr + 1;
+        he = rb;
+    } else if (memchr(addr, ':', (size_t)(colon - addr)) != NULL) {
+        goto bad; /* bare IPv6 needs brackets */
+    }
+    if (he <= hs || (size_t)(he - hs) >= sizeof(host))
+        goto bad;
+    memcpy(host, hs, (size_t)(he - hs));
+    host[he - hs] = '\0';
+    char *endp;
+    errno = 0;
+    long port = strtol(colon + 1, &endp, 10);
+    if (*endp != '\0' || errno != 0 || port < 0 || port > 65535)
+        goto bad;
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICHOST | AI_NUMERICSERV};
+    struct addrinfo *res = NULL;
+    if (getaddrinfo(host, colon + 1, &hints, &res) != 0 || res == NULL || res->ai_addrlen > sizeof(*ss)) {
+        if (res != NULL)
+            freeaddrinfo(res);
+        goto bad;
+    }
+    memcpy(ss, res->ai_addr, res->ai_addrlen);
+    *sslen = res->ai_addrlen;
+    freeaddrinfo(res);
+    return 0;
+bad:
+    snprintf(err, errlen, "ADMIN_ADDR: %s is not IP:PORT (e.g. 127.0.0.1:9090 or [::1]:9090; \"off\" disables it)", addr);
+    return -1;
+}
+
+static void format_bound(const struct sockaddr *sa, char *out, size_t cap)
+{
+    char host[INET6_ADDRSTRLEN];
+    if (sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
+        inet_ntop(AF_INET6, &s6->sin6_addr, host, sizeof(host));
+        snprintf(out, cap, "[%s]:%u", host, (unsigned)ntohs(s6->sin6_port));
+    } else {
+        const struct sockaddr_in *s4 = (const struct sockaddr_in *)sa;
+        inet_ntop(AF_INET, &s4->sin_addr, host, sizeof(host));
+        snprintf(out, cap, "%s:%u", host, (unsigned)ntohs(s4->sin_port));
+    }
+}
+
+/* Checks the options and starts the admin listener; see admin.h. */
+int admin_start(server *srv, char *bound, size_t boundlen, char *err, size_t errlen)
+{
+    const server_options *o = srv->opt;
+    const char *addr = o->admin_addr != NULL ? o->admin_addr : "";
+    const char *user = o->admin_user != NULL ? o->admin_user : "";
+    const char *pass = o->admin_password != NULL ? o->admin_password : "";
+    snprintf(bound, boundlen, "off");
+    if (addr[0] == '\0' || strcmp(addr, "off") == 0)
+        return 0;
+    if ((user[0] != '\0') != (pass[0] != '\0')) {
+        snprintf(err, errlen, "%s: must be set together with %s", user[0] ? "ADMIN_PASSWORD" : "ADMIN_USER",
+                 user[0] ? "ADMIN_USER" : "ADMIN_PASSWORD");
+        return -1;
+    }
+    if (strchr(user, ':') != NULL) {
+        snprintf(err, errlen, "ADMIN_USER: must not contain ':' (HTTP basic auth)");
+        return -1;
+    }
+    struct sockaddr_storage ss;
+    socklen_t sslen = 0;
+    if (parse_addr(addr, &ss, &sslen, err, errlen) != 0)
+        return -1;
+    int auth = user[0] != '\0';
+    if (!auth && !is_loopback((struct sockaddr *)&ss)) {
+        snprintf(err, errlen,
+                 "ADMIN_ADDR: %s is not a loopback address; set ADMIN_USER and ADMIN_PASSWORD to expose the admin listener, "
+                 "or bind it to 127.0.0.1 / [::1]",
+                 addr);
+        return -1;
+    }
+    int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        snprintf(err, errlen, "ADMIN_ADDR: socket: %s", strerror(errno));
+        return -1;
+    }
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (ss.ss_family == AF_INET6)
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+    if (bind(fd, (struct sockaddr *)&ss, sslen) != 0 || listen(fd, 64) != 0) {
+        snprintf(err, errlen, "ADMIN_ADDR: cannot listen on %s: %s", addr, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    sslen = sizeof(ss);
+    getsockname(fd, (struct sockaddr *)&ss, &sslen);
+    format_bound((struct sockaddr *)&ss, bound, boundlen);
+
+    struct admin *a = calloc(1, sizeof(*a));
+    if (a == NULL) {
+        close(fd);
+        snprintf(err, errlen, "ADMIN_ADDR: out of memory");
+        return -1;
+    }
+    a->srv = srv;
+    a->auth = auth;
+    if (auth) {
+        size_t ul = strlen(user), pl = strlen(pass);
+        unsigned char *plain = malloc(ul + 1 + pl);
+        unsigned char *b64 = malloc(4 * ((ul + 1 + pl + 2) / 3) + 1);
+        if (plain == NULL || b64 == NULL) {
+            free(plain);
+            free(b64);
+            free(a);
+            close(fd);
+            snprintf(err, errlen, "ADMIN_ADDR: out of memory");
+            return -1;
+        }
+        memcpy(plain, user, ul);
+        plain[ul] = ':';
+        memcpy(plain + ul + 1, pass, pl);
+        int n = EVP_EncodeBlock(b64, plain, (int)(ul + 1 + pl));
+        SHA256(b64, (size_t)n, a->expected);
+        OPENSSL_cleanse(plain, ul + 1 + pl);
+        OPENSSL_cleanse(b64, (size_t)n);
+        free(plain);
+        free(b64);
+    }
+    h2o_config_init(&a->config);
+    h2o_hostconf_t *host = h2o_config_register_host(&a->config, h2o_iovec_init(H2O_STRLIT("admin")), 65535);
+    h2o_pathconf_t *path = h2o_config_register_path(host, "/", 0);
+    admin_handler *h = (admin_handler *)h2o_create_handler(path, sizeof(*h));
+    h->super.on_req = on_admin_req;
+    h->a = a;
+    h2o_context_init(&a->ctx, srv->ctx.loop, &a->config);
+    a->accept_ctx.ctx = &a->ctx;
+    a->accept_ctx.hosts = a->config.hosts;
+    a->listener = h2o_evloop_socket_create(srv->ctx.loop, fd, H2O_SOCKET_FLAG_DONT_READ);
+    a->listener->data = a;
+    h2o_socket_read_start(a->listener, on_admin_accept);
+    h2o_timeout_init(srv->ctx.loop, &a->sample_timeout, SAMPLE_MS);
+    a->sample_entry.cb = on_sample;
+    h2o_timeout_link(srv->ctx.loop, &a->sample_timeout, &a->sample_entry);
+    srv->admin = a;
+    return 0;
+}
+
+/* Stops accepting; see admin.h. */
+void admin_stop(server *srv)
+{
+    struct admin *a = srv->admin;
+    if (a == NULL)
+        return;
+    if (a->listener != NULL) {
+        h2o_socket_read_stop(a->listener);
+        h2o_socket_close(a->listener);
+        a->listener = NULL;
+    }
+    if (h2o_timeout_is_linked(&a->sample_entry))
+        h2o_timeout_unlink(&a->sample_entry);
+}
+
+/* Frees the admin state; see admin.h. */
+void admin_free(server *srv)
+{
+    if (srv->admin == NULL)
+        return;
+    admin_stop(srv);
+    /* the admin context and config stay: idle admin connections may still point at them until exit */
+    srv->admin = NULL;
+}
+
+/* ---------------------------------------------------------------- access log */
+
+/* Copies |v| into |out| (NUL-terminated, truncated). */
+static void copy_iov(h2o_iovec_t v, char *out, size_t cap)
+{
+    size_t n = v.len < cap - 1 ? v.len : cap - 1;
+    if (n > 0)
+        memcpy(out, v.base, n);
+    out[n] = '\0';
+}
+
+static uint32_t stream_tag(h2o_req_t *req)
+{
+    for (size_t i = 0; i + 1 < req->env.size; i += 2) {
+        if (h2o_memis(req->env.entries[i].base, req->env.entries[i].len, H2O_STRLIT("TM_STREAM"))) {
+            char buf[16];
+            copy_iov(req->env.entries[i + 1], buf, sizeof(buf));
+            return (uint32_t)strtoul(buf, NULL, 10);
+        }
+    }
+    return 0;
+}
+
+static void on_log_access(h2o_logger_t *self, h2o_req_t *req)
+{
+    server *srv = ((access_logger *)self)->srv;
+    if (h2o_memis(req->path_normalized.base, req->path_normalized.len, H2O_STRLIT("/_tunnel")))
+        return;
+    char name[ROUTE_MAX_NAME + 1], method[32], path[2048], ip[NI_MAXHOST], num[6][24];
+    int known = 0;
+    int nl = req->input.authority.base != NULL
+                 ? route_lookup_name(req->input.authority.base, req->input.authority.len, srv->domain, name, sizeof(name), NULL, 0)
+                 : -1;
+    if (nl > 0 && registry_find(&srv->reg, name, &known) != NULL)
+        known = 1;
+    uint32_t sid = stream_tag(req);
+    copy_iov(req->method, method, sizeof(method));
+    copy_iov(req->input.path, path, sizeof(path));
+    peer_ip(req, ip, sizeof(ip));
+    struct timeval now;
+    gettimeofday(&now, NULL);
+    double secs = (double)(now.tv_sec - req->timestamps.request_begin_at.tv_sec) +
+                  (double)(now.tv_usec - req->timestamps.request_begin_at.tv_usec) / 1e6;
+    if (req->timestamps.request_begin_at.tv_sec == 0 || secs < 0)
+        secs = 0;
+    uint64_t in = req->entity.base != NULL ? (uint64_t)req->entity.len : 0;
+    const char *client = nl > 0 && known ? name : NULL; /* unknown names stay out of the per-client series */
+    metrics_request_info info = {.client = client,
+                                 .method = method,
+                                 .path = path,
+                                 .status = req->res.status,
+                                 .bytes_in = in,
+                                 .bytes_out = req->bytes_sent,
+                                 .seconds = secs,
+                                 .stream_id = sid};
+    if (srv->metrics != NULL)
+        metrics_on_request(srv->metrics, &info, (int64_t)now.tv_sec * 1000 + now.tv_usec / 1000);
+    if (!log_enabled(LOG_LVL_INFO))
+        return;
+    snprintf(num[0], sizeof(num[0]), "%d", req->res.status);
+    snprintf(num[1], sizeof(num[1]), "%llu", (unsigned long long)in);
+    snprintf(num[2], sizeof(num[2]), "%llu", (unsigned long long)req->bytes_sent);
+    snprintf(num[3], sizeof(num[3]), "%.3f", secs * 1000.0);
+    snprintf(num[4], sizeof(num[4]), "%u", sid);
+    snprintf(num[5], sizeof(num[5]), "%s", req->version >= 0x200 ? "HTTP/2" : req->version == 0x100 ? "HTTP/1.0" : "HTTP/1.1");
+    mux_log_kv(LOG_LVL_INFO, LOG_EV_ACCESS, "access", "client", client != NULL ? client : "-", "remote", ip, "proto", num[5],
+               "method", method, "path", path, "status", num[0], "bytes_in", num[1], "bytes_out", num[2], "duration_ms", num[3],
+               "stream", num[4], NULL);
+}
+
+/* Registers the access logger; see admin.h. */
+void admin_register_access_log(server *srv, h2o_pathconf_t *pathconf)
+{
+    access_logger *l = (access_logger *)h2o_create_logger(pathconf, sizeof(*l));
+    l->super.log_access = on_log_access;
+    l->srv = srv;
+}
+
+/* Tags |req| with its stream id; see admin.h. */
+void admin_tag_stream(h2o_req_t *req, uint32_t id)
+{
+    char *v = h2o_mem_alloc_pool(&req->pool, 12);
+    int n = snprintf(v, 12, "%u", id);
+    h2o_vector_reserve(&req->pool, &req->env, req->env.size + 2);
+    req->env.entries[req->env.size++] = h2o_iovec_init(H2O_STRLIT("TM_STREAM"));
+    req->env.entries[req->env.size++] = h2o_iovec_init(v, (size_t)n);
+}
