@@ -393,7 +393,8 @@ int http1_parse_response(char *buf, size_t len, size_t last_len, int head_reques
     for (size_t i = 0; i < nh; i++) {
         const char *n = hs[i].name;
         size_t nl = hs[i].name_len;
-        int keep_upgrade = status == 101 && name_is(n, nl, "upgrade");
+        /* upgrade is hop-by-hop but belongs to a 101 and (RFC 9110 §15.5.22) to a 426 */
+        int keep_upgrade = (status == 101 || status == 426) && name_is(n, nl, "upgrade");
         if (http1_is_hop_by_hop(n, nl) && !keep_upgrade)
             continue;
         if (have_te && name_is(n, nl, "content-length"))

@@ -158,6 +158,8 @@ static const cfg_option options_table[] = {
      "pause before reconnecting to the server", NULL},
     {"MAX_RETRIES", "max-retries", CFG_INT, "-1", O(max_retries), -1, 1000000000,
      "reconnect attempts before giving up (-1 = forever)", NULL},
+    {"MAX_STREAMS", "max-streams", CFG_INT, "100", O(max_streams), 1, 100000,
+     "most concurrent requests and WebSockets the tunnel accepts (more are refused: the server answers 502)", NULL},
     {"RECONNECT_BACKOFF", "reconnect-backoff", CFG_DOUBLE, "1", O(reconnect_backoff), 1, 10,
      "multiply the delay by this after each failed attempt (1 = fixed RECONNECT_DELAY)", NULL},
     {"RECONNECT_MAX_DELAY", "reconnect-max-delay", CFG_DURATION, "5m", O(reconnect_max_delay_ms), 0, 86400000,

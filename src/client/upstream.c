@@ -490,6 +490,15 @@ static void track_write(upstream *u, int progress)
 {
     if (u->dead)
         return;
+    if (u->state == U_RAW) {
+        /* upgraded (WebSocket) streams: a local reader that pauses is backpressure under flow
+         * control, not a failure; their idle limit is the server's UPGRADE_IDLE_TIMEOUT */
+        if (u->write_deadline != 0) {
+            u->write_deadline = 0;
+            u_arm_timer(u);
+        }
+        return;
+    }
     if (!out_pending(u)) {
         if (u->write_deadline == 0)
             return;

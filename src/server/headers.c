@@ -82,7 +82,7 @@ int headers_response_keep(const char *name, size_t name_len, const char *value, 
     if (name_is(name, name_len, "content-length"))
         return 0;
     if (name_is(name, name_len, "upgrade"))
-        return status == 101;
+        return status == 101 || status == 426; /* RFC 9110 §15.5.22: a 426 MUST carry Upgrade */
     return !headers_is_hop_by_hop(name, name_len);
 }
 

@@ -62,7 +62,7 @@ int headers_name_ok(const char *name, size_t len);
 
 /*
  * 1 when a response header from the tunnel should be passed to the public user: a valid
- * name/value, not hop-by-hop (upgrade is kept when |status| is 101), not content-length (the
+ * name/value, not hop-by-hop (upgrade is kept when |status| is 101 or 426), not content-length (the
  * caller maps that to the response length).
  */
 int headers_response_keep(const char *name, size_t name_len, const char *value, size_t value_len, unsigned status);

@@ -109,6 +109,8 @@ static const cfg_option options_table[] = {
     {"TLS_KEY", "tls-key", CFG_STRING, NULL, OFF(tls_key), 0, 0, "PEM private key for TLS_CERT", NULL},
     {"MAX_REQUEST_BODY", "max-request-body", CFG_SIZE, "1G", OFF(max_request_body), 0, 0,
      "largest public request body; h2o buffers the whole body (large ones in a temp file) before it is forwarded", NULL},
+    {"UPGRADE_IDLE_TIMEOUT", "upgrade-idle-timeout", CFG_DURATION, "0", OFF(upgrade_idle_ms), 0, 7 * 86400000LL,
+     "close an upgraded (WebSocket) connection after this long without bytes either way (0 = never)", NULL},
     {"LOG_LEVEL", "log-level", CFG_STRING, "info", OFF(log_level), 0, 0, "error, warn, info or debug", validate_level},
     {"LOG_FORMAT", "log-format", CFG_STRING, "text", OFF(log_format), 0, 0, "text or json", validate_format},
     {"ADMIN_ADDR", "admin-addr", CFG_STRING, "127.0.0.1:9090", OFF(admin_addr), 0, 0,
@@ -406,6 +408,8 @@ int main(int argc, char **argv)
 
     h2o_context_init(&srv->ctx, h2o_evloop_create(), &srv->config);
     h2o_timeout_init(srv->ctx.loop, &srv->read_timeout, (uint64_t)opt.read_timeout_ms);
+    if (opt.upgrade_idle_ms > 0)
+        h2o_timeout_init(srv->ctx.loop, &srv->upgrade_idle_timeout, (uint64_t)opt.upgrade_idle_ms);
     tunnel_init_server(srv);
     srv->accept_ctx.ctx = &srv->ctx;
     srv->accept_ctx.hosts = srv->config.hosts;

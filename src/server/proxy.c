@@ -6,6 +6,12 @@
  * DESIGN.md §4). It is attached to the tunnel (t->streams, stream user data) until the mux stream
  * closes; every path that hands control to h2o detaches first, so no callback can reach freed
  * memory.
+ *
+ * Upgrades (PROTOCOL.md §5.2 raw mode, §9.6): an HTTP/1.1 request with Upgrade goes out with
+ * MUX_HEAD_UPGRADE and without END_STREAM. On a 101 the stream moves to a heap proxy_stream
+ * (|raw|), because h2o_http1_upgrade() disposes of the request (and our pool object) before it
+ * hands over the socket; that copy owns the public socket and pumps bytes both ways under credit.
+ * Any other final status ends our direction and is relayed like a normal response.
  */
 #include "server/proxy.h"
 
@@ -16,11 +22,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <netinet/tcp.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include "common/log.h"
+#include "h2o/http1.h"
 #include "server/admin.h"
 #include "server/headers.h"
 #include "server/route.h"
@@ -28,6 +36,7 @@
 
 #define BODY_SLICE (256 * 1024)             /* largest piece handed to mux_session_write at once */
 #define BODY_RELEASE_STEP (4 * 1024 * 1024) /* release sent request-body pages in steps of this size */
+#define RAW_KEEP_CAP (1024 * 1024)          /* raw streams free drained buffers above this (idle WebSockets stay small) */
 
 struct proxy_stream {
     h2o_generator_t gen;
@@ -48,6 +57,19 @@ struct proxy_stream {
     int response_started, ended, final_sent, aborted, stopped, sending;
     uint8_t *pend, *inflight; /* on_data appends to pend; inflight is what h2o holds until proceed */
     size_t pend_len, pend_cap, inflight_len, inflight_cap;
+    /* upgrade */
+    int upgrade_req;                /* the request asked for an HTTP/1.1 Upgrade (MUX_HEAD_UPGRADE sent) */
+    int raw;                        /* heap copy owning the upgraded public socket (req is NULL) */
+    int upgrading;                  /* h2o_http1_upgrade in flight: the socket is not ours yet */
+    int raw_closed;                 /* the mux stream is gone (raw_abort: with an error) */
+    int raw_writing;                /* an h2o_socket_write of |inflight| is in flight */
+    int read_paused;                /* the session took no more: user bytes wait in sock->input */
+    int user_eof;                   /* the user half-closed; our end follows the bytes still in sock->input */
+    int end_sent;                   /* our direction ended (mux_session_end_stream) */
+    int peer_fin;                   /* the client ended its direction: shut down our write side once drained */
+    int shut_wr;                    /* that shutdown happened */
+    h2o_socket_t *sock;             /* the upgraded public socket */
+    h2o_timeout_entry_t idle_entry; /* UPGRADE_IDLE_TIMEOUT */
 };
 
 h2o_linklist_t *proxy_link(proxy_stream *ps)
@@ -376,6 +398,18 @@ int proxy_handle_request(server *srv, h2o_req_t *req)
         send_text(req, 404, "Not Found", "tunnelmux: host %s is not served here (expected NAME.%s)\n", shost, srv->domain);
         return 0;
     }
+    if (h2o_memis(req->method.base, req->method.len, H2O_STRLIT("CONNECT"))) {
+        send_text(req, 501, "Not Implemented",
+                  "tunnelmux: CONNECT is not supported (no RFC 8441 extended CONNECT; use an HTTP/1.1 Upgrade for WebSockets)\n");
+        return 0;
+    }
+    if (req->version >= 0x200 && (req->upgrade.base != NULL || h2o_find_header(&req->headers, H2O_TOKEN_UPGRADE, -1) != -1)) {
+        /* RFC 9113 §8.2.2: no Upgrade in HTTP/2; h2o 2.2.5 has no RFC 8441 either */
+        send_text(req, 400, "Bad Request",
+                  "tunnelmux: Upgrade (WebSocket) needs HTTP/1.1; HTTP/2 has no Upgrade and this server has no RFC 8441 "
+                  "extended CONNECT\n");
+        return 0;
+    }
     int known = 0;
     tunnel *t = registry_find(&srv->reg, name, &known);
     if (t == NULL || t->sess == NULL || t->dying) {
@@ -410,12 +444,18 @@ int proxy_handle_request(server *srv, h2o_req_t *req)
         in[i].value = (mux_iovec){(uint8_t *)req->headers.entries[i].value.base, req->headers.entries[i].value.len};
     }
     ps->has_body = req->entity.base != NULL;
+    /* an upgrade with a request body is forwarded as a plain request (the body went first) */
+    ps->upgrade_req = req->version < 0x200 && req->upgrade.base != NULL && (!ps->has_body || req->entity.len == 0);
+    if (ps->upgrade_req)
+        ps->has_body = 0;
     const char *scheme = req->scheme != NULL ? req->scheme->name.base : srv->scheme;
     headers_request_info info = {.scheme = scheme,
                                  .authority = req->input.authority.base,
                                  .authority_len = req->input.authority.len,
                                  .client_ip = ip,
-                                 .keep_upgrade = 0, /* WebSocket pass-through: not yet (issue 5) */
+                                 .keep_upgrade = ps->upgrade_req,
+                                 .upgrade = req->upgrade.base,
+                                 .upgrade_len = req->upgrade.len,
                                  .content_length = ps->has_body ? (int64_t)req->entity.len : -1,
                                  .drop_authorization = drop_authorization};
     headers_list hl;
@@ -424,7 +464,9 @@ int proxy_handle_request(server *srv, h2o_req_t *req)
         return 0;
     }
     h2o_iovec_t path = request_path(req);
-    mux_head head = {.flags = (!ps->has_body || req->entity.len == 0) ? MUX_HEAD_END_STREAM : 0,
+    mux_head head = {.flags = ps->upgrade_req                           ? MUX_HEAD_UPGRADE
+                              : (!ps->has_body || req->entity.len == 0) ? MUX_HEAD_END_STREAM
+                                                                        : 0,
                      .method = {(uint8_t *)req->method.base, req->method.len},
                      .scheme = {(uint8_t *)scheme, strlen(scheme)},
                      .authority = {(uint8_t *)req->input.authority.base, req->input.authority.len},
@@ -461,12 +503,54 @@ int proxy_handle_request(server *srv, h2o_req_t *req)
 
 /* ---------------------------------------------------------------- mux side */
 
+/* Copies status, reason and the headers of |head| into |req|'s response (hop-by-hop dropped). */
+static void set_response_head(h2o_req_t *req, const mux_head *head, const char *default_reason)
+{
+    req->res.status = (int)head->status;
+    if (head->reason.len > 0 && headers_value_ok((const char *)head->reason.base, head->reason.len)) {
+        char *r = h2o_mem_alloc_pool(&req->pool, head->reason.len + 1);
+        memcpy(r, head->reason.base, head->reason.len);
+        r[head->reason.len] = '\0';
+        req->res.reason = r;
+    } else {
+        req->res.reason = default_reason;
+    }
+    for (size_t i = 0; i < head->nheaders; i++) {
+        const mux_header *h = &head->headers[i];
+        const char *n = (const char *)h->name.base, *v = (const char *)h->value.base;
+        if (h->name.len == 14 && strncasecmp(n, "content-length", 14) == 0) {
+            int64_t cl = headers_parse_content_length(v, h->value.len);
+            if (cl >= 0 && head->status != 101)
+                req->res.content_length = (size_t)cl;
+            continue;
+        }
+        if (!headers_response_keep(n, h->name.len, v, h->value.len, head->status))
+            continue;
+        if (req->version >= 0x200 && h->name.len == 7 && strncasecmp(n, "upgrade", 7) == 0)
+            continue; /* no connection-specific headers in HTTP/2 (a 426's Upgrade) */
+        if (h->name.len == 4 && strncasecmp(n, "date", 4) == 0)
+            continue; /* h2o 2.2.5 always writes its own Date */
+        char *nc = h2o_mem_alloc_pool(&req->pool, h->name.len);
+        for (size_t k = 0; k < h->name.len; k++)
+            nc[k] = (n[k] >= 'A' && n[k] <= 'Z') ? (char)(n[k] - 'A' + 'a') : n[k];
+        char *vc = h2o_mem_alloc_pool(&req->pool, h->value.len + 1);
+        memcpy(vc, v, h->value.len);
+        h2o_add_header_by_str(&req->pool, &req->res.headers, nc, h->name.len, 1, NULL, vc, h->value.len);
+    }
+}
+
+static void start_upgrade(proxy_stream *ps, const mux_head *head);
+
 void proxy_on_head(proxy_stream *ps, const mux_head *head)
 {
     h2o_req_t *req = ps->req;
     LOG_DEBUG(LOG_EV_STREAM, "stream %u (%s): response head %u flags %u", ps->id, ps->name, head->status, head->flags);
-    if (ps->response_started || ps->stopped)
+    if (ps->raw || ps->response_started || ps->stopped)
         return;
+    if (head->status == 101 && ps->upgrade_req) {
+        start_upgrade(ps, head);
+        return;
+    }
     if (head->status < 200) {
         if (head->status == 101) { /* we never asked for an upgrade */
             tunnel *t = reset(ps, MUX_CODE_PROTOCOL_ERROR, "unexpected 101");
@@ -477,41 +561,25 @@ void proxy_on_head(proxy_stream *ps, const mux_head *head)
     }
     if (h2o_timeout_is_linked(&ps->head_timeout))
         h2o_timeout_unlink(&ps->head_timeout);
-    req->res.status = (int)head->status;
-    if (head->reason.len > 0 && headers_value_ok((const char *)head->reason.base, head->reason.len)) {
-        char *r = h2o_mem_alloc_pool(&req->pool, head->reason.len + 1);
-        memcpy(r, head->reason.base, head->reason.len);
-        r[head->reason.len] = '\0';
-        req->res.reason = r;
-    } else {
-        req->res.reason = "OK";
-    }
-    for (size_t i = 0; i < head->nheaders; i++) {
-        const mux_header *h = &head->headers[i];
-        const char *n = (const char *)h->name.base, *v = (const char *)h->value.base;
-        if (h->name.len == 14 && strncasecmp(n, "content-length", 14) == 0) {
-            int64_t cl = headers_parse_content_length(v, h->value.len);
-            if (cl >= 0)
-                req->res.content_length = (size_t)cl;
-            continue;
-        }
-        if (!headers_response_keep(n, h->name.len, v, h->value.len, head->status))
-            continue;
-        if (h->name.len == 4 && strncasecmp(n, "date", 4) == 0)
-            continue; /* h2o 2.2.5 always writes its own Date */
-        char *nc = h2o_mem_alloc_pool(&req->pool, h->name.len);
-        for (size_t k = 0; k < h->name.len; k++)
-            nc[k] = (n[k] >= 'A' && n[k] <= 'Z') ? (char)(n[k] - 'A' + 'a') : n[k];
-        char *vc = h2o_mem_alloc_pool(&req->pool, h->value.len + 1);
-        memcpy(vc, v, h->value.len);
-        h2o_add_header_by_str(&req->pool, &req->res.headers, nc, h->name.len, 1, NULL, vc, h->value.len);
-    }
+    if (ps->upgrade_req && ps->tunnel != NULL && ps->id != 0)
+        mux_session_end_stream(ps->tunnel->sess, ps->id); /* upgrade refused: the request had no body */
+    set_response_head(req, head, "OK");
     ps->response_started = 1;
     h2o_start_response(req, &ps->gen);
 }
 
+static void raw_on_data(proxy_stream *rs, const uint8_t *data, size_t len);
+static void raw_on_end(proxy_stream *rs);
+static void raw_on_close(proxy_stream *rs, unsigned code);
+static int raw_pump_input(proxy_stream *rs);
+static void raw_free(proxy_stream *rs);
+
 void proxy_on_data(proxy_stream *ps, const uint8_t *data, size_t len)
 {
+    if (ps->raw) {
+        raw_on_data(ps, data, len);
+        return;
+    }
     if (ps->stopped || ps->final_sent || ps->aborted || !ps->response_started) {
         if (ps->tunnel != NULL && ps->id != 0)
             mux_session_consume(ps->tunnel->sess, ps->id, len);
@@ -540,6 +608,10 @@ void proxy_on_data(proxy_stream *ps, const uint8_t *data, size_t len)
 void proxy_on_end(proxy_stream *ps)
 {
     LOG_DEBUG(LOG_EV_STREAM, "stream %u (%s): response end", ps->id, ps->name);
+    if (ps->raw) {
+        raw_on_end(ps);
+        return;
+    }
     ps->ended = 1;
     send_more(ps);
 }
@@ -548,6 +620,12 @@ void proxy_on_close(proxy_stream *ps, unsigned code, const char *reason, int by_
 {
     detach(ps);
     ps->id = 0;
+    if (ps->raw) {
+        LOG_DEBUG(LOG_EV_STREAM, "upgraded stream of %s closed: %s %s (by %s)", ps->name, mux_code_name(code), reason,
+                  by_peer ? "client" : "server");
+        raw_on_close(ps, code);
+        return;
+    }
     if (code == MUX_CODE_NO_ERROR && ps->ended)
         return; /* normal end; buffered bytes still drain to h2o */
     LOG_DEBUG(LOG_EV_STREAM, "stream of %s closed: %s %s (by %s)", ps->name, mux_code_name(code), reason,
@@ -560,13 +638,20 @@ void proxy_on_close(proxy_stream *ps, unsigned code, const char *reason, int by_
 
 void proxy_on_writable(proxy_stream *ps)
 {
-    pump_body(ps);
+    if (ps->raw)
+        raw_pump_input(ps);
+    else
+        pump_body(ps);
 }
 
 void proxy_on_tunnel_lost(proxy_stream *ps)
 {
     ps->tunnel = NULL;
     ps->id = 0;
+    if (ps->raw) {
+        raw_on_close(ps, MUX_CODE_CANCEL);
+        return;
+    }
     if (h2o_timeout_is_linked(&ps->head_timeout))
         h2o_timeout_unlink(&ps->head_timeout);
     if (!ps->response_started && !ps->stopped) {
@@ -577,4 +662,337 @@ void proxy_on_tunnel_lost(proxy_stream *ps)
     } else {
         abort_response(ps);
     }
+}
+
+/* ---------------------------------------------------------------- upgraded (raw) streams */
+
+static void raw_touch(proxy_stream *rs)
+{
+    if (rs->srv->opt->upgrade_idle_ms <= 0 || rs->sock == NULL)
+        return;
+    if (h2o_timeout_is_linked(&rs->idle_entry))
+        h2o_timeout_unlink(&rs->idle_entry);
+    h2o_timeout_link(rs->srv->ctx.loop, &rs->srv->upgrade_idle_timeout, &rs->idle_entry);
+}
+
+/* Closes the public socket (pending bytes are dropped) and frees |rs|; |rs| must be detached. */
+static void raw_free(proxy_stream *rs)
+{
+    if (h2o_timeout_is_linked(&rs->idle_entry))
+        h2o_timeout_unlink(&rs->idle_entry);
+    if (rs->sock != NULL) {
+        rs->sock->data = NULL;
+        h2o_socket_close(rs->sock);
+        rs->sock = NULL;
+    }
+    free(rs->pend);
+    free(rs->inflight);
+    free(rs);
+}
+
+/* Full close: resets the stream (when still open) and closes the public socket at once. */
+static void raw_abort(proxy_stream *rs, unsigned code, const char *why)
+{
+    LOG_DEBUG(LOG_EV_STREAM, "upgraded stream %u (%s): closing: %s", rs->id, rs->name, why);
+    tunnel *t = reset(rs, code, why);
+    raw_free(rs);
+    if (t != NULL)
+        tunnel_flush(t);
+}
+
+/* Frees |rs| once the stream is gone and nothing is left to write. Returns 1 when freed. */
+static int raw_maybe_finish(proxy_stream *rs)
+{
+    if (!rs->raw_closed || rs->upgrading || rs->raw_writing || rs->pend_len > 0)
+        return 0;
+    raw_free(rs);
+    return 1;
+}
+
+static void raw_on_written(h2o_socket_t *sock, const char *err);
+
+/* Gives back big drained buffers: a burst must not leave an idle WebSocket holding megabytes
+ * (h2o reads a socket until EAGAIN, so its input buffer grows to the kernel's receive buffer). */
+static void raw_trim(proxy_stream *rs)
+{
+    if (rs->pend_len == 0 && rs->pend_cap > RAW_KEEP_CAP) {
+        free(rs->pend);
+        rs->pend = NULL;
+        rs->pend_cap = 0;
+    }
+    if (!rs->raw_writing && rs->inflight_cap > RAW_KEEP_CAP) {
+        free(rs->inflight);
+        rs->inflight = NULL;
+        rs->inflight_cap = 0;
+    }
+    h2o_socket_t *sock = rs->sock;
+    if (sock != NULL && sock->input->size == 0 && sock->input->bytes != NULL && sock->input->capacity > RAW_KEEP_CAP) {
+        h2o_buffer_prototype_t *proto = sock->input->_prototype;
+        h2o_buffer_dispose(&sock->input);
+        h2o_buffer_init(&sock->input, proto);
+    }
+}
+
+/* Writes what the client sent, or propagates its end once everything went out. May free |rs|. */
+static void raw_send_more(proxy_stream *rs)
+{
+    if (rs->raw_writing || rs->sock == NULL)
+        return;
+    if (rs->pend_len > 0) {
+        uint8_t *b = rs->inflight;
+        size_t cap = rs->inflight_cap;
+        rs->inflight = rs->pend;
+        rs->inflight_cap = rs->pend_cap;
+        rs->inflight_len = rs->pend_len;
+        rs->pend = b;
+        rs->pend_cap = cap;
+        rs->pend_len = 0;
+        h2o_iovec_t buf = h2o_iovec_init(rs->inflight, rs->inflight_len);
+        rs->raw_writing = 1;
+        h2o_socket_write(rs->sock, &buf, 1, raw_on_written);
+        return;
+    }
+    if (rs->peer_fin && !rs->shut_wr) {
+        rs->shut_wr = 1;
+        if (rs->sock->ssl == NULL) {
+            /* half-close: the user reads EOF and may go on sending */
+            shutdown(h2o_socket_get_fd(rs->sock), SHUT_WR);
+        } else if (!rs->raw_closed) {
+            /* TLS cannot half-close here: end our direction and close (close_notify) */
+            uint32_t id = rs->id;
+            tunnel *t = detach(rs);
+            rs->id = 0;
+            if (t != NULL && id != 0 && !rs->end_sent)
+                mux_session_end_stream(t->sess, id);
+            else if (t != NULL && id != 0)
+                mux_session_reset_stream(t->sess, id, MUX_CODE_CANCEL, "public TLS connection closed");
+            rs->raw_closed = 1;
+            raw_free(rs);
+            if (t != NULL)
+                tunnel_flush(t);
+            return;
+        }
+    }
+    raw_maybe_finish(rs);
+}
+
+static void raw_on_written(h2o_socket_t *sock, const char *err)
+{
+    proxy_stream *rs = sock->data;
+    if (rs == NULL)
+        return;
+    size_t n = rs->inflight_len;
+    rs->raw_writing = 0;
+    rs->inflight_len = 0;
+    if (err != NULL) {
+        raw_abort(rs, MUX_CODE_CANCEL, "public connection write failed");
+        return;
+    }
+    tunnel *t = rs->tunnel;
+    if (t != NULL && rs->id != 0 && n > 0)
+        mux_session_consume(t->sess, rs->id, n); /* the bytes have left our hands */
+    raw_touch(rs);
+    if (rs->pend_len == 0)
+        raw_trim(rs);
+    raw_send_more(rs); /* may free rs */
+    if (t != NULL)
+        tunnel_flush(t);
+}
+
+static void raw_on_read(h2o_socket_t *sock, const char *err);
+
+/* Hands the user's bytes waiting in sock->input to the session while it takes them; pauses
+ * reading when it does not (on_writable resumes); ends our direction after the user's EOF.
+ * Returns 1 when |rs| was freed. */
+static int raw_pump_input(proxy_stream *rs)
+{
+    h2o_socket_t *sock = rs->sock;
+    tunnel *t = rs->tunnel;
+    if (sock == NULL)
+        return 0;
+    if (t == NULL || rs->id == 0 || rs->end_sent) {
+        h2o_buffer_consume(&sock->input, sock->input->size); /* nobody to take them */
+        return 0;
+    }
+    for (int guard = 0; guard < 1024 && sock->input->size > 0; guard++) {
+        size_t n = sock->input->size < BODY_SLICE ? sock->input->size : BODY_SLICE;
+        ssize_t w = mux_session_write(t->sess, rs->id, (const uint8_t *)sock->input->bytes, n);
+        if (w == MUX_ERR_AGAIN)
+            break;
+        if (w < 0) {
+            raw_abort(rs, MUX_CODE_INTERNAL_ERROR, "stream write failed");
+            return 1;
+        }
+        ratelimit_charge(&t->rl_bytes, (double)w, server_now(rs->srv));
+        h2o_buffer_consume(&sock->input, (size_t)w);
+    }
+    if (sock->input->size > 0) {
+        if (!rs->read_paused && !rs->user_eof) {
+            rs->read_paused = 1;
+            h2o_socket_read_stop(sock);
+        }
+    } else if (rs->user_eof) {
+        rs->end_sent = 1;
+        mux_session_end_stream(t->sess, rs->id); /* may close the stream: rs freed */
+        tunnel_flush(t);
+        return 1;
+    } else {
+        raw_trim(rs);
+        if (rs->read_paused) {
+            rs->read_paused = 0;
+            h2o_socket_read_start(sock, raw_on_read);
+        }
+    }
+    tunnel_flush(t);
+    return 0;
+}
+
+static void raw_on_read(h2o_socket_t *sock, const char *err)
+{
+    proxy_stream *rs = sock->data;
+    if (rs == NULL)
+        return;
+    raw_touch(rs);
+    if (err != NULL) {
+        h2o_socket_read_stop(sock);
+        if (err != h2o_socket_error_closed) {
+            raw_abort(rs, MUX_CODE_CANCEL, err);
+            return;
+        }
+        rs->user_eof = 1;
+        LOG_DEBUG(LOG_EV_STREAM, "upgraded stream %u (%s): public user half-closed", rs->id, rs->name);
+        if (rs->raw_closed || rs->tunnel == NULL) {
+            raw_abort(rs, MUX_CODE_CANCEL, "public client went away");
+            return;
+        }
+    }
+    raw_pump_input(rs);
+}
+
+static void on_raw_idle(h2o_timeout_entry_t *e)
+{
+    proxy_stream *rs = H2O_STRUCT_FROM_MEMBER(proxy_stream, idle_entry, e);
+    LOG_INFO(LOG_EV_STREAM, "upgraded stream %u (%s): idle for UPGRADE_IDLE_TIMEOUT, closing", rs->id, rs->name);
+    raw_abort(rs, MUX_CODE_TIMEOUT, "upgraded connection idle for UPGRADE_IDLE_TIMEOUT");
+}
+
+static void on_upgraded(void *user_data, h2o_socket_t *sock, size_t reqsize)
+{
+    proxy_stream *rs = user_data;
+    rs->upgrading = 0;
+    if (sock == NULL) {
+        raw_abort(rs, MUX_CODE_CANCEL, "public client went away before the 101 was written");
+        return;
+    }
+    h2o_buffer_consume(&sock->input, reqsize);
+    rs->sock = sock;
+    sock->data = rs;
+    if (rs->aborted) { /* the stream was reset or the tunnel lost meanwhile */
+        raw_free(rs);
+        return;
+    }
+    int one = 1;
+    setsockopt(h2o_socket_get_fd(sock), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    LOG_DEBUG(LOG_EV_STREAM, "upgraded stream %u (%s): raw mode", rs->id, rs->name);
+    raw_touch(rs);
+    tunnel *t = rs->tunnel;
+    h2o_socket_read_start(sock, raw_on_read);
+    if (sock->input->size > 0 && raw_pump_input(rs))
+        return;
+    raw_send_more(rs); /* bytes that arrived meanwhile; may free rs */
+    if (t != NULL)
+        tunnel_flush(t);
+}
+
+/* The local service switched protocols: write the 101 and take the socket (see the top). */
+static void start_upgrade(proxy_stream *ps, const mux_head *head)
+{
+    h2o_req_t *req = ps->req;
+    tunnel *t = ps->tunnel;
+    if (h2o_timeout_is_linked(&ps->head_timeout))
+        h2o_timeout_unlink(&ps->head_timeout);
+    proxy_stream *rs = t != NULL ? calloc(1, sizeof(*rs)) : NULL;
+    if (rs == NULL) {
+        reset(ps, MUX_CODE_INTERNAL_ERROR, "out of memory");
+        fail_before_head(ps, MUX_CODE_INTERNAL_ERROR, "out of memory");
+        return;
+    }
+    rs->srv = ps->srv;
+    memcpy(rs->name, ps->name, sizeof(rs->name));
+    rs->raw = 1;
+    rs->upgrading = 1;
+    rs->response_started = 1;
+    rs->idle_entry.cb = on_raw_idle;
+    rs->tunnel = t;
+    rs->id = ps->id;
+    if (h2o_linklist_is_linked(&ps->link))
+        h2o_linklist_unlink(&ps->link);
+    h2o_linklist_insert(&t->streams, &rs->link);
+    mux_session_set_stream_user_data(t->sess, rs->id, rs);
+    ps->tunnel = NULL;
+    ps->id = 0;
+    ps->response_started = ps->final_sent = 1;
+
+    set_response_head(req, head, "Switching Protocols");
+    req->res.status = 101;
+    req->res.content_length = SIZE_MAX;
+    h2o_http1_upgrade(req, NULL, 0, on_upgraded, rs);
+}
+
+static void raw_on_data(proxy_stream *rs, const uint8_t *data, size_t len)
+{
+    if (rs->peer_fin || rs->shut_wr) {
+        if (rs->tunnel != NULL && rs->id != 0)
+            mux_session_consume(rs->tunnel->sess, rs->id, len);
+        return;
+    }
+    if (rs->pend_len + len > rs->pend_cap) {
+        size_t cap = rs->pend_cap ? rs->pend_cap : 16384;
+        while (cap < rs->pend_len + len)
+            cap *= 2;
+        uint8_t *b = realloc(rs->pend, cap);
+        if (b == NULL) {
+            if (rs->upgrading) { /* on_upgraded frees */
+                rs->aborted = rs->raw_closed = 1;
+                tunnel *t = reset(rs, MUX_CODE_INTERNAL_ERROR, "out of memory");
+                if (t != NULL)
+                    tunnel_flush(t);
+            } else {
+                raw_abort(rs, MUX_CODE_INTERNAL_ERROR, "out of memory");
+            }
+            return;
+        }
+        rs->pend = b;
+        rs->pend_cap = cap;
+    }
+    if (rs->tunnel != NULL)
+        ratelimit_charge(&rs->tunnel->rl_bytes, (double)len, server_now(rs->srv)); /* RATE_LIMIT_BPS counts raw bytes too */
+    memcpy(rs->pend + rs->pend_len, data, len);
+    rs->pend_len += len;
+    raw_touch(rs);
+    raw_send_more(rs);
+}
+
+static void raw_on_end(proxy_stream *rs)
+{
+    rs->peer_fin = 1;
+    LOG_DEBUG(LOG_EV_STREAM, "upgraded stream %u (%s): client ended its direction", rs->id, rs->name);
+    raw_send_more(rs); /* may free rs */
+}
+
+/* The stream is gone (NO_ERROR: both directions ended) or the tunnel was lost; |rs| is detached. */
+static void raw_on_close(proxy_stream *rs, unsigned code)
+{
+    rs->raw_closed = 1;
+    if (code != MUX_CODE_NO_ERROR) {
+        rs->aborted = 1;
+        rs->pend_len = 0;
+    }
+    if (rs->upgrading)
+        return; /* on_upgraded finishes */
+    if (rs->aborted) {
+        raw_free(rs);
+        return;
+    }
+    raw_send_more(rs); /* drains, shuts down, frees */
 }

@@ -27,6 +27,7 @@ typedef struct {
     char *tls_cert;            /* TLS_CERT */
     char *tls_key;             /* TLS_KEY */
     uint64_t max_request_body; /* MAX_REQUEST_BODY */
+    int64_t upgrade_idle_ms;   /* UPGRADE_IDLE_TIMEOUT (0 = off) */
     char *log_level;           /* LOG_LEVEL */
     char *log_format;          /* LOG_FORMAT */
     char *admin_addr;          /* ADMIN_ADDR ("off" or "" = no admin listener) */
@@ -76,9 +77,10 @@ struct server {
     registry reg;
     h2o_linklist_t tunnels; /* every tunnel connection (tunnel.link), registered or not */
     size_t ntunnels;
-    h2o_timeout_t read_timeout;  /* READ_TIMEOUT: response head deadline per public request */
-    h2o_timeout_t write_timeout; /* WRITE_TIMEOUT: a tunnel write must complete within it */
-    h2o_timeout_t tick_timeout;  /* 100 ms: drives every session's timers */
+    h2o_timeout_t read_timeout;         /* READ_TIMEOUT: response head deadline per public request */
+    h2o_timeout_t write_timeout;        /* WRITE_TIMEOUT: a tunnel write must complete within it */
+    h2o_timeout_t tick_timeout;         /* 100 ms: drives every session's timers */
+    h2o_timeout_t upgrade_idle_timeout; /* UPGRADE_IDLE_TIMEOUT for raw (upgraded) streams, when > 0 */
     h2o_timeout_entry_t tick_entry;
     int shutting_down;
     struct metrics *metrics; /* counters for /metrics, the admin API and the access log (metrics.h) */

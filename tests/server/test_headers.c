@@ -180,6 +180,7 @@ START_TEST(test_empty_and_misc)
     ck_assert(!headers_response_keep("content-length", 14, "1", 1, 200));
     ck_assert(!headers_response_keep("upgrade", 7, "websocket", 9, 200));
     ck_assert(headers_response_keep("upgrade", 7, "websocket", 9, 101));
+    ck_assert(headers_response_keep("upgrade", 7, "websocket", 9, 426));
     ck_assert(!headers_response_keep("connection", 10, "close", 5, 200));
     ck_assert(!headers_response_keep("x", 1, "a\rb", 3, 200));
     ck_assert_int_eq(headers_parse_content_length(" 123 ", 5), 123);
