@@ -12,6 +12,7 @@
 #   SKIP_ASAN=1 SKIP_FUZZ=1 SKIP_E2E=1   skip a stage (it then counts as neither passed nor failed;
 #                      SKIP_E2E also skips the security suite, which runs right after the e2e tests)
 #   E2E_EXCLUDE=REGEX  ctest -E for the e2e stage (e.g. 'large' on slow machines)
+#   E2E_ASAN_EXCLUDE=REGEX  ctest -E for the e2e stage under ASan (default 'large|websocket')
 #   BUILD_ROOT=DIR     where build directories go (default: the repository root)
 set -uo pipefail
 
@@ -148,6 +149,16 @@ if [ "${SKIP_E2E:-0}" != 1 ] && [ $MAIN_OK = 1 ]; then
     run_ctest e2e "$BUILD_ROOT/build" "${e2e_args[@]}"
     say "security tests (tests/security, docs/SECURITY.md)"
     run_ctest security "$BUILD_ROOT/build" -L security
+fi
+
+# ---------------------------------------------------------------- 6. end-to-end under ASan+UBSan
+# The same real-process tests against the sanitized binaries (the harness fails a test on any
+# sanitizer report in a log). The 1 GiB and 200-WebSocket tests are left to the normal build: under
+# ASan they take minutes and add no coverage the smaller transfers do not have.
+if [ "${SKIP_E2E:-0}" != 1 ] && [ "${SKIP_ASAN:-0}" != 1 ] && [ -x "$BUILD_ROOT/build-asan/tunnelmux-server" ]; then
+    say "end-to-end and security tests under ASan+UBSan"
+    ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0} UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1} \
+        run_ctest e2e-asan "$BUILD_ROOT/build-asan" -L "e2e|security" -E "${E2E_ASAN_EXCLUDE:-large|websocket}"
 fi
 
 say "summary ($((SECONDS - START)) s)"

@@ -221,6 +221,15 @@ e2e_cleanup() {
     for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do kill -TERM "${PIDS[$i]}" 2>/dev/null; done
     sleep 0.3
     for i in "${PIDS[@]}"; do stop_pid "$i"; done
+    # sanitized binaries (TM_BUILD_DIR = an ASan+UBSan build) report into their logs: any report is
+    # a failure even when the behaviour under test looked right
+    local reports
+    reports=$(grep -lE 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:' "$T"/*.log 2>/dev/null | tr '\n' ' ')
+    if [ -n "$reports" ]; then
+        fail "no sanitizer reports (see $reports)"
+        local r
+        for r in $reports; do grep -m 3 -A 12 -E 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:' "$r"; done
+    fi
     # big generated files never outlive the test
     rm -rf "$T/big" 2>/dev/null
     if [ "$FAILED" -gt 0 ] && [ -f "$T/server.log" ]; then
