@@ -40,7 +40,7 @@ typedef struct {
     int tls_insecure;
     char *log_level;
     char *log_format;
-    char *metrics_addr; /* METRICS_ADDR: IP:PORT of the Prometheus endpoint ("" = off) */
+    char *metrics_addr;       /* METRICS_ADDR: IP:PORT of the Prometheus endpoint ("" = off) */
     char *log_file;           /* "" = stderr; reopened on SIGHUP */
     double reconnect_backoff; /* factor per consecutive failed attempt (1 = fixed delay) */
     int64_t reconnect_max_delay_ms;
@@ -114,7 +114,9 @@ typedef struct client {
     int64_t stop_deadline_ms;
     client_metrics metrics;
     struct lws_vhost *metrics_vhost; /* METRICS_ADDR listener (NULL = off) */
-    int done;                        /* leave the loop */
+    client_link pool;                /* idle keep-alive local connections (upstream.c), most recent first */
+    int pool_n;
+    int done; /* leave the loop */
     int exit_code;
 } client;
 
@@ -179,6 +181,14 @@ int upstream_on_end(mux_session *s, uint32_t id, void *stream_user_data, void *u
 void upstream_on_stream_close(mux_session *s, uint32_t id, unsigned code, const char *reason, int by_peer, void *stream_user_data,
                               void *user_data);
 void upstream_on_writable(mux_session *s, uint32_t id, void *stream_user_data, void *user_data);
+
+/* Idle keep-alive connections to the local service kept at most (the oldest is closed first). */
+#define UPSTREAM_POOL_MAX 32
+/* An idle keep-alive connection is closed after this many seconds. */
+#define UPSTREAM_POOL_IDLE_S 30
+
+/* Closes every idle keep-alive local connection (shutdown). */
+void upstream_pool_clear(client *c);
 
 /* The tunnel is gone: forget the stream and close the local connection. |l| is the upstream's
  * link (first member). Unlinks it; frees the upstream. */

@@ -389,6 +389,12 @@ int http1_parse_response(char *buf, size_t len, size_t last_len, int head_reques
     else
         out->body = HTTP1_RESP_BODY_CLOSE;
     out->content_length = out->body == HTTP1_RESP_BODY_LENGTH ? cl : 0;
+    if (conn != NULL && list_has(conn, connlen, "close", 5))
+        out->keep_alive = 0;
+    else if (minor >= 1)
+        out->keep_alive = 1;
+    else
+        out->keep_alive = conn != NULL && list_has(conn, connlen, "keep-alive", 10);
 
     for (size_t i = 0; i < nh; i++) {
         const char *n = hs[i].name;

@@ -87,6 +87,8 @@ typedef struct {
     http1_resp_body body;
     uint64_t content_length; /* with HTTP1_RESP_BODY_LENGTH */
     mux_iovec ws_accept;     /* Sec-WebSocket-Accept value (101), empty if none */
+    int keep_alive;          /* the connection may carry another request after this response (HTTP/1.1
+                                without "Connection: close", or HTTP/1.0 with "Connection: keep-alive") */
 } http1_response;
 
 /*

@@ -301,6 +301,7 @@ static int setup(client *c, const client_options *opt)
 static void teardown(client *c)
 {
     lws_sul_cancel(&c->reconnect_sul);
+    upstream_pool_clear(c);
     if (c->lws != NULL)
         lws_context_destroy(c->lws);
     if (c->tunnel_tls != NULL)

@@ -71,11 +71,131 @@ struct upstream {
     lws_sorted_usec_list_t sul;
     int64_t head_deadline, detect_deadline;
     int64_t write_deadline; /* bytes for the local socket pending: WRITE_TIMEOUT from the last progress (0 = idle) */
+    /* keep-alive (docs/OPERATIONS.md): the connection goes back to c->pool after a clean exchange */
+    int keep_alive;   /* the final response allows another request on this connection */
+    int no_reuse;     /* bytes beyond the response, or anything else that rules reuse out */
+    int failed;       /* the stream was reset */
+    int reused;       /* this connection came from the pool */
+    int retried;      /* already retried once on a fresh connection */
+    int no_pool;      /* connect fresh (the retry) */
+    int head_sent;    /* the request head was written to the current connection */
+    int body_flushed; /* request body bytes were written to the current connection */
 };
+
+/* ---------------------------------------------------------------- keep-alive pool
+ *
+ * An idle connection is an lws RAW wsi whose user pointer is NULL and whose opaque user data is its
+ * upool_conn. Anything it receives while idle (bytes, EOF) closes it; lws closes it after
+ * UPSTREAM_POOL_IDLE_S. It is handed out most-recent first to a stream of the same schema. */
+
+typedef struct upool_conn {
+    client_link link; /* c->pool */
+    client *c;
+    struct lws *wsi;
+    tls_membio *tls;
+} upool_conn;
+
+static void pool_init(client *c)
+{
+    if (c->pool.next == NULL)
+        c->pool.next = c->pool.prev = &c->pool;
+}
+
+static void pool_unlink(upool_conn *e)
+{
+    if (e->link.next == NULL)
+        return;
+    e->link.prev->next = e->link.next;
+    e->link.next->prev = e->link.prev;
+    e->link.next = e->link.prev = NULL;
+    e->c->pool_n--;
+}
+
+/* Frees |e|; asks lws to close its connection when |close_wsi|. */
+static void pool_drop(upool_conn *e, int close_wsi)
+{
+    pool_unlink(e);
+    if (e->wsi != NULL) {
+        lws_set_opaque_user_data(e->wsi, NULL);
+        if (close_wsi)
+            lws_set_timeout(e->wsi, 1, LWS_TO_KILL_ASYNC);
+    }
+    tls_membio_del(e->tls);
+    free(e);
+}
+
+void upstream_pool_clear(client *c)
+{
+    if (c->pool.next == NULL)
+        return;
+    for (int guard = 0; guard < UPSTREAM_POOL_MAX + 8 && c->pool.next != &c->pool; guard++)
+        pool_drop((upool_conn *)c->pool.next, 1);
+}
+
+/* Takes the most recent idle connection of the right kind (TLS or not), or NULL. */
+static upool_conn *pool_take(client *c, int https)
+{
+    for (int guard = 0; guard < UPSTREAM_POOL_MAX + 8 && c->pool_n > 0; guard++) {
+        upool_conn *e = (upool_conn *)c->pool.next;
+        pool_unlink(e);
+        if ((e->tls != NULL) == (https != 0))
+            return e;
+        pool_drop(e, 1);
+    }
+    return NULL;
+}
+
+/* 1 when the local connection of |u| can carry another request: the request went out completely,
+ * the final response ended cleanly with a known length (or chunked end), nothing followed it, and
+ * neither side asked to close. Never for upgraded streams. */
+static int u_reusable(const upstream *u)
+{
+    if (u->wsi == NULL || u->failed || u->no_reuse || !u->keep_alive || u->state != U_DONE || u->detecting)
+        return 0;
+    if (u->end_pending || u->pend_len > 0 || u->out_len > 0 || u->need_shutdown || u->req.body == HTTP1_REQ_BODY_RAW)
+        return 0;
+    if (u->req.body != HTTP1_REQ_BODY_NONE && !u->req_fin)
+        return 0;
+    if (u->req.body == HTTP1_REQ_BODY_LENGTH && u->req_body_seen != u->req.content_length)
+        return 0;
+    return !lws_send_pipe_choked(u->wsi);
+}
+
+/* Moves the connection of |u| into the pool. Returns 1 when it did (u->wsi, u->tls are NULL then). */
+static int pool_put(upstream *u)
+{
+    client *c = u->c;
+    if (c->stopping || c->lws == NULL)
+        return 0;
+    pool_init(c);
+    upool_conn *e = calloc(1, sizeof(*e));
+    if (e == NULL)
+        return 0;
+    if (c->pool_n >= UPSTREAM_POOL_MAX)
+        pool_drop((upool_conn *)c->pool.prev, 1); /* the oldest */
+    e->c = c;
+    e->wsi = u->wsi;
+    e->tls = u->tls;
+    lws_set_wsi_user(e->wsi, NULL);
+    lws_set_opaque_user_data(e->wsi, e);
+    lws_set_timeout(e->wsi, PENDING_TIMEOUT_USER_OK, UPSTREAM_POOL_IDLE_S);
+    if (u->paused)
+        lws_rx_flow_control(e->wsi, 1); /* an idle connection must see EOF */
+    e->link.next = c->pool.next;
+    e->link.prev = &c->pool;
+    c->pool.next->prev = &e->link;
+    c->pool.next = &e->link;
+    c->pool_n++;
+    u->wsi = NULL;
+    u->tls = NULL;
+    return 1;
+}
 
 static void u_free(upstream *u)
 {
     lws_sul_cancel(&u->sul);
+    if (u->wsi != NULL && u_reusable(u))
+        pool_put(u);
     if (u->wsi != NULL) {
         lws_set_wsi_user(u->wsi, NULL);
         lws_set_timeout(u->wsi, 1, LWS_TO_KILL_ASYNC);
@@ -123,6 +243,7 @@ static void u_reset(upstream *u, unsigned code, const char *reason)
     if (u->dead)
         return;
     LOG_DEBUG(LOG_EV_STREAM, "stream %u: %s (%s)", u->id, reason, mux_code_name(code));
+    u->failed = 1;
     u->c->metrics.stream_resets++;
     mux_session *s = u_session(u);
     if (s != NULL)
@@ -286,11 +407,15 @@ static int process_body(upstream *u, uint8_t *p, size_t n)
     case U_BODY:
         break;
     default:
+        if (n > 0)
+            u->no_reuse = 1;
         return 0; /* after the end: ignored */
     }
     switch (u->body) {
     case HTTP1_RESP_BODY_LENGTH: {
         size_t k = n < u->body_left ? n : (size_t)u->body_left;
+        if (n > k)
+            u->no_reuse = 1; /* bytes after the response */
         if (k > 0 && deliver(u, p, k) != 0)
             return -1;
         u->body_left -= k;
@@ -307,6 +432,8 @@ static int process_body(upstream *u, uint8_t *p, size_t n)
         }
         if (len > 0 && deliver(u, p, len) != 0)
             return -1;
+        if (r > 0)
+            u->no_reuse = 1; /* bytes after the last chunk */
         if (r >= 0)
             response_complete(u);
         return 0;
@@ -353,6 +480,7 @@ static int on_response_head(upstream *u, int r)
     if (u->dead)
         return -1;
     u->body = resp->body;
+    u->keep_alive = resp->keep_alive && resp->body != HTTP1_RESP_BODY_CLOSE && resp->status != 101;
     if (resp->status == 101) {
         u->state = U_RAW;
     } else if (h.flags & MUX_HEAD_END_STREAM) {
@@ -541,6 +669,9 @@ static int flush_out(upstream *u)
     if (u->wsi == NULL || u->state < U_REQUEST || lws_send_pipe_choked(u->wsi))
         goto again;
     if (u->out_len > 0) {
+        if (u->out_len > (u->head_sent ? 0 : u->req.len))
+            u->body_flushed = 1;
+        u->head_sent = 1;
         if (local_write(u, u->out, u->out_len) != 0)
             return -1;
         u->out_len = 0;
@@ -602,6 +733,26 @@ static void connect_next(upstream *u)
 static void u_connect(upstream *u)
 {
     client *c = u->c;
+    u->head_sent = 0;
+    u->body_flushed = 0;
+    if (u->attempt == 0 && !u->no_pool && c->schema != LOCAL_SCHEMA_DETECT && c->pool_n > 0) {
+        upool_conn *e = pool_take(c, c->schema == LOCAL_SCHEMA_HTTPS);
+        if (e != NULL) {
+            u->wsi = e->wsi;
+            u->tls = e->tls;
+            free(e);
+            lws_set_opaque_user_data(u->wsi, NULL);
+            lws_set_wsi_user(u->wsi, u);
+            lws_set_timeout(u->wsi, NO_PENDING_TIMEOUT, 0);
+            u->detecting = 0;
+            u->got_bytes = 0;
+            u->reused = 1;
+            u->state = U_REQUEST;
+            flush_out(u);
+            return;
+        }
+    }
+    u->reused = 0;
     if (u->attempt == 0 && (c->addrs.n == 0 || client_now_ms() - c->addrs.resolved_ms > UPSTREAM_RESOLVE_TTL_MS)) {
         const char *reason = "";
         if (local_addrs_resolve(&c->addrs, c->opt->local_host, &reason) < 0) {
@@ -821,6 +972,34 @@ void upstream_abandon(client_link *l)
 
 /* ---------------------------------------------------------------- lws callback */
 
+/* A reused keep-alive connection closed before any response byte (the local service closed it
+ * while it was idle): the request goes once more on a fresh connection. */
+static void retry_fresh(upstream *u)
+{
+    LOG_DEBUG(LOG_EV_STREAM, "stream %u: reused connection to %s closed before the response, retrying on a new one", u->id,
+              u->c->local_desc);
+    u_detach(u);
+    u->retried = 1;
+    u->no_pool = 1;
+    if (u->head_sent) {
+        /* the head went to the dead connection: it goes first again, before what is still queued */
+        uint8_t *nb = malloc(u->req.len + u->out_len);
+        if (nb == NULL) {
+            u_reset(u, MUX_CODE_INTERNAL_ERROR, "out of memory");
+            return;
+        }
+        memcpy(nb, u->req.buf, u->req.len);
+        if (u->out_len > 0)
+            memcpy(nb + u->req.len, u->out, u->out_len);
+        free(u->out);
+        u->out = nb;
+        u->out_len += u->req.len;
+        u->out_cap = u->out_len;
+    }
+    u->attempt = 0;
+    u_connect(u);
+}
+
 /* The local connection closed (or failed). */
 static void on_local_close(upstream *u, const char *conn_error)
 {
@@ -844,6 +1023,10 @@ static void on_local_close(upstream *u, const char *conn_error)
         connect_failed(u, why);
         break;
     case U_REQUEST:
+        if (u->reused && !u->got_bytes && !u->retried && !u->body_flushed) {
+            retry_fresh(u);
+            break;
+        }
         u_reset(u, MUX_CODE_UPSTREAM_ERROR, "local service closed the connection without a response");
         break;
     case U_BODY:
@@ -860,10 +1043,41 @@ static void on_local_close(upstream *u, const char *conn_error)
     }
 }
 
+/* Callbacks of an idle pooled connection |e|: any byte or EOF ends it. */
+static int pool_callback(upool_conn *e, enum lws_callback_reasons reason)
+{
+    switch (reason) {
+    case LWS_CALLBACK_RAW_RX:
+        pool_drop(e, 0);
+        return -1; /* an idle connection has nothing to say: lws closes it */
+    case LWS_CALLBACK_RAW_CLOSE:
+    case LWS_CALLBACK_WSI_DESTROY:
+    case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
+        pool_drop(e, 0);
+        return 0;
+    default:
+        return 0;
+    }
+}
+
+/* Ends an lws callback on |wsi|: u_release(u), and |rv| unless the connection was just moved to
+ * the pool by the release (then lws must keep it open). */
+static int u_release_rv(upstream *u, struct lws *wsi, int rv)
+{
+    if (u_release(u) && rv != 0 && lws_get_opaque_user_data(wsi) != NULL)
+        return 0;
+    return rv;
+}
+
 int upstream_lws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len)
 {
     upstream *u = user;
     int rv = 0;
+    if (u == NULL && wsi != NULL) {
+        upool_conn *e = lws_get_opaque_user_data(wsi);
+        if (e != NULL && e->wsi == wsi)
+            return pool_callback(e, reason);
+    }
     switch (reason) {
     case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
         if (u == NULL)
@@ -953,8 +1167,7 @@ int upstream_lws_callback(struct lws *wsi, enum lws_callback_reasons reason, voi
         }
         if (u->dead)
             rv = -1;
-        u_release(u);
-        return rv;
+        return u_release_rv(u, wsi, rv);
     case LWS_CALLBACK_RAW_WRITEABLE:
         if (u == NULL)
             return -1;
@@ -964,8 +1177,7 @@ int upstream_lws_callback(struct lws *wsi, enum lws_callback_reasons reason, voi
         if (flush_out(u) != 0)
             rv = -1;
         track_write(u, 1);
-        u_release(u);
-        return rv;
+        return u_release_rv(u, wsi, rv);
     case LWS_CALLBACK_RAW_CLOSE:
     case LWS_CALLBACK_WSI_DESTROY:
         if (u == NULL || u->wsi != wsi)
