@@ -183,7 +183,7 @@ void upstream_on_stream_close(mux_session *s, uint32_t id, unsigned code, const 
 void upstream_on_writable(mux_session *s, uint32_t id, void *stream_user_data, void *user_data);
 
 /* Idle keep-alive connections to the local service kept at most (the oldest is closed first). */
-#define UPSTREAM_POOL_MAX 32
+#define UPSTREAM_POOL_MAX 128
 /* An idle keep-alive connection is closed after this many seconds. */
 #define UPSTREAM_POOL_IDLE_S 30
 
