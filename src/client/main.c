@@ -109,26 +109,6 @@ static int validate_url(const cfg_option *opt, void *options, char *err, size_t 
     return -1;
 }
 
-static int validate_level(const cfg_option *opt, void *options, char *err, size_t errlen)
-{
-    log_level l;
-    const char *v = ((client_options *)options)->log_level;
-    if (v != NULL && log_parse_level(v, &l) == 0)
-        return 0;
-    snprintf(err, errlen, "must be error, warn, info or debug");
-    return -1;
-}
-
-static int validate_format(const cfg_option *opt, void *options, char *err, size_t errlen)
-{
-    log_format f;
-    const char *v = ((client_options *)options)->log_format;
-    if (v != NULL && log_parse_format(v, &f) == 0)
-        return 0;
-    snprintf(err, errlen, "must be text or json");
-    return -1;
-}
-
 static int validate_host_header(const cfg_option *opt, void *options, char *err, size_t errlen)
 {
     const char *v = ((client_options *)options)->host_header;
@@ -179,8 +159,8 @@ static const cfg_option options_table[] = {
      "Host towards the local service: preserve (public host), rewrite (LOCAL_HOST:LOCAL_PORT) or a value", validate_host_header},
     {"TLS_CA_FILE", "tls-ca-file", CFG_STRING, NULL, O(tls_ca_file), 0, 0, "extra CA file to verify a wss:// server", NULL},
     {"TLS_INSECURE", "tls-insecure", CFG_BOOL, "false", O(tls_insecure), 0, 0, "do not verify the wss:// server certificate", NULL},
-    {"LOG_LEVEL", "log-level", CFG_STRING, "info", O(log_level), 0, 0, "error, warn, info or debug", validate_level},
-    {"LOG_FORMAT", "log-format", CFG_STRING, "text", O(log_format), 0, 0, "text or json", validate_format},
+    {"LOG_LEVEL", "log-level", CFG_STRING, "info", O(log_level), 0, 0, "error, warn, info or debug", cfg_validate_log_level},
+    {"LOG_FORMAT", "log-format", CFG_STRING, "text", O(log_format), 0, 0, "text or json", cfg_validate_log_format},
     {"METRICS_ADDR", "metrics-addr", CFG_STRING, "", O(metrics_addr), 0, 0,
      "IP:PORT for this daemon's Prometheus /metrics (empty = off)", NULL},
     {"LOG_FILE", "log-file", CFG_STRING, "", O(log_file), 0, 0, "append logs to this file instead of stderr; SIGHUP reopens it",

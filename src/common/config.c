@@ -7,6 +7,7 @@
  * to the caller's |out|; errors go into the caller's buffer as one line naming the variable.
  */
 #include "common/config.h"
+#include "common/log.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -505,5 +506,27 @@ int cfg_validate_dns_label(const cfg_option *opt, void *options, char *err, size
         snprintf(err, errlen, "'%s' is not a DNS label (1-63 of a-z, 0-9, '-', not starting or ending with '-')", v);
     else
         snprintf(err, errlen, "value is not a DNS label (1-63 of a-z, 0-9, '-', not starting or ending with '-')");
+    return -1;
+}
+
+/* Validator for LOG_LEVEL (a CFG_STRING): error, warn, info or debug. */
+int cfg_validate_log_level(const cfg_option *opt, void *options, char *err, size_t errlen)
+{
+    log_level l;
+    const char *v = *(char **)field(opt, options);
+    if (v != NULL && log_parse_level(v, &l) == 0)
+        return 0;
+    snprintf(err, errlen, "must be error, warn, info or debug");
+    return -1;
+}
+
+/* Validator for LOG_FORMAT (a CFG_STRING): text or json. */
+int cfg_validate_log_format(const cfg_option *opt, void *options, char *err, size_t errlen)
+{
+    log_format f;
+    const char *v = *(char **)field(opt, options);
+    if (v != NULL && log_parse_format(v, &f) == 0)
+        return 0;
+    snprintf(err, errlen, "must be text or json");
     return -1;
 }

@@ -53,6 +53,9 @@ void cfg_free(const cfg_option *table, size_t n, void *options);
 
 /* Validators usable in tables. */
 int cfg_validate_dns_label(const cfg_option *opt, void *options, char *err, size_t errlen);
+/* LOG_LEVEL (error|warn|info|debug) and LOG_FORMAT (text|json) string options. */
+int cfg_validate_log_level(const cfg_option *opt, void *options, char *err, size_t errlen);
+int cfg_validate_log_format(const cfg_option *opt, void *options, char *err, size_t errlen);
 
 /* 1 when |s| (|len| bytes) is an RFC 1123 label: 1..63 of [A-Za-z0-9-], not starting/ending '-'. */
 int cfg_is_dns_label(const char *s, size_t len);

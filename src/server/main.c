@@ -54,28 +54,6 @@ static int validate_ping(const cfg_option *opt, void *options, char *err, size_t
     return 0;
 }
 
-static int validate_level(const cfg_option *opt, void *options, char *err, size_t errlen)
-{
-    log_level l;
-    const char *v = ((server_options *)options)->log_level;
-    if (v == NULL || log_parse_level(v, &l) != 0) {
-        snprintf(err, errlen, "must be error, warn, info or debug");
-        return -1;
-    }
-    return 0;
-}
-
-static int validate_format(const cfg_option *opt, void *options, char *err, size_t errlen)
-{
-    log_format f;
-    const char *v = ((server_options *)options)->log_format;
-    if (v == NULL || log_parse_format(v, &f) != 0) {
-        snprintf(err, errlen, "must be text or json");
-        return -1;
-    }
-    return 0;
-}
-
 static int validate_domain(const cfg_option *opt, void *options, char *err, size_t errlen)
 {
     char buf[ROUTE_MAX_HOST + 1];
@@ -111,8 +89,8 @@ static const cfg_option options_table[] = {
      "largest public request body; h2o buffers the whole body (large ones in a temp file) before it is forwarded", NULL},
     {"UPGRADE_IDLE_TIMEOUT", "upgrade-idle-timeout", CFG_DURATION, "0", OFF(upgrade_idle_ms), 0, 7 * 86400000LL,
      "close an upgraded (WebSocket) connection after this long without bytes either way (0 = never)", NULL},
-    {"LOG_LEVEL", "log-level", CFG_STRING, "info", OFF(log_level), 0, 0, "error, warn, info or debug", validate_level},
-    {"LOG_FORMAT", "log-format", CFG_STRING, "text", OFF(log_format), 0, 0, "text or json", validate_format},
+    {"LOG_LEVEL", "log-level", CFG_STRING, "info", OFF(log_level), 0, 0, "error, warn, info or debug", cfg_validate_log_level},
+    {"LOG_FORMAT", "log-format", CFG_STRING, "text", OFF(log_format), 0, 0, "text or json", cfg_validate_log_format},
     {"ADMIN_ADDR", "admin-addr", CFG_STRING, "127.0.0.1:9090", OFF(admin_addr), 0, 0,
      "admin listener IP:PORT (/metrics, /api/clients, dashboard at /); \"off\" disables it", NULL},
     {"ADMIN_USER", "admin-user", CFG_STRING, "", OFF(admin_user), 0, 0,

@@ -167,6 +167,21 @@ static void abort_response(proxy_stream *ps)
     h2o_send(ps->req, NULL, 0, H2O_SEND_STATE_ERROR);
 }
 
+/* Makes the pending bytes the in-flight buffer (the old in-flight buffer becomes the empty pending
+ * one) and returns them for one write. */
+static h2o_iovec_t take_pending(proxy_stream *ps)
+{
+    uint8_t *b = ps->inflight;
+    size_t cap = ps->inflight_cap;
+    ps->inflight = ps->pend;
+    ps->inflight_cap = ps->pend_cap;
+    ps->inflight_len = ps->pend_len;
+    ps->pend = b;
+    ps->pend_cap = cap;
+    ps->pend_len = 0;
+    return h2o_iovec_init(ps->inflight, ps->inflight_len);
+}
+
 /* Sends buffered bytes / the end to h2o when nothing is in flight. */
 static void send_more(proxy_stream *ps)
 {
@@ -177,15 +192,7 @@ static void send_more(proxy_stream *ps)
         return;
     }
     if (ps->pend_len > 0) {
-        uint8_t *b = ps->inflight;
-        size_t cap = ps->inflight_cap;
-        ps->inflight = ps->pend;
-        ps->inflight_cap = ps->pend_cap;
-        ps->inflight_len = ps->pend_len;
-        ps->pend = b;
-        ps->pend_cap = cap;
-        ps->pend_len = 0;
-        h2o_iovec_t buf = h2o_iovec_init(ps->inflight, ps->inflight_len);
+        h2o_iovec_t buf = take_pending(ps);
         ps->sending = 1;
         h2o_send(ps->req, &buf, 1, H2O_SEND_STATE_IN_PROGRESS);
         return;
@@ -739,15 +746,7 @@ static void raw_send_more(proxy_stream *rs)
     if (rs->raw_writing || rs->sock == NULL)
         return;
     if (rs->pend_len > 0) {
-        uint8_t *b = rs->inflight;
-        size_t cap = rs->inflight_cap;
-        rs->inflight = rs->pend;
-        rs->inflight_cap = rs->pend_cap;
-        rs->inflight_len = rs->pend_len;
-        rs->pend = b;
-        rs->pend_cap = cap;
-        rs->pend_len = 0;
-        h2o_iovec_t buf = h2o_iovec_init(rs->inflight, rs->inflight_len);
+        h2o_iovec_t buf = take_pending(rs);
         rs->raw_writing = 1;
         h2o_socket_write(rs->sock, &buf, 1, raw_on_written);
         return;
