@@ -136,7 +136,7 @@ typedef struct {
 /* Session options (nghttp2_option style). Start from mux_session_options_default(). */
 typedef struct {
     mux_role role;
-    uint32_t initial_stream_window;  /* credit we grant per stream (default 256 KiB) */
+    uint32_t initial_stream_window;  /* credit we grant per stream (default 4 MiB; the wire default is 256 KiB) */
     uint32_t initial_conn_window;    /* credit we grant per connection (default 16 MiB) */
     uint32_t max_stream_window;      /* auto-tuning cap per stream (default 16 MiB; = initial disables) */
     uint32_t max_message_size;       /* largest WebSocket message accepted, after decompression too

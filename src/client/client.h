@@ -116,7 +116,10 @@ typedef struct client {
     struct lws_vhost *metrics_vhost; /* METRICS_ADDR listener (NULL = off) */
     client_link pool;                /* idle keep-alive local connections (upstream.c), most recent first */
     int pool_n;
-    int done; /* leave the loop */
+    client_link flushq;               /* upstreams with request bytes to write after this loop turn (upstream.c) */
+    lws_sorted_usec_list_t flush_sul; /* zero-delay: flushes work queued by timers (they run before lws polls) */
+    int flush_armed;                  /* flush_sul is scheduled */
+    int done;                         /* leave the loop */
     int exit_code;
 } client;
 
@@ -142,9 +145,18 @@ void tunnel_schedule_reconnect(client *c, int64_t delay_ms);
 /* Graceful stop: GOAWAY, then close once the streams finished. */
 void tunnel_shutdown(client *c);
 
-/* Asks lws for a writable callback on the tunnel when the session has something to send, and
- * re-arms the session timer. Call after anything that may have queued frames. */
+/* Marks the tunnel for a flush at the end of this loop turn when the session has something to
+ * send, and re-arms the session timer. Call after anything that may have queued frames. */
 void tunnel_kick(tunnel *t);
+
+/* The main loop calls this between lws_service() turns: everything the turn queued on the session
+ * leaves in one batch (writev straight to the socket for ws://). */
+void tunnel_after_service(client *c);
+
+/* Makes sure tunnel_after_service() runs before lws waits again: lws runs its timers before it
+ * polls, inside the same lws_service() call, so work queued by a timer is flushed by a zero-delay
+ * timer of ours. Cheap to call repeatedly. */
+void client_want_flush(client *c);
 
 /* The session of |t| (NULL before the upgrade completed). */
 mux_session *tunnel_session(tunnel *t);
@@ -189,6 +201,11 @@ void upstream_on_writable(mux_session *s, uint32_t id, void *stream_user_data, v
 
 /* Closes every idle keep-alive local connection (shutdown). */
 void upstream_pool_clear(client *c);
+
+/* Writes the request bytes that streams queued during this loop turn to their local connections
+ * (one write per connection per turn instead of one per DATA record). Called by
+ * tunnel_after_service() before the tunnel's own flush, so returned credit leaves with it. */
+void upstream_flush_queued(client *c);
 
 /* The tunnel is gone: forget the stream and close the local connection. |l| is the upstream's
  * link (first member). Unlinks it; frees the upstream. */

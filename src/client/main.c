@@ -13,6 +13,7 @@
 
 #include "client.h"
 #include "common/config.h"
+#include "common/heap.h"
 #include "common/log.h"
 #include "tls_membio.h"
 
@@ -281,6 +282,7 @@ static int setup(client *c, const client_options *opt)
 static void teardown(client *c)
 {
     lws_sul_cancel(&c->reconnect_sul);
+    lws_sul_cancel(&c->flush_sul);
     upstream_pool_clear(c);
     if (c->lws != NULL)
         lws_context_destroy(c->lws);
@@ -327,6 +329,8 @@ int main(int argc, char **argv)
         cfg_free(options_table, N_OPTIONS, &opt);
         return 2;
     }
+    if (heap_tune() != 0)
+        LOG_DEBUG(LOG_EV_CONF, "heap settings refused by the C library; defaults kept");
 
     struct sigaction sa;
     memset(&sa, 0, sizeof(sa));
@@ -386,6 +390,7 @@ int main(int argc, char **argv)
                      g_stop_count >= 2 ? "interrupted by a second signal" : "timed out (DRAIN_TIMEOUT)");
             break;
         }
+        tunnel_after_service(c);
         if (lws_service(c->lws, 0) < 0)
             break;
     }

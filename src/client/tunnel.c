@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 
 #include "backoff.h"
 #include "client.h"
@@ -43,10 +44,18 @@ struct tunnel {
     mux_session *s;
     lws_sorted_usec_list_t sul;       /* session timer, or the upgrade deadline before T_OPEN */
     lws_sorted_usec_list_t stall_sul; /* WRITE_TIMEOUT: the socket took nothing for that long */
-    int64_t choked_since;             /* when a write was last left (partly) buffered by lws; 0 = not choked */
+    int64_t choked_since;             /* when a write was last left (partly) unsent; 0 = not choked */
     client_link streams;              /* upstreams of this tunnel */
-    uint8_t *stage;                   /* gathers a send batch into one write */
+    uint8_t *stage;                   /* TLS records on their way to lws_write */
     size_t stage_cap;
+    /* ws:// batches are written straight to the socket with writev(): the part of the last
+     * mux_session_send() batch the kernel did not take yet (iov[pend_i..pend_n), the first one
+     * advanced by pend_off) */
+    mux_iovec pend[TUNNEL_IOV];
+    int pend_n, pend_i;
+    size_t pend_off;
+    int choked;     /* bytes are waiting for the socket (ours, or lws's own buffer when wss) */
+    int want_flush; /* the session has something to send: flushed after this loop turn */
     int welcomed;
     int64_t retry_after_ms; /* from REFUSE */
     int close_now;          /* return -1 from the next callback */
@@ -118,44 +127,92 @@ static int ensure_stage(tunnel *t, size_t need)
     return 0;
 }
 
-/* Moves what the session wants to send onto the socket while it is not choked. 0 or -1. */
+/* Writes what is left of the pending batch straight to the socket. Returns 1 when it all went
+ * out, 0 when the socket is full (t->choked set, a writable callback requested), -1 on error. */
+static int write_pending(tunnel *t)
+{
+    int fd = lws_get_socket_fd(t->wsi);
+    if (fd < 0)
+        return -1;
+    for (int guard = 0; guard < 64 && t->pend_i < t->pend_n; guard++) {
+        struct iovec v[TUNNEL_IOV];
+        int k = 0;
+        for (int i = t->pend_i; i < t->pend_n && k < TUNNEL_IOV; i++, k++) {
+            v[k].iov_base = (uint8_t *)t->pend[i].base + (i == t->pend_i ? t->pend_off : 0);
+            v[k].iov_len = t->pend[i].len - (i == t->pend_i ? t->pend_off : 0);
+        }
+        ssize_t n = writev(fd, v, k);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK)
+                break;
+            LOG_WARN(LOG_EV_TUNNEL, "tunnel: write to %s failed: %s", t->c->url.hostport, strerror(errno));
+            return -1;
+        }
+        size_t left = (size_t)n;
+        while (t->pend_i < t->pend_n && left >= t->pend[t->pend_i].len - t->pend_off) {
+            left -= t->pend[t->pend_i].len - t->pend_off;
+            t->pend_i++;
+            t->pend_off = 0;
+        }
+        t->pend_off += left;
+    }
+    if (t->pend_i < t->pend_n) {
+        t->choked = 1;
+        lws_callback_on_writable(t->wsi);
+        return 0;
+    }
+    t->pend_n = t->pend_i = 0;
+    t->pend_off = 0;
+    t->choked = 0;
+    return 1;
+}
+
+/* Moves what the session wants to send onto the socket while it takes it. 0 or -1. */
 static int flush_session(tunnel *t)
 {
-    mux_iovec iov[TUNNEL_IOV];
+    t->want_flush = 0;
+    if (t->tls == NULL && t->pend_n > 0) {
+        int r = write_pending(t);
+        if (r <= 0)
+            return r;
+        mux_session_send_done(t->s, client_now_ms());
+    }
     for (int rounds = 0; rounds < 64; rounds++) {
-        if (lws_send_pipe_choked(t->wsi))
-            break;
+        if (t->tls != NULL && lws_partial_buffered(t->wsi)) {
+            t->choked = 1; /* lws writes the rest and then calls back */
+            lws_callback_on_writable(t->wsi);
+            return 0;
+        }
+        t->choked = 0;
         int64_t now = client_now_ms();
-        ssize_t n = mux_session_send(t->s, iov, TUNNEL_IOV, now);
+        ssize_t n = mux_session_send(t->s, t->pend, TUNNEL_IOV, now);
         if (n < 0) {
             LOG_WARN(LOG_EV_TUNNEL, "tunnel: send failed: %s", mux_session_last_error_reason(t->s));
             return -1;
         }
         if (n == 0)
             break;
-        size_t total = 0;
-        for (ssize_t i = 0; i < n; i++)
-            total += iov[i].len;
         if (t->tls != NULL) {
             /* TLS records are made from whatever we hand over: encrypt iovec by iovec */
             for (ssize_t i = 0; i < n; i++)
-                if (iov[i].len > 0 && tls_membio_write(t->tls, iov[i].base, iov[i].len) != 0)
+                if (t->pend[i].len > 0 && tls_membio_write(t->tls, t->pend[i].base, t->pend[i].len) != 0)
                     return -1;
             if (t_write(t, NULL, 0) != 0)
                 return -1;
         } else {
-            if (ensure_stage(t, total) != 0)
-                return -1;
-            size_t off = 0;
-            for (ssize_t i = 0; i < n; i++) {
-                memcpy(t->stage + off, iov[i].base, iov[i].len);
-                off += iov[i].len;
-            }
-            if (t_write(t, t->stage, total) != 0)
-                return -1;
+            t->pend_n = (int)n;
+            t->pend_i = 0;
+            t->pend_off = 0;
+            int r = write_pending(t);
+            if (r <= 0)
+                return r; /* the batch stays pending: send_done once it is all out */
         }
         mux_session_send_done(t->s, client_now_ms());
     }
+    if (mux_session_want_write(t->s))
+        t->want_flush = 1; /* more than 64 rounds: the next loop turn goes on */
     return 0;
 }
 
@@ -166,7 +223,7 @@ static void stall_cb(lws_sorted_usec_list_t *sul)
     tunnel *t = lws_container_of(sul, tunnel, stall_sul);
     if (t->wsi == NULL || t->choked_since == 0)
         return;
-    if (!lws_send_pipe_choked(t->wsi)) {
+    if (!t->choked) {
         t->choked_since = 0;
         return;
     }
@@ -181,15 +238,15 @@ static void stall_cb(lws_sorted_usec_list_t *sul)
     lws_set_timeout(t->wsi, 1, LWS_TO_KILL_ASYNC);
 }
 
-/* WRITE_TIMEOUT bookkeeping after writing: lws keeps what the socket did not take and reports the
- * connection writable again only once that drained, so "choked for WRITE_TIMEOUT without a
+/* WRITE_TIMEOUT bookkeeping after writing: what the socket did not take waits (in |pend|, or in
+ * lws's buffer when wss) until a writable callback, so "choked for WRITE_TIMEOUT without a
  * writable callback" means the server stopped reading. |progress|: called from a writable
  * callback. */
 static void track_write(tunnel *t, int progress)
 {
     if (t->wsi == NULL)
         return;
-    if (!lws_send_pipe_choked(t->wsi)) {
+    if (!t->choked) {
         if (t->choked_since != 0) {
             t->choked_since = 0;
             lws_sul_cancel(&t->stall_sul);
@@ -221,8 +278,12 @@ void tunnel_kick(tunnel *t)
 {
     if (t == NULL || t->s == NULL || t->wsi == NULL)
         return;
-    if (mux_session_want_write(t->s) || mux_session_want_close(t->s))
-        lws_callback_on_writable(t->wsi);
+    /* writes wait for the end of this loop turn (tunnel_after_service) so that everything the
+     * turn produced leaves in one batch; a choked socket gets its writable callback instead */
+    if (mux_session_want_write(t->s) || mux_session_want_close(t->s)) {
+        t->want_flush = 1;
+        client_want_flush(t->c);
+    }
     int64_t next = mux_session_next_timeout(t->s);
     if (next < 0) {
         lws_sul_cancel(&t->sul);
@@ -512,6 +573,49 @@ void tunnel_shutdown(client *c)
     tunnel_kick(t);
 }
 
+static void flush_sul_cb(lws_sorted_usec_list_t *sul)
+{
+    client *c = lws_container_of(sul, client, flush_sul);
+    c->flush_armed = 0;
+    tunnel_after_service(c);
+}
+
+void client_want_flush(client *c)
+{
+    if (c->flush_armed || c->lws == NULL)
+        return;
+    c->flush_armed = 1;
+    lws_sul_schedule(c->lws, 0, &c->flush_sul, flush_sul_cb, 0);
+}
+
+/* Called by the main loop after every lws_service() turn (and by flush_sul for work queued by
+ * timers): writes the request bytes streams queued, then what the turn queued on the session (one
+ * writev for all of it), and hands a session that wants to close to the writable callback, which
+ * closes the connection once everything left. */
+void tunnel_after_service(client *c)
+{
+    if (c->flush_armed) {
+        c->flush_armed = 0;
+        lws_sul_cancel(&c->flush_sul);
+    }
+    upstream_flush_queued(c);
+    tunnel *t = c->tun;
+    if (t == NULL || t->wsi == NULL || t->s == NULL || t->state != T_OPEN || !t->want_flush)
+        return;
+    if (t->choked) {
+        t->want_flush = 0; /* the writable callback flushes */
+        return;
+    }
+    if (flush_session(t) != 0) {
+        lws_set_timeout(t->wsi, 1, LWS_TO_KILL_ASYNC);
+        return;
+    }
+    track_write(t, 0);
+    if (mux_session_want_close(t->s))
+        lws_callback_on_writable(t->wsi);
+    tunnel_kick(t); /* timers; want_flush again when more than 64 rounds were pending */
+}
+
 /* ---------------------------------------------------------------- lws callback */
 
 int tunnel_lws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len)
@@ -585,7 +689,8 @@ int tunnel_lws_callback(struct lws *wsi, enum lws_callback_reasons reason, void 
         if (flush_session(t) != 0)
             return -1;
         track_write(t, 1);
-        if (mux_session_want_close(t->s) && !mux_session_want_write(t->s) && !lws_send_pipe_choked(wsi))
+        if (mux_session_want_close(t->s) && !mux_session_want_write(t->s) && !t->choked &&
+            !(t->tls != NULL && lws_partial_buffered(wsi)))
             return -1;
         tunnel_kick(t);
         return 0;

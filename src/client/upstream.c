@@ -10,6 +10,8 @@
  */
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +25,7 @@
 
 #define UPSTREAM_HEAD_MAX (80 * 1024)
 #define UPSTREAM_DETECT_MS 1500
+#define UPSTREAM_WRITE_NOW (256 * 1024) /* request bytes buffered that are written without waiting for the turn's end */
 
 typedef enum {
     U_CONNECTING = 0, /* TCP connect in progress */
@@ -34,8 +37,9 @@ typedef enum {
 } ustate;
 
 struct upstream {
-    client_link link; /* first member: the tunnel's list */
-    tunnel *tun;      /* NULL once the stream is gone */
+    client_link link;   /* first member: the tunnel's list */
+    client_link flushq; /* in c->flushq while request bytes wait for the end of the loop turn */
+    tunnel *tun;        /* NULL once the stream is gone */
     client *c;
     uint32_t id;
     struct lws *wsi;
@@ -53,9 +57,11 @@ struct upstream {
     uint64_t req_body_seen;
     int req_fin;
     int need_shutdown; /* raw mode: shut down our write side once |out| is drained */
-    /* plaintext bytes for the local socket */
+    /* plaintext bytes for the local socket: out[out_off, out_len) are still to be written;
+     * out_consume of them are body bytes whose credit returns as they leave */
     uint8_t *out;
-    size_t out_len, out_cap, out_consume;
+    size_t out_off, out_len, out_cap, out_consume;
+    uint64_t sent_on_conn; /* bytes written to the current connection (its request head first) */
     /* response head accumulation */
     char *hbuf;
     size_t hlen, hcap, hlast;
@@ -152,13 +158,13 @@ static int u_reusable(const upstream *u)
 {
     if (u->wsi == NULL || u->failed || u->no_reuse || !u->keep_alive || u->state != U_DONE || u->detecting)
         return 0;
-    if (u->end_pending || u->pend_len > 0 || u->out_len > 0 || u->need_shutdown || u->req.body == HTTP1_REQ_BODY_RAW)
+    if (u->end_pending || u->pend_len > 0 || u->out_len > u->out_off || u->need_shutdown || u->req.body == HTTP1_REQ_BODY_RAW)
         return 0;
     if (u->req.body != HTTP1_REQ_BODY_NONE && !u->req_fin)
         return 0;
     if (u->req.body == HTTP1_REQ_BODY_LENGTH && u->req_body_seen != u->req.content_length)
         return 0;
-    return !lws_send_pipe_choked(u->wsi);
+    return u->tls == NULL || !lws_partial_buffered(u->wsi);
 }
 
 /* Moves the connection of |u| into the pool. Returns 1 when it did (u->wsi, u->tls are NULL then). */
@@ -191,8 +197,33 @@ static int pool_put(upstream *u)
     return 1;
 }
 
+static void flushq_remove(upstream *u)
+{
+    if (u->flushq.next == NULL)
+        return;
+    u->flushq.prev->next = u->flushq.next;
+    u->flushq.next->prev = u->flushq.prev;
+    u->flushq.next = u->flushq.prev = NULL;
+}
+
+/* Queues |u| for upstream_flush_queued() at the end of the loop turn. */
+static void flushq_add(upstream *u)
+{
+    client *c = u->c;
+    if (u->flushq.next != NULL)
+        return;
+    if (c->flushq.next == NULL)
+        c->flushq.next = c->flushq.prev = &c->flushq;
+    u->flushq.next = &c->flushq;
+    u->flushq.prev = c->flushq.prev;
+    c->flushq.prev->next = &u->flushq;
+    c->flushq.prev = &u->flushq;
+    client_want_flush(c);
+}
+
 static void u_free(upstream *u)
 {
+    flushq_remove(u);
     lws_sul_cancel(&u->sul);
     if (u->wsi != NULL && u_reusable(u))
         pool_put(u);
@@ -583,6 +614,11 @@ static int drain_tls(upstream *u)
 
 static int out_add(upstream *u, const void *p, size_t n)
 {
+    if (u->out_off > 0 && (u->out_off == u->out_len || u->out_off >= u->out_cap / 2)) {
+        memmove(u->out, u->out + u->out_off, u->out_len - u->out_off); /* what is left goes to the front */
+        u->out_len -= u->out_off;
+        u->out_off = 0;
+    }
     if (append(&u->out, &u->out_len, &u->out_cap, p, n) != 0) {
         u_reset(u, MUX_CODE_INTERNAL_ERROR, "out of memory");
         return -1;
@@ -590,10 +626,30 @@ static int out_add(upstream *u, const void *p, size_t n)
     return 0;
 }
 
+/* Plaintext: writes what the socket takes now, straight to it (no copy into lws's buffer, so the
+ * kernel's socket buffer is the only one past |out|). Returns the bytes written (0 when the socket
+ * is full) or -1 when the connection failed. */
+static ssize_t plain_send(upstream *u, const uint8_t *p, size_t n)
+{
+    int fd = lws_get_socket_fd(u->wsi);
+    if (fd < 0)
+        return -1;
+    for (;;) {
+        ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
+        if (w >= 0)
+            return w;
+        if (errno == EINTR)
+            continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK)
+            return 0;
+        return -1;
+    }
+}
+
+/* TLS: encrypts |n| bytes and hands the records to lws (which keeps what the socket did not take;
+ * callers only write when lws_send_pipe_choked() says the socket has room). 0 or -1. */
 static int local_write(upstream *u, const uint8_t *p, size_t n)
 {
-    if (u->tls == NULL)
-        return lws_write(u->wsi, (unsigned char *)p, n, LWS_WRITE_RAW) < 0 ? -1 : 0;
     if (n > 0 && tls_membio_write(u->tls, p, n) != 0)
         return -1;
     uint8_t buf[16384 + 512];
@@ -609,7 +665,7 @@ static int out_pending(upstream *u)
 {
     if (u->state < U_REQUEST || u->wsi == NULL)
         return 0; /* still connecting: the head deadline covers it */
-    return u->out_len > 0 || u->need_shutdown || (u->wsi != NULL && lws_send_pipe_choked(u->wsi));
+    return u->out_len > u->out_off || u->need_shutdown || (u->tls != NULL && lws_partial_buffered(u->wsi));
 }
 
 /* WRITE_TIMEOUT bookkeeping after a write attempt; |progress| 1 when the socket took bytes since
@@ -658,7 +714,7 @@ static void write_stalled(upstream *u)
     if (s != NULL && u->out_consume > 0)
         mux_session_consume(s, u->id, u->out_consume);
     u->out_consume = 0;
-    u->out_len = 0;
+    u->out_len = u->out_off = 0;
     u->need_shutdown = 0;
     u_detach(u);
 }
@@ -666,20 +722,33 @@ static void write_stalled(upstream *u)
 /* Writes |out| when the socket takes it; returns credit for the body bytes written. 0 or -1. */
 static int flush_out(upstream *u)
 {
-    if (u->wsi == NULL || u->state < U_REQUEST || lws_send_pipe_choked(u->wsi))
+    if (u->wsi == NULL || u->state < U_REQUEST || (u->tls != NULL && lws_send_pipe_choked(u->wsi)))
         goto again;
-    if (u->out_len > 0) {
-        if (u->out_len > (u->head_sent ? 0 : u->req.len))
-            u->body_flushed = 1;
-        u->head_sent = 1;
-        if (local_write(u, u->out, u->out_len) != 0)
+    if (u->out_len > u->out_off) {
+        size_t left = u->out_len - u->out_off, took = left;
+        if (u->tls == NULL) {
+            ssize_t w = plain_send(u, u->out + u->out_off, left);
+            if (w < 0)
+                return -1;
+            took = (size_t)w;
+        } else if (local_write(u, u->out + u->out_off, left) != 0) {
             return -1;
-        u->out_len = 0;
-        if (u->out_consume > 0) {
+        }
+        u->sent_on_conn += took;
+        if (took > 0)
+            u->head_sent = 1;
+        if (u->sent_on_conn > u->req.len)
+            u->body_flushed = 1;
+        u->out_off += took;
+        /* credit returns with the body bytes that left (in proportion; the rest once |out| drained) */
+        size_t credit = u->out_off == u->out_len ? u->out_consume : (size_t)((double)u->out_consume * took / left);
+        if (u->out_off == u->out_len)
+            u->out_off = u->out_len = 0;
+        if (credit > 0) {
+            u->out_consume -= credit;
             mux_session *s = u_session(u);
             if (s != NULL)
-                mux_session_consume(s, u->id, u->out_consume);
-            u->out_consume = 0;
+                mux_session_consume(s, u->id, credit);
         }
         goto again;
     }
@@ -692,7 +761,7 @@ static int flush_out(upstream *u)
     track_write(u, 0);
     return 0;
 again:
-    if (u->wsi != NULL && (u->out_len > 0 || u->need_shutdown))
+    if (u->wsi != NULL && (u->out_len > u->out_off || u->need_shutdown))
         lws_callback_on_writable(u->wsi);
     track_write(u, 0);
     return 0;
@@ -735,6 +804,7 @@ static void u_connect(upstream *u)
     client *c = u->c;
     u->head_sent = 0;
     u->body_flushed = 0;
+    u->sent_on_conn = 0;
     if (u->attempt == 0 && !u->no_pool && c->schema != LOCAL_SCHEMA_DETECT && c->pool_n > 0) {
         upool_conn *e = pool_take(c, c->schema == LOCAL_SCHEMA_HTTPS);
         if (e != NULL) {
@@ -875,10 +945,29 @@ int upstream_on_data(mux_session *s, uint32_t id, const uint8_t *data, size_t le
     }
     if (rv == 0) {
         u->out_consume += len;
-        flush_out(u);
+        /* DATA records arrive a few KiB at a time: gather the turn's records into one write */
+        if (u->out_len - u->out_off >= UPSTREAM_WRITE_NOW)
+            flush_out(u);
+        else
+            flushq_add(u);
     }
     u_release(u);
     return 0;
+}
+
+void upstream_flush_queued(client *c)
+{
+    if (c->flushq.next == NULL)
+        return;
+    for (int guard = 0; guard < 100000 && c->flushq.next != &c->flushq; guard++) {
+        upstream *u = (upstream *)((char *)c->flushq.next - offsetof(upstream, flushq));
+        flushq_remove(u);
+        if (u->dead)
+            continue;
+        u_hold(u);
+        flush_out(u);
+        u_release(u);
+    }
 }
 
 int upstream_on_end(mux_session *s, uint32_t id, void *stream_user_data, void *user_data)
@@ -982,19 +1071,25 @@ static void retry_fresh(upstream *u)
     u->retried = 1;
     u->no_pool = 1;
     if (u->head_sent) {
-        /* the head went to the dead connection: it goes first again, before what is still queued */
-        uint8_t *nb = malloc(u->req.len + u->out_len);
+        /* (part of) the head went to the dead connection: all of it goes first again, before the
+         * body bytes still queued (none was written: a retry needs !body_flushed) */
+        size_t head_tail = u->sent_on_conn < u->req.len ? u->req.len - (size_t)u->sent_on_conn : 0;
+        size_t rest = u->out_len - u->out_off;
+        if (head_tail > rest)
+            head_tail = rest;
+        uint8_t *nb = malloc(u->req.len + rest - head_tail + 1);
         if (nb == NULL) {
             u_reset(u, MUX_CODE_INTERNAL_ERROR, "out of memory");
             return;
         }
         memcpy(nb, u->req.buf, u->req.len);
-        if (u->out_len > 0)
-            memcpy(nb + u->req.len, u->out, u->out_len);
+        if (rest > head_tail)
+            memcpy(nb + u->req.len, u->out + u->out_off + head_tail, rest - head_tail);
         free(u->out);
         u->out = nb;
-        u->out_len += u->req.len;
-        u->out_cap = u->out_len;
+        u->out_len = u->req.len + rest - head_tail;
+        u->out_off = 0;
+        u->out_cap = u->out_len + 1;
     }
     u->attempt = 0;
     u_connect(u);

@@ -30,7 +30,10 @@ enum { CLOSE_NONE, CLOSE_QUEUED, CLOSE_IN_BATCH, CLOSE_SENT };
 #define CTRL_FLOOD_LIMIT (1u << 20)    /* drop PONGs when this much control is unsent */
 #define CTRL_BACKLOG_LIMIT (16u << 20) /* fail a peer that makes us queue more control than this */
 #define RX_ZSTD_WINDOW_LOG_MAX 20      /* PROTOCOL.md §3.2: senders never exceed 20 */
-#define INCOMPRESSIBLE_PROBE 16        /* re-try compressing an incompressible stream every N messages */
+#define INCOMPRESSIBLE_PROBE 16        /* re-try compressing an incompressible stream after N messages, */
+#define INCOMPRESSIBLE_PROBE_MAX_SHIFT                                                                                             \
+    6 /* doubling after each failed re-try up to N << 6 (random or                                                                 \
+         already compressed bodies cost ~0.1% of their bytes in probes) */
 
 typedef struct {
     uint8_t *ptr; /* NULL: |off| is an offset in the scratch buffer */
@@ -1114,8 +1117,12 @@ static int build_message(mux_session *s, size_t iov_room, size_t *bytes)
     if (s->ctrl_plain == 0 && compression_on(s) && s->opt.enable_zstd && !s->dead) {
         compress = 1;
         mux_stream *h = s->sendq.head;
-        if (!has_ctrl && h != NULL && h->incompressible && ++h->probe % INCOMPRESSIBLE_PROBE != 0)
-            compress = 0; /* mostly DATA of a stream that did not compress lately */
+        if (!has_ctrl && h != NULL && h->incompressible) {
+            if (++h->probe < (INCOMPRESSIBLE_PROBE << h->probe_shift))
+                compress = 0; /* mostly DATA of a stream that did not compress lately */
+            else
+                h->probe = 0; /* this message re-tries */
+        }
         if (compress)
             limit -= limit / 256 + 64; /* room for zstd's worst-case expansion */
     }
@@ -1227,8 +1234,13 @@ static int build_message(mux_session *s, size_t iov_room, size_t *bytes)
         int bad = clen * 10 > (body - 1) * 9;
         for (size_t i = 0; i < nmsg_ids; i++) {
             mux_stream *st = mux_stream_table_find(&s->streams, msg_ids[i]);
-            if (st != NULL)
-                st->incompressible = (uint8_t)bad;
+            if (st == NULL)
+                continue;
+            if (!bad)
+                st->probe_shift = 0;
+            else if (st->incompressible && st->probe_shift < INCOMPRESSIBLE_PROBE_MAX_SHIFT)
+                st->probe_shift++; /* a re-try failed again */
+            st->incompressible = (uint8_t)bad;
         }
         paylen = 1 + clen;
         mux_buf_shrink(&s->zin, 1u << 20, s->mem);
@@ -1390,7 +1402,7 @@ void mux_session_options_default(mux_session_options *opt, mux_role role)
 {
     memset(opt, 0, sizeof(*opt));
     opt->role = role;
-    opt->initial_stream_window = 256 * 1024;
+    opt->initial_stream_window = 4 * 1024 * 1024;
     opt->initial_conn_window = 16 * 1024 * 1024;
     opt->max_stream_window = 16 * 1024 * 1024;
     opt->max_message_size = 10 * 1024 * 1024;

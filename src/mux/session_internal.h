@@ -130,7 +130,8 @@ typedef struct mux_stream {
     int64_t tx_credit; /* credit granted by the peer minus payload sent */
     mux_rxwin rx;
     uint8_t incompressible; /* >0: recent messages with its DATA did not compress */
-    uint8_t probe;          /* counts skipped compressions, to re-probe */
+    uint8_t probe_shift;    /* failed re-probes in a row: the next one waits INCOMPRESSIBLE_PROBE << this */
+    uint16_t probe;         /* counts skipped compressions, to re-probe */
 } mux_stream;
 
 typedef struct {

@@ -5,6 +5,9 @@
  *
  * Global state: only the signal flags below (written by the signal handler).
  */
+#include <sys/stat.h>
+#include <unistd.h>
+#include <errno.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -12,6 +15,7 @@
 #include <string.h>
 
 #include "common/config.h"
+#include "common/heap.h"
 #include "common/log.h"
 #include "server/admin.h"
 #include "server/listener.h"
@@ -87,6 +91,12 @@ static const cfg_option options_table[] = {
     {"TLS_KEY", "tls-key", CFG_STRING, NULL, OFF(tls_key), 0, 0, "PEM private key for TLS_CERT", NULL},
     {"MAX_REQUEST_BODY", "max-request-body", CFG_SIZE, "1G", OFF(max_request_body), 0, 0,
      "largest public request body; h2o buffers the whole body (large ones in a temp file) before it is forwarded", NULL},
+    {"BODY_SPOOL_DIR", "body-spool-dir", CFG_STRING, "", OFF(body_spool_dir), 0, 0,
+     "directory for request bodies larger than BODY_SPOOL_THRESHOLD (unlinked files; empty = $TMPDIR or /tmp); a tmpfs "
+     "here trades RAM for upload speed",
+     NULL},
+    {"BODY_SPOOL_THRESHOLD", "body-spool-threshold", CFG_SIZE, "32M", OFF(body_spool_threshold), 1 << 20, 1ULL << 40,
+     "a request body whose buffer grows beyond this is moved from memory to a file in BODY_SPOOL_DIR", NULL},
     {"UPGRADE_IDLE_TIMEOUT", "upgrade-idle-timeout", CFG_DURATION, "0", OFF(upgrade_idle_ms), 0, 7 * 86400000LL,
      "close an upgraded (WebSocket) connection after this long without bytes either way (0 = never)", NULL},
     {"LOG_LEVEL", "log-level", CFG_STRING, "info", OFF(log_level), 0, 0, "error, warn, info or debug", cfg_validate_log_level},
@@ -147,6 +157,33 @@ static const cfg_option options_table[] = {
      "a public HTTP/1.1 request must arrive within this; idle HTTP/2 connections close after it (slow senders)", NULL},
 };
 #define NOPTIONS (sizeof(options_table) / sizeof(options_table[0]))
+
+/* Where h2o keeps request bodies while they arrive (it hands a request over only once its whole
+ * body is in; docs/OPERATIONS.md "Uploads"): in memory up to BODY_SPOOL_THRESHOLD, then in an
+ * unlinked, mmapped file under BODY_SPOOL_DIR. Sets h2o's process-wide settings (the one place
+ * that writes them). Returns 0 or -1 with a one-line message. */
+static int body_spool_setup(const server_options *o, char *err, size_t errlen)
+{
+    const char *dir = o->body_spool_dir != NULL && o->body_spool_dir[0] != '\0' ? o->body_spool_dir : getenv("TMPDIR");
+    if (dir == NULL || dir[0] == '\0')
+        dir = "/tmp";
+    struct stat st;
+    errno = 0;
+    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode) || access(dir, W_OK | X_OK) != 0) {
+        snprintf(err, errlen, "BODY_SPOOL_DIR: '%s' is not a writable directory (%s)", dir,
+                 errno != 0 ? strerror(errno) : "not a directory");
+        return -1;
+    }
+    char tmpl[sizeof(h2o_socket_buffer_mmap_settings.fn_template)];
+    int n = snprintf(tmpl, sizeof(tmpl), "%s/tunnelmux-body.XXXXXX", dir);
+    if (n < 0 || (size_t)n >= sizeof(tmpl)) {
+        snprintf(err, errlen, "BODY_SPOOL_DIR: path too long");
+        return -1;
+    }
+    memcpy(h2o_socket_buffer_mmap_settings.fn_template, tmpl, (size_t)n + 1);
+    h2o_socket_buffer_mmap_settings.threshold = (size_t)o->body_spool_threshold;
+    return 0;
+}
 
 /* Loads tokens and credentials, allocates the throttle and Rapid Reset tables. Secrets never reach
  * the log or |err|. Returns 0 or -1 with a one-line message. */
@@ -346,6 +383,8 @@ int main(int argc, char **argv)
         return 2;
     }
     install_signals();
+    if (heap_tune() != 0)
+        LOG_DEBUG(LOG_EV_CONF, "heap settings refused by the C library; defaults kept");
 
     server *srv = calloc(1, sizeof(*srv));
     if (srv == NULL) {
@@ -368,6 +407,10 @@ int main(int argc, char **argv)
         return startup_failed(srv, &opt, 2);
     }
 
+    if (body_spool_setup(&opt, err, sizeof(err)) != 0) {
+        fprintf(stderr, "tunnelmux-server: %s\n", err);
+        return startup_failed(srv, &opt, 2);
+    }
     h2o_config_init(&srv->config);
     srv->config.http2.graceful_shutdown_timeout = (uint64_t)opt.drain_timeout_ms;
     srv->config.max_request_entity_size = (size_t)opt.max_request_body;

@@ -16,29 +16,31 @@
 
 /* Parsed options (table in main.c; strings owned by cfg_free). */
 typedef struct {
-    int64_t port;              /* PORT */
-    char *domain;              /* DOMAIN */
-    int64_t max_clients;       /* MAX_CLIENTS */
-    uint64_t chunk_size;       /* CHUNK_SIZE */
-    uint64_t max_message_size; /* MAX_MESSAGE_SIZE */
-    int64_t read_timeout_ms;   /* READ_TIMEOUT */
-    int64_t write_timeout_ms;  /* WRITE_TIMEOUT */
-    char *listen_addr;         /* LISTEN_ADDR ("" = all) */
-    char *tls_cert;            /* TLS_CERT */
-    char *tls_key;             /* TLS_KEY */
-    uint64_t max_request_body; /* MAX_REQUEST_BODY */
-    int64_t upgrade_idle_ms;   /* UPGRADE_IDLE_TIMEOUT (0 = off) */
-    char *log_level;           /* LOG_LEVEL */
-    char *log_format;          /* LOG_FORMAT */
-    char *admin_addr;          /* ADMIN_ADDR ("off" or "" = no admin listener) */
-    char *admin_user;          /* ADMIN_USER */
-    char *admin_password;      /* ADMIN_PASSWORD */
-    char *log_file;            /* LOG_FILE ("" = stderr; reopened on SIGHUP) */
-    int64_t ping_interval_ms;  /* PING_INTERVAL (0 = no keepalive PINGs) */
-    int64_t ping_timeout_ms;   /* PING_TIMEOUT (0 = never declare a silent client dead) */
-    int64_t drain_timeout_ms;  /* DRAIN_TIMEOUT: how long SIGTERM waits for in-flight requests */
-    int64_t takeover_check_ms; /* NAME_TAKEOVER_CHECK: a holder silent this long after a liveness PING
-                                  loses its name to a new HELLO (0 = never) */
+    int64_t port;                  /* PORT */
+    char *domain;                  /* DOMAIN */
+    int64_t max_clients;           /* MAX_CLIENTS */
+    uint64_t chunk_size;           /* CHUNK_SIZE */
+    uint64_t max_message_size;     /* MAX_MESSAGE_SIZE */
+    int64_t read_timeout_ms;       /* READ_TIMEOUT */
+    int64_t write_timeout_ms;      /* WRITE_TIMEOUT */
+    char *listen_addr;             /* LISTEN_ADDR ("" = all) */
+    char *tls_cert;                /* TLS_CERT */
+    char *tls_key;                 /* TLS_KEY */
+    uint64_t max_request_body;     /* MAX_REQUEST_BODY */
+    char *body_spool_dir;          /* BODY_SPOOL_DIR ("" = $TMPDIR or /tmp) */
+    uint64_t body_spool_threshold; /* BODY_SPOOL_THRESHOLD: bodies whose buffer outgrows this move to a file there */
+    int64_t upgrade_idle_ms;       /* UPGRADE_IDLE_TIMEOUT (0 = off) */
+    char *log_level;               /* LOG_LEVEL */
+    char *log_format;              /* LOG_FORMAT */
+    char *admin_addr;              /* ADMIN_ADDR ("off" or "" = no admin listener) */
+    char *admin_user;              /* ADMIN_USER */
+    char *admin_password;          /* ADMIN_PASSWORD */
+    char *log_file;                /* LOG_FILE ("" = stderr; reopened on SIGHUP) */
+    int64_t ping_interval_ms;      /* PING_INTERVAL (0 = no keepalive PINGs) */
+    int64_t ping_timeout_ms;       /* PING_TIMEOUT (0 = never declare a silent client dead) */
+    int64_t drain_timeout_ms;      /* DRAIN_TIMEOUT: how long SIGTERM waits for in-flight requests */
+    int64_t takeover_check_ms;     /* NAME_TAKEOVER_CHECK: a holder silent this long after a liveness PING
+                                      loses its name to a new HELLO (0 = never) */
     /* security (docs/SECURITY.md) */
     char *auth_token;                   /* AUTH_TOKEN: one shared client token, any name */
     char *auth_tokens_file;             /* AUTH_TOKENS_FILE: `token name-pattern` lines */

@@ -35,6 +35,8 @@ static void destroy(tunnel *t)
         h2o_timeout_unlink(&t->write_timeout_entry);
     if (h2o_timeout_is_linked(&t->reap_entry))
         h2o_timeout_unlink(&t->reap_entry);
+    if (h2o_timeout_is_linked(&t->flush_entry))
+        h2o_timeout_unlink(&t->flush_entry);
     if (t->registered) {
         registry_remove(&srv->reg, t->name, t);
         if (srv->metrics != NULL && t->sess != NULL) {
@@ -108,7 +110,6 @@ static void on_write(h2o_socket_t *sock, const char *err)
 
 static void do_flush(tunnel *t)
 {
-    t->flush_pending = 0;
     if (t->writing || t->sess == NULL || t->sock == NULL || t->dying)
         return;
     ssize_t n = mux_session_send(t->sess, t->iov, TUNNEL_IOVCNT, server_now(t->srv));
@@ -129,13 +130,16 @@ static void do_flush(tunnel *t)
         schedule_destroy(t, mux_session_last_error_reason(t->sess)[0] ? mux_session_last_error_reason(t->sess) : "session closed");
 }
 
+static void on_flush_entry(h2o_timeout_entry_t *e)
+{
+    do_flush(H2O_STRUCT_FROM_MEMBER(tunnel, flush_entry, e));
+}
+
 void tunnel_flush(tunnel *t)
 {
-    if (t->busy > 0) {
-        t->flush_pending = 1;
-        return;
-    }
-    do_flush(t);
+    if (t->dying || t->writing || h2o_timeout_is_linked(&t->flush_entry))
+        return; /* on_write flushes after the write in flight */
+    h2o_timeout_link(t->srv->ctx.loop, &t->srv->ctx.zero_timeout, &t->flush_entry);
 }
 
 static void on_read(h2o_socket_t *sock, const char *err)
@@ -167,7 +171,7 @@ static void on_read(h2o_socket_t *sock, const char *err)
     } else if (sock->input->size > 0) {
         h2o_buffer_consume(&sock->input, sock->input->size);
     }
-    do_flush(t);
+    tunnel_flush(t);
 }
 
 /* ---------------------------------------------------------------- mux callbacks */
@@ -569,6 +573,7 @@ int tunnel_handle_request(server *srv, h2o_req_t *req)
     h2o_linklist_init_anchor(&t->streams);
     t->write_timeout_entry.cb = on_write_timeout;
     t->reap_entry.cb = on_reap;
+    t->flush_entry.cb = on_flush_entry;
     memcpy(t->peer, peer, sizeof(t->peer));
     memcpy(t->peer_ip, ip, sizeof(t->peer_ip));
 

@@ -28,7 +28,6 @@ struct tunnel {
     int registered;
     int64_t connected_unix_ms; /* wall-clock time of the registration (admin API) */
     int busy;                  /* > 0 while inside mux_session_recv / handle_timeout / send_done */
-    int flush_pending;         /* tunnel_flush() was asked while busy */
     int writing;               /* a h2o_socket_write is in flight */
     int dying;                 /* destroy scheduled */
     /* name takeover (NAME_TAKEOVER_CHECK, docs/OPERATIONS.md): liveness of a registered tunnel */
@@ -38,10 +37,11 @@ struct tunnel {
     int goaway_recv;    /* the client sent GOAWAY: it is shutting down */
     int handed_over;    /* the name went to a newer client while we finish our in-flight streams */
     h2o_timeout_entry_t write_timeout_entry;
-    h2o_timeout_entry_t reap_entry; /* zero-delay: destroys the tunnel from the loop */
-    ratelimit_bucket rl_requests;   /* RATE_LIMIT_RPS of this client name */
-    ratelimit_bucket rl_bytes;      /* RATE_LIMIT_BPS of this client name */
-    char peer_ip[48];               /* IP of the client daemon (throttle key) */
+    h2o_timeout_entry_t reap_entry;  /* zero-delay: destroys the tunnel from the loop */
+    h2o_timeout_entry_t flush_entry; /* zero-delay: one write for all a loop turn queued */
+    ratelimit_bucket rl_requests;    /* RATE_LIMIT_RPS of this client name */
+    ratelimit_bucket rl_bytes;       /* RATE_LIMIT_BPS of this client name */
+    char peer_ip[48];                /* IP of the client daemon (throttle key) */
     mux_iovec iov[TUNNEL_IOVCNT];
 };
 
@@ -49,8 +49,9 @@ struct tunnel {
  * answers (400/426/503 on errors). Returns 0 (h2o handler convention). */
 int tunnel_handle_request(server *srv, h2o_req_t *req);
 
-/* Writes what the session has to send. Safe from anywhere (deferred while the tunnel is inside a
- * mux call); never destroys |t| synchronously. */
+/* Writes what the session has to send at the end of this loop turn (after every socket event of
+ * the turn was handled, so that the frames of many requests leave in one write). Safe from
+ * anywhere; never destroys |t| synchronously. */
 void tunnel_flush(tunnel *t);
 
 /* Closes |t| on an operator's request (admin API): GOAWAY with |reason|, then the connection is
