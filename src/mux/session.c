@@ -1117,7 +1117,9 @@ static int build_message(mux_session *s, size_t iov_room, size_t *bytes)
     if (s->ctrl_plain == 0 && compression_on(s) && s->opt.enable_zstd && !s->dead) {
         compress = 1;
         mux_stream *h = s->sendq.head;
-        if (!has_ctrl && h != NULL && h->incompressible) {
+        /* a message led by DATA of a stream that did not compress lately goes plain, its control
+         * records with it (they are small; compressing them would drag the DATA through zstd) */
+        if (h != NULL && h->incompressible && can_send_data(s)) {
             if (++h->probe < (INCOMPRESSIBLE_PROBE << h->probe_shift))
                 compress = 0; /* mostly DATA of a stream that did not compress lately */
             else

@@ -48,6 +48,7 @@ struct proxy_stream {
     h2o_conn_t *conn; /* the public connection (Rapid Reset budget, security.c) */
     uint64_t conn_id;
     h2o_timeout_entry_t head_timeout;
+    h2o_timeout_entry_t send_entry; /* zero-delay: hands what this loop turn delivered to h2o at once */
     char name[ROUTE_MAX_NAME + 1];
     /* request body */
     size_t body_off;
@@ -193,6 +194,16 @@ static void send_more(proxy_stream *ps)
     }
     if (ps->pend_len > 0) {
         h2o_iovec_t buf = take_pending(ps);
+        if (ps->ended) {
+            /* the last bytes and the end in one send: h2o finishes the response in this turn (no
+             * proceed follows a final send, so their credit returns now; the stream is closing) */
+            tunnel *t = ps->tunnel;
+            if (t != NULL && ps->id != 0)
+                mux_session_consume(t->sess, ps->id, buf.len);
+            ps->final_sent = 1;
+            h2o_send(ps->req, &buf, 1, H2O_SEND_STATE_FINAL);
+            return;
+        }
         ps->sending = 1;
         h2o_send(ps->req, &buf, 1, H2O_SEND_STATE_IN_PROGRESS);
         return;
@@ -233,9 +244,25 @@ static void on_stop(h2o_generator_t *gen, h2o_req_t *req)
     cancel(ps, "public client went away");
 }
 
+static void on_send_entry(h2o_timeout_entry_t *e)
+{
+    send_more(H2O_STRUCT_FROM_MEMBER(proxy_stream, send_entry, e));
+}
+
+/* send_more() at the end of this loop turn: the response bytes (and the end) that all the tunnel
+ * reads of the turn delivered go to h2o in one send. */
+static void schedule_send(proxy_stream *ps)
+{
+    if (ps->sending || ps->final_sent || h2o_timeout_is_linked(&ps->send_entry))
+        return; /* on_proceed sends the rest */
+    h2o_timeout_link(ps->srv->ctx.loop, &ps->srv->ctx.zero_timeout, &ps->send_entry);
+}
+
 static void on_dispose(void *p)
 {
     proxy_stream *ps = p;
+    if (h2o_timeout_is_linked(&ps->send_entry))
+        h2o_timeout_unlink(&ps->send_entry);
     if (ps->srv->nrequests > 0)
         ps->srv->nrequests--;
     if (!ps->final_sent)
@@ -438,6 +465,7 @@ int proxy_handle_request(server *srv, h2o_req_t *req)
     srv->nrequests++; /* until on_dispose: the response has been fully handed to the public connection */
     ps->req = req;
     ps->head_timeout.cb = on_head_timeout;
+    ps->send_entry.cb = on_send_entry;
     ps->conn = req->conn;
     ps->conn_id = req->conn->id;
     memcpy(ps->name, name, (size_t)nl + 1);
@@ -609,7 +637,7 @@ void proxy_on_data(proxy_stream *ps, const uint8_t *data, size_t len)
         ratelimit_charge(&ps->tunnel->rl_bytes, (double)len, server_now(ps->srv));
     memcpy(ps->pend + ps->pend_len, data, len);
     ps->pend_len += len;
-    send_more(ps);
+    schedule_send(ps);
 }
 
 void proxy_on_end(proxy_stream *ps)
@@ -620,7 +648,7 @@ void proxy_on_end(proxy_stream *ps)
         return;
     }
     ps->ended = 1;
-    send_more(ps);
+    schedule_send(ps);
 }
 
 void proxy_on_close(proxy_stream *ps, unsigned code, const char *reason, int by_peer)
