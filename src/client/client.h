@@ -48,6 +48,8 @@ typedef struct {
     int64_t ping_interval_ms; /* 0 = no keepalive PINGs */
     int64_t ping_timeout_ms;  /* 0 = never declare a silent server dead */
     int64_t drain_timeout_ms; /* SIGTERM: how long in-flight streams may take */
+    int compression;          /* COMPRESSION: offer zstd (used only when the server agrees) */
+    int64_t zstd_level;       /* ZSTD_LEVEL of what we compress */
 } client_options;
 
 /* A parsed SERVER_URL. */

@@ -149,6 +149,11 @@ static const cfg_option options_table[] = {
      "randomise each delay by +-this fraction (0.2 = 80%..120%) so clients do not return in lockstep", NULL},
     {"PING_INTERVAL", "ping-interval", CFG_DURATION, "15s", O(ping_interval_ms), 0, 3600000,
      "send a PING when the tunnel was silent for this long (0 = off)", NULL},
+    {"COMPRESSION", "compression", CFG_BOOL, "on", O(compression), 0, 0,
+     "offer zstd compression of tunnel messages (used when both sides offer it; streams that do not compress are "
+     "sent plain)",
+     NULL},
+    {"ZSTD_LEVEL", "zstd-level", CFG_INT, "3", O(zstd_level), 1, 19, "zstd level for what this side compresses", NULL},
     {"PING_TIMEOUT", "ping-timeout", CFG_DURATION, "45s", O(ping_timeout_ms), 0, 3600000,
      "declare the server dead (and reconnect) after this much silence (0 = never)", validate_ping},
     {"DRAIN_TIMEOUT", "drain-timeout", CFG_DURATION, "30s", O(drain_timeout_ms), 0, 3600000,

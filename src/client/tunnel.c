@@ -335,6 +335,8 @@ static int start_session(tunnel *t)
     o.software = "tunnelmux-client/" TUNNELMUX_VERSION;
     o.ping_interval_ms = (uint32_t)c->opt->ping_interval_ms;
     o.ping_timeout_ms = (uint32_t)c->opt->ping_timeout_ms;
+    o.enable_zstd = c->opt->compression;
+    o.zstd_level = (int)c->opt->zstd_level;
     /* room for a whole local read (CLIENT_IO_BUF) whenever on_writable fires (at half): otherwise
      * the rest of each read waits in the upstream's own buffer and is copied twice */
     o.stream_send_buffer = 2 * CLIENT_IO_BUF;

@@ -147,6 +147,11 @@ static const cfg_option options_table[] = {
      "concurrent streams per public HTTP/2 connection (SETTINGS_MAX_CONCURRENT_STREAMS)", NULL},
     {"MAX_BUFFER_PER_CLIENT", "max-buffer-per-client", CFG_SIZE, "16M", OFF(max_buffer_per_client), 65536, 1 << 30,
      "response bytes buffered per client name (the tunnel's connection window)", NULL},
+    {"COMPRESSION", "compression", CFG_BOOL, "on", OFF(compression), 0, 0,
+     "offer zstd compression of tunnel messages (used when the client offers it too; streams that do not compress "
+     "are sent plain)",
+     NULL},
+    {"ZSTD_LEVEL", "zstd-level", CFG_INT, "3", OFF(zstd_level), 1, 19, "zstd level for what the server compresses", NULL},
     {"ZSTD_WINDOW_LOG", "zstd-window-log", CFG_INT, "17", OFF(zstd_window_log), 10, 20,
      "largest zstd window accepted from / used towards a client (log2 bytes)", NULL},
     {"H2_RESET_BUDGET", "h2-reset-budget", CFG_INT, "100", OFF(h2_reset_budget), 0, 1000000,

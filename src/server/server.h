@@ -58,6 +58,8 @@ typedef struct {
     int64_t max_streams_per_connection; /* MAX_STREAMS_PER_CONNECTION (h2) */
     uint64_t max_buffer_per_client;     /* MAX_BUFFER_PER_CLIENT: connection window of a tunnel */
     int64_t zstd_window_log;            /* ZSTD_WINDOW_LOG */
+    int compression;                    /* COMPRESSION: offer zstd to clients */
+    int64_t zstd_level;                 /* ZSTD_LEVEL of what the server compresses */
     int64_t h2_reset_budget;            /* H2_RESET_BUDGET (0 = off) */
     int64_t h2_reset_window_ms;         /* H2_RESET_WINDOW */
     int64_t request_timeout_ms;         /* REQUEST_TIMEOUT: h1 request head / h2 idle */

@@ -470,6 +470,8 @@ static void on_upgrade_complete(void *user_data, h2o_socket_t *sock, size_t reqs
     if (opt.initial_stream_window > opt.initial_conn_window)
         opt.initial_stream_window = opt.initial_conn_window;
     opt.zstd_window_log = (int)srv->opt->zstd_window_log;
+    opt.enable_zstd = srv->opt->compression;
+    opt.zstd_level = (int)srv->opt->zstd_level;
     mux_session_callbacks cb = {
         .on_hello = cb_on_hello,
         .on_head = cb_on_head,
