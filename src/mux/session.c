@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "entropy.h"
 #include "frame_codec.h"
 #include "mem.h"
 #include "session_internal.h"
@@ -1124,6 +1125,19 @@ static int build_message(mux_session *s, size_t iov_room, size_t *bytes)
                 compress = 0; /* mostly DATA of a stream that did not compress lately */
             else
                 h->probe = 0; /* this message re-tries */
+        }
+        if (compress && h != NULL && can_send_data(s)) {
+            /* a new stream, or a re-try: a flat byte histogram means zstd would only burn CPU
+             * (random, encrypted, already compressed); counts as a failed try */
+            uint8_t *peek;
+            size_t n = mux_txq_peek(&h->txq, &peek, SIZE_MAX);
+            if (mux_looks_incompressible(peek, n)) {
+                compress = 0;
+                if (h->incompressible && h->probe_shift < INCOMPRESSIBLE_PROBE_MAX_SHIFT)
+                    h->probe_shift++;
+                h->incompressible = 1;
+                h->probe = 0;
+            }
         }
         if (compress)
             limit -= limit / 256 + 64; /* room for zstd's worst-case expansion */
