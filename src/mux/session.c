@@ -31,10 +31,11 @@ enum { CLOSE_NONE, CLOSE_QUEUED, CLOSE_IN_BATCH, CLOSE_SENT };
 #define CTRL_FLOOD_LIMIT (1u << 20)    /* drop PONGs when this much control is unsent */
 #define CTRL_BACKLOG_LIMIT (16u << 20) /* fail a peer that makes us queue more control than this */
 #define RX_ZSTD_WINDOW_LOG_MAX 20      /* PROTOCOL.md §3.2: senders never exceed 20 */
-#define INCOMPRESSIBLE_PROBE 16        /* re-try compressing an incompressible stream after N messages, */
-#define INCOMPRESSIBLE_PROBE_MAX_SHIFT                                                                                             \
-    6 /* doubling after each failed re-try up to N << 6 (random or                                                                 \
-         already compressed bodies cost ~0.1% of their bytes in probes) */
+/* An incompressible stream is re-tried after INCOMPRESSIBLE_PROBE messages, the wait doubling after
+ * each failed re-try up to INCOMPRESSIBLE_PROBE << INCOMPRESSIBLE_PROBE_MAX_SHIFT (random or
+ * already compressed bodies then cost ~0.1% of their bytes in probes). */
+#define INCOMPRESSIBLE_PROBE 16
+#define INCOMPRESSIBLE_PROBE_MAX_SHIFT 6
 
 typedef struct {
     uint8_t *ptr; /* NULL: |off| is an offset in the scratch buffer */
