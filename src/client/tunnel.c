@@ -46,7 +46,7 @@ struct tunnel {
     lws_sorted_usec_list_t stall_sul; /* WRITE_TIMEOUT: the socket took nothing for that long */
     int64_t choked_since;             /* when a write was last left (partly) unsent; 0 = not choked */
     client_link streams;              /* upstreams of this tunnel */
-    uint8_t *stage;                   /* TLS records on their way to lws_write */
+    uint8_t *stage;                   /* wss: TLS records on their way to lws_write */
     size_t stage_cap;
     /* ws:// batches are written straight to the socket with writev(): the part of the last
      * mux_session_send() batch the kernel did not take yet (iov[pend_i..pend_n), the first one
@@ -54,7 +54,6 @@ struct tunnel {
     mux_iovec pend[TUNNEL_IOV];
     int pend_n, pend_i;
     size_t pend_off;
-    int choked;     /* bytes are waiting for the socket (ours, or lws's own buffer when wss) */
     int want_flush; /* the session has something to send: flushed after this loop turn */
     int welcomed;
     int64_t retry_after_ms; /* from REFUSE */
@@ -112,23 +111,14 @@ static int t_write(tunnel *t, const uint8_t *p, size_t len)
     return 0;
 }
 
-static int ensure_stage(tunnel *t, size_t need)
+/* Bytes wait for the socket: the rest of our pending batch (ws://), or lws's own buffer (wss://). */
+static int choked(const tunnel *t)
 {
-    if (need <= t->stage_cap)
-        return 0;
-    size_t cap = t->stage_cap ? t->stage_cap : CLIENT_IO_BUF;
-    while (cap < need)
-        cap *= 2;
-    uint8_t *p = realloc(t->stage, cap);
-    if (p == NULL)
-        return -1;
-    t->stage = p;
-    t->stage_cap = cap;
-    return 0;
+    return t->tls != NULL ? t->wsi != NULL && lws_partial_buffered(t->wsi) : t->pend_n > 0;
 }
 
 /* Writes what is left of the pending batch straight to the socket. Returns 1 when it all went
- * out, 0 when the socket is full (t->choked set, a writable callback requested), -1 on error. */
+ * out, 0 when the socket is full (a writable callback requested), -1 on error. */
 static int write_pending(tunnel *t)
 {
     int fd = lws_get_socket_fd(t->wsi);
@@ -159,13 +149,11 @@ static int write_pending(tunnel *t)
         t->pend_off += left;
     }
     if (t->pend_i < t->pend_n) {
-        t->choked = 1;
         lws_callback_on_writable(t->wsi);
         return 0;
     }
     t->pend_n = t->pend_i = 0;
     t->pend_off = 0;
-    t->choked = 0;
     return 1;
 }
 
@@ -180,12 +168,10 @@ static int flush_session(tunnel *t)
         mux_session_send_done(t->s, client_now_ms());
     }
     for (int rounds = 0; rounds < 64; rounds++) {
-        if (t->tls != NULL && lws_partial_buffered(t->wsi)) {
-            t->choked = 1; /* lws writes the rest and then calls back */
-            lws_callback_on_writable(t->wsi);
+        if (t->tls != NULL && choked(t)) {
+            lws_callback_on_writable(t->wsi); /* lws writes the rest and then calls back */
             return 0;
         }
-        t->choked = 0;
         int64_t now = client_now_ms();
         ssize_t n = mux_session_send(t->s, t->pend, TUNNEL_IOV, now);
         if (n < 0) {
@@ -223,7 +209,7 @@ static void stall_cb(lws_sorted_usec_list_t *sul)
     tunnel *t = lws_container_of(sul, tunnel, stall_sul);
     if (t->wsi == NULL || t->choked_since == 0)
         return;
-    if (!t->choked) {
+    if (!choked(t)) {
         t->choked_since = 0;
         return;
     }
@@ -246,7 +232,7 @@ static void track_write(tunnel *t, int progress)
 {
     if (t->wsi == NULL)
         return;
-    if (!t->choked) {
+    if (!choked(t)) {
         if (t->choked_since != 0) {
             t->choked_since = 0;
             lws_sul_cancel(&t->stall_sul);
@@ -513,11 +499,6 @@ int tunnel_connect(client *c)
     t->c = c;
     t->streams.next = t->streams.prev = &t->streams;
     c->metrics.connect_attempts++;
-    if (ensure_stage(t, CLIENT_IO_BUF) != 0) {
-        free(t);
-        tunnel_schedule_reconnect(c, 0);
-        return -1;
-    }
     c->tun = t;
     struct lws_client_connect_info ci;
     memset(&ci, 0, sizeof(ci));
@@ -607,7 +588,7 @@ void tunnel_after_service(client *c)
     tunnel *t = c->tun;
     if (t == NULL || t->wsi == NULL || t->s == NULL || t->state != T_OPEN || !t->want_flush)
         return;
-    if (t->choked) {
+    if (choked(t)) {
         t->want_flush = 0; /* the writable callback flushes */
         return;
     }
@@ -643,8 +624,10 @@ int tunnel_lws_callback(struct lws *wsi, enum lws_callback_reasons reason, void 
         set_nodelay(wsi);
         if (t->c->url.tls) {
             t->tls = tls_membio_new(t->c->tunnel_tls, t->c->url.host, !t->c->opt->tls_insecure);
-            if (t->tls == NULL)
+            t->stage = malloc(CLIENT_IO_BUF);
+            if (t->tls == NULL || t->stage == NULL)
                 return -1;
+            t->stage_cap = CLIENT_IO_BUF;
             t->state = T_TLS;
             return t_write(t, NULL, 0);
         }
@@ -694,8 +677,7 @@ int tunnel_lws_callback(struct lws *wsi, enum lws_callback_reasons reason, void 
         if (flush_session(t) != 0)
             return -1;
         track_write(t, 1);
-        if (mux_session_want_close(t->s) && !mux_session_want_write(t->s) && !t->choked &&
-            !(t->tls != NULL && lws_partial_buffered(wsi)))
+        if (mux_session_want_close(t->s) && !mux_session_want_write(t->s) && !choked(t))
             return -1;
         tunnel_kick(t);
         return 0;

@@ -61,7 +61,8 @@ struct upstream {
      * out_consume of them are body bytes whose credit returns as they leave */
     uint8_t *out;
     size_t out_off, out_len, out_cap, out_consume;
-    uint64_t sent_on_conn; /* bytes written to the current connection (its request head first) */
+    uint64_t sent_on_conn; /* bytes written to the current connection, its request head first (> req.len:
+                              body bytes went out, so a failed reused connection cannot be retried) */
     /* response head accumulation */
     char *hbuf;
     size_t hlen, hcap, hlast;
@@ -78,14 +79,12 @@ struct upstream {
     int64_t head_deadline, detect_deadline;
     int64_t write_deadline; /* bytes for the local socket pending: WRITE_TIMEOUT from the last progress (0 = idle) */
     /* keep-alive (docs/OPERATIONS.md): the connection goes back to c->pool after a clean exchange */
-    int keep_alive;   /* the final response allows another request on this connection */
-    int no_reuse;     /* bytes beyond the response, or anything else that rules reuse out */
-    int failed;       /* the stream was reset */
-    int reused;       /* this connection came from the pool */
-    int retried;      /* already retried once on a fresh connection */
-    int no_pool;      /* connect fresh (the retry) */
-    int head_sent;    /* the request head was written to the current connection */
-    int body_flushed; /* request body bytes were written to the current connection */
+    int keep_alive; /* the final response allows another request on this connection */
+    int no_reuse;   /* bytes beyond the response, or anything else that rules reuse out */
+    int failed;     /* the stream was reset */
+    int reused;     /* this connection came from the pool */
+    int retried;    /* already retried once on a fresh connection */
+    int no_pool;    /* connect fresh (the retry) */
 };
 
 /* ---------------------------------------------------------------- keep-alive pool
@@ -735,10 +734,6 @@ static int flush_out(upstream *u)
             return -1;
         }
         u->sent_on_conn += took;
-        if (took > 0)
-            u->head_sent = 1;
-        if (u->sent_on_conn > u->req.len)
-            u->body_flushed = 1;
         u->out_off += took;
         /* credit returns with the body bytes that left (in proportion; the rest once |out| drained) */
         size_t credit = u->out_off == u->out_len ? u->out_consume : (size_t)((double)u->out_consume * took / left);
@@ -802,8 +797,6 @@ static void connect_next(upstream *u)
 static void u_connect(upstream *u)
 {
     client *c = u->c;
-    u->head_sent = 0;
-    u->body_flushed = 0;
     u->sent_on_conn = 0;
     if (u->attempt == 0 && !u->no_pool && c->schema != LOCAL_SCHEMA_DETECT && c->pool_n > 0) {
         upool_conn *e = pool_take(c, c->schema == LOCAL_SCHEMA_HTTPS);
@@ -1070,9 +1063,9 @@ static void retry_fresh(upstream *u)
     u_detach(u);
     u->retried = 1;
     u->no_pool = 1;
-    if (u->head_sent) {
+    if (u->sent_on_conn > 0) {
         /* (part of) the head went to the dead connection: all of it goes first again, before the
-         * body bytes still queued (none was written: a retry needs !body_flushed) */
+         * body bytes still queued (none was written: a retry needs sent_on_conn <= req.len) */
         size_t head_tail = u->sent_on_conn < u->req.len ? u->req.len - (size_t)u->sent_on_conn : 0;
         size_t rest = u->out_len - u->out_off;
         if (head_tail > rest)
@@ -1118,7 +1111,7 @@ static void on_local_close(upstream *u, const char *conn_error)
         connect_failed(u, why);
         break;
     case U_REQUEST:
-        if (u->reused && !u->got_bytes && !u->retried && !u->body_flushed) {
+        if (u->reused && !u->got_bytes && !u->retried && u->sent_on_conn <= u->req.len) {
             retry_fresh(u);
             break;
         }

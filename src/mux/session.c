@@ -1107,6 +1107,17 @@ static int close_segment(mux_session *s, size_t *seg)
  * all of it (compressed). Uses at most |iov_room| plan entries. Returns 1 when a message was
  * built, 0 when there was nothing to send, or a negative fatal error. Adds its size to |*bytes|.
  */
+/* Records whether |st|'s DATA compressed (|bad| 0) or not; a failed re-try doubles the wait
+ * before the next one. */
+static void note_compression(mux_stream *st, int bad)
+{
+    if (!bad)
+        st->probe_shift = 0;
+    else if (st->incompressible && st->probe_shift < INCOMPRESSIBLE_PROBE_MAX_SHIFT)
+        st->probe_shift++;
+    st->incompressible = (uint8_t)bad;
+}
+
 static int build_message(mux_session *s, size_t iov_room, size_t *bytes)
 {
     int has_ctrl = mux_buf_size(&s->ctrl) > 0;
@@ -1119,25 +1130,22 @@ static int build_message(mux_session *s, size_t iov_room, size_t *bytes)
     if (s->ctrl_plain == 0 && compression_on(s) && s->opt.enable_zstd && !s->dead) {
         compress = 1;
         mux_stream *h = s->sendq.head;
-        /* a message led by DATA of a stream that did not compress lately goes plain, its control
-         * records with it (they are small; compressing them would drag the DATA through zstd) */
-        if (h != NULL && h->incompressible && can_send_data(s)) {
-            if (++h->probe < (INCOMPRESSIBLE_PROBE << h->probe_shift))
-                compress = 0; /* mostly DATA of a stream that did not compress lately */
-            else
-                h->probe = 0; /* this message re-tries */
-        }
-        if (compress && h != NULL && can_send_data(s)) {
-            /* a new stream, or a re-try: a flat byte histogram means zstd would only burn CPU
-             * (random, encrypted, already compressed); counts as a failed try */
-            uint8_t *peek;
-            size_t n = mux_txq_peek(&h->txq, &peek, SIZE_MAX);
-            if (mux_looks_incompressible(peek, n)) {
+        if (h != NULL && can_send_data(s)) {
+            /* a message led by DATA of a stream that did not compress lately goes plain, its
+             * control records with it (they are small; compressing them would drag the DATA
+             * through zstd) */
+            if (h->incompressible && ++h->probe < (INCOMPRESSIBLE_PROBE << h->probe_shift)) {
                 compress = 0;
-                if (h->incompressible && h->probe_shift < INCOMPRESSIBLE_PROBE_MAX_SHIFT)
-                    h->probe_shift++;
-                h->incompressible = 1;
+            } else {
+                /* a new stream, or a re-try: a flat byte histogram means zstd would only burn
+                 * CPU (random, encrypted, already compressed); counts as a failed try */
                 h->probe = 0;
+                uint8_t *peek;
+                size_t n = mux_txq_peek(&h->txq, &peek, SIZE_MAX);
+                if (mux_looks_incompressible(peek, n)) {
+                    compress = 0;
+                    note_compression(h, 1);
+                }
             }
         }
         if (compress)
@@ -1251,13 +1259,8 @@ static int build_message(mux_session *s, size_t iov_room, size_t *bytes)
         int bad = clen * 10 > (body - 1) * 9;
         for (size_t i = 0; i < nmsg_ids; i++) {
             mux_stream *st = mux_stream_table_find(&s->streams, msg_ids[i]);
-            if (st == NULL)
-                continue;
-            if (!bad)
-                st->probe_shift = 0;
-            else if (st->incompressible && st->probe_shift < INCOMPRESSIBLE_PROBE_MAX_SHIFT)
-                st->probe_shift++; /* a re-try failed again */
-            st->incompressible = (uint8_t)bad;
+            if (st != NULL)
+                note_compression(st, bad);
         }
         paylen = 1 + clen;
         mux_buf_shrink(&s->zin, 1u << 20, s->mem);
