@@ -86,6 +86,10 @@ struct server {
     h2o_timeout_t tick_timeout;         /* 100 ms: drives every session's timers */
     h2o_timeout_t upgrade_idle_timeout; /* UPGRADE_IDLE_TIMEOUT for raw (upgraded) streams, when > 0 */
     h2o_timeout_entry_t tick_entry;
+    /* tunnel sockets read into buffers of this prototype (tunnel.c): one read() takes up to
+     * TUNNEL_READ_BUF bytes, where h2o's default 8 KiB buffer doubled (and copied) its way up on
+     * every loop turn */
+    h2o_buffer_prototype_t tunnel_input;
     int shutting_down;
     struct metrics *metrics; /* counters for /metrics, the admin API and the access log (metrics.h) */
     struct admin *admin;     /* the admin listener (admin.h), NULL when off */

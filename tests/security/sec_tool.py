@@ -194,7 +194,11 @@ def cmd_evil(port, name, token, mode, zst=None):
             op, payload = fr
             if op == 8:
                 result["close"] = struct.unpack(">H", payload[:2])[0] if len(payload) >= 2 else 1005
-                s.sendall(ws_frame(payload[:2], 8))
+                try:
+                    s.sendall(ws_frame(payload[:2], 8))
+                except (ConnectionResetError, BrokenPipeError):
+                    # the server closed with our unread attack bytes in its queue (RST): that is the end
+                    raise EOFError()
                 continue
             if op != 2 or not payload:
                 continue
@@ -218,7 +222,10 @@ def cmd_evil(port, name, token, mode, zst=None):
             if result["welcome"] and not sent_attack:
                 sent_attack = True
                 t_attack = time.time()
-                s.sendall(attack(mode, zst))
+                try:
+                    s.sendall(attack(mode, zst))
+                except (ConnectionResetError, BrokenPipeError):
+                    pass  # refused while we were still sending: the replies (GOAWAY, close) are read next
     except EOFError:
         result["eof_after_ms"] = int((time.time() - t_attack) * 1000)
     print(" ".join("%s=%s" % kv for kv in result.items()))
