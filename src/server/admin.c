@@ -618,16 +618,23 @@ static void copy_iov(h2o_iovec_t v, char *out, size_t cap)
     out[n] = '\0';
 }
 
-static uint32_t stream_tag(h2o_req_t *req)
+/* The number |req| was tagged with under |key| (admin_tag_*), or -1. */
+static int64_t env_tag(h2o_req_t *req, const char *key)
 {
     for (size_t i = 0; i + 1 < req->env.size; i += 2) {
-        if (h2o_memis(req->env.entries[i].base, req->env.entries[i].len, H2O_STRLIT("TM_STREAM"))) {
-            char buf[16];
+        if (h2o_memis(req->env.entries[i].base, req->env.entries[i].len, key, strlen(key))) {
+            char buf[24];
             copy_iov(req->env.entries[i + 1], buf, sizeof(buf));
-            return (uint32_t)strtoul(buf, NULL, 10);
+            return (int64_t)strtoull(buf, NULL, 10);
         }
     }
-    return 0;
+    return -1;
+}
+
+static uint32_t stream_tag(h2o_req_t *req)
+{
+    int64_t id = env_tag(req, "TM_STREAM");
+    return id > 0 ? (uint32_t)id : 0;
 }
 
 static void on_log_access(h2o_logger_t *self, h2o_req_t *req)
@@ -652,7 +659,8 @@ static void on_log_access(h2o_logger_t *self, h2o_req_t *req)
                   (double)(now.tv_usec - req->timestamps.request_begin_at.tv_usec) / 1e6;
     if (req->timestamps.request_begin_at.tv_sec == 0 || secs < 0)
         secs = 0;
-    uint64_t in = req->entity.base != NULL ? (uint64_t)req->entity.len : 0;
+    int64_t streamed = env_tag(req, "TM_BODY");
+    uint64_t in = streamed >= 0 ? (uint64_t)streamed : req->entity.base != NULL ? (uint64_t)req->entity.len : 0;
     const char *client = nl > 0 && known ? name : NULL; /* unknown names stay out of the per-client series */
     metrics_request_info info = {.client = client,
                                  .method = method,
@@ -686,11 +694,22 @@ void admin_register_access_log(server *srv, h2o_pathconf_t *pathconf)
 }
 
 /* Tags |req| with its stream id; see admin.h. */
+/* Adds KEY=NUMBER to |req|'s environment (read back by env_tag). |key| is a static string. */
+static void tag(h2o_req_t *req, const char *key, uint64_t value)
+{
+    char *v = h2o_mem_alloc_pool(&req->pool, 24);
+    int n = snprintf(v, 24, "%llu", (unsigned long long)value);
+    h2o_vector_reserve(&req->pool, &req->env, req->env.size + 2);
+    req->env.entries[req->env.size++] = h2o_iovec_init(key, strlen(key));
+    req->env.entries[req->env.size++] = h2o_iovec_init(v, (size_t)n);
+}
+
+void admin_tag_body(h2o_req_t *req, uint64_t len)
+{
+    tag(req, "TM_BODY", len);
+}
+
 void admin_tag_stream(h2o_req_t *req, uint32_t id)
 {
-    char *v = h2o_mem_alloc_pool(&req->pool, 12);
-    int n = snprintf(v, 12, "%u", id);
-    h2o_vector_reserve(&req->pool, &req->env, req->env.size + 2);
-    req->env.entries[req->env.size++] = h2o_iovec_init(H2O_STRLIT("TM_STREAM"));
-    req->env.entries[req->env.size++] = h2o_iovec_init(v, (size_t)n);
+    tag(req, "TM_STREAM", id);
 }

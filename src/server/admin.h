@@ -44,4 +44,7 @@ void admin_register_access_log(server *srv, h2o_pathconf_t *pathconf);
 /* Remembers the mux stream |id| of |req| for its access-log line (proxy.c, after opening it). */
 void admin_tag_stream(h2o_req_t *req, uint32_t id);
 
+/* Records the length of |req|'s streamed request body (upload.h) for the access log's bytes_in. */
+void admin_tag_body(h2o_req_t *req, uint64_t len);
+
 #endif

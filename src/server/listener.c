@@ -16,6 +16,7 @@
 #include <openssl/err.h>
 
 #include "common/log.h"
+#include "server/upload.h"
 
 int listener_setup_tls(server *srv, char *err, size_t errlen)
 {
@@ -63,6 +64,8 @@ static void on_accept(h2o_socket_t *listener, const char *err)
         int one = 1;
         setsockopt(h2o_socket_get_fd(sock), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
         h2o_accept(&srv->accept_ctx, sock);
+        if (srv->ssl_ctx == NULL)
+            upload_on_accept(srv, sock); /* large HTTP/1.1 request bodies stream (upload.h) */
     }
 }
 

@@ -33,6 +33,8 @@
 #include "server/headers.h"
 #include "server/route.h"
 #include "server/security.h"
+#include "server/upload.h"
+#include "server/upload_head.h"
 
 #define BODY_SLICE (256 * 1024)             /* largest piece handed to mux_session_write at once */
 #define BODY_RELEASE_STEP (4 * 1024 * 1024) /* release sent request-body pages in steps of this size */
@@ -50,7 +52,8 @@ struct proxy_stream {
     h2o_timeout_entry_t head_timeout;
     h2o_timeout_entry_t send_entry; /* zero-delay: hands what this loop turn delivered to h2o at once */
     char name[ROUTE_MAX_NAME + 1];
-    /* request body */
+    /* request body: req->entity, or streamed from the connection (upload.h) */
+    upload_body *ub;
     size_t body_off;
     size_t released_off; /* req->entity bytes below this were given back to the kernel */
     int has_body, body_done;
@@ -269,6 +272,8 @@ static void on_dispose(void *p)
         security_on_cancel(ps->srv, ps->conn, ps->conn_id); /* cancelled by the user before the response ended */
     if (ps->tunnel != NULL)
         cancel(ps, "public client went away");
+    upload_body_free(ps->ub);
+    ps->ub = NULL;
     if (h2o_timeout_is_linked(&ps->head_timeout))
         h2o_timeout_unlink(&ps->head_timeout);
     free(ps->pend);
@@ -321,12 +326,60 @@ static void release_body_pages(proxy_stream *ps, size_t upto, int final)
     ps->released_off = upto;
 }
 
+static void body_write_failed(proxy_stream *ps, ssize_t w)
+{
+    LOG_WARN(LOG_EV_STREAM, "stream %u (%s): body write failed: %s", ps->id, ps->name, mux_strerror((int)w));
+    reset(ps, MUX_CODE_INTERNAL_ERROR, "body write failed");
+    if (!ps->response_started)
+        fail_before_head(ps, MUX_CODE_INTERNAL_ERROR, "");
+    else
+        abort_response(ps);
+}
+
+/* pump_body for a streamed body: forwards what the connection delivered, pauses it when the
+ * stream takes no more (credit), ends the stream after the last byte. */
+static void pump_streamed_body(proxy_stream *ps, tunnel *t)
+{
+    size_t start = ps->body_off;
+    const uint8_t *p;
+    size_t n;
+    while ((n = upload_body_peek(ps->ub, &p)) > 0) {
+        ssize_t w = mux_session_write(t->sess, ps->id, p, n < BODY_SLICE ? n : BODY_SLICE);
+        if (w == MUX_ERR_AGAIN) {
+            upload_body_want(ps->ub, 0); /* backpressure to the client's TCP window; on_writable resumes */
+            break;
+        }
+        if (w < 0) {
+            body_write_failed(ps, w);
+            return;
+        }
+        upload_body_consume(ps->ub, (size_t)w);
+        ps->body_off += (size_t)w;
+    }
+    if (upload_body_done(ps->ub)) {
+        upload_body_free(ps->ub);
+        ps->ub = NULL;
+        ps->body_done = 1;
+        mux_session_end_stream(t->sess, ps->id);
+    } else if (n > 0) {
+        /* paused above */
+    } else {
+        upload_body_want(ps->ub, 1);
+    }
+    if (!ps->response_started && ps->body_off != start)
+        rearm_head_timeout(ps); /* READ_TIMEOUT counts from the last body progress */
+}
+
 /* Writes request body bytes while the stream accepts them; ends the stream after the last. */
 static void pump_body(proxy_stream *ps)
 {
     tunnel *t = ps->tunnel;
     if (t == NULL || ps->id == 0 || !ps->has_body || ps->body_done)
         return;
+    if (ps->ub != NULL) {
+        pump_streamed_body(ps, t);
+        return;
+    }
     const uint8_t *base = (const uint8_t *)ps->req->entity.base;
     size_t len = ps->req->entity.len;
     size_t start = ps->body_off;
@@ -342,12 +395,7 @@ static void pump_body(proxy_stream *ps)
             return;                     /* on_writable resumes */
         }
         if (w < 0) {
-            LOG_WARN(LOG_EV_STREAM, "stream %u (%s): body write failed: %s", ps->id, ps->name, mux_strerror((int)w));
-            reset(ps, MUX_CODE_INTERNAL_ERROR, "body write failed");
-            if (!ps->response_started)
-                fail_before_head(ps, MUX_CODE_INTERNAL_ERROR, "");
-            else
-                abort_response(ps);
+            body_write_failed(ps, w);
             return;
         }
         ps->body_off += (size_t)w;
@@ -414,8 +462,37 @@ static void on_header_drop(void *ctx, const char *name, size_t len, const char *
     LOG_WARN(LOG_EV_HTTP, "request for %s: dropped header %.*s: %s", ps->name, (int)(len > 64 ? 64 : len), name, why);
 }
 
+/* The streamed request body delivered bytes, or stopped short (upload_body_cb). */
+static void on_body_event(void *data, const char *err)
+{
+    proxy_stream *ps = data;
+    if (err != NULL) {
+        LOG_INFO(LOG_EV_STREAM, "stream %u (%s): %s", ps->id, ps->name, err);
+        upload_body_free(ps->ub);
+        ps->ub = NULL;
+        tunnel *t = reset(ps, MUX_CODE_CANCEL, err);
+        if (t != NULL)
+            tunnel_flush(t);
+        if (ps->stopped || ps->final_sent)
+            return;
+        if (!ps->response_started) {
+            ps->response_started = ps->final_sent = 1;
+            send_text(ps->req, 400, "Bad Request", "tunnelmux: %s\n", err);
+        } else {
+            abort_response(ps);
+        }
+        return;
+    }
+    tunnel *t = ps->tunnel;
+    pump_body(ps);
+    if (t != NULL)
+        tunnel_flush(t);
+}
+
 int proxy_handle_request(server *srv, h2o_req_t *req)
 {
+    /* first: a held-back HTTP/1.1 body (upload.h) makes the connection non-persistent whatever the answer */
+    int64_t held = upload_take(srv, req);
     char name[ROUTE_MAX_NAME + 1], host[ROUTE_MAX_HOST + 1], shost[128];
     safe_host(req, shost, sizeof(shost));
     if (srv->shutting_down) {
@@ -474,13 +551,19 @@ int proxy_handle_request(server *srv, h2o_req_t *req)
     char ip[INET6_ADDRSTRLEN + 1], addr[INET6_ADDRSTRLEN + 16];
     format_addr(req->conn, ip, sizeof(ip), addr, sizeof(addr));
     mux_header *in = h2o_mem_alloc_pool(&req->pool, sizeof(*in) * (req->headers.size + 1));
+    size_t nin = 0;
     for (size_t i = 0; i < req->headers.size; i++) {
-        in[i].name = (mux_iovec){(uint8_t *)req->headers.entries[i].name->base, req->headers.entries[i].name->len};
-        in[i].value = (mux_iovec){(uint8_t *)req->headers.entries[i].value.base, req->headers.entries[i].value.len};
+        const h2o_iovec_t *hn = req->headers.entries[i].name;
+        if (held >= 0 && hn->len == UPLOAD_HIDDEN_HEADER_LEN && strncasecmp(hn->base, UPLOAD_HIDDEN_HEADER, hn->len) == 0)
+            continue; /* the renamed Content-Length: the real one is built from |held| */
+        in[nin].name = (mux_iovec){(uint8_t *)hn->base, hn->len};
+        in[nin].value = (mux_iovec){(uint8_t *)req->headers.entries[i].value.base, req->headers.entries[i].value.len};
+        nin++;
     }
-    ps->has_body = req->entity.base != NULL;
+    ps->has_body = req->entity.base != NULL || held >= 0;
+    uint64_t body_len = held >= 0 ? (uint64_t)held : req->entity.len;
     /* an upgrade with a request body is forwarded as a plain request (the body went first) */
-    ps->upgrade_req = req->version < 0x200 && req->upgrade.base != NULL && (!ps->has_body || req->entity.len == 0);
+    ps->upgrade_req = req->version < 0x200 && req->upgrade.base != NULL && (!ps->has_body || body_len == 0);
     if (ps->upgrade_req)
         ps->has_body = 0;
     const char *scheme = req->scheme != NULL ? req->scheme->name.base : srv->scheme;
@@ -491,17 +574,17 @@ int proxy_handle_request(server *srv, h2o_req_t *req)
                                  .keep_upgrade = ps->upgrade_req,
                                  .upgrade = req->upgrade.base,
                                  .upgrade_len = req->upgrade.len,
-                                 .content_length = ps->has_body ? (int64_t)req->entity.len : -1,
+                                 .content_length = ps->has_body ? (int64_t)body_len : -1,
                                  .drop_authorization = drop_authorization};
     headers_list hl;
-    if (headers_build_request(&hl, in, req->headers.size, &info, on_header_drop, ps) != 0) {
+    if (headers_build_request(&hl, in, nin, &info, on_header_drop, ps) != 0) {
         send_text(req, 503, "Service Unavailable", "tunnelmux: out of memory\n");
         return 0;
     }
     h2o_iovec_t path = request_path(req);
-    mux_head head = {.flags = ps->upgrade_req                           ? MUX_HEAD_UPGRADE
-                              : (!ps->has_body || req->entity.len == 0) ? MUX_HEAD_END_STREAM
-                                                                        : 0,
+    mux_head head = {.flags = ps->upgrade_req                    ? MUX_HEAD_UPGRADE
+                              : (!ps->has_body || body_len == 0) ? MUX_HEAD_END_STREAM
+                                                                 : 0,
                      .method = {(uint8_t *)req->method.base, req->method.len},
                      .scheme = {(uint8_t *)scheme, strlen(scheme)},
                      .authority = {(uint8_t *)req->input.authority.base, req->input.authority.len},
@@ -509,7 +592,7 @@ int proxy_handle_request(server *srv, h2o_req_t *req)
                      .remote_addr = {(uint8_t *)addr, strlen(addr)},
                      .headers = hl.v,
                      .nheaders = hl.n};
-    if (ps->has_body && req->entity.len == 0)
+    if (ps->has_body && body_len == 0)
         ps->body_done = 1;
     int32_t id = mux_session_open_stream(t->sess, &head, ps);
     headers_list_free(&hl);
@@ -528,6 +611,17 @@ int proxy_handle_request(server *srv, h2o_req_t *req)
     admin_tag_stream(req, ps->id); /* for the access log */
     ps->tunnel = t;
     h2o_linklist_insert(&t->streams, &ps->link);
+    if (held >= 0) {
+        ratelimit_charge(&t->rl_bytes, (double)held, server_now(srv));
+        admin_tag_body(req, (uint64_t)held);
+        ps->ub = upload_body_start(srv, req, on_body_event, ps);
+        if (ps->ub == NULL) {
+            tunnel_flush(reset(ps, MUX_CODE_INTERNAL_ERROR, "cannot read the request body"));
+            ps->response_started = ps->final_sent = 1;
+            send_text(req, 500, "Internal Server Error", "tunnelmux: cannot read the request body\n");
+            return 0;
+        }
+    }
     h2o_timeout_link(srv->ctx.loop, &srv->read_timeout, &ps->head_timeout);
     LOG_DEBUG(LOG_EV_STREAM, "stream %u (%s): %.*s %.*s from %s", ps->id, name, (int)req->method.len, req->method.base,
               (int)(path.len > 200 ? 200 : path.len), path.base, addr);

@@ -12,6 +12,7 @@
 
 #include "common/log.h"
 #include "server/metrics.h"
+#include "server/phr.h"
 #include "server/ratelimit.h"
 
 static void add_header(h2o_req_t *req, const h2o_token_t *token, const char *value)
@@ -38,16 +39,6 @@ int security_condemned(server *srv, h2o_req_t *req)
     too_many(req, srv->opt->h2_reset_window_ms, "tunnelmux: too many cancelled requests on this connection\n");
     return 1;
 }
-
-/* picohttpparser is exported by libh2o-evloop without an installed header (DESIGN.md §4). */
-struct phr_header {
-    const char *name;
-    size_t name_len;
-    const char *value;
-    size_t value_len;
-};
-int phr_parse_request(const char *buf, size_t len, const char **method, size_t *method_len, const char **path, size_t *path_len,
-                      int *minor_version, struct phr_header *headers, size_t *num_headers, size_t last_len);
 
 #define RAW_MAX_HEADERS 128
 

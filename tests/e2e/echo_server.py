@@ -6,7 +6,8 @@ Usage: echo_server.py [--host 127.0.0.1] [--port 0] [--port-file FILE] [--name N
 Any method (including unknown tokens) on any path not listed below answers 200 with JSON:
   {"server": NAME, "method": ..., "path": ..., "version": ...,
    "headers": [[name, value], ...]   (in order, as received, duplicates kept),
-   "body_length": N, "body_sha256": "hex"}
+   "body_length": N, "body_sha256": "hex",
+   "head_at": T, "body_done_at": T}   (time.time() when the head was parsed / the body fully read)
 The request body (Content-Length or chunked) is hashed while streaming, so uploads of any size work.
 
 Special paths (method-independent; the request body is consumed first):
@@ -124,6 +125,7 @@ class Handler(BaseHTTPRequestHandler):
         url = urllib.parse.urlsplit(self.path)
         q = urllib.parse.parse_qs(url.query)
         path = url.path
+        head_at = time.time()
         try:
             length, digest = self.read_body()
         except (ConnectionError, ValueError) as e:
@@ -221,6 +223,8 @@ class Handler(BaseHTTPRequestHandler):
             "headers": [[k, v] for k, v in self.headers.items()],
             "body_length": length,
             "body_sha256": digest,
+            "head_at": head_at,
+            "body_done_at": time.time(),
         }
         body = (json.dumps(doc) + "\n").encode()
         self.send_plain(200, body, extra=(("Content-Type", "application/json"),))

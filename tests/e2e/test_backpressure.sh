@@ -4,9 +4,9 @@
 #  1. a 1 GiB download read by the public user at 1 MiB/s: the local service is throttled to the
 #     reader's pace (its writes grow like the reader's, not like loopback speed) and the RSS of the
 #     server and the client grows by at most 64 MiB;
-#  2. an upload forwarded to a local service that reads at ~8 MiB/s: the client daemon's RSS grows by
-#     at most 64 MiB while the body waits in the server (h2o 2.2.5 receives whole request bodies
-#     first: docs/OPERATIONS.md "Uploads") and the local service receives at its own pace.
+#  2. an HTTP/1.1 upload forwarded to a local service that reads at ~8 MiB/s: the body streams
+#     under credit (src/server/upload.h), so the uploader is throttled to the local service's pace
+#     and the RSS of the server and the client grows by at most 64 MiB.
 source "$(dirname "$0")/lib.sh"
 require_binaries
 
@@ -117,21 +117,26 @@ for ((i = 0; i < 50; i++)); do grep -q "registered as up" "$T/client-up.log" 2>/
 
 gen_file "$T/up.bin" 256M tunnelmux-e2e-backpressure
 cli0=$(rss_kib "$UP_CLIENT")
+srv0=$(rss_kib "$SERVER_PID")
 (bg_curl up /upload -T "$T/up.bin" -o /dev/null) 2>/dev/null &
 CURL_PID=$!
 PIDS+=("$CURL_PID")
 peak=$cli0
+speak=$srv0
 for ((i = 0; i < 24; i++)); do # 12 s
     sleep 0.5
     r=$(rss_kib "$UP_CLIENT")
     [ "$r" -gt "$peak" ] && peak=$r
+    r=$(rss_kib "$SERVER_PID")
+    [ "$r" -gt "$speak" ] && speak=$r
 done
 got=$(tail -1 "$T/slow-local.log" | awk '{print $2}')
 kill "$CURL_PID" 2>/dev/null
 wait "$CURL_PID" 2>/dev/null
 rm -f "$T/up.bin"
 got_mib=$((${got:-0} / MIB))
-log "slow local service received ${got_mib} MiB; client RSS ${cli0} KiB, peak ${peak} KiB"
+log "slow local service received ${got_mib} MiB; client RSS ${cli0} KiB, peak ${peak} KiB; server RSS ${srv0} KiB, peak ${speak} KiB"
 check "the upload reached the slow local service (${got_mib} MiB)" test "$got_mib" -gt 8
 check "the local service set the pace (${got_mib} MiB in 12 s at 8 MiB/s, < 112)" test "$got_mib" -lt 112
 check "client RSS growth $(((peak - cli0) / 1024)) MiB <= 64 while the local service reads slowly" test $((peak - cli0)) -le $((64 * 1024))
+check "server RSS growth $(((speak - srv0) / 1024)) MiB <= 64 while the local service reads slowly" test $((speak - srv0)) -le $((64 * 1024))

@@ -1,0 +1,22 @@
+/*
+ * tunnelmux server — picohttpparser as exported by libh2o-evloop: the library has the symbols but
+ * installs no header (DESIGN.md §4). Used where we must parse a request head the way h2o does
+ * (security.c, upload_head.c).
+ */
+#ifndef TM_SERVER_PHR_H
+#define TM_SERVER_PHR_H
+
+#include <stddef.h>
+
+struct phr_header {
+    const char *name;
+    size_t name_len;
+    const char *value;
+    size_t value_len;
+};
+
+/* Returns the head's length, -1 when invalid, -2 when incomplete (picohttpparser.h). */
+int phr_parse_request(const char *buf, size_t len, const char **method, size_t *method_len, const char **path, size_t *path_len,
+                      int *minor_version, struct phr_header *headers, size_t *num_headers, size_t last_len);
+
+#endif

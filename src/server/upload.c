@@ -1,0 +1,387 @@
+/* tunnelmux server — streamed HTTP/1.1 request bodies (see upload.h). */
+#include "server/upload.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "server/upload_head.h"
+
+/* Per accepted plain-HTTP socket: what puts the hook back after each request. */
+typedef struct upload_conn {
+    server *srv;
+    h2o_socket_t *sock;
+    h2o_timeout_entry_t rehook; /* zero-delay: re-hooks once h2o restarted reading for the next request */
+    int refs;                   /* the socket, each request that will ask for a re-hook, a hook call in progress */
+    int closed;                 /* the socket is gone */
+} upload_conn;
+
+/* The head h2o is parsing right now, between the hook and the handler (both in one call). */
+struct upload_pending {
+    upload_conn *uc;
+    h2o_socket_t *sock;
+    h2o_req_t *req;   /* set by upload_take() */
+    uint64_t len;     /* the body's length */
+    const char *body; /* body bytes h2o read together with the head (in its input buffer) */
+    size_t body_len;
+    int expect_continue; /* answer "100 Continue" when the body is taken */
+    int seen;            /* the handler called upload_take() */
+    int taken;           /* a reader was started for it */
+};
+
+struct upload_body {
+    server *srv;
+    h2o_socket_t *sock; /* ours, on a dup of the connection's descriptor; NULL once closed */
+    const uint8_t *pre; /* body bytes that were in h2o's buffer (valid while the request lives) */
+    size_t pre_len;
+    uint64_t left; /* body bytes not consumed yet */
+    int want;      /* the consumer takes more */
+    int reading;   /* h2o_socket_read_start is in effect */
+    int in_cb, free_pending;
+    upload_body_cb cb; /* NULL: discard mode (an answered request's body) */
+    void *data;
+    h2o_timeout_entry_t deadline; /* discard mode: READ_TIMEOUT without progress */
+};
+
+/* ---------------------------------------------------------------- per-connection hook */
+
+static void hook_on_read(h2o_socket_t *sock, const char *err);
+static void discard_start(server *srv, h2o_socket_t *sock, const struct upload_pending *p);
+
+static void uc_release(upload_conn *uc)
+{
+    if (--uc->refs == 0)
+        free(uc);
+}
+
+static void uc_on_close(void *data)
+{
+    upload_conn *uc = data;
+    uc->closed = 1;
+    if (h2o_timeout_is_linked(&uc->rehook))
+        h2o_timeout_unlink(&uc->rehook);
+    uc_release(uc);
+}
+
+/* h2o reads the next request with its own reader again: put the hook in front of it. */
+static void hook_if_reading(upload_conn *uc)
+{
+    if (!uc->closed && uc->srv->upload_h1_read != NULL && uc->sock->_cb.read == uc->srv->upload_h1_read)
+        uc->sock->_cb.read = hook_on_read;
+}
+
+static void on_rehook(h2o_timeout_entry_t *e)
+{
+    hook_if_reading(H2O_STRUCT_FROM_MEMBER(upload_conn, rehook, e));
+}
+
+/* Request pool destructor: h2o restarts its reader right after disposing of the request. */
+static void on_request_dispose(void *p)
+{
+    upload_conn *uc = *(upload_conn **)p;
+    if (!uc->closed && !h2o_timeout_is_linked(&uc->rehook))
+        h2o_timeout_link(uc->srv->ctx.loop, &uc->srv->ctx.zero_timeout, &uc->rehook);
+    uc_release(uc);
+}
+
+void upload_on_accept(server *srv, h2o_socket_t *sock)
+{
+    if (sock->ssl != NULL || sock->on_close.cb != NULL || sock->_cb.read == NULL)
+        return;
+    if (srv->upload_h1_read == NULL)
+        srv->upload_h1_read = sock->_cb.read; /* h2o_accept on a plain socket starts the HTTP/1 reader */
+    if (sock->_cb.read != srv->upload_h1_read)
+        return;
+    upload_conn *uc = calloc(1, sizeof(*uc));
+    if (uc == NULL)
+        return; /* h2o's buffered path */
+    uc->srv = srv;
+    uc->sock = sock;
+    uc->refs = 1;
+    uc->rehook.cb = on_rehook;
+    sock->on_close.cb = uc_on_close;
+    sock->on_close.data = uc;
+    sock->_cb.read = hook_on_read;
+}
+
+static void hook_on_read(h2o_socket_t *sock, const char *err)
+{
+    upload_conn *uc = sock->on_close.data;
+    server *srv = uc->srv;
+    struct upload_pending p;
+    int eligible = 0;
+    upload_head h;
+    if (err == NULL && srv->upload_pending == NULL && sock->input->size > 0 &&
+        upload_head_parse(sock->input->bytes, sock->input->size, H2O_MAX_REQLEN, UPLOAD_MIN_BODY, srv->opt->max_request_body, &h) ==
+            UPLOAD_HEAD_ELIGIBLE) {
+        /* h2o must not see this body: same-length rename, before h2o parses the head */
+        memcpy(sock->input->bytes + h.cl_name_off, UPLOAD_HIDDEN_HEADER, UPLOAD_HIDDEN_HEADER_LEN);
+        size_t after = sock->input->size - h.head_len;
+        p = (struct upload_pending){.uc = uc,
+                                    .sock = sock,
+                                    .len = h.content_length,
+                                    .body = sock->input->bytes + h.head_len,
+                                    .body_len = after < h.content_length ? after : (size_t)h.content_length,
+                                    .expect_continue = h.expect_continue && after == 0};
+        srv->upload_pending = &p;
+        eligible = 1;
+    }
+    uc->refs++; /* h2o may close the socket inside its reader */
+    srv->upload_h1_read(sock, err);
+    if (eligible) {
+        srv->upload_pending = NULL;
+        if (!p.seen) {
+            /* h2o answered without our handler: the body must never be parsed as a request */
+            if (!uc->closed) {
+                LOG_WARN(LOG_EV_HTTP, "held-back request body not claimed by the handler: connection closed");
+                shutdown(h2o_socket_get_fd(sock), SHUT_RDWR);
+            }
+        } else if (!p.taken && !uc->closed) {
+            discard_start(srv, sock, &p);
+        }
+    }
+    uc_release(uc);
+}
+
+int64_t upload_take(server *srv, h2o_req_t *req)
+{
+    if (req->version >= 0x200 || req->conn->callbacks->get_socket == NULL)
+        return -1;
+    h2o_socket_t *sock = req->conn->callbacks->get_socket(req->conn);
+    if (sock == NULL || sock->on_close.cb != uc_on_close)
+        return -1;
+    upload_conn *uc = sock->on_close.data;
+    upload_conn **holder = h2o_mem_alloc_shared(&req->pool, sizeof(*holder), on_request_dispose);
+    *holder = uc;
+    uc->refs++;
+    struct upload_pending *p = srv->upload_pending;
+    if (p == NULL || p->seen || p->sock != sock)
+        return -1;
+    p->seen = 1;
+    p->req = req;
+    req->http1_is_persistent = 0; /* whatever happens next, nothing after this head is parsed */
+    return (int64_t)p->len;
+}
+
+/* ---------------------------------------------------------------- body reader */
+
+static void body_on_read(h2o_socket_t *sock, const char *err);
+
+static upload_body *body_new(server *srv, h2o_socket_t *conn_sock, const struct upload_pending *p)
+{
+    int fd = fcntl(h2o_socket_get_fd(conn_sock), F_DUPFD_CLOEXEC, 0);
+    if (fd < 0) {
+        LOG_WARN(LOG_EV_HTTP, "request body: cannot duplicate the connection's descriptor: %s", strerror(errno));
+        return NULL;
+    }
+    upload_body *ub = calloc(1, sizeof(*ub));
+    if (ub == NULL) {
+        close(fd);
+        return NULL;
+    }
+    ub->srv = srv;
+    ub->sock = h2o_evloop_socket_create(srv->ctx.loop, fd, 0);
+    h2o_buffer_set_prototype(&ub->sock->input, &srv->bulk_input); /* up to 1 MiB per read() */
+    ub->sock->data = ub;
+    ub->pre = (const uint8_t *)p->body;
+    ub->pre_len = p->body_len;
+    ub->left = p->len;
+    ub->want = 1;
+    return ub;
+}
+
+static void close_sock(upload_body *ub)
+{
+    if (ub->sock == NULL)
+        return;
+    ub->sock->data = NULL;
+    h2o_socket_close(ub->sock); /* our descriptor only: the connection stays h2o's */
+    ub->sock = NULL;
+    ub->reading = 0;
+}
+
+static void do_free(upload_body *ub)
+{
+    close_sock(ub);
+    if (h2o_timeout_is_linked(&ub->deadline))
+        h2o_timeout_unlink(&ub->deadline);
+    free(ub);
+}
+
+/* Reads while the consumer wants bytes, none are buffered and some are still to come. */
+static void update_reading(upload_body *ub)
+{
+    if (ub->sock == NULL)
+        return;
+    int buffered = ub->pre_len > 0 || ub->sock->input->size > 0;
+    int should = ub->left > 0 && (ub->cb == NULL || (ub->want && !buffered));
+    if (should && !ub->reading) {
+        ub->reading = 1;
+        h2o_socket_read_start(ub->sock, body_on_read);
+    } else if (!should && ub->reading) {
+        ub->reading = 0;
+        h2o_socket_read_stop(ub->sock);
+    }
+}
+
+static void fail(upload_body *ub, const char *why)
+{
+    close_sock(ub);
+    if (ub->cb == NULL) {
+        do_free(ub);
+        return;
+    }
+    ub->in_cb = 1;
+    ub->cb(ub->data, why);
+    ub->in_cb = 0;
+    if (ub->free_pending)
+        do_free(ub);
+}
+
+static void body_on_read(h2o_socket_t *sock, const char *err)
+{
+    upload_body *ub = sock->data;
+    if (ub == NULL)
+        return;
+    if (err != NULL) {
+        /* bytes read together with the EOF are still delivered first */
+        if (ub->cb != NULL && sock->input->size > 0) {
+            ub->reading = 0;
+            h2o_socket_read_stop(sock);
+        } else {
+            fail(ub, "the client closed the connection before the end of the request body");
+            return;
+        }
+    }
+    if (ub->cb == NULL) { /* discard */
+        size_t n = sock->input->size < ub->left ? sock->input->size : (size_t)ub->left;
+        ub->left -= n;
+        h2o_buffer_consume(&sock->input, sock->input->size);
+        if (ub->left == 0) {
+            do_free(ub);
+            return;
+        }
+        h2o_timeout_unlink(&ub->deadline);
+        h2o_timeout_link(ub->srv->ctx.loop, &ub->srv->read_timeout, &ub->deadline);
+        return;
+    }
+    ub->in_cb = 1;
+    ub->cb(ub->data, NULL); /* usually consumes it all: reading goes on without an epoll_ctl */
+    ub->in_cb = 0;
+    if (ub->free_pending)
+        do_free(ub);
+    else
+        update_reading(ub);
+}
+
+upload_body *upload_body_start(server *srv, h2o_req_t *req, upload_body_cb cb, void *data)
+{
+    struct upload_pending *p = srv->upload_pending;
+    if (p == NULL || !p->seen || p->taken || p->req != req || cb == NULL)
+        return NULL;
+    upload_body *ub = body_new(srv, p->sock, p);
+    if (ub == NULL)
+        return NULL;
+    if (p->expect_continue) {
+        /* the client waits for this before sending the body (h2o answers it on its own path). Nothing
+         * was written on this fresh request yet, so 25 bytes go straight into the socket buffer. */
+        static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+        if (send(h2o_socket_get_fd(p->sock), cont, sizeof(cont) - 1, MSG_NOSIGNAL | MSG_DONTWAIT) != (ssize_t)sizeof(cont) - 1) {
+            LOG_INFO(LOG_EV_HTTP, "request body: cannot answer 100-continue: %s", strerror(errno));
+            do_free(ub);
+            return NULL;
+        }
+    }
+    p->taken = 1;
+    ub->cb = cb;
+    ub->data = data;
+    update_reading(ub);
+    return ub;
+}
+
+size_t upload_body_peek(upload_body *ub, const uint8_t **p)
+{
+    if (ub->left == 0)
+        return 0;
+    if (ub->pre_len > 0) {
+        *p = ub->pre;
+        return ub->pre_len < ub->left ? ub->pre_len : (size_t)ub->left;
+    }
+    if (ub->sock == NULL || ub->sock->input->size == 0)
+        return 0;
+    *p = (const uint8_t *)ub->sock->input->bytes;
+    return ub->sock->input->size < ub->left ? ub->sock->input->size : (size_t)ub->left;
+}
+
+void upload_body_consume(upload_body *ub, size_t n)
+{
+    if (n == 0)
+        return;
+    ub->left -= n;
+    if (ub->pre_len > 0) {
+        ub->pre += n;
+        ub->pre_len -= n;
+        if (ub->left == 0)
+            ub->pre_len = 0;
+    } else {
+        h2o_buffer_consume(&ub->sock->input, n);
+    }
+    if (ub->left == 0)
+        close_sock(ub); /* anything after the body is never read: the connection closes after the response */
+    else
+        update_reading(ub);
+}
+
+int upload_body_done(const upload_body *ub)
+{
+    return ub->left == 0;
+}
+
+void upload_body_want(upload_body *ub, int want)
+{
+    ub->want = want;
+    update_reading(ub);
+}
+
+void upload_body_free(upload_body *ub)
+{
+    if (ub == NULL)
+        return;
+    if (ub->in_cb) {
+        ub->free_pending = 1;
+        close_sock(ub);
+        return;
+    }
+    do_free(ub);
+}
+
+/* ---------------------------------------------------------------- discarding an answered body */
+
+static void on_discard_deadline(h2o_timeout_entry_t *e)
+{
+    upload_body *ub = H2O_STRUCT_FROM_MEMBER(upload_body, deadline, e);
+    LOG_INFO(LOG_EV_HTTP, "request body of an answered request: nothing for READ_TIMEOUT, %llu bytes left unread",
+             (unsigned long long)ub->left);
+    do_free(ub);
+}
+
+static void discard_start(server *srv, h2o_socket_t *sock, const struct upload_pending *p)
+{
+    if (p->body_len >= p->len)
+        return; /* h2o already read it all */
+    upload_body *ub = body_new(srv, sock, p);
+    if (ub == NULL) {
+        shutdown(h2o_socket_get_fd(sock), SHUT_RD);
+        return;
+    }
+    ub->left -= ub->pre_len;
+    ub->pre_len = 0;
+    ub->pre = NULL;
+    ub->deadline.cb = on_discard_deadline;
+    h2o_timeout_link(srv->ctx.loop, &srv->read_timeout, &ub->deadline);
+    update_reading(ub);
+}

@@ -1,0 +1,70 @@
+/*
+ * tunnelmux server — streamed HTTP/1.1 request bodies (docs/OPERATIONS.md "Uploads").
+ *
+ * h2o 2.2.5 runs a handler only after the whole request body arrived (DESIGN.md §4), so a large
+ * upload used to wait in memory or a spool file before its first byte entered the tunnel. On a
+ * plain (non-TLS) HTTP/1.1 connection this module lets such bodies stream instead:
+ *
+ *  1. upload_on_accept() puts a hook in front of h2o's HTTP/1 request reader. When a request head
+ *     has arrived and is eligible (upload_head.h: one Content-Length of at least UPLOAD_MIN_BODY
+ *     and at most MAX_REQUEST_BODY, nothing ambiguous), the hook renames that header in h2o's
+ *     input buffer (same length) before h2o parses it: h2o sees a request without a body and runs
+ *     the handler at once.
+ *  2. The handler calls upload_take() first thing. For such a request it returns the body's length
+ *     and makes the connection non-persistent, so the body bytes can never reach h2o's parser.
+ *  3. upload_body_start() reads the body through a second descriptor of the same socket (dup(2))
+ *     with a socket of our own on the loop, while h2o's socket stays read-stopped: the request's
+ *     strings point into h2o's input buffer, which must not move. Bytes h2o had already read after
+ *     the head go first. The reader is paused and resumed by its consumer (tunnel credit).
+ *  4. A held-back body nobody started (the handler answered early: 404, 401, 429, 502, ...) is read
+ *     and discarded, bounded by its length and READ_TIMEOUT, so the client gets that answer.
+ *
+ * TLS connections, HTTP/2, chunked and small bodies keep h2o's buffered path.
+ *
+ * Ownership: the per-connection hook state belongs to the socket (freed when it closes); an
+ * upload_body belongs to whoever started it until upload_body_free().
+ */
+#ifndef TM_SERVER_UPLOAD_H
+#define TM_SERVER_UPLOAD_H
+
+#include <stdint.h>
+
+#include "server/server.h"
+
+/* Bodies shorter than this keep h2o's path (one buffered piece is cheaper than a second socket). */
+#define UPLOAD_MIN_BODY (256 * 1024)
+
+typedef struct upload_body upload_body;
+
+/* Called with |err| NULL when body bytes became available, or with a reason when the body cannot
+ * complete (the client closed the connection or the read failed); nothing follows an error. */
+typedef void (*upload_body_cb)(void *data, const char *err);
+
+/* Installs the request-head hook on a freshly accepted plain-HTTP socket (after h2o_accept). */
+void upload_on_accept(server *srv, h2o_socket_t *sock);
+
+/* First thing in the handler: the length of |req|'s held-back body (and the connection is made
+ * non-persistent), or -1 when its body (if any) is in req->entity as usual. */
+int64_t upload_take(server *srv, h2o_req_t *req);
+
+/* Starts reading the held-back body of |req| (upload_take() returned >= 0 for it), calling |cb|
+ * as bytes arrive. Returns NULL when the body cannot be read (the caller answers an error). */
+upload_body *upload_body_start(server *srv, h2o_req_t *req, upload_body_cb cb, void *data);
+
+/* The next contiguous body bytes available now: sets |*p| and returns their count (0 = none yet,
+ * or the body is complete). They stay valid until upload_body_consume() or upload_body_free(). */
+size_t upload_body_peek(upload_body *ub, const uint8_t **p);
+
+/* |n| bytes of the last peek were taken by the consumer. */
+void upload_body_consume(upload_body *ub, size_t n);
+
+/* 1 once every body byte was consumed. */
+int upload_body_done(const upload_body *ub);
+
+/* 1: read more whenever nothing is buffered (the default); 0: stop reading (backpressure). */
+void upload_body_want(upload_body *ub, int want);
+
+/* Stops reading and frees |ub| (safe from within its callback). */
+void upload_body_free(upload_body *ub);
+
+#endif

@@ -1,0 +1,86 @@
+/* tunnelmux server — which HTTP/1.1 request heads may have their body streamed (upload_head.h). */
+#include "server/upload_head.h"
+
+#include <string.h>
+#include <strings.h>
+
+#include "server/phr.h"
+
+#define MAX_HEADERS 100 /* h2o's H2O_MAX_HEADERS: more and h2o answers 400 itself */
+
+static int name_is(const struct phr_header *h, const char *lower)
+{
+    size_t n = strlen(lower);
+    return h->name_len == n && strncasecmp(h->name, lower, n) == 0;
+}
+
+/* The value, without surrounding spaces/tabs, equals |lower| case-insensitively. */
+static int value_is(const struct phr_header *h, const char *lower)
+{
+    const char *v = h->value;
+    size_t n = h->value_len, want = strlen(lower);
+    while (n > 0 && (v[0] == ' ' || v[0] == '\t'))
+        v++, n--;
+    while (n > 0 && (v[n - 1] == ' ' || v[n - 1] == '\t'))
+        n--;
+    return n == want && strncasecmp(v, lower, n) == 0;
+}
+
+/* 1..19 digits with optional spaces/tabs around; -1 otherwise. */
+static int64_t parse_length(const char *v, size_t n)
+{
+    while (n > 0 && (v[0] == ' ' || v[0] == '\t'))
+        v++, n--;
+    while (n > 0 && (v[n - 1] == ' ' || v[n - 1] == '\t'))
+        n--;
+    if (n == 0 || n > 19)
+        return -1;
+    int64_t r = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (v[i] < '0' || v[i] > '9')
+            return -1;
+        r = r * 10 + (v[i] - '0');
+    }
+    return r;
+}
+
+int upload_head_parse(const char *buf, size_t len, size_t max_head, uint64_t min_body, uint64_t max_body, upload_head *out)
+{
+    const char *method, *path;
+    size_t method_len, path_len, nh = MAX_HEADERS;
+    int minor = -1;
+    struct phr_header h[MAX_HEADERS];
+    size_t in = len < max_head ? len : max_head;
+    int r = phr_parse_request(buf, in, &method, &method_len, &path, &path_len, &minor, h, &nh, 0);
+    if (r == -2)
+        return in < len ? UPLOAD_HEAD_NO : UPLOAD_HEAD_PARTIAL; /* over max_head: h2o answers that */
+    if (r < 0 || minor != 1)
+        return UPLOAD_HEAD_NO;
+    if (method_len == 7 && memcmp(method, "CONNECT", 7) == 0)
+        return UPLOAD_HEAD_NO;
+    int ncl = 0, nexpect = 0;
+    int64_t cl = -1;
+    size_t cl_off = 0;
+    for (size_t i = 0; i < nh; i++) {
+        if (h[i].name == NULL || h[i].name_len == 0)
+            return UPLOAD_HEAD_NO; /* obs-fold or an empty name */
+        if (name_is(&h[i], "content-length")) {
+            if (++ncl > 1)
+                return UPLOAD_HEAD_NO;
+            cl = parse_length(h[i].value, h[i].value_len);
+            cl_off = (size_t)(h[i].name - buf);
+        } else if (name_is(&h[i], "expect")) {
+            if (nexpect++ > 0 || !value_is(&h[i], "100-continue"))
+                return UPLOAD_HEAD_NO;
+        } else if (name_is(&h[i], "transfer-encoding") || name_is(&h[i], "upgrade") || name_is(&h[i], UPLOAD_HIDDEN_HEADER)) {
+            return UPLOAD_HEAD_NO;
+        }
+    }
+    if (ncl != 1 || cl < 0 || (uint64_t)cl < min_body || (uint64_t)cl > max_body)
+        return UPLOAD_HEAD_NO;
+    out->content_length = (uint64_t)cl;
+    out->head_len = (size_t)r;
+    out->cl_name_off = cl_off;
+    out->expect_continue = nexpect > 0;
+    return UPLOAD_HEAD_ELIGIBLE;
+}
