@@ -697,11 +697,17 @@ void admin_register_access_log(server *srv, h2o_pathconf_t *pathconf)
 /* Adds KEY=NUMBER to |req|'s environment (read back by env_tag). |key| is a static string. */
 static void tag(h2o_req_t *req, const char *key, uint64_t value)
 {
-    char *v = h2o_mem_alloc_pool(&req->pool, 24);
-    int n = snprintf(v, 24, "%llu", (unsigned long long)value);
+    char digits[20], *v = h2o_mem_alloc_pool(&req->pool, sizeof(digits));
+    size_t n = 0;
+    do { /* per request: no printf */
+        digits[n++] = (char)('0' + value % 10);
+        value /= 10;
+    } while (value > 0);
+    for (size_t i = 0; i < n; i++)
+        v[i] = digits[n - 1 - i];
     h2o_vector_reserve(&req->pool, &req->env, req->env.size + 2);
     req->env.entries[req->env.size++] = h2o_iovec_init(key, strlen(key));
-    req->env.entries[req->env.size++] = h2o_iovec_init(v, (size_t)n);
+    req->env.entries[req->env.size++] = h2o_iovec_init(v, n);
 }
 
 void admin_tag_body(h2o_req_t *req, uint64_t len)

@@ -161,10 +161,13 @@ static void add_request(metrics_requests *r, const metrics_request_info *info)
     r->duration_sum += s;
 }
 
-/* Copies at most cap-1 bytes of |s| (NULL = "") into |out|. */
+/* Copies at most cap-1 bytes of |s| (NULL = "") into |out| (per request: no printf). */
 static void copy_str(char *out, size_t cap, const char *s)
 {
-    snprintf(out, cap, "%s", s != NULL ? s : "");
+    size_t n = s != NULL ? strnlen(s, cap - 1) : 0;
+    if (n > 0)
+        memcpy(out, s, n);
+    out[n] = '\0';
 }
 
 /* Accounts a finished public request (see metrics.h). */

@@ -408,6 +408,29 @@ static void pump_body(proxy_stream *ps)
         rearm_head_timeout(ps);
 }
 
+/* |addr| = IP:PORT, or [IP]:PORT when |bracket| (per request: no printf). */
+static void join_addr(char *addr, size_t addrcap, const char *ip, unsigned port, int bracket)
+{
+    char digits[5];
+    size_t nd = 0, iplen = strlen(ip), n = 0;
+    do {
+        digits[nd++] = (char)('0' + port % 10);
+        port /= 10;
+    } while (port > 0 && nd < sizeof(digits));
+    if (iplen + nd + 4 > addrcap)
+        return; /* cannot happen with INET6_ADDRSTRLEN + 16; leave it empty */
+    if (bracket)
+        addr[n++] = '[';
+    memcpy(addr + n, ip, iplen);
+    n += iplen;
+    if (bracket)
+        addr[n++] = ']';
+    addr[n++] = ':';
+    while (nd > 0)
+        addr[n++] = digits[--nd];
+    addr[n] = '\0';
+}
+
 static void format_addr(h2o_conn_t *conn, char *ip, size_t ipcap, char *addr, size_t addrcap)
 {
     struct sockaddr_storage ss;
@@ -417,17 +440,14 @@ static void format_addr(h2o_conn_t *conn, char *ip, size_t ipcap, char *addr, si
         return;
     if (ss.ss_family == AF_INET) {
         struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
-        inet_ntop(AF_INET, &sin->sin_addr, ip, (socklen_t)ipcap);
-        snprintf(addr, addrcap, "%s:%u", ip, (unsigned)ntohs(sin->sin_port));
+        if (inet_ntop(AF_INET, &sin->sin_addr, ip, (socklen_t)ipcap) != NULL)
+            join_addr(addr, addrcap, ip, ntohs(sin->sin_port), 0);
     } else if (ss.ss_family == AF_INET6) {
         struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
-        if (IN6_IS_ADDR_V4MAPPED(&sin6->sin6_addr)) {
-            inet_ntop(AF_INET, &sin6->sin6_addr.s6_addr[12], ip, (socklen_t)ipcap);
-            snprintf(addr, addrcap, "%s:%u", ip, (unsigned)ntohs(sin6->sin6_port));
-        } else {
-            inet_ntop(AF_INET6, &sin6->sin6_addr, ip, (socklen_t)ipcap);
-            snprintf(addr, addrcap, "[%s]:%u", ip, (unsigned)ntohs(sin6->sin6_port));
-        }
+        int mapped = IN6_IS_ADDR_V4MAPPED(&sin6->sin6_addr);
+        const void *a = mapped ? (const void *)&sin6->sin6_addr.s6_addr[12] : (const void *)&sin6->sin6_addr;
+        if (inet_ntop(mapped ? AF_INET : AF_INET6, a, ip, (socklen_t)ipcap) != NULL)
+            join_addr(addr, addrcap, ip, ntohs(sin6->sin6_port), !mapped);
     }
 }
 
