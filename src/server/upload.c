@@ -67,10 +67,14 @@ static void uc_on_close(void *data)
     uc_release(uc);
 }
 
-/* h2o reads the next request with its own reader again: put the hook in front of it. */
+/* h2o reads the next request with its own reader again: put the hook in front of it, but only
+ * while nothing of that request was read. A pipelined request already in the buffer may be past
+ * its head in h2o (reading its body by length): renaming that head now would claim a body h2o is
+ * reading itself. Such a request keeps h2o's path; the hook comes back after it. */
 static void hook_if_reading(upload_conn *uc)
 {
-    if (!uc->closed && uc->srv->upload_h1_read != NULL && uc->sock->_cb.read == uc->srv->upload_h1_read)
+    if (!uc->closed && uc->srv->upload_h1_read != NULL && uc->sock->_cb.read == uc->srv->upload_h1_read &&
+        uc->sock->input->size == 0)
         uc->sock->_cb.read = hook_on_read;
 }
 
