@@ -112,6 +112,13 @@ void upload_on_accept(server *srv, h2o_socket_t *sock)
     sock->_cb.read = hook_on_read;
 }
 
+/* GET and HEAD (nearly every small request) are not parsed twice: a body on them, rare as it is,
+ * keeps h2o's path. */
+static int bodiless_method(const h2o_buffer_t *in)
+{
+    return (in->size >= 4 && memcmp(in->bytes, "GET ", 4) == 0) || (in->size >= 5 && memcmp(in->bytes, "HEAD ", 5) == 0);
+}
+
 static void hook_on_read(h2o_socket_t *sock, const char *err)
 {
     upload_conn *uc = sock->on_close.data;
@@ -119,7 +126,7 @@ static void hook_on_read(h2o_socket_t *sock, const char *err)
     struct upload_pending p;
     int eligible = 0;
     upload_head h;
-    if (err == NULL && srv->upload_pending == NULL && sock->input->size > 0 &&
+    if (err == NULL && srv->upload_pending == NULL && sock->input->size > 0 && !bodiless_method(sock->input) &&
         upload_head_parse(sock->input->bytes, sock->input->size, H2O_MAX_REQLEN, UPLOAD_MIN_BODY, srv->opt->max_request_body, &h) ==
             UPLOAD_HEAD_ELIGIBLE) {
         /* h2o must not see this body: same-length rename, before h2o parses the head */

@@ -19,7 +19,8 @@
  *  4. A held-back body nobody started (the handler answered early: 404, 401, 429, 502, ...) is read
  *     and discarded, bounded by its length and READ_TIMEOUT, so the client gets that answer.
  *
- * TLS connections, HTTP/2, chunked and small bodies keep h2o's buffered path.
+ * TLS connections, HTTP/2, chunked and small bodies, GET/HEAD, and a request h2o had already
+ * started reading from its buffer (pipelined) keep h2o's buffered path.
  *
  * Ownership: the per-connection hook state belongs to the socket (freed when it closes); an
  * upload_body belongs to whoever started it until upload_body_free().
