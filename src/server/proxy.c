@@ -357,9 +357,7 @@ static void pump_streamed_body(proxy_stream *ps, tunnel *t)
         ps->body_off += (size_t)w;
     }
     if (upload_body_done(ps->ub)) {
-        upload_body_free(ps->ub);
-        ps->ub = NULL;
-        ps->body_done = 1;
+        ps->body_done = 1; /* ps->ub lives on until on_dispose: it drains what follows the body */
         mux_session_end_stream(t->sess, ps->id);
     } else if (n > 0) {
         /* paused above */

@@ -35,9 +35,14 @@ struct upload_pending {
 
 struct upload_body {
     server *srv;
-    h2o_socket_t *sock; /* ours, on a dup of the connection's descriptor; NULL once closed */
+    h2o_socket_t *sock; /* ours, on a dup of the connection's descriptor; NULL once closed. Readiness
+                         * only (h2o_socket_dont_read): we recv() into |buf| ourselves, one bounded
+                         * read per wake-up, because h2o's own reader slurps a socket to EAGAIN
+                         * into a buffer that doubles (tens of MiB after a pause) */
     const uint8_t *pre; /* body bytes that were in h2o's buffer (valid while the request lives) */
     size_t pre_len;
+    uint8_t *buf; /* UPLOAD_READ_BUF bytes; [buf_off, buf_len) not consumed yet */
+    size_t buf_off, buf_len;
     uint64_t left; /* body bytes not consumed yet */
     int want;      /* the consumer takes more */
     int reading;   /* h2o_socket_read_start is in effect */
@@ -194,9 +199,15 @@ static upload_body *body_new(server *srv, h2o_socket_t *conn_sock, const struct 
         close(fd);
         return NULL;
     }
+    ub->buf = malloc(UPLOAD_READ_BUF);
+    if (ub->buf == NULL) {
+        free(ub);
+        close(fd);
+        return NULL;
+    }
     ub->srv = srv;
     ub->sock = h2o_evloop_socket_create(srv->ctx.loop, fd, 0);
-    h2o_buffer_set_prototype(&ub->sock->input, &srv->bulk_input); /* up to 1 MiB per read() */
+    h2o_socket_dont_read(ub->sock, 1);
     ub->sock->data = ub;
     ub->pre = (const uint8_t *)p->body;
     ub->pre_len = p->body_len;
@@ -205,10 +216,18 @@ static upload_body *body_new(server *srv, h2o_socket_t *conn_sock, const struct 
     return ub;
 }
 
-static void close_sock(upload_body *ub)
+/* Closes our descriptor. With |drain|, first reads away (up to 1 MiB) what the client sent after
+ * the body: closing a socket with unread bytes sends a reset, which can destroy the response the
+ * client has not read yet (a request pipelined behind an upload, say). */
+static void close_sock(upload_body *ub, int drain)
 {
     if (ub->sock == NULL)
         return;
+    for (int i = 0; drain && i < 4; i++) {
+        ssize_t n = recv(h2o_socket_get_fd(ub->sock), ub->buf, UPLOAD_READ_BUF, MSG_DONTWAIT);
+        if (n <= 0 && !(n < 0 && errno == EINTR))
+            break;
+    }
     ub->sock->data = NULL;
     h2o_socket_close(ub->sock); /* our descriptor only: the connection stays h2o's */
     ub->sock = NULL;
@@ -217,9 +236,10 @@ static void close_sock(upload_body *ub)
 
 static void do_free(upload_body *ub)
 {
-    close_sock(ub);
+    close_sock(ub, 1);
     if (h2o_timeout_is_linked(&ub->deadline))
         h2o_timeout_unlink(&ub->deadline);
+    free(ub->buf);
     free(ub);
 }
 
@@ -228,7 +248,7 @@ static void update_reading(upload_body *ub)
 {
     if (ub->sock == NULL)
         return;
-    int buffered = ub->pre_len > 0 || ub->sock->input->size > 0;
+    int buffered = ub->pre_len > 0 || ub->buf_off < ub->buf_len;
     int should = ub->left > 0 && (ub->cb == NULL || (ub->want && !buffered));
     if (should && !ub->reading) {
         ub->reading = 1;
@@ -241,7 +261,7 @@ static void update_reading(upload_body *ub)
 
 static void fail(upload_body *ub, const char *why)
 {
-    close_sock(ub);
+    close_sock(ub, 0);
     if (ub->cb == NULL) {
         do_free(ub);
         return;
@@ -253,25 +273,39 @@ static void fail(upload_body *ub, const char *why)
         do_free(ub);
 }
 
+/* One recv() of at most UPLOAD_READ_BUF bytes and of what is left of the body. Returns the byte
+ * count, 0 when nothing is there yet, -1 at EOF or on an error. */
+static ssize_t read_some(upload_body *ub)
+{
+    size_t want = ub->left < UPLOAD_READ_BUF ? (size_t)ub->left : UPLOAD_READ_BUF;
+    ssize_t n;
+    while ((n = recv(h2o_socket_get_fd(ub->sock), ub->buf, want, 0)) < 0 && errno == EINTR)
+        ;
+    if (n < 0)
+        return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -1;
+    return n == 0 ? -1 : n;
+}
+
 static void body_on_read(h2o_socket_t *sock, const char *err)
 {
     upload_body *ub = sock->data;
     if (ub == NULL)
         return;
     if (err != NULL) {
-        /* bytes read together with the EOF are still delivered first */
-        if (ub->cb != NULL && sock->input->size > 0) {
-            ub->reading = 0;
-            h2o_socket_read_stop(sock);
-        } else {
-            fail(ub, "the client closed the connection before the end of the request body");
-            return;
-        }
+        fail(ub, "the client closed the connection before the end of the request body");
+        return;
     }
-    if (ub->cb == NULL) { /* discard */
-        size_t n = sock->input->size < ub->left ? sock->input->size : (size_t)ub->left;
-        ub->left -= n;
-        h2o_buffer_consume(&sock->input, sock->input->size);
+    if (ub->cb == NULL) { /* discard: a few reads per wake-up, never more than the body */
+        for (int i = 0; i < 8 && ub->left > 0; i++) {
+            ssize_t n = read_some(ub);
+            if (n < 0) {
+                do_free(ub);
+                return;
+            }
+            if (n == 0)
+                break;
+            ub->left -= (size_t)n;
+        }
         if (ub->left == 0) {
             do_free(ub);
             return;
@@ -280,6 +314,17 @@ static void body_on_read(h2o_socket_t *sock, const char *err)
         h2o_timeout_link(ub->srv->ctx.loop, &ub->srv->read_timeout, &ub->deadline);
         return;
     }
+    if (ub->buf_off < ub->buf_len)
+        return; /* not consumed yet (cannot happen while reading) */
+    ssize_t n = read_some(ub);
+    if (n == 0)
+        return;
+    if (n < 0) {
+        fail(ub, "the client closed the connection before the end of the request body");
+        return;
+    }
+    ub->buf_off = 0;
+    ub->buf_len = (size_t)n;
     ub->in_cb = 1;
     ub->cb(ub->data, NULL); /* usually consumes it all: reading goes on without an epoll_ctl */
     ub->in_cb = 0;
@@ -322,10 +367,10 @@ size_t upload_body_peek(upload_body *ub, const uint8_t **p)
         *p = ub->pre;
         return ub->pre_len < ub->left ? ub->pre_len : (size_t)ub->left;
     }
-    if (ub->sock == NULL || ub->sock->input->size == 0)
+    if (ub->buf_off == ub->buf_len)
         return 0;
-    *p = (const uint8_t *)ub->sock->input->bytes;
-    return ub->sock->input->size < ub->left ? ub->sock->input->size : (size_t)ub->left;
+    *p = ub->buf + ub->buf_off;
+    return ub->buf_len - ub->buf_off; /* read_some never reads past the body */
 }
 
 void upload_body_consume(upload_body *ub, size_t n)
@@ -339,12 +384,10 @@ void upload_body_consume(upload_body *ub, size_t n)
         if (ub->left == 0)
             ub->pre_len = 0;
     } else {
-        h2o_buffer_consume(&ub->sock->input, n);
+        ub->buf_off += n;
     }
-    if (ub->left == 0)
-        close_sock(ub); /* anything after the body is never read: the connection closes after the response */
-    else
-        update_reading(ub);
+    update_reading(ub); /* stops at the end of the body: what follows is drained when |ub| is freed,
+                         * the connection closes after the response */
 }
 
 int upload_body_done(const upload_body *ub)
@@ -364,7 +407,7 @@ void upload_body_free(upload_body *ub)
         return;
     if (ub->in_cb) {
         ub->free_pending = 1;
-        close_sock(ub);
+        close_sock(ub, 1);
         return;
     }
     do_free(ub);

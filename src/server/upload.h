@@ -34,6 +34,8 @@
 
 /* Bodies shorter than this keep h2o's path (one buffered piece is cheaper than a second socket). */
 #define UPLOAD_MIN_BODY (256 * 1024)
+/* Largest read from the connection at once: with the tunnel's credit, what one upload holds. */
+#define UPLOAD_READ_BUF (256 * 1024)
 
 typedef struct upload_body upload_body;
 
@@ -65,7 +67,8 @@ int upload_body_done(const upload_body *ub);
 /* 1: read more whenever nothing is buffered (the default); 0: stop reading (backpressure). */
 void upload_body_want(upload_body *ub, int want);
 
-/* Stops reading and frees |ub| (safe from within its callback). */
+/* Stops reading and frees |ub| (safe from within its callback); what the client sent after the
+ * body is read away first (bounded), so closing does not reset the connection under a response. */
 void upload_body_free(upload_body *ub);
 
 #endif
