@@ -4,6 +4,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "server/headers.h"
 #include "server/phr.h"
 
 #define MAX_HEADERS 100 /* h2o's H2O_MAX_HEADERS: more and h2o answers 400 itself */
@@ -24,24 +25,6 @@ static int value_is(const struct phr_header *h, const char *lower)
     while (n > 0 && (v[n - 1] == ' ' || v[n - 1] == '\t'))
         n--;
     return n == want && strncasecmp(v, lower, n) == 0;
-}
-
-/* 1..19 digits with optional spaces/tabs around; -1 otherwise. */
-static int64_t parse_length(const char *v, size_t n)
-{
-    while (n > 0 && (v[0] == ' ' || v[0] == '\t'))
-        v++, n--;
-    while (n > 0 && (v[n - 1] == ' ' || v[n - 1] == '\t'))
-        n--;
-    if (n == 0 || n > 19)
-        return -1;
-    int64_t r = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (v[i] < '0' || v[i] > '9')
-            return -1;
-        r = r * 10 + (v[i] - '0');
-    }
-    return r;
 }
 
 int upload_head_parse(const char *buf, size_t len, size_t max_head, uint64_t min_body, uint64_t max_body, upload_head *out)
@@ -67,7 +50,7 @@ int upload_head_parse(const char *buf, size_t len, size_t max_head, uint64_t min
         if (name_is(&h[i], "content-length")) {
             if (++ncl > 1)
                 return UPLOAD_HEAD_NO;
-            cl = parse_length(h[i].value, h[i].value_len);
+            cl = headers_parse_content_length(h[i].value, h[i].value_len);
             cl_off = (size_t)(h[i].name - buf);
         } else if (name_is(&h[i], "expect")) {
             if (nexpect++ > 0 || !value_is(&h[i], "100-continue"))

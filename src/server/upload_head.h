@@ -32,8 +32,8 @@ enum {
 /*
  * Looks at the request head at the start of |buf| (|len| bytes; not modified). Eligible means:
  * a well-formed HTTP/1.1 request head of at most |max_head| bytes and 100 header fields, no
- * obs-fold, method other than CONNECT, exactly one Content-Length whose value is 1–19 digits
- * (optional whitespace around), min_body <= value <= max_body, no Transfer-Encoding or Upgrade
+ * obs-fold, method other than CONNECT, exactly one Content-Length whose value is digits
+ * (optional whitespace around, headers_parse_content_length), min_body <= value <= max_body, no Transfer-Encoding or Upgrade
  * header, and no Expect header other than one "100-continue". Anything ambiguous is left to h2o (and security_reject_ambiguous).
  * Fills |out| when eligible. Returns one of UPLOAD_HEAD_*.
  */

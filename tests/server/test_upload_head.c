@@ -50,6 +50,7 @@ START_TEST(test_not_eligible)
     ck_assert_int_eq(parse("PUT / HTTP/1.1\r\nContent-Length: 5000,5000\r\n\r\n", &h), UPLOAD_HEAD_NO);
     ck_assert_int_eq(parse("PUT / HTTP/1.1\r\nContent-Length:\r\n\r\n", &h), UPLOAD_HEAD_NO);
     ck_assert_int_eq(parse("PUT / HTTP/1.1\r\nContent-Length: 99999999999999999999\r\n\r\n", &h), UPLOAD_HEAD_NO);
+    ck_assert_int_eq(parse("PUT / HTTP/1.1\r\nContent-Length: 9999999999999999999\r\n\r\n", &h), UPLOAD_HEAD_NO); /* > INT64_MAX */
     ck_assert_int_eq(parse("PUT / HTTP/1.1\r\nX: a\r\n folded\r\nContent-Length: 5000\r\n\r\n", &h), UPLOAD_HEAD_NO);
     ck_assert_int_eq(parse("PUT / HTTP/1.1\r\nExpect: something\r\nContent-Length: 5000\r\n\r\n", &h), UPLOAD_HEAD_NO);
     ck_assert_int_eq(parse("PUT / HTTP/1.1\r\nExpect: 100-continue\r\nExpect: 100-continue\r\nContent-Length: 5000\r\n\r\n", &h),
