@@ -86,10 +86,10 @@ struct server {
     h2o_timeout_t tick_timeout;         /* 100 ms: drives every session's timers */
     h2o_timeout_t upgrade_idle_timeout; /* UPGRADE_IDLE_TIMEOUT for raw (upgraded) streams, when > 0 */
     h2o_timeout_entry_t tick_entry;
-    /* tunnel sockets and streamed request bodies read into buffers of this prototype (tunnel.c):
-     * one read() takes up to TUNNEL_READ_BUF bytes, where h2o's default 8 KiB buffer doubled (and
-     * copied) its way up on every loop turn */
-    h2o_buffer_prototype_t bulk_input;
+    /* tunnel sockets read into buffers of this prototype (tunnel.c): one read() takes up to
+     * TUNNEL_READ_BUF bytes, where h2o's default 8 KiB buffer doubled (and copied) its way up on
+     * every loop turn. (Streamed request bodies read into a buffer of their own, upload.c.) */
+    h2o_buffer_prototype_t tunnel_input;
     /* streamed HTTP/1.1 request bodies (upload.c) */
     h2o_socket_cb upload_h1_read;          /* h2o's HTTP/1 request reader, learnt at the first plain accept */
     struct upload_pending *upload_pending; /* the head h2o is parsing right now (hook -> handler), or NULL */

@@ -21,7 +21,7 @@
 #include "server/route.h"
 
 #define TICK_MS 100
-#define TUNNEL_READ_BUF (1024 * 1024) /* one read() of a tunnel socket takes up to this (server.bulk_input) */
+#define TUNNEL_READ_BUF (1024 * 1024) /* one read() of a tunnel socket takes up to this (server.tunnel_input) */
 
 static void do_flush(tunnel *t);
 
@@ -450,8 +450,8 @@ static void on_upgrade_complete(void *user_data, h2o_socket_t *sock, size_t reqs
         return;
     }
     h2o_buffer_consume(&sock->input, reqsize);
-    /* from now on every read lands in one TUNNEL_READ_BUF buffer (see server.bulk_input) */
-    h2o_buffer_set_prototype(&sock->input, &srv->bulk_input);
+    /* from now on every read lands in one TUNNEL_READ_BUF buffer (see server.tunnel_input) */
+    h2o_buffer_set_prototype(&sock->input, &srv->tunnel_input);
     t->sock = sock;
     t->last_rx_ms = server_now(srv);
     sock->data = t;
@@ -625,7 +625,7 @@ void tunnel_init_server(server *srv)
     h2o_linklist_init_anchor(&srv->tunnels);
     /* allocator.max = 0: a drained buffer goes back to malloc (which keeps it, heap.c) rather than
      * to a recycle list nobody frees at exit; no mmap_settings: tunnel input never spills to a file */
-    srv->bulk_input = (h2o_buffer_prototype_t){.allocator = {.max = 0}, ._initial_buf = {.capacity = TUNNEL_READ_BUF}};
+    srv->tunnel_input = (h2o_buffer_prototype_t){.allocator = {.max = 0}, ._initial_buf = {.capacity = TUNNEL_READ_BUF}};
     h2o_timeout_init(srv->ctx.loop, &srv->write_timeout, (uint64_t)srv->opt->write_timeout_ms);
     h2o_timeout_init(srv->ctx.loop, &srv->tick_timeout, TICK_MS);
     srv->tick_entry.cb = on_tick;
