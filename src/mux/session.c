@@ -28,6 +28,11 @@ enum {
 
 enum { CLOSE_NONE, CLOSE_QUEUED, CLOSE_IN_BATCH, CLOSE_SENT };
 
+/* A message arriving in pieces: before its first byte, an uncompressed one processed record by
+ * record where the records lie in the input, anything else (compressed, or a bad header byte
+ * that process_message will report) reassembled whole, or the rest ignored (REFUSE / death). */
+enum { RXM_UNDECIDED, RXM_RECORDS, RXM_WHOLE, RXM_SKIP };
+
 #define CTRL_FLOOD_LIMIT (1u << 20)    /* drop PONGs when this much control is unsent */
 #define CTRL_BACKLOG_LIMIT (16u << 20) /* fail a peer that makes us queue more control than this */
 #define RX_ZSTD_WINDOW_LOG_MAX 20      /* PROTOCOL.md §3.2: senders never exceed 20 */
@@ -58,8 +63,11 @@ struct mux_session {
 
     /* receive */
     mux_ws_decoder dec;
-    mux_buf rxmsg; /* reassembly of messages not wholly inside one recv() input */
-    int rx_in_msg; /* a data message is being reassembled */
+    mux_buf rxmsg;     /* a message not wholly inside one recv() input: all of it (RXM_WHOLE) or the
+                          one record cut by the end of the input (RXM_RECORDS) */
+    int rx_in_msg;     /* a data message is arriving in pieces */
+    int rx_mode;       /* RXM_*: how that message is taken */
+    size_t rx_msg_len; /* its payload bytes so far */
     uint8_t ctl[MUX_WS_MAX_CONTROL_PAYLOAD];
     size_t ctllen;
     mux_buf dbuf; /* decompressed body */
@@ -947,6 +955,93 @@ static int on_ws_control(mux_session *s, unsigned op)
     return perr(s, MUX_ERR_WS_PROTOCOL, "unexpected control opcode");
 }
 
+/* Length of the record starting at |p| (|len| bytes there): > 0 once its length prefix is complete,
+ * 0 while the prefix itself is cut, < 0 on an error. */
+static ssize_t record_need(mux_session *s, const uint8_t *p, size_t len)
+{
+    uint64_t rlen;
+    int n = mux_varint_get(p, len, &rlen);
+    if (n == 0)
+        return 0;
+    if (n < 0)
+        return perr(s, MUX_ERR_VARINT, "over-long record length varint");
+    if (rlen == 0)
+        return perr(s, MUX_ERR_FRAME_DECODE, "empty record");
+    if (rlen > s->opt.max_message_size)
+        return perr(s, MUX_ERR_FRAME_TOO_LARGE, "record runs past the end of the message");
+    return (ssize_t)((uint64_t)n + rlen);
+}
+
+/*
+ * The next |n| body bytes of an uncompressed message arriving in pieces (RXM_RECORDS). Every
+ * record wholly inside them is processed where it lies, so DATA reaches on_data as a pointer into
+ * the caller's input as it does for a message inside one input; only a record cut by the end of
+ * the input is copied (into rxmsg) until its rest arrives. Records are processed in order, as
+ * process_body does; a REFUSE or a fatal error ignores the rest of the message.
+ */
+static int stream_records(mux_session *s, const uint8_t *p, size_t n)
+{
+    while (n > 0 && s->rx_mode == RXM_RECORDS) {
+        if (s->dead || s->hs == HS_REFUSED) {
+            s->rx_mode = RXM_SKIP;
+            break;
+        }
+        size_t have = mux_buf_size(&s->rxmsg);
+        if (have > 0) { /* complete the record carried from the previous input */
+            ssize_t need = record_need(s, s->rxmsg.base + s->rxmsg.pos, have);
+            if (need < 0)
+                return (int)need;
+            size_t take = need == 0 ? 1 : (size_t)need - have; /* a cut prefix grows a byte at a time */
+            if (take > n)
+                take = n;
+            if (mux_buf_append(&s->rxmsg, p, take, 0, s->mem) != 0)
+                return perr(s, MUX_ERR_INTERNAL, "out of memory reassembling a record");
+            p += take;
+            n -= take;
+            if (need > 0 && have + take == (size_t)need) {
+                int rv = process_body(s, s->rxmsg.base + s->rxmsg.pos, (size_t)need);
+                mux_buf_reset(&s->rxmsg);
+                if (rv != 0)
+                    return rv;
+            }
+            continue;
+        }
+        ssize_t need = record_need(s, p, n);
+        if (need < 0)
+            return (int)need;
+        if (need == 0 || (size_t)need > n) { /* cut by the end of the input: carry it */
+            if (mux_buf_append(&s->rxmsg, p, n, 0, s->mem) != 0)
+                return perr(s, MUX_ERR_INTERNAL, "out of memory reassembling a record");
+            break;
+        }
+        int rv = process_body(s, p, (size_t)need);
+        if (rv != 0)
+            return rv;
+        p += need;
+        n -= (size_t)need;
+    }
+    return 0;
+}
+
+/* The end of a message taken in pieces. */
+static int end_pieced_message(mux_session *s)
+{
+    int rv = 0;
+    size_t n = mux_buf_size(&s->rxmsg);
+    s->rx_in_msg = 0;
+    if (s->rx_mode == RXM_RECORDS) {
+        if (n != 0 && !s->dead && s->hs != HS_REFUSED)
+            rv = record_need(s, s->rxmsg.base + s->rxmsg.pos, n) == 0
+                     ? perr(s, MUX_ERR_VARINT, "truncated record length varint")
+                     : perr(s, MUX_ERR_FRAME_TOO_LARGE, "record runs past the end of the message");
+    } else if (s->rx_mode != RXM_SKIP) {
+        rv = process_message(s, n != 0 ? s->rxmsg.base + s->rxmsg.pos : NULL, n);
+    }
+    mux_buf_reset(&s->rxmsg);
+    mux_buf_shrink(&s->rxmsg, 1u << 20, s->mem);
+    return rv;
+}
+
 static int on_ws_piece(mux_session *s, const mux_ws_piece *pc)
 {
     switch (pc->opcode) {
@@ -971,23 +1066,39 @@ static int on_ws_piece(mux_session *s, const mux_ws_piece *pc)
             }
             mux_buf_reset(&s->rxmsg);
             s->rx_in_msg = 1;
+            s->rx_mode = RXM_UNDECIDED;
+            s->rx_msg_len = 0;
         } else if (!s->rx_in_msg) {
             return perr(s, MUX_ERR_WS_PROTOCOL, "continuation without a message");
         }
         if (pc->len != 0) {
-            if (mux_buf_size(&s->rxmsg) + pc->len > s->opt.max_message_size)
+            const uint8_t *d = pc->data;
+            size_t n = pc->len;
+            if (s->rx_msg_len + n > s->opt.max_message_size)
                 return perr(s, MUX_ERR_MESSAGE_TOO_LARGE, "fragmented message over max_message_size");
-            if (mux_buf_append(&s->rxmsg, pc->data, pc->len, 0, s->mem) != 0)
+            s->rx_msg_len += n;
+            if (s->rx_mode == RXM_UNDECIDED) {
+                int compressed = 1, reset;
+                const char *why;
+                if (mux_envelope_parse(d[0], &compressed, &reset, &why) == 0 && !compressed) {
+                    s->rx_mode = RXM_RECORDS;
+                    s->stats.messages_in++;
+                    d++;
+                    n--;
+                } else {
+                    s->rx_mode = RXM_WHOLE;
+                }
+            }
+            if (s->rx_mode == RXM_RECORDS) {
+                int rv = stream_records(s, d, n);
+                if (rv != 0)
+                    return rv;
+            } else if (s->rx_mode == RXM_WHOLE && mux_buf_append(&s->rxmsg, d, n, 0, s->mem) != 0) {
                 return perr(s, MUX_ERR_INTERNAL, "out of memory reassembling a message");
+            }
         }
-        if (pc->frame_end && pc->fin) {
-            s->rx_in_msg = 0;
-            size_t n = mux_buf_size(&s->rxmsg);
-            int rv = process_message(s, n != 0 ? s->rxmsg.base + s->rxmsg.pos : NULL, n);
-            mux_buf_reset(&s->rxmsg);
-            mux_buf_shrink(&s->rxmsg, 1u << 20, s->mem);
-            return rv;
-        }
+        if (pc->frame_end && pc->fin)
+            return end_pieced_message(s);
         return 0;
     }
     return perr(s, MUX_ERR_WS_PROTOCOL, "unknown opcode");

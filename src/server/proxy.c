@@ -39,6 +39,8 @@
 #define BODY_SLICE (256 * 1024)             /* largest piece handed to mux_session_write at once */
 #define BODY_RELEASE_STEP (4 * 1024 * 1024) /* release sent request-body pages in steps of this size */
 #define RAW_KEEP_CAP (1024 * 1024)          /* raw streams free drained buffers above this (idle WebSockets stay small) */
+#define ZC_MAX 256                          /* response slices of tunnel reads waiting for one h2o_send (rxslab.h) */
+#define ZC_MIN 4096                         /* smaller DATA payloads are copied: a slice would cost more */
 
 struct proxy_stream {
     h2o_generator_t gen;
@@ -59,8 +61,16 @@ struct proxy_stream {
     int has_body, body_done;
     /* response */
     int response_started, ended, final_sent, aborted, stopped, sending;
-    uint8_t *pend, *inflight; /* on_data appends to pend; inflight is what h2o holds until proceed */
-    size_t pend_len, pend_cap, inflight_len, inflight_cap;
+    /* Response bytes wait as slices of tunnel reads (pointers into |zc_slab|, no copy) and copies
+     * (in pend). With no slice, pend alone holds them; once there is one, |zc| lists the pieces in
+     * order, a piece with base NULL standing for the next |len| bytes of pend. One h2o_send hands
+     * them all over; h2o holds them (fl_slab, inflight) until proceed or the end. */
+    h2o_iovec_t *zc;                                       /* ZC_MAX entries, allocated on first use */
+    size_t zc_n;                                           /* pieces in zc (0: none, pend alone) */
+    size_t zc_len;                                         /* bytes in slices */
+    rxslab *zc_slab, *fl_slab;                             /* references held for the pending / in-flight slices */
+    uint8_t *pend, *inflight;                              /* on_data appends to pend; inflight is what h2o holds until proceed */
+    size_t pend_len, pend_cap, inflight_len, inflight_cap; /* inflight_len: all bytes h2o holds */
     /* upgrade */
     int upgrade_req;                /* the request asked for an HTTP/1.1 Upgrade (MUX_HEAD_UPGRADE sent) */
     int raw;                        /* heap copy owning the upgraded public socket (req is NULL) */
@@ -171,19 +181,37 @@ static void abort_response(proxy_stream *ps)
     h2o_send(ps->req, NULL, 0, H2O_SEND_STATE_ERROR);
 }
 
-/* Makes the pending bytes the in-flight buffer (the old in-flight buffer becomes the empty pending
- * one) and returns them for one write. */
-static h2o_iovec_t take_pending(proxy_stream *ps)
+/* Moves everything waiting into flight: the slices (and their slab reference) and the copy (the
+ * pend and inflight buffers swap, so appends go to the spare one while h2o holds the other).
+ * Fills |bufs| (ZC_MAX + 1 entries) for one h2o_send and returns their count. */
+static size_t take_pending(proxy_stream *ps, h2o_iovec_t *bufs)
 {
-    uint8_t *b = ps->inflight;
-    size_t cap = ps->inflight_cap;
-    ps->inflight = ps->pend;
-    ps->inflight_cap = ps->pend_cap;
-    ps->inflight_len = ps->pend_len;
-    ps->pend = b;
-    ps->pend_cap = cap;
-    ps->pend_len = 0;
-    return h2o_iovec_init(ps->inflight, ps->inflight_len);
+    size_t n = 0, off = 0;
+    for (size_t i = 0; i < ps->zc_n; i++) {
+        h2o_iovec_t v = ps->zc[i];
+        if (v.base == NULL) { /* a piece of pend */
+            v.base = (char *)ps->pend + off;
+            off += v.len;
+        }
+        bufs[n++] = v;
+    }
+    if (ps->zc_n == 0 && ps->pend_len > 0)
+        bufs[n++] = h2o_iovec_init(ps->pend, ps->pend_len);
+    rxslab_unref(ps->fl_slab); /* NULL here: proceed dropped it, and nothing follows a final send */
+    ps->fl_slab = ps->zc_slab;
+    ps->zc_slab = NULL;
+    ps->inflight_len = ps->zc_len + ps->pend_len;
+    ps->zc_n = ps->zc_len = 0;
+    if (ps->pend_len > 0) {
+        uint8_t *b = ps->inflight;
+        size_t cap = ps->inflight_cap;
+        ps->inflight = ps->pend;
+        ps->inflight_cap = ps->pend_cap;
+        ps->pend = b;
+        ps->pend_cap = cap;
+        ps->pend_len = 0;
+    }
+    return n;
 }
 
 /* Sends buffered bytes / the end to h2o when nothing is in flight. */
@@ -195,20 +223,22 @@ static void send_more(proxy_stream *ps)
         abort_response(ps);
         return;
     }
-    if (ps->pend_len > 0) {
-        h2o_iovec_t buf = take_pending(ps);
+    if (ps->zc_n > 0 || ps->pend_len > 0) {
+        h2o_iovec_t bufs[ZC_MAX + 1];
+        size_t nbufs = take_pending(ps, bufs);
         if (ps->ended) {
             /* the last bytes and the end in one send: h2o finishes the response in this turn (no
-             * proceed follows a final send, so their credit returns now; the stream is closing) */
+             * proceed follows a final send, so their credit returns now; the stream is closing;
+             * the buffers stay until the request is disposed of) */
             tunnel *t = ps->tunnel;
             if (t != NULL && ps->id != 0)
-                mux_session_consume(t->sess, ps->id, buf.len);
+                mux_session_consume(t->sess, ps->id, ps->inflight_len);
             ps->final_sent = 1;
-            h2o_send(ps->req, &buf, 1, H2O_SEND_STATE_FINAL);
+            h2o_send(ps->req, bufs, nbufs, H2O_SEND_STATE_FINAL);
             return;
         }
         ps->sending = 1;
-        h2o_send(ps->req, &buf, 1, H2O_SEND_STATE_IN_PROGRESS);
+        h2o_send(ps->req, bufs, nbufs, H2O_SEND_STATE_IN_PROGRESS);
         return;
     }
     if (ps->ended) {
@@ -225,6 +255,8 @@ static void on_proceed(h2o_generator_t *gen, h2o_req_t *req)
     size_t n = ps->inflight_len;
     ps->sending = 0;
     ps->inflight_len = 0;
+    rxslab_unref(ps->fl_slab); /* h2o is done with the slices */
+    ps->fl_slab = NULL;
     tunnel *t = ps->tunnel;
     if (t != NULL && ps->id != 0 && n > 0)
         mux_session_consume(t->sess, ps->id, n); /* the bytes have left our hands (PROTOCOL.md §5) */
@@ -279,6 +311,12 @@ static void on_dispose(void *p)
     free(ps->pend);
     free(ps->inflight);
     ps->pend = ps->inflight = NULL;
+    rxslab_unref(ps->zc_slab);
+    rxslab_unref(ps->fl_slab);
+    ps->zc_slab = ps->fl_slab = NULL;
+    free(ps->zc);
+    ps->zc = NULL;
+    ps->zc_n = 0;
 }
 
 static void on_head_timeout(h2o_timeout_entry_t *e)
@@ -721,6 +759,29 @@ static void raw_on_close(proxy_stream *rs, unsigned code);
 static int raw_pump_input(proxy_stream *rs);
 static void raw_free(proxy_stream *rs);
 
+/* Keeps |data| as a slice of the tunnel read it lies in, when it is one (rxslab.h), it is not tiny,
+ * it shares the slab of the slices already waiting and there is room for it, for the copied
+ * bytes before it and for a copy after it. 1: taken. */
+static int take_slice(proxy_stream *ps, const uint8_t *data, size_t len)
+{
+    if (len < ZC_MIN || ps->zc_n + 3 > ZC_MAX || ps->tunnel == NULL)
+        return 0;
+    rxslab *slab = tunnel_rx_slab(ps->tunnel, data, len);
+    if (slab == NULL || (ps->zc_slab != NULL && ps->zc_slab != slab))
+        return 0;
+    if (ps->zc == NULL && (ps->zc = malloc(ZC_MAX * sizeof(*ps->zc))) == NULL)
+        return 0;
+    if (ps->zc_slab == NULL) {
+        rxslab_ref(slab);
+        ps->zc_slab = slab;
+    }
+    if (ps->zc_n == 0 && ps->pend_len > 0)
+        ps->zc[ps->zc_n++] = h2o_iovec_init(NULL, ps->pend_len); /* what was copied before it */
+    ps->zc[ps->zc_n++] = h2o_iovec_init(data, len);
+    ps->zc_len += len;
+    return 1;
+}
+
 void proxy_on_data(proxy_stream *ps, const uint8_t *data, size_t len)
 {
     if (ps->raw) {
@@ -730,6 +791,12 @@ void proxy_on_data(proxy_stream *ps, const uint8_t *data, size_t len)
     if (ps->stopped || ps->final_sent || ps->aborted || !ps->response_started) {
         if (ps->tunnel != NULL && ps->id != 0)
             mux_session_consume(ps->tunnel->sess, ps->id, len);
+        return;
+    }
+    if (ps->tunnel != NULL)
+        ratelimit_charge(&ps->tunnel->rl_bytes, (double)len, server_now(ps->srv));
+    if (take_slice(ps, data, len)) {
+        schedule_send(ps);
         return;
     }
     if (ps->pend_len + len > ps->pend_cap) {
@@ -745,10 +812,14 @@ void proxy_on_data(proxy_stream *ps, const uint8_t *data, size_t len)
         ps->pend = b;
         ps->pend_cap = cap;
     }
-    if (ps->tunnel != NULL)
-        ratelimit_charge(&ps->tunnel->rl_bytes, (double)len, server_now(ps->srv));
     memcpy(ps->pend + ps->pend_len, data, len);
     ps->pend_len += len;
+    if (ps->zc_n > 0) { /* after slices: the copy is a piece of its own (take_slice left room) */
+        if (ps->zc[ps->zc_n - 1].base == NULL)
+            ps->zc[ps->zc_n - 1].len += len;
+        else
+            ps->zc[ps->zc_n++] = h2o_iovec_init(NULL, len);
+    }
     schedule_send(ps);
 }
 
@@ -886,9 +957,10 @@ static void raw_send_more(proxy_stream *rs)
     if (rs->raw_writing || rs->sock == NULL)
         return;
     if (rs->pend_len > 0) {
-        h2o_iovec_t buf = take_pending(rs);
+        h2o_iovec_t bufs[ZC_MAX + 1]; /* one: raw streams copy (raw_on_data) */
+        size_t nbufs = take_pending(rs, bufs);
         rs->raw_writing = 1;
-        h2o_socket_write(rs->sock, &buf, 1, raw_on_written);
+        h2o_socket_write(rs->sock, bufs, nbufs, raw_on_written);
         return;
     }
     if (rs->peer_fin && !rs->shut_wr) {

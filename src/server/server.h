@@ -13,6 +13,7 @@
 #include "server/auth.h"
 #include "server/guard.h"
 #include "server/registry.h"
+#include "server/rxslab.h"
 
 /* Parsed options (table in main.c; strings owned by cfg_free). */
 typedef struct {
@@ -90,6 +91,7 @@ struct server {
      * TUNNEL_READ_BUF bytes, where h2o's default 8 KiB buffer doubled (and copied) its way up on
      * every loop turn. (Streamed request bodies read into a buffer of their own, upload.c.) */
     h2o_buffer_prototype_t tunnel_input;
+    rxslab_pool rx_slabs; /* tunnel reads that responses still send from (rxslab.h) */
     /* streamed HTTP/1.1 request bodies (upload.c) */
     h2o_socket_cb upload_h1_read;          /* h2o's HTTP/1 request reader, learnt at the first plain accept */
     struct upload_pending *upload_pending; /* the head h2o is parsing right now (hook -> handler), or NULL */

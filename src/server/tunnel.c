@@ -22,6 +22,8 @@
 
 #define TICK_MS 100
 #define TUNNEL_READ_BUF (1024 * 1024) /* one read() of a tunnel socket takes up to this (server.tunnel_input) */
+/* read buffers kept alive by responses that still send from them (rxslab.h); above this, copy */
+#define RX_SLAB_BUDGET (64u * 1024 * 1024)
 
 static void do_flush(tunnel *t);
 
@@ -136,6 +138,14 @@ static void on_flush_entry(h2o_timeout_entry_t *e)
     do_flush(H2O_STRUCT_FROM_MEMBER(tunnel, flush_entry, e));
 }
 
+rxslab *tunnel_rx_slab(tunnel *t, const uint8_t *data, size_t len)
+{
+    rxslab *slab = t->rx_slab;
+    if (slab == NULL || rxslab_pool_full(slab->pool) || !rxslab_contains(slab, data, len))
+        return NULL;
+    return slab;
+}
+
 void tunnel_flush(tunnel *t)
 {
     if (t->dying || t->writing || h2o_timeout_is_linked(&t->flush_entry))
@@ -157,10 +167,19 @@ static void on_read(h2o_socket_t *sock, const char *err)
         t->probe_ms = 0;
     }
     if (sock->input->size > 0 && !t->dying) {
+        /* the read buffer becomes a slab: responses may keep pointers into it (rxslab.h) */
+        rxslab *slab = rxslab_adopt(&t->srv->rx_slabs, &sock->input);
+        const uint8_t *p = slab != NULL ? rxslab_bytes(slab) : (const uint8_t *)sock->input->bytes;
+        size_t n = slab != NULL ? slab->buf->size : sock->input->size;
         t->busy++;
-        ssize_t r = mux_session_recv(t->sess, (uint8_t *)sock->input->bytes, sock->input->size, server_now(t->srv));
+        t->rx_slab = slab;
+        ssize_t r = mux_session_recv(t->sess, (uint8_t *)p, n, server_now(t->srv));
+        t->rx_slab = NULL;
         t->busy--;
-        h2o_buffer_consume(&sock->input, sock->input->size);
+        if (slab != NULL)
+            rxslab_unref(slab);
+        else
+            h2o_buffer_consume(&sock->input, sock->input->size);
         if (r < 0) {
             snprintf(t->close_reason, sizeof(t->close_reason), "%s: %s", mux_strerror((int)r),
                      mux_session_last_error_reason(t->sess));
@@ -626,6 +645,7 @@ void tunnel_init_server(server *srv)
     /* allocator.max = 0: a drained buffer goes back to malloc (which keeps it, heap.c) rather than
      * to a recycle list nobody frees at exit; no mmap_settings: tunnel input never spills to a file */
     srv->tunnel_input = (h2o_buffer_prototype_t){.allocator = {.max = 0}, ._initial_buf = {.capacity = TUNNEL_READ_BUF}};
+    srv->rx_slabs = (rxslab_pool){.budget = RX_SLAB_BUDGET};
     h2o_timeout_init(srv->ctx.loop, &srv->write_timeout, (uint64_t)srv->opt->write_timeout_ms);
     h2o_timeout_init(srv->ctx.loop, &srv->tick_timeout, TICK_MS);
     srv->tick_entry.cb = on_tick;

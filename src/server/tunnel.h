@@ -11,6 +11,7 @@
 
 #include "mux/mux.h"
 #include "server/ratelimit.h"
+#include "server/rxslab.h"
 #include "server/server.h"
 
 #define TUNNEL_IOVCNT 128
@@ -42,6 +43,7 @@ struct tunnel {
     ratelimit_bucket rl_requests;    /* RATE_LIMIT_RPS of this client name */
     ratelimit_bucket rl_bytes;       /* RATE_LIMIT_BPS of this client name */
     char peer_ip[48];                /* IP of the client daemon (throttle key) */
+    rxslab *rx_slab;                 /* the read being handed to the session right now (on_read), else NULL */
     mux_iovec iov[TUNNEL_IOVCNT];
 };
 
@@ -53,6 +55,11 @@ int tunnel_handle_request(server *srv, h2o_req_t *req);
  * the turn was handled, so that the frames of many requests leave in one write). Safe from
  * anywhere; never destroys |t| synchronously. */
 void tunnel_flush(tunnel *t);
+
+/* The read buffer |data| (|len| bytes, delivered by a DATA callback) lies in, with its refcount
+ * untouched, or NULL: not inside on_read, the bytes are a copy (reassembled or decompressed
+ * message), or the slab budget is used up. A caller that keeps |data| takes a reference. */
+rxslab *tunnel_rx_slab(tunnel *t, const uint8_t *data, size_t len);
 
 /* Closes |t| on an operator's request (admin API): GOAWAY with |reason|, then the connection is
  * dropped from the loop; its public requests fail as for a lost tunnel. */

@@ -49,6 +49,10 @@ typedef struct {
     uint64_t resp_seed, resp_per;
     int closes;
     int writable_calls;
+    /* where DATA payloads lie: inside [in_lo, in_lo + in_len) (the caller's input) or elsewhere */
+    const uint8_t *in_lo;
+    size_t in_len;
+    uint64_t bytes_in_place, bytes_elsewhere;
 } side;
 
 static tstream *ts_of(side *d, uint32_t id)
@@ -127,6 +131,10 @@ static int cb_data(mux_session *s, uint32_t id, const uint8_t *p, size_t len, vo
     int dir = d->server ? 1 : 0; /* 0: request body (server->client), 1: response body */
     if (peer_pattern_check(p, len, id, dir, t->rx_got) != len)
         t->bad = 1;
+    if (d->in_lo != NULL && p >= d->in_lo && p + len <= d->in_lo + d->in_len)
+        d->bytes_in_place += len;
+    else
+        d->bytes_elsewhere += len;
     t->rx_got += len;
     d->unconsumed_total += len;
     if (d->unconsumed_total > d->max_unconsumed_total)
@@ -974,6 +982,121 @@ START_TEST(test_fragmented_message)
 }
 END_TEST
 
+/* A masked client->server WebSocket frame with |env| as its payload (malloc'd, |*len| bytes). */
+static uint8_t *client_wire(const mux_buf *env, unsigned opcode, int fin, size_t *len)
+{
+    uint8_t key[4] = {0x9a, 0x0b, 0x7c, 0x1d};
+    uint8_t *w = malloc(env->len + MUX_WS_MAX_HEADER);
+    size_t hl = mux_ws_frame_header(w, opcode, fin, env->len, key);
+    memcpy(w + hl, env->base, env->len);
+    mux_ws_mask(w + hl, env->len, key, 0);
+    *len = hl + env->len;
+    return w;
+}
+
+START_TEST(test_split_message_in_place)
+{
+    /* A message cut anywhere by the end of a recv() input: each record wholly inside one input
+     * reaches on_data where it lies (a pointer into the input, no copy); only the one record cut
+     * is carried; the bytes arrive whole and in order; nothing fails. */
+    enum { NREC = 4, RLEN = 5000 };
+    static uint8_t body[NREC * RLEN];
+    peer_pattern_fill(body, sizeof(body), 1, 1, 0);
+    mux_buf env;
+    env_start(&env, 0x10);
+    mux_frame f = fr(MUX_FRAME_OPEN, 1);
+    f.head.status = 200;
+    rec(&env, &f);
+    for (int i = 0; i < NREC; i++) {
+        f = fr(MUX_FRAME_DATA, 1);
+        f.payload = body + i * RLEN;
+        f.payload_len = RLEN;
+        rec(&env, &f);
+    }
+    size_t total;
+    uint8_t *wire = client_wire(&env, MUX_WS_OP_BINARY, 1, &total);
+    mux_buf_free(&env, NULL);
+    for (size_t cut = 0; cut <= total; cut += cut < 40 ? 1 : 251) {
+        pair p;
+        established(&p, 0, 0);
+        p.cli.auto_respond = 0;
+        open_simple(&p, 0);
+        pump(&p, 1 << 20);
+        uint8_t *in = malloc(total); /* unmasked in place: a fresh copy per cut */
+        memcpy(in, wire, total);
+        p.srv.in_lo = in;
+        p.srv.in_len = total;
+        ck_assert_int_eq(mux_session_recv(p.srv.s, in, cut, p.net.now), (ssize_t)cut);
+        ck_assert_int_eq(mux_session_recv(p.srv.s, in + cut, total - cut, p.net.now), (ssize_t)(total - cut));
+        ck_assert(!mux_session_want_close(p.srv.s));
+        ck_assert_uint_eq(p.srv.st[0].status, 200);
+        ck_assert_uint_eq(p.srv.st[0].rx_got, sizeof(body));
+        ck_assert_int_eq(p.srv.st[0].bad, 0);
+        ck_assert_msg(p.srv.bytes_elsewhere <= RLEN, "cut %zu: %llu bytes copied", cut, (unsigned long long)p.srv.bytes_elsewhere);
+        ck_assert_uint_eq(p.srv.bytes_in_place + p.srv.bytes_elsewhere, sizeof(body));
+        free(in);
+        pair_del(&p);
+    }
+    free(wire);
+}
+END_TEST
+
+START_TEST(test_split_message_errors)
+{
+    /* a fragmented message whose last record is cut by its end fails as a whole one does */
+    for (int truncated_varint = 0; truncated_varint < 2; truncated_varint++) {
+        pair p;
+        established(&p, 0, 0);
+        mux_buf env;
+        env_start(&env, 0x10);
+        mux_frame f = fr(MUX_FRAME_PING, 0);
+        f.opaque = 5;
+        rec(&env, &f);
+        size_t len;
+        uint8_t *w = client_wire(&env, MUX_WS_OP_BINARY, 0, &len);
+        ck_assert_int_eq(mux_session_recv(p.srv.s, w, len, p.net.now), (ssize_t)len);
+        free(w);
+        mux_buf_free(&env, NULL);
+        mux_buf_init(&env);
+        const uint8_t cut_varint[1] = {0x80}, cut_record[3] = {0x05, 0x08, 0x01};
+        if (truncated_varint)
+            mux_buf_append(&env, cut_varint, sizeof(cut_varint), 0, NULL);
+        else
+            mux_buf_append(&env, cut_record, sizeof(cut_record), 0, NULL);
+        w = client_wire(&env, MUX_WS_OP_CONT, 1, &len);
+        ssize_t rv = mux_session_recv(p.srv.s, w, len, p.net.now);
+        free(w);
+        mux_buf_free(&env, NULL);
+        expect_failed(&p, 1, rv, truncated_varint ? MUX_ERR_VARINT : MUX_ERR_FRAME_TOO_LARGE);
+        pair_del(&p);
+    }
+    /* over max_message_size across fragments: fails before the rest is taken */
+    pair p;
+    established(&p, 0, 0);
+    mux_session_options d;
+    mux_session_options_default(&d, MUX_ROLE_SERVER);
+    mux_buf env;
+    env_start(&env, 0x10);
+    mux_frame f = fr(MUX_FRAME_PING, 0);
+    rec(&env, &f);
+    size_t len;
+    uint8_t *w = client_wire(&env, MUX_WS_OP_BINARY, 0, &len);
+    ck_assert_int_eq(mux_session_recv(p.srv.s, w, len, p.net.now), (ssize_t)len);
+    free(w);
+    mux_buf_free(&env, NULL);
+    mux_buf_init(&env);
+    uint8_t *zeros = calloc(1, d.max_message_size);
+    mux_buf_append(&env, zeros, d.max_message_size, 0, NULL);
+    free(zeros);
+    w = client_wire(&env, MUX_WS_OP_CONT, 1, &len);
+    ssize_t rv = mux_session_recv(p.srv.s, w, len, p.net.now);
+    free(w);
+    mux_buf_free(&env, NULL);
+    expect_failed(&p, 1, rv, MUX_ERR_MESSAGE_TOO_LARGE);
+    pair_del(&p);
+}
+END_TEST
+
 START_TEST(test_ws_close)
 {
     pair p;
@@ -1428,6 +1551,8 @@ Suite *make_suite(void)
     tcase_add_test(tc, test_unmasked_client_frame);
     tcase_add_test(tc, test_text_frame);
     tcase_add_test(tc, test_fragmented_message);
+    tcase_add_test(tc, test_split_message_in_place);
+    tcase_add_test(tc, test_split_message_errors);
     tcase_add_test(tc, test_ws_close);
     suite_add_tcase(s, tc);
     tc = tcase_create("lifecycle");
