@@ -258,6 +258,12 @@ ssize_t mux_session_write(mux_session *s, uint32_t id, const uint8_t *data, size
 /* Bytes mux_session_write() would accept now on |id| (0 if none or unknown). */
 size_t mux_session_write_room(const mux_session *s, uint32_t id);
 
+/* Asks for on_writable on |id| once its send buffer falls below half, as after a write that was
+ * not wholly accepted: for a writer that stops reading its source before the buffer is full (so
+ * that its next read fits). The wake comes when queued bytes of |id| are sent, so call it only
+ * while |id| has bytes queued (room < stream_send_buffer). 0 or MUX_ERR_STREAM_NOT_FOUND. */
+int mux_session_want_writable(mux_session *s, uint32_t id);
+
 /* Ends our direction of |id| after what is already queued (DATA fin). */
 int mux_session_end_stream(mux_session *s, uint32_t id);
 

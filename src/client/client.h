@@ -126,7 +126,10 @@ typedef struct client {
 } client;
 
 #define CLIENT_SCRATCH (256 * 1024)
-#define CLIENT_IO_BUF (256 * 1024) /* pt_serv_buf_size, rx_buffer_size */
+/* pt_serv_buf_size, rx_buffer_size: one read of a socket (local or tunnel) takes up to this. 512 KiB
+ * halves the reads, writes and wake-ups of 256 KiB (PERFORMANCE.md §3); a stream's send buffer is
+ * twice this (tunnel.c), which is what a stream with a slow reader holds. */
+#define CLIENT_IO_BUF (512 * 1024)
 
 /* Monotonic milliseconds. */
 int64_t client_now_ms(void);

@@ -323,8 +323,9 @@ static int start_session(tunnel *t)
     o.ping_timeout_ms = (uint32_t)c->opt->ping_timeout_ms;
     o.enable_zstd = c->opt->compression;
     o.zstd_level = (int)c->opt->zstd_level;
-    /* room for a whole local read (CLIENT_IO_BUF) whenever on_writable fires (at half): otherwise
-     * the rest of each read waits in the upstream's own buffer and is copied twice */
+    /* room for a whole local read (CLIENT_IO_BUF) whenever on_writable fires (at half); the
+     * upstream stops reading while there is less (upstream.c, deliver), so no read waits copied
+     * in the upstream's own buffer and a stream holds at most this */
     o.stream_send_buffer = 2 * CLIENT_IO_BUF;
     mux_session_callbacks cb = {
         .on_welcome = on_welcome,

@@ -383,8 +383,20 @@ static void u_timer_cb(lws_sorted_usec_list_t *sul)
 
 /* ---------------------------------------------------------------- response towards the tunnel */
 
+/* Stops reading the local connection until on_writable. */
+static void pause_reading(upstream *u)
+{
+    if (u->wsi != NULL && !u->paused) {
+        lws_rx_flow_control(u->wsi, 0);
+        u->paused = 1;
+    }
+}
+
 /* Hands response bytes to the session; what it does not take waits in |pend| and the local
- * connection stops being read. 0 or -1 (u reset). */
+ * connection stops being read. The connection also stops being read, before anything has to wait,
+ * while the stream's buffer has no room for another whole read (CLIENT_IO_BUF): so a stream whose
+ * reader is slow holds at most its send buffer (2 * CLIENT_IO_BUF), and a read is copied once.
+ * 0 or -1 (u reset). */
 static int deliver(upstream *u, const uint8_t *p, size_t n)
 {
     mux_session *s = u_session(u);
@@ -408,10 +420,10 @@ static int deliver(upstream *u, const uint8_t *p, size_t n)
             u_reset(u, MUX_CODE_INTERNAL_ERROR, "out of memory");
             return -1;
         }
-        if (u->wsi != NULL && !u->paused) {
-            lws_rx_flow_control(u->wsi, 0);
-            u->paused = 1;
-        }
+        pause_reading(u); /* the write that was not taken whole armed on_writable */
+    } else if (!u->paused && (u->state == U_BODY || u->state == U_RAW) && mux_session_write_room(s, u->id) < CLIENT_IO_BUF &&
+               mux_session_want_writable(s, u->id) == 0) {
+        pause_reading(u);
     }
     return 0;
 }
@@ -1009,7 +1021,7 @@ void upstream_on_stream_close(mux_session *s, uint32_t id, unsigned code, const 
 void upstream_on_writable(mux_session *s, uint32_t id, void *stream_user_data, void *user_data)
 {
     upstream *u = stream_user_data;
-    if (u == NULL || u->dead || u->pend_len == 0)
+    if (u == NULL || u->dead || (u->pend_len == 0 && !u->paused))
         return;
     u_hold(u);
     size_t off = 0;
@@ -1024,12 +1036,16 @@ void upstream_on_writable(mux_session *s, uint32_t id, void *stream_user_data, v
         off += (size_t)k;
     }
     if (!u->dead) {
-        memmove(u->pend, u->pend + off, u->pend_len - off);
-        u->pend_len -= off;
+        if (off > 0) {
+            memmove(u->pend, u->pend + off, u->pend_len - off);
+            u->pend_len -= off;
+        }
         if (u->pend_len == 0) {
             if (u->end_pending) {
                 u->end_pending = 0;
                 response_complete(u);
+            } else if (u->paused && mux_session_write_room(s, id) < CLIENT_IO_BUF && mux_session_want_writable(s, id) == 0) {
+                /* not room for a whole read yet: wait for the next wake */
             } else if (u->paused) {
                 u->paused = 0;
                 if (u->tls != NULL && drain_tls(u) != 0 && !u->dead && u->wsi != NULL)

@@ -1942,6 +1942,18 @@ size_t mux_session_write_room(const mux_session *s, uint32_t id)
     return st->txq.held < s->opt.stream_send_buffer ? s->opt.stream_send_buffer - st->txq.held : 0;
 }
 
+/* Arms on_writable for |id|; see mux.h. */
+int mux_session_want_writable(mux_session *s, uint32_t id)
+{
+    if (s == NULL)
+        return MUX_ERR_INVALID_ARGUMENT;
+    mux_stream *st = mux_stream_table_find(&s->streams, id);
+    if (st == NULL || st->state == MUX_SS_CLOSING)
+        return MUX_ERR_STREAM_NOT_FOUND;
+    st->flags |= MUX_SF_WANT_WRITABLE;
+    return 0;
+}
+
 /* Ends our direction after the queued bytes (DATA fin). */
 int mux_session_end_stream(mux_session *s, uint32_t id)
 {

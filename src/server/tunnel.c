@@ -21,7 +21,10 @@
 #include "server/route.h"
 
 #define TICK_MS 100
-#define TUNNEL_READ_BUF (1024 * 1024) /* one read() of a tunnel socket takes up to this (server.tunnel_input) */
+/* one read() of a tunnel socket takes up to this (server.tunnel_input). h2o doubles a buffer a
+ * read filled, copying it: 4 MiB is rarely filled by one wake-up's worth of a client's writes,
+ * and only the pages a read touches cost memory */
+#define TUNNEL_READ_BUF (4 * 1024 * 1024)
 /* read buffers kept alive by responses that still send from them (rxslab.h); above this, copy */
 #define RX_SLAB_BUDGET (64u * 1024 * 1024)
 

@@ -1361,6 +1361,37 @@ START_TEST(test_write_backpressure)
 }
 END_TEST
 
+START_TEST(test_want_writable)
+{
+    /* a writer that stops before the buffer is full asks for the wake itself: it comes once the
+     * queued bytes went out and the buffer is below half, as after a refused write */
+    mux_session_options so, co;
+    opts(&so, &co);
+    so.stream_send_buffer = 10000;
+    pair p;
+    pair_new(&p, &so, &co, 11);
+    p.cli.auto_respond = 0;
+    pump(&p, 1 << 20);
+    open_simple(&p, 0);
+    uint8_t b[6000] = {0};
+    ck_assert_int_eq(mux_session_write(p.srv.s, 1, b, sizeof(b)), 6000); /* all taken: no wake armed */
+    pump(&p, 1 << 20);
+    ck_assert_int_eq(p.srv.writable_calls, 0);
+    ck_assert_int_eq(mux_session_write(p.srv.s, 1, b, sizeof(b)), 6000);
+    ck_assert_uint_eq(mux_session_write_room(p.srv.s, 1), 4000);
+    ck_assert_int_eq(mux_session_want_writable(p.srv.s, 1), 0);
+    pump(&p, 1 << 20);
+    ck_assert_int_eq(p.srv.writable_calls, 1);
+    ck_assert_uint_eq(mux_session_write_room(p.srv.s, 1), 10000);
+    pump(&p, 1 << 20);
+    ck_assert_int_eq(p.srv.writable_calls, 1); /* once per request */
+    ck_assert_uint_eq(p.cli.st[0].rx_got, 12000);
+    ck_assert_int_eq(mux_session_want_writable(p.srv.s, 99), MUX_ERR_STREAM_NOT_FOUND);
+    ck_assert_int_eq(mux_session_want_writable(NULL, 1), MUX_ERR_INVALID_ARGUMENT);
+    pair_del(&p);
+}
+END_TEST
+
 START_TEST(test_autotune)
 {
     mux_session_options so, co;
@@ -1564,6 +1595,7 @@ Suite *make_suite(void)
     tcase_add_test(tc, test_refused_stream);
     tcase_add_test(tc, test_upgrade);
     tcase_add_test(tc, test_write_backpressure);
+    tcase_add_test(tc, test_want_writable);
     tcase_add_test(tc, test_autotune);
     tcase_add_test(tc, test_header_limit);
     tcase_add_test(tc, test_record_transcripts);
