@@ -136,8 +136,11 @@ typedef struct {
 /* Session options (nghttp2_option style). Start from mux_session_options_default(). */
 typedef struct {
     mux_role role;
-    uint32_t initial_stream_window;  /* credit we grant per stream (default 4 MiB; the wire default is 256 KiB) */
-    uint32_t initial_conn_window;    /* credit we grant per connection (default 16 MiB) */
+    uint32_t initial_stream_window;  /* credit we grant per stream (default 1 MiB; the wire default is 256 KiB).
+                                        Streams x this is what unread streams can make us hold. */
+    uint32_t initial_conn_window;    /* credit we grant per connection (default 16 MiB), returned on
+                                        receipt; also what auto-tuning may add to the stream windows
+                                        of all streams together */
     uint32_t max_stream_window;      /* auto-tuning cap per stream (default 16 MiB; = initial disables) */
     uint32_t max_message_size;       /* largest WebSocket message accepted, after decompression too
                                         (MAX_MESSAGE_SIZE, default 10 MiB) */

@@ -84,6 +84,8 @@ struct mux_session {
     mux_slist blk_conn;  /* streams with data and stream credit, blocked on connection credit */
     int64_t conn_tx_credit;
     mux_rxwin conn_rx;
+    uint64_t rx_grown; /* sum over streams of (window - initial_stream_window): auto-tuned growth,
+                          bounded by initial_conn_window (PROTOCOL.md §6.2) */
 
     /* send */
     mux_buf ctrl;      /* encoded control records waiting to be sent */
@@ -206,7 +208,8 @@ static int queue_ping(mux_session *s, mux_frame_type type, uint64_t opaque)
     return queue_frame(s, &f, 0);
 }
 
-/* Returns connection credit for |n| consumed (or discarded) bytes. */
+/* Returns connection credit for |n| bytes received into a stream (or discarded): on receipt, so
+ * streams whose readers are slow never hold the connection's credit (PROTOCOL.md §6.2). */
 static void conn_consume(mux_session *s, size_t n)
 {
     if (n == 0)
@@ -276,6 +279,15 @@ static void wake_conn_blocked(mux_session *s)
 
 /* ================================================================ stream lifecycle */
 
+/* Gives back the auto-tuned growth of |st|'s receive window (it is closing). */
+static void release_growth(mux_session *s, mux_stream *st)
+{
+    if (st->rx.window > s->opt.initial_stream_window) {
+        s->rx_grown -= st->rx.window - s->opt.initial_stream_window;
+        st->rx.window = s->opt.initial_stream_window;
+    }
+}
+
 static void drop_queue(mux_session *s, mux_stream *st)
 {
     if (s->batch_out)
@@ -295,8 +307,7 @@ static void stream_free(mux_session *s, mux_stream *st, unsigned code, const cha
     int notify = !(st->flags & MUX_SF_NOTIFIED);
     unschedule(s, st);
     mux_stream_table_remove(&s->streams, st);
-    if (st->state != MUX_SS_CLOSING)
-        conn_consume(s, (size_t)(st->rx.received - st->rx.consumed)); /* PROTOCOL.md §6.3 */
+    release_growth(s, st);
     drop_queue(s, st);
     if (notify) {
         s->active--;
@@ -326,7 +337,7 @@ static void stream_reset(mux_session *s, mux_stream *st, unsigned code, const ch
     }
     uint32_t id = st->id;
     void *sud = st->user_data;
-    conn_consume(s, (size_t)(st->rx.received - st->rx.consumed));
+    release_growth(s, st);
     st->rx.consumed = st->rx.received;
     st->state = MUX_SS_CLOSING;
     st->flags |= MUX_SF_NOTIFIED;
@@ -694,6 +705,7 @@ static int on_data(mux_session *s, const mux_frame *f)
         return perrf(s, MUX_ERR_PROTO, "DATA before the response head on stream %u", id);
     if (mux_rxwin_recv(&st->rx, len) != 0)
         return perrf(s, MUX_ERR_FLOW_CONTROL, "DATA over the window of stream %u", id);
+    conn_consume(s, len); /* the stream's window holds it now (PROTOCOL.md §6.2) */
     if (len != 0 && s->cb.on_data != NULL && s->cb.on_data(s, id, f->payload, len, st->user_data, s->ud) != 0) {
         st = mux_stream_table_find(&s->streams, id);
         if (st != NULL && st->state != MUX_SS_CLOSING) {
@@ -1533,7 +1545,7 @@ void mux_session_options_default(mux_session_options *opt, mux_role role)
 {
     memset(opt, 0, sizeof(*opt));
     opt->role = role;
-    opt->initial_stream_window = 4 * 1024 * 1024;
+    opt->initial_stream_window = 1024 * 1024;
     opt->initial_conn_window = 16 * 1024 * 1024;
     opt->max_stream_window = 16 * 1024 * 1024;
     opt->max_message_size = 10 * 1024 * 1024;
@@ -1998,13 +2010,20 @@ int mux_session_consume(mux_session *s, uint32_t id, size_t n)
     size_t avail = (size_t)(st->rx.received - st->rx.consumed);
     if (n > avail)
         n = avail;
-    uint32_t inc = mux_rxwin_consume(&st->rx, n, s->now, s->stats.last_rtt_ms, s->opt.max_stream_window);
+    /* auto-tuning may grow this window only within what the other streams' growth left of the
+     * budget: the receiver holds at most streams x initial window + initial_conn_window */
+    uint64_t room = s->opt.initial_conn_window > s->rx_grown ? s->opt.initial_conn_window - s->rx_grown : 0;
+    uint64_t cap = (uint64_t)st->rx.window + room;
+    if (cap > s->opt.max_stream_window)
+        cap = s->opt.max_stream_window;
+    uint32_t before = st->rx.window;
+    uint32_t inc = mux_rxwin_consume(&st->rx, n, s->now, s->stats.last_rtt_ms, (uint32_t)cap);
+    s->rx_grown += st->rx.window - before;
     if (inc != 0 && st->state != MUX_SS_HALF_CLOSED_REMOTE) {
         int rv = queue_window(s, id, inc);
         if (rv != 0)
             return rv;
     }
-    conn_consume(s, n);
     return 0;
 }
 

@@ -146,7 +146,7 @@ static const cfg_option options_table[] = {
     {"MAX_STREAMS_PER_CONNECTION", "max-streams-per-connection", CFG_INT, "100", OFF(max_streams_per_connection), 1, 10000,
      "concurrent streams per public HTTP/2 connection (SETTINGS_MAX_CONCURRENT_STREAMS)", NULL},
     {"MAX_BUFFER_PER_CLIENT", "max-buffer-per-client", CFG_SIZE, "16M", OFF(max_buffer_per_client), 65536, 1 << 30,
-     "response bytes buffered per client name (the tunnel's connection window)", NULL},
+     "the tunnel's connection window, and how much auto-tuning may grow its streams' windows in all", NULL},
     {"COMPRESSION", "compression", CFG_BOOL, "on", OFF(compression), 0, 0,
      "offer zstd compression of tunnel messages (used when the client offers it too; streams that do not compress "
      "are sent plain)",

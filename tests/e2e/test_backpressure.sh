@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# e2e: backpressure end to end (issue 3 §4, PROTOCOL.md §6.2) — credit is returned only when bytes
-# left a process's hands, so a slow reader stops the whole chain:
+# e2e: backpressure end to end (issue 3 §4, PROTOCOL.md §6.2) — stream credit is returned only when
+# bytes left a process's hands, so a slow reader stops the whole chain, and only its own stream:
 #  1. a 1 GiB download read by the public user at 1 MiB/s: the local service is throttled to the
 #     reader's pace (its writes grow like the reader's, not like loopback speed) and the RSS of the
 #     server and the client grows by at most 64 MiB;
 #  2. an HTTP/1.1 upload forwarded to a local service that reads at ~8 MiB/s: the body streams
 #     under credit (src/server/upload.h), so the uploader is throttled to the local service's pace
-#     and the RSS of the server and the client grows by at most 64 MiB.
+#     and the RSS of the server and the client grows by at most 64 MiB;
+#  3. twenty slow public readers on one tunnel: a download beside them still runs at full speed.
 source "$(dirname "$0")/lib.sh"
 require_binaries
 
@@ -140,3 +141,33 @@ check "the upload reached the slow local service (${got_mib} MiB)" test "$got_mi
 check "the local service set the pace (${got_mib} MiB in 12 s at 8 MiB/s, < 112)" test "$got_mib" -lt 112
 check "client RSS growth $(((peak - cli0) / 1024)) MiB <= 64 while the local service reads slowly" test $((peak - cli0)) -le $((64 * 1024))
 check "server RSS growth $(((speak - srv0) / 1024)) MiB <= 64 while the local service reads slowly" test $((speak - srv0)) -le $((64 * 1024))
+
+# ------------------------------------------------------------------ 3. slow readers never stall the others
+# PROTOCOL.md §6.4: twenty public readers at 100 KB/s each hold a stream window's worth of the
+# tunnel (1 MiB, more than the 16 MiB connection window between them, since connection credit
+# comes back on receipt, §6.2); a 64 MiB download started meanwhile on the same tunnel still runs
+# at loopback speed and arrives whole. (When connection credit came back only as readers read,
+# the slow ones took all of it and the fast download crawled at their pace.)
+mkdir -p "$T/www"
+gen_file "$T/www/slow.bin" 64M slow
+gen_file "$T/www/fast.bin" 64M fast
+echo ok >"$T/www/ok.txt"
+start_nginx "$T/www" || exit 1
+start_client many "$NGINX_PORT" LOCAL_SCHEMA=http
+wait_ready many /ok.txt || exit 1
+SLOW=()
+for ((i = 0; i < 20; i++)); do
+    (bg_curl many /slow.bin --limit-rate 100k -o /dev/null) 2>/dev/null &
+    SLOW+=($!)
+    PIDS+=($!)
+done
+sleep 4
+t0=$(date +%s%N)
+got=$(CURL_MAX_TIME=60 tcurl many /fast.bin | sha256sum | cut -d' ' -f1)
+t1=$(date +%s%N)
+ms=$(((t1 - t0) / 1000000))
+for p in "${SLOW[@]}"; do kill "$p" 2>/dev/null; done
+wait "${SLOW[@]}" 2>/dev/null
+log "64 MiB beside 20 slow readers: ${ms} ms"
+check_eq "the fast download arrived whole beside 20 slow readers" "$(sha256sum <"$T/www/fast.bin" | cut -d' ' -f1)" "$got"
+check "the fast download took ${ms} ms beside 20 slow readers (< 15000)" test "$ms" -lt 15000

@@ -139,8 +139,10 @@ static int cb_data(mux_session *s, uint32_t id, const uint8_t *p, size_t len, vo
     d->unconsumed_total += len;
     if (d->unconsumed_total > d->max_unconsumed_total)
         d->max_unconsumed_total = d->unconsumed_total;
-    /* the sender never exceeds a window: outstanding <= granted (PROTOCOL.md §6.1) */
-    if (t->rx_got - t->rx_consumed > d->window || d->unconsumed_total > d->conn_window)
+    /* the sender never exceeds a stream's window: outstanding <= granted (PROTOCOL.md §6.1). The
+     * connection window is returned on receipt (§6.2): the session itself fails a peer that
+     * exceeds it, and unconsumed bytes are bounded by the stream windows alone. */
+    if (t->rx_got - t->rx_consumed > d->window)
         d->window_violations++;
     return 0;
 }
@@ -1361,6 +1363,107 @@ START_TEST(test_write_backpressure)
 }
 END_TEST
 
+/* |rounds| turns of: the client writes its responses, the server reads what arrived (and its
+ * application consumes it, when |consume|), the credit goes back. */
+static void respond_rounds(pair *p, int rounds, int consume)
+{
+    for (int i = 0; i < rounds; i++) {
+        app_write(&p->cli, 64 * 1024);
+        transmit(&p->net, p->cli.s, p->srv.s, 1 << 20, 1);
+        if (consume)
+            app_consume(&p->srv, 1);
+        transmit(&p->net, p->srv.s, p->cli.s, 1 << 20, 0);
+    }
+}
+
+START_TEST(test_stalled_streams_do_not_block)
+{
+    /* PROTOCOL.md §6.4: however many streams stop being read, the others go on. Eight stalled
+     * responses hold twice the connection window between them (each its stream window, no more);
+     * a ninth still completes. (Before connection credit was returned on receipt, the fifth
+     * stalled stream took the last of it and everything stopped.) */
+    mux_session_options so, co;
+    opts(&so, &co);
+    so.initial_stream_window = so.max_stream_window = 64 * 1024;
+    so.initial_conn_window = 256 * 1024;
+    pair p;
+    pair_new(&p, &so, &co, 13);
+    p.cli.auto_respond = 0;
+    pump(&p, 1 << 20);
+    for (int i = 0; i < 9; i++)
+        open_simple(&p, MUX_HEAD_END_STREAM);
+    pump(&p, 1 << 20);
+    for (uint32_t i = 0; i < 9; i++) {
+        mux_head r;
+        memset(&r, 0, sizeof(r));
+        r.status = 200;
+        ck_assert_int_eq(mux_session_respond(p.cli.s, 2 * i + 1, &r), 0);
+        p.cli.st[i].tx_total = 1 << 20;
+        p.srv.st[i].stalled = i < 8;
+    }
+    for (int round = 0; round < 4000 && !p.srv.st[8].rx_ended; round++)
+        respond_rounds(&p, 1, 1);
+    ck_assert_int_eq(p.srv.st[8].rx_ended, 1);
+    ck_assert_uint_eq(p.srv.st[8].rx_got, 1 << 20);
+    ck_assert_int_eq(p.srv.st[8].bad, 0);
+    for (int i = 0; i < 8; i++)
+        ck_assert_uint_eq(p.srv.st[i].rx_got, 64 * 1024);
+    ck_assert_int_eq(p.srv.window_violations, 0);
+    ck_assert(!mux_session_want_close(p.srv.s) && !mux_session_want_close(p.cli.s));
+    pair_del(&p);
+}
+END_TEST
+
+START_TEST(test_growth_budget)
+{
+    /* auto-tuning grows a stream's window only within initial_conn_window of growth for all the
+     * streams: a fast stream whose window grew, then stalled, leaves the next one no more than
+     * what is left of that budget */
+    mux_session_options so, co;
+    opts(&so, &co);
+    so.initial_stream_window = 64 * 1024;
+    so.max_stream_window = 1 << 20;
+    so.initial_conn_window = 192 * 1024; /* room to grow one stream from 64 KiB to 256 KiB */
+    pair p;
+    pair_new(&p, &so, &co, 14);
+    p.cli.auto_respond = 0;
+    pump(&p, 1 << 20);
+    /* an RTT sample on the server (the side granting response windows) */
+    ck_assert_int_eq(mux_session_ping(p.srv.s, p.net.now), 0);
+    transmit(&p.net, p.srv.s, p.cli.s, 1 << 20, 0);
+    p.net.now += 5;
+    transmit(&p.net, p.cli.s, p.srv.s, 1 << 20, 1);
+    ck_assert_int_eq(p.srv.rtt, 5);
+    for (int i = 0; i < 2; i++)
+        open_simple(&p, MUX_HEAD_END_STREAM);
+    pump(&p, 1 << 20);
+    for (uint32_t i = 0; i < 2; i++) {
+        mux_head r;
+        memset(&r, 0, sizeof(r));
+        r.status = 200;
+        ck_assert_int_eq(mux_session_respond(p.cli.s, 2 * i + 1, &r), 0);
+    }
+    p.cli.st[0].tx_total = 64 << 20;
+    p.srv.window = 1 << 20; /* what a grown window may hold */
+    /* stream 1 is read fast (the clock does not move): its window grows within the budget */
+    respond_rounds(&p, 40, 1);
+    /* then stalls: what it holds shows its window, 64 KiB + at most the 192 KiB budget */
+    p.srv.st[0].stalled = 1;
+    respond_rounds(&p, 50, 0);
+    uint64_t held1 = p.srv.st[0].rx_got - p.srv.st[0].rx_consumed;
+    ck_assert_uint_gt(held1, 64 * 1024);
+    ck_assert_uint_le(held1, 256 * 1024);
+    /* stream 3, read fast too, cannot grow past its initial window: the budget is spent */
+    p.cli.st[1].tx_total = 64 << 20;
+    respond_rounds(&p, 40, 1);
+    p.srv.st[1].stalled = 1;
+    respond_rounds(&p, 50, 0);
+    ck_assert_uint_le(p.srv.st[1].rx_got - p.srv.st[1].rx_consumed, 64 * 1024 + 256 * 1024 - held1);
+    ck_assert_int_eq(p.srv.window_violations, 0);
+    pair_del(&p);
+}
+END_TEST
+
 START_TEST(test_want_writable)
 {
     /* a writer that stops before the buffer is full asks for the wake itself: it comes once the
@@ -1596,6 +1699,8 @@ Suite *make_suite(void)
     tcase_add_test(tc, test_upgrade);
     tcase_add_test(tc, test_write_backpressure);
     tcase_add_test(tc, test_want_writable);
+    tcase_add_test(tc, test_stalled_streams_do_not_block);
+    tcase_add_test(tc, test_growth_budget);
     tcase_add_test(tc, test_autotune);
     tcase_add_test(tc, test_header_limit);
     tcase_add_test(tc, test_record_transcripts);
