@@ -25,8 +25,10 @@
  * read filled, copying it: 4 MiB is rarely filled by one wake-up's worth of a client's writes,
  * and only the pages a read touches cost memory */
 #define TUNNEL_READ_BUF (4 * 1024 * 1024)
-/* read buffers kept alive by responses that still send from them (rxslab.h); above this, copy */
-#define RX_SLAB_BUDGET (64u * 1024 * 1024)
+/* read buffers kept alive by responses that still send from them (rxslab.h), all tunnels
+ * together; above this, payloads are copied. A fast download keeps one or two alive; slow readers
+ * keep theirs until h2o wrote their bytes, so this bounds what they can pin (capacity, 8 buffers) */
+#define RX_SLAB_BUDGET (32u * 1024 * 1024)
 
 static void do_flush(tunnel *t);
 
