@@ -32,7 +32,8 @@ typedef struct {
     int64_t write_timeout_ms;
     int64_t reconnect_delay_ms;
     int64_t max_retries;
-    int64_t max_streams; /* MAX_STREAMS: concurrent streams the tunnel accepts */
+    int64_t max_streams;    /* MAX_STREAMS: concurrent streams the tunnel accepts */
+    uint64_t stream_window; /* STREAM_WINDOW: credit granted per stream (request-body bytes) */
     char *auth_token;
     char *auth_token_file; /* AUTH_TOKEN_FILE: first line is the token (wins over AUTH_TOKEN) */
     char *host_header;

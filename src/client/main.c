@@ -141,6 +141,8 @@ static const cfg_option options_table[] = {
      "reconnect attempts before giving up (-1 = forever)", NULL},
     {"MAX_STREAMS", "max-streams", CFG_INT, "100", O(max_streams), 1, 100000,
      "most concurrent requests and WebSockets the tunnel accepts (more are refused: the server answers 502)", NULL},
+    {"STREAM_WINDOW", "stream-window", CFG_SIZE, "1M", O(stream_window), 65536, 16 << 20,
+     "credit granted per stream: request-body bytes the server may send ahead of the local service", NULL},
     {"RECONNECT_BACKOFF", "reconnect-backoff", CFG_DOUBLE, "1", O(reconnect_backoff), 1, 10,
      "multiply the delay by this after each failed attempt (1 = fixed RECONNECT_DELAY)", NULL},
     {"RECONNECT_MAX_DELAY", "reconnect-max-delay", CFG_DURATION, "5m", O(reconnect_max_delay_ms), 0, 86400000,

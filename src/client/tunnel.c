@@ -316,6 +316,7 @@ static int start_session(tunnel *t)
     mux_session_options_default(&o, MUX_ROLE_CLIENT);
     o.max_message_size = (uint32_t)c->opt->max_message_size;
     o.max_concurrent_streams = (uint32_t)c->opt->max_streams;
+    o.initial_stream_window = (uint32_t)c->opt->stream_window;
     o.client_id = c->opt->client_id;
     o.auth_token = c->opt->auth_token ? c->opt->auth_token : "";
     o.software = "tunnelmux-client/" TUNNELMUX_VERSION;

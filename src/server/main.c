@@ -145,6 +145,10 @@ static const cfg_option options_table[] = {
      "concurrent requests in flight per client name (else 503)", NULL},
     {"MAX_STREAMS_PER_CONNECTION", "max-streams-per-connection", CFG_INT, "100", OFF(max_streams_per_connection), 1, 10000,
      "concurrent streams per public HTTP/2 connection (SETTINGS_MAX_CONCURRENT_STREAMS)", NULL},
+    {"STREAM_WINDOW", "stream-window", CFG_SIZE, "1M", OFF(stream_window), 65536, 16 << 20,
+     "credit granted per stream: response bytes a client may send ahead of the public reader; times "
+     "MAX_STREAMS_PER_CLIENT, what one client's slow readers may make the server hold",
+     NULL},
     {"MAX_BUFFER_PER_CLIENT", "max-buffer-per-client", CFG_SIZE, "16M", OFF(max_buffer_per_client), 65536, 1 << 30,
      "the tunnel's connection window, and how much auto-tuning may grow its streams' windows in all", NULL},
     {"COMPRESSION", "compression", CFG_BOOL, "on", OFF(compression), 0, 0,

@@ -58,6 +58,7 @@ typedef struct {
     int64_t max_streams_per_client;     /* MAX_STREAMS_PER_CLIENT */
     int64_t max_streams_per_connection; /* MAX_STREAMS_PER_CONNECTION (h2) */
     uint64_t max_buffer_per_client;     /* MAX_BUFFER_PER_CLIENT: connection window of a tunnel */
+    uint64_t stream_window;             /* STREAM_WINDOW: credit granted per stream (response bytes) */
     int64_t zstd_window_log;            /* ZSTD_WINDOW_LOG */
     int compression;                    /* COMPRESSION: offer zstd to clients */
     int64_t zstd_level;                 /* ZSTD_LEVEL of what the server compresses */

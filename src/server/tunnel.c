@@ -492,6 +492,7 @@ static void on_upgrade_complete(void *user_data, h2o_socket_t *sock, size_t reqs
     opt.max_header_count = (uint32_t)srv->opt->max_header_count;
     opt.max_header_bytes = (uint32_t)srv->opt->max_header_bytes;
     opt.initial_conn_window = (uint32_t)srv->opt->max_buffer_per_client;
+    opt.initial_stream_window = (uint32_t)srv->opt->stream_window;
     if (opt.max_stream_window > opt.initial_conn_window)
         opt.max_stream_window = opt.initial_conn_window;
     if (opt.initial_stream_window > opt.initial_conn_window)
