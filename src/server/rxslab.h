@@ -35,9 +35,10 @@ typedef struct rxslab {
  * same prototype. One reference, the caller's. NULL (and |*input| untouched) if out of memory. */
 rxslab *rxslab_adopt(rxslab_pool *pool, h2o_buffer_t **input);
 
-static inline const uint8_t *rxslab_bytes(const rxslab *s)
+/* The bytes, writable: the session unmasks them in place before any response keeps a pointer. */
+static inline uint8_t *rxslab_bytes(const rxslab *s)
 {
-    return (const uint8_t *)s->buf->bytes;
+    return (uint8_t *)s->buf->bytes;
 }
 
 /* 1 if [p, p + n) lies inside the slab's bytes. */

@@ -174,11 +174,11 @@ static void on_read(h2o_socket_t *sock, const char *err)
     if (sock->input->size > 0 && !t->dying) {
         /* the read buffer becomes a slab: responses may keep pointers into it (rxslab.h) */
         rxslab *slab = rxslab_adopt(&t->srv->rx_slabs, &sock->input);
-        const uint8_t *p = slab != NULL ? rxslab_bytes(slab) : (const uint8_t *)sock->input->bytes;
+        uint8_t *p = slab != NULL ? rxslab_bytes(slab) : (uint8_t *)sock->input->bytes;
         size_t n = slab != NULL ? slab->buf->size : sock->input->size;
         t->busy++;
         t->rx_slab = slab;
-        ssize_t r = mux_session_recv(t->sess, (uint8_t *)p, n, server_now(t->srv));
+        ssize_t r = mux_session_recv(t->sess, p, n, server_now(t->srv));
         t->rx_slab = NULL;
         t->busy--;
         if (slab != NULL)
