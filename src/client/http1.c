@@ -3,6 +3,8 @@
  */
 #include "http1.h"
 
+#include "common/http_token.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,49 +28,6 @@ struct phr_chunked_decoder {
 ssize_t phr_decode_chunked(struct phr_chunked_decoder *decoder, char *buf, size_t *bufsz);
 
 _Static_assert(sizeof(http1_chunked) == sizeof(struct phr_chunked_decoder), "http1_chunked mirrors phr_chunked_decoder");
-
-/* ---------------------------------------------------------------- character classes */
-
-static int is_tchar(unsigned char c)
-{
-    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
-        return 1;
-    return c != 0 && strchr("!#$%&'*+-.^_`|~", c) != NULL;
-}
-
-int http1_is_token(const char *s, size_t len)
-{
-    if (len == 0)
-        return 0;
-    for (size_t i = 0; i < len; i++)
-        if (!is_tchar((unsigned char)s[i]))
-            return 0;
-    return 1;
-}
-
-int http1_is_clean_value(const char *s, size_t len)
-{
-    for (size_t i = 0; i < len; i++)
-        if (s[i] == '\r' || s[i] == '\n' || s[i] == '\0')
-            return 0;
-    return 1;
-}
-
-static int name_is(const char *name, size_t len, const char *lit)
-{
-    size_t l = strlen(lit);
-    return len == l && strncasecmp(name, lit, l) == 0;
-}
-
-int http1_is_hop_by_hop(const char *name, size_t len)
-{
-    static const char *const hop[] = {"connection", "keep-alive",        "proxy-connection", "te",
-                                      "trailer",    "transfer-encoding", "upgrade",          "http2-settings"};
-    for (size_t i = 0; i < sizeof(hop) / sizeof(hop[0]); i++)
-        if (name_is(name, len, hop[i]))
-            return 1;
-    return 0;
-}
 
 /* Parses a content-length value: digits only (optional surrounding blanks), no overflow. */
 static int parse_length(const char *v, size_t len, uint64_t *out)
@@ -146,13 +105,28 @@ static void sb_str(sbuf *b, const char *s)
     sb_add(b, s, strlen(s));
 }
 
+#define sb_lit(b, lit) sb_add((b), "" lit, sizeof("" lit) - 1)
+
+/* Sizes |b| for |cap| bytes up front (one allocation for the whole head). */
+static void sb_init(sbuf *b, size_t cap)
+{
+    b->len = 0;
+    b->oom = 0;
+    b->cap = cap;
+    b->p = malloc(cap);
+    if (b->p == NULL) {
+        b->cap = 0;
+        b->oom = 1;
+    }
+}
+
 int http1_build_request(const mux_head *head, http1_host_mode mode, const char *host_value, http1_request *out, const char **reason)
 {
     const char *dummy;
     if (reason == NULL)
         reason = &dummy;
     memset(out, 0, sizeof(*out));
-    if (!http1_is_token((const char *)head->method.base, head->method.len)) {
+    if (!http_is_token((const char *)head->method.base, head->method.len)) {
         *reason = "invalid method";
         return MUX_ERR_PROTO;
     }
@@ -173,7 +147,7 @@ int http1_build_request(const mux_head *head, http1_host_mode mode, const char *
         host = host_value;
         hostlen = strlen(host_value);
     }
-    if (host == NULL || !http1_is_clean_value(host, hostlen)) {
+    if (host == NULL || !http_is_clean_value(host, hostlen)) {
         *reason = "no usable host";
         return MUX_ERR_PROTO;
     }
@@ -186,15 +160,15 @@ int http1_build_request(const mux_head *head, http1_host_mode mode, const char *
     for (size_t i = 0; i < head->nheaders; i++) {
         const mux_header *h = &head->headers[i];
         const char *n = (const char *)h->name.base, *v = (const char *)h->value.base;
-        if (!http1_is_token(n, h->name.len)) {
+        if (!http_is_token(n, h->name.len)) {
             *reason = "invalid header name";
             return MUX_ERR_PROTO;
         }
-        if (!http1_is_clean_value(v, h->value.len)) {
+        if (!http_is_clean_value(v, h->value.len)) {
             *reason = "invalid header value";
             return MUX_ERR_PROTO;
         }
-        if (name_is(n, h->name.len, "content-length")) {
+        if (http_name_is(n, h->name.len, "content-length")) {
             uint64_t x;
             if (parse_length(v, h->value.len, &x) != 0 || (have_cl && x != cl)) {
                 *reason = "invalid content-length";
@@ -202,9 +176,9 @@ int http1_build_request(const mux_head *head, http1_host_mode mode, const char *
             }
             have_cl = 1;
             cl = x;
-        } else if (name_is(n, h->name.len, "upgrade")) {
+        } else if (http_name_is(n, h->name.len, "upgrade")) {
             have_upgrade = 1;
-        } else if (name_is(n, h->name.len, "sec-websocket-key") && h->value.len < sizeof(out->ws_key)) {
+        } else if (http_name_is(n, h->name.len, "sec-websocket-key") && h->value.len < sizeof(out->ws_key)) {
             memcpy(out->ws_key, v, h->value.len);
             out->ws_key[h->value.len] = '\0';
         }
@@ -220,27 +194,31 @@ int http1_build_request(const mux_head *head, http1_host_mode mode, const char *
     if (!upgrade)
         out->ws_key[0] = '\0';
 
-    sbuf b = {0};
+    size_t need = head->method.len + head->path.len + hostlen + 160; /* + request line, Host, framing */
+    for (size_t i = 0; i < head->nheaders; i++)
+        need += head->headers[i].name.len + head->headers[i].value.len + 4;
+    sbuf b;
+    sb_init(&b, need);
     sb_add(&b, head->method.base, head->method.len);
-    sb_str(&b, " ");
+    sb_lit(&b, " ");
     sb_add(&b, head->path.base, head->path.len);
-    sb_str(&b, " HTTP/1.1\r\nHost: ");
+    sb_lit(&b, " HTTP/1.1\r\nHost: ");
     sb_add(&b, host, hostlen);
-    sb_str(&b, "\r\n");
+    sb_lit(&b, "\r\n");
     for (size_t i = 0; i < head->nheaders; i++) {
         const mux_header *h = &head->headers[i];
         const char *n = (const char *)h->name.base;
-        if (name_is(n, h->name.len, "host") || name_is(n, h->name.len, "content-length"))
+        if (http_name_is(n, h->name.len, "host") || http_name_is(n, h->name.len, "content-length"))
             continue;
-        if (http1_is_hop_by_hop(n, h->name.len) && !(upgrade && name_is(n, h->name.len, "upgrade")))
+        if (http_is_hop_by_hop(n, h->name.len) && !(upgrade && http_name_is(n, h->name.len, "upgrade")))
             continue;
         sb_add(&b, h->name.base, h->name.len);
-        sb_str(&b, ": ");
+        sb_lit(&b, ": ");
         sb_add(&b, h->value.base, h->value.len);
-        sb_str(&b, "\r\n");
+        sb_lit(&b, "\r\n");
     }
     if (upgrade)
-        sb_str(&b, "Connection: Upgrade\r\n");
+        sb_lit(&b, "Connection: Upgrade\r\n");
     if (have_cl) {
         char tmp[48];
         snprintf(tmp, sizeof(tmp), "Content-Length: %llu\r\n", (unsigned long long)cl);
@@ -250,12 +228,12 @@ int http1_build_request(const mux_head *head, http1_host_mode mode, const char *
     } else if (upgrade) {
         out->body = HTTP1_REQ_BODY_RAW;
     } else if (!end_stream) {
-        sb_str(&b, "Transfer-Encoding: chunked\r\n");
+        sb_lit(&b, "Transfer-Encoding: chunked\r\n");
         out->body = HTTP1_REQ_BODY_CHUNKED;
     } else {
         out->body = HTTP1_REQ_BODY_NONE;
     }
-    sb_str(&b, "\r\n");
+    sb_lit(&b, "\r\n");
     if (b.oom) {
         free(b.p);
         *reason = "out of memory";
@@ -332,7 +310,7 @@ int http1_parse_response(char *buf, size_t len, size_t last_len, int head_reques
         *reason = "invalid status code";
         return MUX_ERR_PROTO;
     }
-    if (!http1_is_clean_value(msg, msglen)) {
+    if (!http_is_clean_value(msg, msglen)) {
         *reason = "invalid reason phrase";
         return MUX_ERR_PROTO;
     }
@@ -350,7 +328,7 @@ int http1_parse_response(char *buf, size_t len, size_t last_len, int head_reques
             *reason = "obsolete header line folding";
             return MUX_ERR_PROTO;
         }
-        if (!http1_is_token(hs[i].name, hs[i].name_len) || !http1_is_clean_value(hs[i].value, hs[i].value_len)) {
+        if (!http_is_token(hs[i].name, hs[i].name_len) || !http_is_clean_value(hs[i].value, hs[i].value_len)) {
             *reason = "invalid header";
             return MUX_ERR_PROTO;
         }
@@ -358,7 +336,7 @@ int http1_parse_response(char *buf, size_t len, size_t last_len, int head_reques
         for (size_t k = 0; k < hs[i].name_len; k++)
             if (n[k] >= 'A' && n[k] <= 'Z')
                 n[k] = (char)(n[k] - 'A' + 'a');
-        if (name_is(n, hs[i].name_len, "content-length")) {
+        if (http_name_is(n, hs[i].name_len, "content-length")) {
             uint64_t x;
             if (parse_length(hs[i].value, hs[i].value_len, &x) != 0 || (have_cl && x != cl)) {
                 *reason = "invalid content-length";
@@ -366,13 +344,13 @@ int http1_parse_response(char *buf, size_t len, size_t last_len, int head_reques
             }
             have_cl = 1;
             cl = x;
-        } else if (name_is(n, hs[i].name_len, "transfer-encoding")) {
+        } else if (http_name_is(n, hs[i].name_len, "transfer-encoding")) {
             have_te = 1;
             chunked = last_is_chunked(hs[i].value, hs[i].value_len);
-        } else if (name_is(n, hs[i].name_len, "connection")) {
+        } else if (http_name_is(n, hs[i].name_len, "connection")) {
             conn = hs[i].value; /* several Connection headers: the last one is honoured */
             connlen = hs[i].value_len;
-        } else if (name_is(n, hs[i].name_len, "sec-websocket-accept")) {
+        } else if (http_name_is(n, hs[i].name_len, "sec-websocket-accept")) {
             out->ws_accept.base = (uint8_t *)hs[i].value;
             out->ws_accept.len = hs[i].value_len;
         }
@@ -400,10 +378,10 @@ int http1_parse_response(char *buf, size_t len, size_t last_len, int head_reques
         const char *n = hs[i].name;
         size_t nl = hs[i].name_len;
         /* upgrade is hop-by-hop but belongs to a 101 and (RFC 9110 §15.5.22) to a 426 */
-        int keep_upgrade = (status == 101 || status == 426) && name_is(n, nl, "upgrade");
-        if (http1_is_hop_by_hop(n, nl) && !keep_upgrade)
+        int keep_upgrade = (status == 101 || status == 426) && http_name_is(n, nl, "upgrade");
+        if (http_is_hop_by_hop(n, nl) && !keep_upgrade)
             continue;
-        if (have_te && name_is(n, nl, "content-length"))
+        if (have_te && http_name_is(n, nl, "content-length"))
             continue; /* RFC 9112 §6.3: transfer-encoding overrides content-length */
         if (conn != NULL && !keep_upgrade && list_has(conn, connlen, n, nl))
             continue;

@@ -52,16 +52,6 @@ typedef struct {
 int http1_build_request(const mux_head *head, http1_host_mode mode, const char *host_value, http1_request *out,
                         const char **reason);
 
-/* 1 when |s| (|len| bytes) is an RFC 9110 token (non-empty, tchar only). */
-int http1_is_token(const char *s, size_t len);
-
-/* 1 when |s| (|len| bytes) contains no CR, LF or NUL. */
-int http1_is_clean_value(const char *s, size_t len);
-
-/* 1 when |name| (any case) is a hop-by-hop header never forwarded as is (connection, keep-alive,
- * proxy-connection, te, transfer-encoding, trailer, upgrade, http2-settings). */
-int http1_is_hop_by_hop(const char *name, size_t len);
-
 /* Writes the chunk-size line for a chunk of |len| bytes ("1f4\r\n") into |out|; returns its length.
  * The chunk data is followed by "\r\n". */
 size_t http1_chunk_header(char out[24], size_t len);

@@ -14,6 +14,7 @@
 #include "client.h"
 #include "common/config.h"
 #include "common/heap.h"
+#include "common/http_token.h"
 #include "common/log.h"
 #include "tls_membio.h"
 
@@ -113,7 +114,7 @@ static int validate_url(const cfg_option *opt, void *options, char *err, size_t 
 static int validate_host_header(const cfg_option *opt, void *options, char *err, size_t errlen)
 {
     const char *v = ((client_options *)options)->host_header;
-    if (v != NULL && v[0] != '\0' && http1_is_clean_value(v, strlen(v)) && strchr(v, ' ') == NULL)
+    if (v != NULL && v[0] != '\0' && http_is_clean_value(v, strlen(v)) && strchr(v, ' ') == NULL)
         return 0;
     snprintf(err, errlen, "must be preserve, rewrite or a host value");
     return -1;

@@ -1,9 +1,13 @@
 /*
  * tunnelmux — frame records (frame_codec.h, docs/PROTOCOL.md §3–§4).
  *
- * A record is `varint length` + one serialized tunnelmux.Frame. DATA is hand-encoded (prefix only,
- * payload as its own iovec) and hand-decoded (pointers into the input, no allocation); every other
- * frame, and any DATA record that is not exactly one Frame.data field, goes through protobuf-c.
+ * A record is `varint length` + one serialized tunnelmux.Frame. The two frames every request
+ * carries take hand-written paths: DATA is hand-encoded (prefix only, payload as its own iovec) and
+ * hand-decoded (pointers into the input, no allocation); OPEN is hand-encoded (byte for byte what
+ * protobuf-c packs) and hand-decoded when it has the plain shape every encoder writes (pointers into
+ * the input, one allocation for the header array). Everything else goes through protobuf-c, which
+ * also decides every OPEN the fast path declines, so both give the same result; the reference
+ * entry points (protobuf-c only) let tests and fuzz_frame_decode check that.
  */
 #include <stdint.h>
 #include <string.h>
@@ -24,6 +28,22 @@ enum { WT_VARINT = 0, WT_I64 = 1, WT_LEN = 2, WT_SGROUP = 3, WT_EGROUP = 4, WT_I
 #define TAG_DATA_STREAM_ID 0x08
 #define TAG_DATA_FIN 0x10
 #define TAG_DATA_PAYLOAD 0x1A
+/* Frame.open (4, LEN); Open fields: stream_id (1), flags (2), status (7) VARINT; method (3),
+ * scheme (4), authority (5), path (6), reason (8), headers (9), remote_addr (10) LEN */
+#define TAG_FRAME_OPEN 0x22
+#define OPEN_STREAM_ID 1
+#define OPEN_FLAGS 2
+#define OPEN_METHOD 3
+#define OPEN_SCHEME 4
+#define OPEN_AUTHORITY 5
+#define OPEN_PATH 6
+#define OPEN_STATUS 7
+#define OPEN_REASON 8
+#define OPEN_HEADERS 9
+#define OPEN_REMOTE_ADDR 10
+#define TAG(field, wt) ((uint8_t)((field) << 3 | (wt)))
+/* OPEN heads with up to this many headers are decoded in one pass (kept on the stack meanwhile) */
+#define OPEN_FAST_HEADERS 48
 /* Open.headers (9, LEN), Header.name (1, LEN), Header.value (2, LEN) */
 #define TAG_OPEN_HEADERS_LEN 1
 #define TAG_HEADER_FIELD_LEN 1
@@ -54,6 +74,10 @@ size_t mux_varint_put(uint8_t *out, uint64_t v)
  */
 int mux_varint_get(const uint8_t *in, size_t len, uint64_t *v)
 {
+    if (len != 0 && in[0] < 0x80) { /* most varints of a record: lengths and ids below 128 */
+        *v = in[0];
+        return 1;
+    }
     uint64_t r = 0;
     for (size_t i = 0; i < 10; i++) {
         if (i == len)
@@ -147,6 +171,21 @@ static char *req_string(const char *s)
     return s != NULL ? (char *)s : (char *)empty_string;
 }
 
+/* An OPEN frame the encoders accept: a stream id, and no NULL base with a length. */
+static int open_valid(const mux_frame *f)
+{
+    const mux_head *h = &f->head;
+    if (f->stream_id == 0)
+        return 0;
+    if (!iov_ok(&h->method) || !iov_ok(&h->scheme) || !iov_ok(&h->authority) || !iov_ok(&h->path) || !iov_ok(&h->reason) ||
+        !iov_ok(&h->remote_addr) || (h->nheaders != 0 && h->headers == NULL))
+        return 0;
+    for (size_t i = 0; i < h->nheaders; i++)
+        if (!iov_ok(&h->headers[i].name) || !iov_ok(&h->headers[i].value))
+            return 0;
+    return 1;
+}
+
 /*
  * Fills |pb| from |f| for every type but DATA, without the OPEN headers (n_headers = 0).
  * Returns 0 or MUX_ERR_INVALID_ARGUMENT (unknown type, missing stream id, NULL base with length).
@@ -208,14 +247,8 @@ static int fill_pb(pb_frame *pb, const mux_frame *f)
     case MUX_FRAME_OPEN: {
         Tunnelmux__Open *m = &pb->u.open;
         const mux_head *h = &f->head;
-        if (f->stream_id == 0)
+        if (!open_valid(f))
             return MUX_ERR_INVALID_ARGUMENT;
-        if (!iov_ok(&h->method) || !iov_ok(&h->scheme) || !iov_ok(&h->authority) || !iov_ok(&h->path) || !iov_ok(&h->reason) ||
-            !iov_ok(&h->remote_addr) || (h->nheaders != 0 && h->headers == NULL))
-            return MUX_ERR_INVALID_ARGUMENT;
-        for (size_t i = 0; i < h->nheaders; i++)
-            if (!iov_ok(&h->headers[i].name) || !iov_ok(&h->headers[i].value))
-                return MUX_ERR_INVALID_ARGUMENT;
         tunnelmux__open__init(m);
         m->stream_id = f->stream_id;
         m->has_flags = h->flags != 0;
@@ -310,14 +343,83 @@ static size_t headers_size(const mux_head *h)
     return n;
 }
 
-/* Frame body size for a filled |pb| (and |f|'s headers when OPEN), computed without allocating. */
-static size_t body_size(pb_frame *pb, const mux_frame *f)
+/* Bytes of an optional bytes field (absent when empty, as set_bytes packs it). */
+static size_t bytes_field_size(const mux_iovec *v)
 {
-    if (f->type != MUX_FRAME_OPEN)
-        return protobuf_c_message_get_packed_size(&pb->frame.base);
-    /* Frame{open = Open}: 1-byte tag, varint length, Open bytes */
-    size_t open_len = protobuf_c_message_get_packed_size(&pb->u.open.base) + headers_size(&f->head);
+    return v->len != 0 ? 1 + mux_varint_len(v->len) + v->len : 0;
+}
+
+/* Bytes of the Open message of |f|: the fields protobuf-c would pack, all with one-byte tags. */
+static size_t open_size(const mux_frame *f)
+{
+    const mux_head *h = &f->head;
+    size_t n = 1 + mux_varint_len(f->stream_id);
+    if (h->flags != 0)
+        n += 1 + mux_varint_len(h->flags);
+    n += bytes_field_size(&h->method) + bytes_field_size(&h->scheme) + bytes_field_size(&h->authority) + bytes_field_size(&h->path);
+    if (h->status != 0)
+        n += 1 + mux_varint_len(h->status);
+    return n + bytes_field_size(&h->reason) + headers_size(h) + bytes_field_size(&h->remote_addr);
+}
+
+/* Frame body size of an OPEN: Frame{open = Open}: 1-byte tag, varint length, Open bytes. */
+static size_t open_body_size(const mux_frame *f)
+{
+    size_t open_len = open_size(f);
     return 1 + mux_varint_len(open_len) + open_len;
+}
+
+static uint8_t *put_varint_field(uint8_t *p, uint8_t tag, uint64_t v)
+{
+    *p++ = tag;
+    return p + mux_varint_put(p, v);
+}
+
+static uint8_t *put_bytes(uint8_t *p, uint8_t tag, const mux_iovec *v)
+{
+    *p++ = tag;
+    p += mux_varint_put(p, v->len);
+    if (v->len != 0)
+        memcpy(p, v->base, v->len);
+    return p + v->len;
+}
+
+static uint8_t *put_opt_bytes(uint8_t *p, uint8_t tag, const mux_iovec *v)
+{
+    return v->len != 0 ? put_bytes(p, tag, v) : p;
+}
+
+/* Appends the OPEN record of |f| (checked by open_valid) to |out|: fields in number order, as
+ * protobuf-c packs them (test_open_matches_protobuf_c compares the bytes). */
+static int encode_open(const mux_frame *f, mux_buf *out, const mux_mem *mem)
+{
+    const mux_head *h = &f->head;
+    size_t open_len = open_size(f);
+    size_t body = 1 + mux_varint_len(open_len) + open_len;
+    int rv = mux_buf_reserve(out, mux_varint_len(body) + body, 0, mem);
+    if (rv != 0)
+        return rv;
+    uint8_t *p = out->base + out->len;
+    p += mux_varint_put(p, body);
+    p = put_varint_field(p, TAG_FRAME_OPEN, open_len);
+    p = put_varint_field(p, TAG(OPEN_STREAM_ID, WT_VARINT), f->stream_id);
+    if (h->flags != 0)
+        p = put_varint_field(p, TAG(OPEN_FLAGS, WT_VARINT), h->flags);
+    p = put_opt_bytes(p, TAG(OPEN_METHOD, WT_LEN), &h->method);
+    p = put_opt_bytes(p, TAG(OPEN_SCHEME, WT_LEN), &h->scheme);
+    p = put_opt_bytes(p, TAG(OPEN_AUTHORITY, WT_LEN), &h->authority);
+    p = put_opt_bytes(p, TAG(OPEN_PATH, WT_LEN), &h->path);
+    if (h->status != 0)
+        p = put_varint_field(p, TAG(OPEN_STATUS, WT_VARINT), h->status);
+    p = put_opt_bytes(p, TAG(OPEN_REASON, WT_LEN), &h->reason);
+    for (size_t i = 0; i < h->nheaders; i++) {
+        p = put_varint_field(p, TAG(OPEN_HEADERS, WT_LEN), header_size(&h->headers[i]));
+        p = put_bytes(p, TAG(1, WT_LEN), &h->headers[i].name);
+        p = put_bytes(p, TAG(2, WT_LEN), &h->headers[i].value);
+    }
+    p = put_opt_bytes(p, TAG(OPEN_REMOTE_ADDR, WT_LEN), &h->remote_addr);
+    out->len = (size_t)(p - out->base);
+    return 0;
 }
 
 static size_t data_record_size(const mux_frame *f)
@@ -331,6 +433,12 @@ size_t mux_frame_encoded_size(const mux_frame *f)
 {
     if (f->type == MUX_FRAME_DATA)
         return f->stream_id != 0 && (f->payload != NULL || f->payload_len == 0) ? data_record_size(f) : 0;
+    if (f->type == MUX_FRAME_OPEN) {
+        if (!open_valid(f))
+            return 0;
+        size_t body = open_body_size(f);
+        return mux_varint_len(body) + body;
+    }
     pb_frame pb;
     if (fill_pb(&pb, f) != 0)
         return 0;
@@ -341,33 +449,31 @@ size_t mux_frame_encoded_size(const mux_frame *f)
         size_t body = 1 + mux_varint_len(refuse_len) + refuse_len;
         return mux_varint_len(body) + body;
     }
-    size_t body = body_size(&pb, f);
+    size_t body = protobuf_c_message_get_packed_size(&pb.frame.base);
     return mux_varint_len(body) + body;
 }
 
-/*
- * Appends the record for |f| to |out| (buffer owned by the caller, grown through |mem|). Non-DATA
- * frames are packed by protobuf-c; DATA is the fast-path prefix plus a copy of the payload.
- * Returns 0, MUX_ERR_NOMEM (|out| unchanged in content), MUX_ERR_INVALID_ARGUMENT (unknown type,
- * stream_id 0 on OPEN/DATA/CLOSE, a NULL base with a length, a NUL byte inside a REFUSE reason).
- */
-int mux_frame_encode(const mux_frame *f, mux_buf *out, const mux_mem *mem)
+/* Appends a DATA record: the fast-path prefix plus a copy of the payload. */
+static int encode_data(const mux_frame *f, mux_buf *out, const mux_mem *mem)
+{
+    if (f->stream_id == 0 || (f->payload == NULL && f->payload_len != 0) || f->payload_len > UINT32_MAX)
+        return MUX_ERR_INVALID_ARGUMENT;
+    uint8_t prefix[MUX_DATA_PREFIX_MAX];
+    size_t n = mux_frame_data_prefix(prefix, f->stream_id, f->fin, f->payload_len);
+    int rv = mux_buf_reserve(out, n + f->payload_len, 0, mem);
+    if (rv != 0)
+        return rv;
+    memcpy(out->base + out->len, prefix, n);
+    if (f->payload_len != 0)
+        memcpy(out->base + out->len + n, f->payload, f->payload_len);
+    out->len += n + f->payload_len;
+    return 0;
+}
+
+/* Packs |f| (any type but DATA) with protobuf-c. */
+static int encode_pb(const mux_frame *f, mux_buf *out, const mux_mem *mem)
 {
     int rv;
-    if (f->type == MUX_FRAME_DATA) {
-        if (f->stream_id == 0 || (f->payload == NULL && f->payload_len != 0) || f->payload_len > UINT32_MAX)
-            return MUX_ERR_INVALID_ARGUMENT;
-        uint8_t prefix[MUX_DATA_PREFIX_MAX];
-        size_t n = mux_frame_data_prefix(prefix, f->stream_id, f->fin, f->payload_len);
-        if ((rv = mux_buf_reserve(out, n + f->payload_len, 0, mem)) != 0)
-            return rv;
-        memcpy(out->base + out->len, prefix, n);
-        if (f->payload_len != 0)
-            memcpy(out->base + out->len + n, f->payload, f->payload_len);
-        out->len += n + f->payload_len;
-        return 0;
-    }
-
     pb_frame pb;
     if ((rv = fill_pb(&pb, f)) != 0)
         return rv;
@@ -427,6 +533,28 @@ done:
         mux_mem_free(mem, hptrs);
     mux_mem_free(mem, reason_heap);
     return rv;
+}
+
+/*
+ * Appends the record for |f| to |out| (buffer owned by the caller, grown through |mem|). DATA is
+ * the fast-path prefix plus a copy of the payload, OPEN hand-encoded, the rest packed by
+ * protobuf-c. Returns 0, MUX_ERR_NOMEM (|out| unchanged in content), MUX_ERR_INVALID_ARGUMENT
+ * (unknown type, stream_id 0 on OPEN/DATA/CLOSE, a NULL base with a length, a NUL byte inside a
+ * REFUSE reason).
+ */
+int mux_frame_encode(const mux_frame *f, mux_buf *out, const mux_mem *mem)
+{
+    if (f->type == MUX_FRAME_DATA)
+        return encode_data(f, out, mem);
+    if (f->type == MUX_FRAME_OPEN)
+        return open_valid(f) ? encode_open(f, out, mem) : MUX_ERR_INVALID_ARGUMENT;
+    return encode_pb(f, out, mem);
+}
+
+/* mux_frame_encode with protobuf-c for OPEN too (DATA is the same hand-written prefix). */
+int mux_frame_encode_reference(const mux_frame *f, mux_buf *out, const mux_mem *mem)
+{
+    return f->type == MUX_FRAME_DATA ? encode_data(f, out, mem) : encode_pb(f, out, mem);
 }
 
 /* ---------------------------------------------------------------- decoding */
@@ -720,15 +848,172 @@ static int map_frame(const Tunnelmux__Frame *m, mux_frame *out, uint32_t max_hea
     }
 }
 
+/* Reads a LEN field's length at |p| and checks it fits in |len|; returns the varint's byte count or
+ * 0 (truncated, over-long, runs past |len|). */
+static int len_field(const uint8_t *p, size_t len, mux_iovec *v)
+{
+    uint64_t l;
+    int n = mux_varint_get(p, len, &l);
+    if (n <= 0 || l > len - (size_t)n)
+        return 0;
+    v->base = l != 0 ? (uint8_t *)(uintptr_t)(p + n) : NULL; /* protobuf-c: empty bytes are NULL */
+    v->len = (size_t)l;
+    return n;
+}
+
+/* A Header sub-message in its plain shape: name (1) and value (2), each once, in any order. */
+static int plain_header(const uint8_t *p, size_t len, mux_header *h)
+{
+    unsigned seen = 0;
+    size_t off = 0;
+    while (off < len) {
+        uint32_t field;
+        int wt;
+        int n = read_tag(p + off, len - off, &field, &wt);
+        if (n < 0 || (field != 1 && field != 2) || wt != WT_LEN || (seen & field) != 0)
+            return 0;
+        off += (size_t)n;
+        mux_iovec *v = field == 1 ? &h->name : &h->value;
+        if ((n = len_field(p + off, len - off, v)) == 0)
+            return 0;
+        off += (size_t)n + v->len;
+        seen |= field;
+    }
+    return seen == 3;
+}
+
 /*
- * Decodes one record (see frame_codec.h). |out| is overwritten (not cleared first: pass a frame
- * that was cleared or never used). On error everything allocated is released again; only
- * out->type and out->stream_id may be set (always for MUX_ERR_HEADER_LIMIT), so mux_frame_clear is
- * optional then. On MUX_ERR_HEADER_LIMIT the record itself is well formed: it spans
- * mux_varint_get's byte count plus the length it read.
+ * OPEN fast path for the Open message |p|/|len|: fields read where they lie (pointers into |p|).
+ * Takes only the plain shape every encoder writes: known fields with their wire types, each at
+ * most once (headers repeated), uint32 values that fit, the stream id present, headers of name +
+ * value. Returns 0 for anything else (protobuf-c then decides, so both paths agree on every
+ * input), 1 when decoded, or the errors of map_open (the same checks in the same order).
  */
-ssize_t mux_frame_decode(const uint8_t *in, size_t len, mux_frame *out, uint32_t max_header_count, uint32_t max_header_bytes,
-                         const mux_mem *mem, const char **reason)
+static int decode_open(const uint8_t *p, size_t len, mux_frame *out, uint32_t max_header_count, uint32_t max_header_bytes,
+                       const mux_mem *mem, const char **reason)
+{
+    uint64_t ints[OPEN_STATUS + 1] = {0};
+    mux_iovec bytes[OPEN_REMOTE_ADDR + 1];
+    memset(bytes, 0, sizeof(bytes));
+    unsigned seen = 0;
+    size_t nheaders = 0;
+    uint64_t header_bytes = 0;
+    mux_header first[OPEN_FAST_HEADERS]; /* the headers of the first pass, when they all fit */
+    size_t off = 0;
+    while (off < len) {
+        uint32_t field;
+        int wt;
+        int n = read_tag(p + off, len - off, &field, &wt);
+        if (n < 0 || field > OPEN_REMOTE_ADDR)
+            return 0;
+        off += (size_t)n;
+        if (field == OPEN_STREAM_ID || field == OPEN_FLAGS || field == OPEN_STATUS) {
+            if (wt != WT_VARINT || (seen & (1u << field)) != 0 || (n = mux_varint_get(p + off, len - off, &ints[field])) <= 0 ||
+                ints[field] > UINT32_MAX)
+                return 0;
+            off += (size_t)n;
+        } else {
+            mux_iovec v;
+            if (wt != WT_LEN || (n = len_field(p + off, len - off, &v)) == 0)
+                return 0;
+            off += (size_t)n + v.len;
+            if (field == OPEN_HEADERS) {
+                mux_header h;
+                if (!plain_header(v.base, v.len, &h))
+                    return 0;
+                if (nheaders < OPEN_FAST_HEADERS)
+                    first[nheaders] = h;
+                nheaders++;
+                header_bytes += (uint64_t)h.name.len + h.value.len;
+                continue;
+            }
+            if ((seen & (1u << field)) != 0)
+                return 0;
+            bytes[field] = v;
+        }
+        seen |= 1u << field;
+    }
+    if ((seen & (1u << OPEN_STREAM_ID)) == 0)
+        return 0;
+
+    out->type = MUX_FRAME_OPEN;
+    out->stream_id = (uint32_t)ints[OPEN_STREAM_ID];
+    if (out->stream_id == 0) {
+        *reason = "OPEN: stream_id 0";
+        return MUX_ERR_FRAME_DECODE;
+    }
+    if (nheaders > max_header_count) {
+        *reason = "OPEN: too many headers";
+        return MUX_ERR_HEADER_LIMIT;
+    }
+    if (header_bytes > max_header_bytes) {
+        *reason = "OPEN: header bytes over the limit";
+        return MUX_ERR_HEADER_LIMIT;
+    }
+    mux_head *h = &out->head;
+    h->flags = (uint32_t)ints[OPEN_FLAGS];
+    h->method = bytes[OPEN_METHOD];
+    h->scheme = bytes[OPEN_SCHEME];
+    h->authority = bytes[OPEN_AUTHORITY];
+    h->path = bytes[OPEN_PATH];
+    h->status = (unsigned)ints[OPEN_STATUS];
+    h->reason = bytes[OPEN_REASON];
+    h->remote_addr = bytes[OPEN_REMOTE_ADDR];
+    if (nheaders != 0) {
+        out->_hdrs = mux_mem_calloc(mem, nheaders, sizeof(mux_header));
+        if (out->_hdrs == NULL) {
+            *reason = "out of memory";
+            return MUX_ERR_NOMEM;
+        }
+        size_t i = 0;
+        if (nheaders <= OPEN_FAST_HEADERS) {
+            memcpy(out->_hdrs, first, nheaders * sizeof(mux_header));
+            off = len; /* no second pass */
+        } else {
+            off = 0; /* a second pass: the shape is known good, only the headers are taken */
+        }
+        while (off < len) {
+            uint32_t field = 0;
+            int wt = WT_VARINT;
+            mux_iovec v = {NULL, 0};
+            off += (size_t)read_tag(p + off, len - off, &field, &wt);
+            if (wt == WT_VARINT) {
+                uint64_t ignored;
+                off += (size_t)mux_varint_get(p + off, len - off, &ignored);
+                continue;
+            }
+            off += (size_t)len_field(p + off, len - off, &v);
+            off += v.len;
+            if (field == OPEN_HEADERS)
+                plain_header(v.base, v.len, &out->_hdrs[i++]);
+        }
+    }
+    h->headers = out->_hdrs;
+    h->nheaders = nheaders;
+    return 1;
+}
+
+/* Releases what a failed decode allocated, keeping out->type and out->stream_id; returns |rv|. */
+static int fail_keeping_id(mux_frame *out, const mux_mem *mem, int rv)
+{
+    mux_frame_type type = out->type;
+    uint32_t sid = out->stream_id;
+    mux_frame_clear(out, mem);
+    out->type = type;
+    out->stream_id = sid;
+    return rv;
+}
+
+/*
+ * Decodes one record (see frame_codec.h); |fast| takes the DATA and OPEN fast paths, otherwise
+ * protobuf-c decodes everything. |out| is overwritten (not cleared first: pass a frame that was
+ * cleared or never used). On error everything allocated is released again; only out->type and
+ * out->stream_id may be set (always for MUX_ERR_HEADER_LIMIT), so mux_frame_clear is optional
+ * then. On MUX_ERR_HEADER_LIMIT the record itself is well formed: it spans mux_varint_get's byte
+ * count plus the length it read.
+ */
+static ssize_t decode_record(const uint8_t *in, size_t len, mux_frame *out, uint32_t max_header_count, uint32_t max_header_bytes,
+                             const mux_mem *mem, const char **reason, int fast)
 {
     const char *dummy;
     if (reason == NULL)
@@ -753,25 +1038,27 @@ ssize_t mux_frame_decode(const uint8_t *in, size_t len, mux_frame *out, uint32_t
     const uint8_t *body = in + n;
     ssize_t total = (ssize_t)((size_t)n + body_len);
 
-    /* fast path: the record is exactly one Frame.data field */
-    uint32_t field;
-    int wt;
-    int tn = read_tag(body, (size_t)body_len, &field, &wt);
-    if (tn > 0 && field == MUX_FRAME_DATA && wt == WT_LEN) {
-        uint64_t dlen;
-        int dn = mux_varint_get(body + tn, (size_t)body_len - (size_t)tn, &dlen);
-        if (dn > 0 && dlen == body_len - (size_t)tn - (size_t)dn) {
+    /* fast paths: the record is exactly one Frame.data or Frame.open field */
+    uint32_t field = 0;
+    int wt = WT_VARINT;
+    int tn = fast ? read_tag(body, (size_t)body_len, &field, &wt) : -1;
+    uint64_t dlen;
+    int dn = tn > 0 && wt == WT_LEN ? mux_varint_get(body + tn, (size_t)body_len - (size_t)tn, &dlen) : 0;
+    if (dn > 0 && dlen == body_len - (size_t)tn - (size_t)dn) {
+        const uint8_t *msg = body + tn + dn;
+        int rv = 0;
+        if (field == MUX_FRAME_DATA) {
             out->type = MUX_FRAME_DATA;
-            int rv = decode_data(body + tn + dn, (size_t)dlen, out, reason);
-            if (rv != 0) {
-                uint32_t sid = out->stream_id;
-                memset(out, 0, sizeof(*out));
-                out->type = MUX_FRAME_DATA;
-                out->stream_id = sid;
-                return rv;
-            }
-            return total;
+            rv = decode_data(msg, (size_t)dlen, out, reason);
+            if (rv == 0)
+                return total;
+        } else if (field == MUX_FRAME_OPEN) {
+            rv = decode_open(msg, (size_t)dlen, out, max_header_count, max_header_bytes, mem, reason);
+            if (rv == 1)
+                return total;
         }
+        if (rv < 0)
+            return fail_keeping_id(out, mem, rv);
     }
 
     /* everything else: protobuf-c */
@@ -789,15 +1076,21 @@ ssize_t mux_frame_decode(const uint8_t *in, size_t len, mux_frame *out, uint32_t
     }
     out->_pb = m;
     int rv = map_frame(m, out, max_header_count, max_header_bytes, mem, reason);
-    if (rv != 0) {
-        mux_frame_type type = out->type;
-        uint32_t sid = out->stream_id;
-        mux_frame_clear(out, mem);
-        out->type = type;
-        out->stream_id = sid;
-        return rv;
-    }
+    if (rv != 0)
+        return fail_keeping_id(out, mem, rv);
     return total;
+}
+
+ssize_t mux_frame_decode(const uint8_t *in, size_t len, mux_frame *out, uint32_t max_header_count, uint32_t max_header_bytes,
+                         const mux_mem *mem, const char **reason)
+{
+    return decode_record(in, len, out, max_header_count, max_header_bytes, mem, reason, 1);
+}
+
+ssize_t mux_frame_decode_reference(const uint8_t *in, size_t len, mux_frame *out, uint32_t max_header_count,
+                                   uint32_t max_header_bytes, const mux_mem *mem, const char **reason)
+{
+    return decode_record(in, len, out, max_header_count, max_header_bytes, mem, reason, 0);
 }
 
 /* Frees the unpacked message and the header array of |f| (allocated through |mem| by

@@ -31,7 +31,7 @@ typedef enum {
 
 /*
  * A decoded frame. Pointers borrow from the input record or from |_pb| (the unpacked protobuf-c
- * message); valid until mux_frame_clear(). Fields not used by |type| are zero.
+ * message); valid until mux_frame_clear() and while the input is. Fields not used by |type| are zero.
  */
 typedef struct {
     mux_frame_type type;
@@ -94,6 +94,15 @@ size_t mux_frame_encoded_size(const mux_frame *f);
  */
 ssize_t mux_frame_decode(const uint8_t *in, size_t len, mux_frame *out, uint32_t max_header_count, uint32_t max_header_bytes,
                          const mux_mem *mem, const char **reason);
+
+/*
+ * Reference codec for tests and fuzz targets: the contracts of mux_frame_encode and
+ * mux_frame_decode with protobuf-c doing all the work (no OPEN fast paths; decoding takes DATA
+ * through protobuf-c too, encoding DATA is the same prefix). The fast paths must agree with it.
+ */
+int mux_frame_encode_reference(const mux_frame *f, mux_buf *out, const mux_mem *mem);
+ssize_t mux_frame_decode_reference(const uint8_t *in, size_t len, mux_frame *out, uint32_t max_header_count,
+                                   uint32_t max_header_bytes, const mux_mem *mem, const char **reason);
 
 /* Releases what mux_frame_decode allocated; |f| may be reused. Safe on a zeroed frame. */
 void mux_frame_clear(mux_frame *f, const mux_mem *mem);

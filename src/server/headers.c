@@ -3,6 +3,8 @@
  */
 #include "server/headers.h"
 
+#include "common/http_token.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,49 +13,6 @@
 #define FORWARD_PREFIX "forward-"
 #define FORWARD_PREFIX_LEN (sizeof(FORWARD_PREFIX) - 1)
 #define MAX_CONN_TOKENS 32
-
-static int name_is(const char *name, size_t len, const char *lit)
-{
-    size_t l = strlen(lit);
-    return len == l && strncasecmp(name, lit, l) == 0;
-}
-
-int headers_is_hop_by_hop(const char *name, size_t len)
-{
-    static const char *const hop[] = {"connection",        "keep-alive", "proxy-connection", "te",
-                                      "transfer-encoding", "upgrade",    "trailer",          "http2-settings"};
-    for (size_t i = 0; i < sizeof(hop) / sizeof(hop[0]); i++) {
-        if (name_is(name, len, hop[i]))
-            return 1;
-    }
-    return 0;
-}
-
-int headers_value_ok(const char *value, size_t len)
-{
-    for (size_t i = 0; i < len; i++) {
-        char c = value[i];
-        if (c == '\r' || c == '\n' || c == '\0')
-            return 0;
-    }
-    return 1;
-}
-
-int headers_name_ok(const char *name, size_t len)
-{
-    static const char *const extra = "!#$%&'*+-.^_`|~";
-    if (len == 0)
-        return 0;
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)name[i];
-        if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'))
-            continue;
-        if (c != 0 && strchr(extra, c) != NULL)
-            continue;
-        return 0;
-    }
-    return 1;
-}
 
 int64_t headers_parse_content_length(const char *value, size_t len)
 {
@@ -77,13 +36,13 @@ int64_t headers_parse_content_length(const char *value, size_t len)
 
 int headers_response_keep(const char *name, size_t name_len, const char *value, size_t value_len, unsigned status)
 {
-    if (!headers_name_ok(name, name_len) || !headers_value_ok(value, value_len))
+    if (!http_is_token(name, name_len) || !http_is_clean_value(value, value_len))
         return 0;
-    if (name_is(name, name_len, "content-length"))
+    if (http_name_is(name, name_len, "content-length"))
         return 0;
-    if (name_is(name, name_len, "upgrade"))
+    if (http_name_is(name, name_len, "upgrade"))
         return status == 101 || status == 426; /* RFC 9110 §15.5.22: a 426 MUST carry Upgrade */
-    return !headers_is_hop_by_hop(name, name_len);
+    return !http_is_hop_by_hop(name, name_len);
 }
 
 /* A forward-X target that must never be produced (PROTOCOL.md §6). */
@@ -91,12 +50,12 @@ static int forward_target_refused(const char *x, size_t len)
 {
     static const char *const refused[] = {"host",    "content-length", "transfer-encoding", "connection", "upgrade", "te",
                                           "trailer", "expect",         "keep-alive"};
-    if (len == 0 || headers_is_hop_by_hop(x, len))
+    if (len == 0 || http_is_hop_by_hop(x, len))
         return 1;
     if (len >= 6 && strncasecmp(x, "proxy-", 6) == 0)
         return 1;
     for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
-        if (name_is(x, len, refused[i]))
+        if (http_name_eq(x, len, refused[i], strlen(refused[i])))
             return 1;
     }
     return 0;
@@ -112,7 +71,7 @@ static size_t collect_connection_tokens(const mux_header *in, size_t nin, span *
 {
     size_t n = 0;
     for (size_t i = 0; i < nin; i++) {
-        if (!name_is((const char *)in[i].name.base, in[i].name.len, "connection"))
+        if (!http_name_is((const char *)in[i].name.base, in[i].name.len, "connection"))
             continue;
         const char *p = (const char *)in[i].value.base, *end = p + in[i].value.len;
         while (p < end && n < MAX_CONN_TOKENS) {
@@ -177,7 +136,7 @@ static void push_copy(headers_list *out, arena *a, const char *name, const char 
 /* 1 when every byte of |s| is an RFC 9110 tchar (so it needs no quoting in Forwarded). */
 static int is_token(const char *s, size_t len)
 {
-    return headers_name_ok(s, len);
+    return http_is_token(s, len);
 }
 
 int headers_build_request(headers_list *out, const mux_header *in, size_t nin, const headers_request_info *info,
@@ -220,7 +179,7 @@ int headers_build_request(headers_list *out, const mux_header *in, size_t nin, c
                 lname[k] = (char)(lname[k] - 'A' + 'a');
         }
         const char *name = lname;
-        if (info->drop_authorization && name_is(name, nlen, "authorization"))
+        if (info->drop_authorization && http_name_is(name, nlen, "authorization"))
             continue; /* consumed by the server's basic auth */
         if (nlen >= FORWARD_PREFIX_LEN && memcmp(name, FORWARD_PREFIX, FORWARD_PREFIX_LEN) == 0) {
             const char *x = name + FORWARD_PREFIX_LEN;
@@ -230,7 +189,7 @@ int headers_build_request(headers_list *out, const mux_header *in, size_t nin, c
                     on_drop(drop_ctx, rname, nlen, "forward- target refused");
                 continue;
             }
-            if (!headers_value_ok(value, vlen)) {
+            if (!http_is_clean_value(value, vlen)) {
                 if (on_drop != NULL)
                     on_drop(drop_ctx, rname, nlen, "value contains CR, LF or NUL");
                 continue;
@@ -238,34 +197,34 @@ int headers_build_request(headers_list *out, const mux_header *in, size_t nin, c
             name = x;
             nlen = xl;
         }
-        if (!headers_name_ok(name, nlen)) {
+        if (!http_is_token(name, nlen)) {
             if (on_drop != NULL)
                 on_drop(drop_ctx, rname, in[i].name.len, "invalid header name");
             continue;
         }
-        if (!headers_value_ok(value, vlen)) {
+        if (!http_is_clean_value(value, vlen)) {
             if (on_drop != NULL)
                 on_drop(drop_ctx, rname, in[i].name.len, "value contains CR, LF or NUL");
             continue;
         }
-        if (name_is(name, nlen, "host") || name_is(name, nlen, "content-length") || name_is(name, nlen, "expect"))
+        if (http_name_is(name, nlen, "host") || http_name_is(name, nlen, "content-length") || http_name_is(name, nlen, "expect"))
             continue; /* authority carries host; we set content-length; h2o already answered Expect */
-        if (name_is(name, nlen, "upgrade")) {
+        if (http_name_is(name, nlen, "upgrade")) {
             if (!info->keep_upgrade || saw_upgrade)
                 continue;
             saw_upgrade = 1;
-        } else if (headers_is_hop_by_hop(name, nlen) || named_in_connection(tok, ntok, name, nlen)) {
+        } else if (http_is_hop_by_hop(name, nlen) || named_in_connection(tok, ntok, name, nlen)) {
             continue;
         }
-        if (name_is(name, nlen, "x-forwarded-for")) {
+        if (http_name_is(name, nlen, "x-forwarded-for")) {
             xff[nxff++] = (span){value, vlen};
             continue;
         }
-        if (name_is(name, nlen, "forwarded")) {
+        if (http_name_is(name, nlen, "forwarded")) {
             fwd[nfwd++] = (span){value, vlen};
             continue;
         }
-        if (name_is(name, nlen, "x-forwarded-proto") || name_is(name, nlen, "x-forwarded-host"))
+        if (http_name_is(name, nlen, "x-forwarded-proto") || http_name_is(name, nlen, "x-forwarded-host"))
             continue; /* replaced by ours below */
         char *v = arena_put(&a, value, vlen);
         if (v != NULL)
@@ -278,7 +237,7 @@ int headers_build_request(headers_list *out, const mux_header *in, size_t nin, c
         push_copy(out, &a, "content-length", num, (size_t)n);
     }
     if (info->keep_upgrade && !saw_upgrade && info->upgrade != NULL && info->upgrade_len > 0 &&
-        headers_value_ok(info->upgrade, info->upgrade_len))
+        http_is_clean_value(info->upgrade, info->upgrade_len))
         push_copy(out, &a, "upgrade", info->upgrade, info->upgrade_len);
 
     /* x-forwarded-for: existing values joined, then the user's ip */

@@ -50,16 +50,6 @@ int headers_build_request(headers_list *out, const mux_header *in, size_t nin, c
 /* Frees what headers_build_request allocated; |l| may be empty. */
 void headers_list_free(headers_list *l);
 
-/* 1 when |name| (any case) is a hop-by-hop header: connection, keep-alive, proxy-connection, te,
- * transfer-encoding, upgrade, trailer, http2-settings. */
-int headers_is_hop_by_hop(const char *name, size_t len);
-
-/* 1 when |value| contains no CR, LF or NUL. */
-int headers_value_ok(const char *value, size_t len);
-
-/* 1 when |name| is a non-empty RFC 9110 token. */
-int headers_name_ok(const char *name, size_t len);
-
 /*
  * 1 when a response header from the tunnel should be passed to the public user: a valid
  * name/value, not hop-by-hop (upgrade is kept when |status| is 101 or 426), not content-length (the

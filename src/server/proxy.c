@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "common/http_token.h"
 #include "h2o/http1.h"
 #include "server/admin.h"
 #include "server/headers.h"
@@ -692,7 +693,7 @@ int proxy_handle_request(server *srv, h2o_req_t *req)
 static void set_response_head(h2o_req_t *req, const mux_head *head, const char *default_reason)
 {
     req->res.status = (int)head->status;
-    if (head->reason.len > 0 && headers_value_ok((const char *)head->reason.base, head->reason.len)) {
+    if (head->reason.len > 0 && http_is_clean_value((const char *)head->reason.base, head->reason.len)) {
         char *r = h2o_mem_alloc_pool(&req->pool, head->reason.len + 1);
         memcpy(r, head->reason.base, head->reason.len);
         r[head->reason.len] = '\0';

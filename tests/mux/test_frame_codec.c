@@ -773,6 +773,260 @@ START_TEST(test_nomem)
 }
 END_TEST
 
+/* ---------------------------------------------------------------- OPEN fast paths vs protobuf-c */
+
+static int iov_same(mux_iovec a, mux_iovec b)
+{
+    return a.len == b.len && (a.len == 0 || memcmp(a.base, b.base, a.len) == 0);
+}
+
+static int heads_same(const mux_head *x, const mux_head *y)
+{
+    if (x->flags != y->flags || x->status != y->status || !iov_same(x->method, y->method) || !iov_same(x->scheme, y->scheme) ||
+        !iov_same(x->authority, y->authority) || !iov_same(x->path, y->path) || !iov_same(x->remote_addr, y->remote_addr) ||
+        !iov_same(x->reason, y->reason) || x->nheaders != y->nheaders)
+        return 0;
+    for (size_t i = 0; i < x->nheaders; i++)
+        if (!iov_same(x->headers[i].name, y->headers[i].name) || !iov_same(x->headers[i].value, y->headers[i].value))
+            return 0;
+    return 1;
+}
+
+static uint64_t rng_next(uint64_t *s)
+{
+    *s ^= *s << 13;
+    *s ^= *s >> 7;
+    *s ^= *s << 17;
+    return *s;
+}
+
+/* A random field: empty a quarter of the time, else 1..max bytes (any byte values). */
+static mux_iovec rand_field(uint64_t *rng, uint8_t *pool, size_t max)
+{
+    mux_iovec v = {NULL, 0};
+    if (rng_next(rng) % 4 == 0)
+        return v;
+    v.len = 1 + rng_next(rng) % max;
+    v.base = pool + rng_next(rng) % 256;
+    return v;
+}
+
+/*
+ * Decodes |rec| with the fast and the reference decoder and checks they agree: same result, same
+ * reason, same frame. Returns the fast decoder's result; |*fast_allocs| gets its allocation count.
+ */
+static ssize_t decode_both(const uint8_t *rec, size_t len, uint32_t max_count, uint32_t max_bytes, long *fast_allocs)
+{
+    test_mem_state st;
+    mux_mem mem = test_mem(&st, -1);
+    mux_frame a, b;
+    const char *ra = NULL, *rb = NULL;
+    ssize_t na = mux_frame_decode(rec, len, &a, max_count, max_bytes, &mem, &ra);
+    *fast_allocs = st.allocs;
+    ssize_t nb = mux_frame_decode_reference(rec, len, &b, max_count, max_bytes, NULL, &rb);
+    ck_assert_msg(na == nb, "fast %zd (%s) vs protobuf-c %zd (%s)", na, ra, nb, rb);
+    ck_assert_str_eq(ra, rb);
+    ck_assert_int_eq(a.type, b.type);
+    ck_assert_uint_eq(a.stream_id, b.stream_id);
+    if (na > 0 && a.type == MUX_FRAME_OPEN)
+        ck_assert(heads_same(&a.head, &b.head));
+    mux_frame_clear(&a, &mem);
+    mux_frame_clear(&b, NULL);
+    ck_assert_int_eq(st.live, 0);
+    return na;
+}
+
+START_TEST(test_open_matches_protobuf_c)
+{
+    uint8_t pool[256 + 300];
+    uint64_t rng = 0x9e3779b97f4a7c15ull;
+    for (size_t i = 0; i < sizeof(pool); i++)
+        pool[i] = (uint8_t)rng_next(&rng);
+    mux_header hs[60];
+    for (int round = 0; round < 2000; round++) {
+        mux_frame f;
+        memset(&f, 0, sizeof(f));
+        f.type = MUX_FRAME_OPEN;
+        f.stream_id = (uint32_t)(1 + rng_next(&rng) % (round % 2 ? 100 : UINT32_MAX));
+        mux_head *h = &f.head;
+        h->flags = rng_next(&rng) % 3 == 0 ? 0 : (uint32_t)rng_next(&rng) >> (rng_next(&rng) % 32);
+        h->method = rand_field(&rng, pool, 8);
+        h->scheme = rand_field(&rng, pool, 5);
+        h->authority = rand_field(&rng, pool, 40);
+        h->path = rand_field(&rng, pool, 300);
+        h->status = rng_next(&rng) % 2 ? 0 : (unsigned)(rng_next(&rng) % 600);
+        h->reason = rand_field(&rng, pool, 20);
+        h->remote_addr = rand_field(&rng, pool, 30);
+        h->nheaders = rng_next(&rng) % 61; /* past OPEN_FAST_HEADERS: the two-pass decode too */
+        h->headers = hs;
+        for (size_t k = 0; k < h->nheaders; k++) {
+            hs[k].name = rand_field(&rng, pool, 30);
+            hs[k].value = rand_field(&rng, pool, 200);
+        }
+        mux_buf fast, ref;
+        mux_buf_init(&fast);
+        mux_buf_init(&ref);
+        ck_assert_int_eq(mux_frame_encode(&f, &fast, NULL), 0);
+        ck_assert_int_eq(mux_frame_encode_reference(&f, &ref, NULL), 0);
+        ck_assert_uint_eq(fast.len, ref.len);
+        ck_assert_uint_eq(fast.len, mux_frame_encoded_size(&f));
+        ck_assert_msg(memcmp(fast.base, ref.base, fast.len) == 0, "round %d: encodings differ", round);
+        long allocs;
+        ck_assert_int_eq(decode_both(fast.base, fast.len, NO_LIMIT, NO_LIMIT, &allocs), (ssize_t)fast.len);
+        ck_assert_int_eq(allocs, h->nheaders != 0 ? 1 : 0); /* the fast path: only the header array */
+        /* the limits, exactly at and one below what the head needs */
+        uint32_t bytes = 0;
+        for (size_t k = 0; k < h->nheaders; k++)
+            bytes += (uint32_t)(hs[k].name.len + hs[k].value.len);
+        ck_assert_int_eq(decode_both(fast.base, fast.len, (uint32_t)h->nheaders, bytes, &allocs), (ssize_t)fast.len);
+        if (h->nheaders != 0)
+            ck_assert_int_eq(decode_both(fast.base, fast.len, (uint32_t)h->nheaders - 1, bytes, &allocs), MUX_ERR_HEADER_LIMIT);
+        if (bytes != 0)
+            ck_assert_int_eq(decode_both(fast.base, fast.len, NO_LIMIT, bytes - 1, &allocs), MUX_ERR_HEADER_LIMIT);
+        mux_buf_free(&fast, NULL);
+        mux_buf_free(&ref, NULL);
+    }
+}
+END_TEST
+
+/* Open-body builder for the shapes below. */
+typedef struct {
+    uint8_t b[2048];
+    size_t n;
+} ob;
+
+static void ob_varint(ob *o, uint64_t v)
+{
+    o->n += mux_varint_put(o->b + o->n, v);
+}
+
+static void ob_int(ob *o, unsigned field, uint64_t v)
+{
+    ob_varint(o, field << 3 | 0);
+    ob_varint(o, v);
+}
+
+static void ob_bytes(ob *o, unsigned field, const void *p, size_t len)
+{
+    ck_assert_uint_lt(o->n + len + 20, sizeof(o->b));
+    ob_varint(o, field << 3 | 2);
+    ob_varint(o, len);
+    memcpy(o->b + o->n, p, len);
+    o->n += len;
+}
+
+static void ob_header(ob *o, const char *name, const char *value)
+{
+    ob inner = {.n = 0};
+    ob_bytes(&inner, 1, name, strlen(name));
+    ob_bytes(&inner, 2, value, strlen(value));
+    ob_bytes(o, 9, inner.b, inner.n);
+}
+
+/* Wraps an Open body as Frame{open} in a record and decodes it both ways. */
+static ssize_t open_both(const ob *open, long *allocs)
+{
+    ob frame = {.n = 0};
+    ob_bytes(&frame, 4, open->b, open->n);
+    uint8_t rec[2100];
+    size_t n = make_record(rec, frame.b, frame.n);
+    return decode_both(rec, n, 100, 65536, allocs);
+}
+
+START_TEST(test_open_odd_shapes_agree)
+{
+    long allocs;
+    /* plain shapes in unusual orders: the fast path, same frame */
+    ob o = {.n = 0};
+    ob_header(&o, "a", "1");
+    ob_bytes(&o, 6, "/p", 2);
+    ob_int(&o, 7, 200);
+    ob_int(&o, 1, 5);
+    ob_header(&o, "b", "");
+    ck_assert_int_gt(open_both(&o, &allocs), 0);
+    ck_assert_int_eq(allocs, 1);
+    o.n = 0; /* value before name */
+    ob_int(&o, 1, 5);
+    ob inner = {.n = 0};
+    ob_bytes(&inner, 2, "v", 1);
+    ob_bytes(&inner, 1, "n", 1);
+    ob_bytes(&o, 9, inner.b, inner.n);
+    ck_assert_int_gt(open_both(&o, &allocs), 0);
+    ck_assert_int_eq(allocs, 1);
+    o.n = 0; /* an empty bytes field present: decodes as absent, both ways */
+    ob_int(&o, 1, 5);
+    ob_bytes(&o, 3, "", 0);
+    ck_assert_int_gt(open_both(&o, &allocs), 0);
+    ck_assert_int_eq(allocs, 0);
+
+    /* shapes the fast path declines: protobuf-c decides, results agree */
+    o.n = 0; /* a repeated scalar: last one wins */
+    ob_int(&o, 1, 5);
+    ob_int(&o, 1, 9);
+    ck_assert_int_gt(open_both(&o, &allocs), 0);
+    o.n = 0; /* a repeated bytes field */
+    ob_int(&o, 1, 5);
+    ob_bytes(&o, 3, "GET", 3);
+    ob_bytes(&o, 3, "PUT", 3);
+    ck_assert_int_gt(open_both(&o, &allocs), 0);
+    o.n = 0; /* an unknown field */
+    ob_int(&o, 1, 5);
+    ob_int(&o, 99, 1);
+    ck_assert_int_gt(open_both(&o, &allocs), 0);
+    o.n = 0; /* a uint32 over 32 bits */
+    ob_int(&o, 1, 5);
+    ob_int(&o, 7, 0x100000000ull + 200);
+    ck_assert_int_gt(open_both(&o, &allocs), 0);
+    o.n = 0; /* wrong wire type */
+    ob_int(&o, 1, 5);
+    ob_int(&o, 3, 1);
+    ck_assert_int_eq(open_both(&o, &allocs), MUX_ERR_FRAME_DECODE);
+    o.n = 0; /* no stream id */
+    ob_bytes(&o, 3, "GET", 3);
+    ck_assert_int_eq(open_both(&o, &allocs), MUX_ERR_FRAME_DECODE);
+    o.n = 0; /* stream id 0 */
+    ob_int(&o, 1, 0);
+    ck_assert_int_eq(open_both(&o, &allocs), MUX_ERR_FRAME_DECODE);
+    o.n = 0; /* a header without a value */
+    ob_int(&o, 1, 5);
+    inner.n = 0;
+    ob_bytes(&inner, 1, "n", 1);
+    ob_bytes(&o, 9, inner.b, inner.n);
+    ck_assert_int_eq(open_both(&o, &allocs), MUX_ERR_FRAME_DECODE);
+    o.n = 0; /* a header with an extra field */
+    ob_int(&o, 1, 5);
+    inner.n = 0;
+    ob_bytes(&inner, 1, "n", 1);
+    ob_bytes(&inner, 2, "v", 1);
+    ob_int(&inner, 3, 7);
+    ob_bytes(&o, 9, inner.b, inner.n);
+    ck_assert_int_gt(open_both(&o, &allocs), 0);
+    o.n = 0; /* a header with its name twice */
+    ob_int(&o, 1, 5);
+    inner.n = 0;
+    ob_bytes(&inner, 1, "n", 1);
+    ob_bytes(&inner, 1, "m", 1);
+    ob_bytes(&inner, 2, "v", 1);
+    ob_bytes(&o, 9, inner.b, inner.n);
+    ck_assert_int_gt(open_both(&o, &allocs), 0);
+    o.n = 0; /* a bytes length running past the message */
+    ob_int(&o, 1, 5);
+    ob_varint(&o, 3 << 3 | 2);
+    ob_varint(&o, 40);
+    ck_assert_int_eq(open_both(&o, &allocs), MUX_ERR_FRAME_DECODE);
+    o.n = 0; /* a truncated varint */
+    ob_int(&o, 1, 5);
+    ob_varint(&o, 7 << 3);
+    o.b[o.n++] = 0x80;
+    ck_assert_int_eq(open_both(&o, &allocs), MUX_ERR_FRAME_DECODE);
+    o.n = 0; /* over the header limits */
+    ob_int(&o, 1, 5);
+    for (int i = 0; i < 101; i++)
+        ob_header(&o, "h", "");
+    ck_assert_int_eq(open_both(&o, &allocs), MUX_ERR_HEADER_LIMIT);
+}
+END_TEST
+
 static Suite *make_suite(void)
 {
     Suite *s = suite_create("frame_codec");
@@ -788,6 +1042,8 @@ static Suite *make_suite(void)
     tcase_add_test(tc, test_every_prefix);
     tcase_add_test(tc, test_header_limits);
     tcase_add_test(tc, test_nomem);
+    tcase_add_test(tc, test_open_matches_protobuf_c);
+    tcase_add_test(tc, test_open_odd_shapes_agree);
     suite_add_tcase(s, tc);
     return s;
 }
