@@ -83,7 +83,9 @@ static const cfg_option options_table[] = {
     {"READ_TIMEOUT", "read-timeout", CFG_DURATION, "120s", OFF(read_timeout_ms), 1, 86400000,
      "a response head must arrive within this (else 504); also the public connections' read/idle timeout", NULL},
     {"WRITE_TIMEOUT", "write-timeout", CFG_DURATION, "30s", OFF(write_timeout_ms), 1, 86400000,
-     "a write to a tunnel must complete within this (else the tunnel is dropped)", NULL},
+     "a write to a tunnel must complete within this (else the tunnel is dropped); a public reader that takes no byte of a "
+     "response this long is cut (its connection reset)",
+     NULL},
     {"LISTEN_ADDR", "listen-addr", CFG_STRING, "", OFF(listen_addr), 0, 0,
      "IP address to bind (empty = all: IPv6 dual-stack, IPv4 fallback)", NULL},
     {"TLS_CERT", "tls-cert", CFG_STRING, NULL, OFF(tls_cert), 0, 0,

@@ -34,6 +34,7 @@
 #include "server/headers.h"
 #include "server/route.h"
 #include "server/security.h"
+#include "server/sockprogress.h"
 #include "server/upload.h"
 #include "server/upload_head.h"
 
@@ -53,7 +54,10 @@ struct proxy_stream {
     h2o_conn_t *conn; /* the public connection (Rapid Reset budget, security.c) */
     uint64_t conn_id;
     h2o_timeout_entry_t head_timeout;
-    h2o_timeout_entry_t send_entry; /* zero-delay: hands what this loop turn delivered to h2o at once */
+    h2o_timeout_entry_t send_entry;  /* zero-delay: hands what this loop turn delivered to h2o at once */
+    h2o_timeout_entry_t stall_entry; /* WRITE_TIMEOUT watchdog of the public reader (on_stall_check) */
+    uint64_t stall_acked;            /* the connection's acknowledged bytes at the last check */
+    int stall_sampled;               /* stall_acked was taken while h2o held unwritten bytes */
     char name[ROUTE_MAX_NAME + 1];
     /* request body: req->entity, or streamed from the connection (upload.h) */
     upload_body *ub;
@@ -215,6 +219,57 @@ static size_t take_pending(proxy_stream *ps, h2o_iovec_t *bufs)
     return n;
 }
 
+/* ---------------------------------------------------------------- public write stalls */
+
+static void cancel(proxy_stream *ps, const char *why);
+
+static int public_fd(proxy_stream *ps)
+{
+    h2o_socket_t *sock = ps->conn->callbacks->get_socket != NULL ? ps->conn->callbacks->get_socket(ps->conn) : NULL;
+    return sock != NULL ? h2o_socket_get_fd(sock) : -1;
+}
+
+/*
+ * Every WRITE_TIMEOUT while h2o holds response bytes it has not written (a send in flight, or
+ * the final one): if the public peer acknowledged no byte of the connection since the previous
+ * check, it stopped reading. Its connection is closed abortively (h1: the response is cut, never
+ * a clean short end; h2: every stream of the connection ends) and the mux stream is cancelled, so
+ * the stream's slot, window and buffers are released. A stall is thus cut after one to two
+ * WRITE_TIMEOUTs; a reader that keeps taking bytes, however slowly, never is.
+ */
+static void on_stall_check(h2o_timeout_entry_t *e)
+{
+    proxy_stream *ps = H2O_STRUCT_FROM_MEMBER(proxy_stream, stall_entry, e);
+    if (!ps->sending && !ps->final_sent) {
+        ps->stall_sampled = 0; /* waiting for the tunnel, not for the reader: re-armed by the next send */
+        return;
+    }
+    int fd = public_fd(ps);
+    uint64_t acked;
+    if (sockprogress_acked(fd, &acked) == 0) {
+        if (ps->stall_sampled && acked == ps->stall_acked) {
+            LOG_WARN(LOG_EV_HTTP,
+                     "public connection %llu (%s): the reader took no bytes of a response for WRITE_TIMEOUT (%lld ms): "
+                     "connection reset",
+                     (unsigned long long)ps->conn_id, ps->name, (long long)ps->srv->opt->write_timeout_ms);
+            ps->aborted = 1;
+            cancel(ps, "public reader stalled (WRITE_TIMEOUT)");
+            sockprogress_abort(fd); /* h2o's pending write fails; the request is disposed of */
+            return;
+        }
+        ps->stall_acked = acked;
+        ps->stall_sampled = 1;
+    }
+    h2o_timeout_link(ps->srv->ctx.loop, &ps->srv->write_timeout, &ps->stall_entry);
+}
+
+/* Starts the watchdog when h2o is handed response bytes (no-op while it runs). */
+static void watch_stall(proxy_stream *ps)
+{
+    if (!h2o_timeout_is_linked(&ps->stall_entry))
+        h2o_timeout_link(ps->srv->ctx.loop, &ps->srv->write_timeout, &ps->stall_entry);
+}
+
 /* Sends buffered bytes / the end to h2o when nothing is in flight. */
 static void send_more(proxy_stream *ps)
 {
@@ -235,15 +290,18 @@ static void send_more(proxy_stream *ps)
             if (t != NULL && ps->id != 0)
                 mux_session_consume(t->sess, ps->id, ps->inflight_len);
             ps->final_sent = 1;
+            watch_stall(ps);
             h2o_send(ps->req, bufs, nbufs, H2O_SEND_STATE_FINAL);
             return;
         }
         ps->sending = 1;
+        watch_stall(ps);
         h2o_send(ps->req, bufs, nbufs, H2O_SEND_STATE_IN_PROGRESS);
         return;
     }
     if (ps->ended) {
         ps->final_sent = 1;
+        watch_stall(ps);
         h2o_send(ps->req, NULL, 0, H2O_SEND_STATE_FINAL);
     }
 }
@@ -299,6 +357,8 @@ static void on_dispose(void *p)
     proxy_stream *ps = p;
     if (h2o_timeout_is_linked(&ps->send_entry))
         h2o_timeout_unlink(&ps->send_entry);
+    if (h2o_timeout_is_linked(&ps->stall_entry))
+        h2o_timeout_unlink(&ps->stall_entry);
     if (ps->srv->nrequests > 0)
         ps->srv->nrequests--;
     if (!ps->final_sent)
@@ -600,6 +660,7 @@ int proxy_handle_request(server *srv, h2o_req_t *req)
     ps->req = req;
     ps->head_timeout.cb = on_head_timeout;
     ps->send_entry.cb = on_send_entry;
+    ps->stall_entry.cb = on_stall_check;
     ps->conn = req->conn;
     ps->conn_id = req->conn->id;
     memcpy(ps->name, name, (size_t)nl + 1);
