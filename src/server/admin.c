@@ -31,6 +31,7 @@
 #include "server/metrics.h"
 #include "server/registry.h"
 #include "server/route.h"
+#include "server/security.h"
 #include "server/tunnel.h"
 
 #define SAMPLE_MS 1000 /* rate sampling period */
@@ -266,17 +267,6 @@ static int respond_json_error(h2o_req_t *req, int status, const char *reason, co
     return 0;
 }
 
-static void peer_ip(h2o_req_t *req, char *out, size_t cap)
-{
-    struct sockaddr_storage ss;
-    char host[NI_MAXHOST];
-    socklen_t len = req->conn->callbacks->get_peername(req->conn, (struct sockaddr *)&ss);
-    if (len == 0 || h2o_socket_getnumerichost((struct sockaddr *)&ss, len, host) == SIZE_MAX)
-        snprintf(out, cap, "-");
-    else
-        snprintf(out, cap, "%s", host);
-}
-
 static int authorized(struct admin *a, h2o_req_t *req)
 {
     if (!a->auth)
@@ -335,7 +325,7 @@ static int handle_disconnect(struct admin *a, h2o_req_t *req, const char *name, 
     if (t == NULL || t->dying)
         return respond_json_error(req, 404, "Not Found", "no such client connected");
     char ip[NI_MAXHOST];
-    peer_ip(req, ip, sizeof(ip));
+    security_peer_ip(req, ip, sizeof(ip));
     LOG_INFO(LOG_EV_CONF, "admin: disconnect of %s requested from %s", n, ip);
     tunnel_disconnect(t, "disconnected by an administrator");
     json_t *o = json_object();
@@ -352,11 +342,23 @@ static int handle_disconnect(struct admin *a, h2o_req_t *req, const char *name, 
 static int on_admin_req(h2o_handler_t *self, h2o_req_t *req)
 {
     struct admin *a = ((admin_handler *)self)->a;
+    if (a->auth) {
+        char ip[NI_MAXHOST];
+        security_peer_ip(req, ip, sizeof(ip));
+        int64_t wait = security_basic_wait(a->srv, ip);
+        if (wait > 0) {
+            LOG_INFO(LOG_EV_CONF, "admin: 429 to %s (too many wrong credentials, retry in %lld ms)", ip, (long long)wait);
+            security_too_many(req, wait, "tunnelmux admin: too many failed authentication attempts\n");
+            return 0;
+        }
+    }
     if (!authorized(a, req)) {
         char ip[NI_MAXHOST];
-        peer_ip(req, ip, sizeof(ip));
-        LOG_WARN(LOG_EV_CONF, "admin: %s credentials from %s",
-                 h2o_find_header(&req->headers, H2O_TOKEN_AUTHORIZATION, -1) == -1 ? "missing" : "wrong", ip);
+        security_peer_ip(req, ip, sizeof(ip));
+        int presented = h2o_find_header(&req->headers, H2O_TOKEN_AUTHORIZATION, -1) != -1;
+        LOG_WARN(LOG_EV_CONF, "admin: %s credentials from %s", presented ? "wrong" : "missing", ip);
+        if (presented)
+            security_basic_failed(a->srv, ip, "admin");
         h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_WWW_AUTHENTICATE, NULL,
                        H2O_STRLIT("Basic realm=\"tunnelmux admin\", charset=\"UTF-8\""));
         return respond(req, 401, "Unauthorized", "text/plain; charset=utf-8",
@@ -673,7 +675,7 @@ static void on_log_access(h2o_logger_t *self, h2o_req_t *req)
         metrics_on_request(srv->metrics, &info, (int64_t)now.tv_sec * 1000 + now.tv_usec / 1000);
     if (!log_enabled(LOG_LVL_INFO))
         return;
-    peer_ip(req, ip, sizeof(ip)); /* only for the log line: inet_ntop costs ~5 % of a small request */
+    security_peer_ip(req, ip, sizeof(ip)); /* only for the log line: inet_ntop costs ~5 % of a small request */
     snprintf(num[0], sizeof(num[0]), "%d", req->res.status);
     snprintf(num[1], sizeof(num[1]), "%llu", (unsigned long long)in);
     snprintf(num[2], sizeof(num[2]), "%llu", (unsigned long long)req->bytes_sent);

@@ -126,7 +126,9 @@ static const cfg_option options_table[] = {
     {"INSECURE_NO_AUTH", "insecure-no-auth", CFG_FLAG, "false", OFF(insecure_no_auth), 0, 0,
      "accept clients without a token (testing only; required when no token is configured)", NULL},
     {"AUTH_FAIL_DELAY", "auth-fail-delay", CFG_DURATION, "1s", OFF(auth_fail_delay_ms), 0, 60000,
-     "after 5 failed tunnel logins from one address, wait this long (doubling, max 60 s); 0 = off", NULL},
+     "after 5 failed tunnel logins, or 5 wrong basic-auth credentials (public or admin), from one address within a "
+     "minute, it waits this long (doubling per further failure, max 60 s; 429 meanwhile); 0 = off",
+     NULL},
     {"BASIC_AUTH", "basic-auth", CFG_STRING, NULL, OFF(basic_auth), 0, 0,
      "user:password required from public users of every name (HTTP basic auth; never logged)", NULL},
     {"BASIC_AUTH_FILE", "basic-auth-file", CFG_STRING, NULL, OFF(basic_auth_file), 0, 0,
@@ -239,12 +241,14 @@ static int security_setup(server *srv, char *err, size_t errlen)
         }
     }
     srv->throttle = malloc(sizeof(*srv->throttle));
+    srv->basic_throttle = malloc(sizeof(*srv->basic_throttle));
     srv->guard = malloc(sizeof(*srv->guard));
-    if (srv->throttle == NULL || srv->guard == NULL) {
+    if (srv->throttle == NULL || srv->basic_throttle == NULL || srv->guard == NULL) {
         snprintf(err, errlen, "out of memory");
         return -1;
     }
     auth_throttle_init(srv->throttle, (uint32_t)o->auth_fail_delay_ms);
+    auth_throttle_init(srv->basic_throttle, (uint32_t)o->auth_fail_delay_ms);
     guard_init(srv->guard, (uint32_t)o->h2_reset_budget, o->h2_reset_window_ms);
     if (srv->tokens.n == 0)
         LOG_WARN(LOG_EV_CONF,
@@ -262,8 +266,10 @@ static void security_free(server *srv)
     auth_list_free(&srv->tokens);
     auth_list_free(&srv->basic);
     free(srv->throttle);
+    free(srv->basic_throttle);
     free(srv->guard);
     srv->throttle = NULL;
+    srv->basic_throttle = NULL;
     srv->guard = NULL;
 }
 

@@ -3,6 +3,7 @@
  */
 #include "server/security.h"
 
+#include <netdb.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -14,6 +15,7 @@
 #include "server/metrics.h"
 #include "server/phr.h"
 #include "server/ratelimit.h"
+#include "server/route.h"
 
 static void add_header(h2o_req_t *req, const h2o_token_t *token, const char *value)
 {
@@ -23,7 +25,7 @@ static void add_header(h2o_req_t *req, const h2o_token_t *token, const char *val
     h2o_add_header(&req->pool, &req->res.headers, token, NULL, v, n);
 }
 
-static void too_many(h2o_req_t *req, int64_t wait_ms, const char *msg)
+void security_too_many(h2o_req_t *req, int64_t wait_ms, const char *msg)
 {
     char ra[24];
     snprintf(ra, sizeof(ra), "%lld", (long long)((wait_ms + 999) / 1000));
@@ -31,12 +33,40 @@ static void too_many(h2o_req_t *req, int64_t wait_ms, const char *msg)
     h2o_send_error_generic(req, 429, "Too Many Requests", msg, H2O_SEND_ERROR_KEEP_HEADERS);
 }
 
+void security_peer_ip(h2o_req_t *req, char *out, size_t cap)
+{
+    struct sockaddr_storage ss;
+    char host[NI_MAXHOST];
+    socklen_t len = req->conn->callbacks->get_peername(req->conn, (struct sockaddr *)&ss);
+    if (len == 0 || h2o_socket_getnumerichost((struct sockaddr *)&ss, len, host) == SIZE_MAX)
+        snprintf(out, cap, "-");
+    else
+        snprintf(out, cap, "%s", host);
+}
+
+int64_t security_basic_wait(server *srv, const char *ip)
+{
+    return strcmp(ip, "-") != 0 ? auth_throttle_check(srv->basic_throttle, ip, server_now(srv)) : 0;
+}
+
+void security_basic_failed(server *srv, const char *ip, const char *what)
+{
+    if (strcmp(ip, "-") == 0)
+        return;
+    /* no auth_throttle_success on a right answer: credentials valid for one name must not clear the
+     * count of guesses at another; a quiet minute does (AUTH_FAIL_WINDOW_MS) */
+    int64_t wait = auth_throttle_fail(srv->basic_throttle, ip, server_now(srv));
+    if (wait > 0)
+        LOG_WARN(LOG_EV_HTTP, "%s: repeated wrong basic-auth credentials from %s: it must wait %lld ms (429 meanwhile)", what, ip,
+                 (long long)wait);
+}
+
 int security_condemned(server *srv, h2o_req_t *req)
 {
     if (!guard_is_condemned(srv->guard, req->conn->id))
         return 0;
     req->http1_is_persistent = 0;
-    too_many(req, srv->opt->h2_reset_window_ms, "tunnelmux: too many cancelled requests on this connection\n");
+    security_too_many(req, srv->opt->h2_reset_window_ms, "tunnelmux: too many cancelled requests on this connection\n");
     return 1;
 }
 
@@ -125,12 +155,26 @@ int security_admit(server *srv, tunnel *t, h2o_req_t *req, const char *name, int
         return 1;
     }
     if (srv->basic.n > 0 && auth_list_covers(&srv->basic, name)) {
+        char ip[NI_MAXHOST];
+        security_peer_ip(req, ip, sizeof(ip));
+        int64_t wait = security_basic_wait(srv, ip);
+        if (wait > 0) {
+            LOG_INFO(LOG_EV_HTTP, "request for %s refused: 429 (too many wrong basic-auth credentials from %s, retry in %lld ms)",
+                     name, ip, (long long)wait);
+            security_too_many(req, wait, "tunnelmux: too many failed authentication attempts\n");
+            return 1;
+        }
         if (!basic_ok(srv, req, name)) {
+            int presented = h2o_find_header(&req->headers, H2O_TOKEN_AUTHORIZATION, -1) != -1;
+            if (presented) {
+                char what[ROUTE_MAX_NAME + 16];
+                snprintf(what, sizeof(what), "name %s", name);
+                security_basic_failed(srv, ip, what);
+            }
             char realm[400];
             snprintf(realm, sizeof(realm), "Basic realm=\"%s.%s\", charset=\"UTF-8\"", name, srv->domain);
             add_header(req, H2O_TOKEN_WWW_AUTHENTICATE, realm);
-            LOG_INFO(LOG_EV_HTTP, "request for %s refused: 401 (basic auth %s)", name,
-                     h2o_find_header(&req->headers, H2O_TOKEN_AUTHORIZATION, -1) == -1 ? "missing" : "wrong");
+            LOG_INFO(LOG_EV_HTTP, "request for %s refused: 401 (basic auth %s)", name, presented ? "wrong" : "missing");
             h2o_send_error_generic(req, 401, "Unauthorized", "tunnelmux: authentication required\n", H2O_SEND_ERROR_KEEP_HEADERS);
             return 1;
         }
@@ -142,7 +186,7 @@ int security_admit(server *srv, tunnel *t, h2o_req_t *req, const char *name, int
         LOG_DEBUG(LOG_EV_HTTP, "request for %s refused: 429 (RATE_LIMIT_BPS, retry in %lld ms)", name, (long long)wait);
         if (srv->metrics != NULL)
             metrics_on_rate_limited(srv->metrics, name);
-        too_many(req, wait, "tunnelmux: rate limit exceeded (bytes per second)\n");
+        security_too_many(req, wait, "tunnelmux: rate limit exceeded (bytes per second)\n");
         return 1;
     }
     wait = ratelimit_take(&t->rl_requests, 1, now);
@@ -150,7 +194,7 @@ int security_admit(server *srv, tunnel *t, h2o_req_t *req, const char *name, int
         LOG_DEBUG(LOG_EV_HTTP, "request for %s refused: 429 (RATE_LIMIT_RPS, retry in %lld ms)", name, (long long)wait);
         if (srv->metrics != NULL)
             metrics_on_rate_limited(srv->metrics, name);
-        too_many(req, wait, "tunnelmux: rate limit exceeded (requests per second)\n");
+        security_too_many(req, wait, "tunnelmux: rate limit exceeded (requests per second)\n");
         return 1;
     }
     if (req->entity.base != NULL)

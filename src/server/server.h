@@ -101,10 +101,11 @@ struct server {
     struct admin *admin;     /* the admin listener (admin.h), NULL when off */
     size_t nrequests;        /* public requests routed to a tunnel and not yet disposed by h2o (drain) */
     /* security (docs/SECURITY.md) */
-    auth_list tokens;        /* client tokens (AUTH_TOKEN, AUTH_TOKENS_FILE) */
-    auth_list basic;         /* public credentials (BASIC_AUTH, BASIC_AUTH_FILE) */
-    auth_throttle *throttle; /* failed tunnel authentications per address */
-    guard_table *guard;      /* Rapid Reset budget per public connection */
+    auth_list tokens;              /* client tokens (AUTH_TOKEN, AUTH_TOKENS_FILE) */
+    auth_list basic;               /* public credentials (BASIC_AUTH, BASIC_AUTH_FILE) */
+    auth_throttle *throttle;       /* failed tunnel authentications per address */
+    auth_throttle *basic_throttle; /* wrong basic-auth credentials per address (public names, admin) */
+    guard_table *guard;            /* Rapid Reset budget per public connection */
 };
 
 /* Exit: makes h2o close the connections still open on |ctx| (idle HTTP/1 keep-alive, HTTP/2 after

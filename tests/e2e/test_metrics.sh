@@ -176,6 +176,12 @@ check_contains "registration logged" '"msg":"tunnel registered: name=beta' "$(ca
 check_contains "refusal logged with reason" 'reason=NAME_TAKEN' "$(cat "$T/server.log")"
 check_contains "lost tunnel logged with reason" 'tunnel lost: name=beta' "$(cat "$T/server.log")"
 check_contains "wrong admin credentials logged" 'admin: wrong credentials from 127.0.0.1' "$(cat "$T/server.log")"
+# four wrong answers above: one more is free, the next starts a 1 s wait (AUTH_FAIL_DELAY)
+curl -s -o /dev/null -u "$ADMIN_USER_V:guess1" "$ADMIN/api/clients"
+check_eq "the 6th wrong admin password -> 401" 401 "$(curl -s -o /dev/null -w '%{http_code}' -u "$ADMIN_USER_V:guess2" "$ADMIN/api/clients")"
+check_eq "right admin credentials during the wait -> 429" 429 "$(curl -s -o /dev/null -w '%{http_code}' -u "$ADMIN_USER_V:$ADMIN_PASS_V" "$ADMIN/api/clients")"
+sleep 1.2
+check_eq "after the wait -> 200" 200 "$(curl -s -o /dev/null -w '%{http_code}' -u "$ADMIN_USER_V:$ADMIN_PASS_V" "$ADMIN/api/clients")"
 b64=$(printf '%s' "$ADMIN_USER_V:$ADMIN_PASS_V" | base64)
 for f in "$T/server.log" "$T"/client-*.log; do
     check_not_contains "no admin password in $(basename "$f")" "$ADMIN_PASS_V" "$(cat "$f")"

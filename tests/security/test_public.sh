@@ -37,6 +37,28 @@ check_eq "Forward-Authorization reaches the service as Authorization; ours is co
 check_eq "other names need no credentials" 200 "$(tcurl open / -o /dev/null -w '%{http_code}')"
 check_not_contains "password never logged" "s3cret-pw" "$(cat "$T"/server.log "$T"/client-*.log)"
 
+echo "== password guessing is throttled per address (AUTH_FAIL_DELAY: 5 free per minute, then 1 s, doubling)"
+# two wrong answers above; three more are free, the next one starts a 1 s wait
+seen_before=$(grep -c '"GET\|"POST' "$T/echo-shop.log")
+for i in 1 2 3 4; do
+    check_eq "wrong guess $i of 4 -> 401" 401 "$(tcurl shop / -u "shop-user:guess$i" -o /dev/null -w '%{http_code}')"
+done
+code=$(tcurl shop / -u shop-user:s3cret-pw -D "$T/h" -o "$T/b" -w '%{http_code}')
+check_eq "right credentials during the wait -> 429 (a right guess is not confirmed)" 429 "$code"
+check_contains "429 with Retry-After" "retry-after: 1" "$(tr -d '\r' <"$T/h" | tr A-Z a-z)"
+check_eq "another address is not affected" 200 \
+    "$(tcurl shop / --interface 127.0.0.2 -u shop-user:s3cret-pw -o /dev/null -w '%{http_code}')"
+check_eq "names without basic auth are not affected" 200 "$(tcurl open / -o /dev/null -w '%{http_code}')"
+sleep 1.2
+check_eq "after the wait, right credentials -> 200" 200 "$(tcurl shop / -u shop-user:s3cret-pw -o /dev/null -w '%{http_code}')"
+check_eq "the next wrong guess -> 401 ..." 401 "$(tcurl shop / -u shop-user:guess5 -o /dev/null -w '%{http_code}')"
+code=$(tcurl shop / -u shop-user:s3cret-pw -D "$T/h" -o /dev/null -w '%{http_code}')
+check_eq "... and a 2 s wait (doubling)" 429 "$code"
+check_contains "Retry-After 2" "retry-after: 2" "$(tr -d '\r' <"$T/h" | tr A-Z a-z)"
+check_contains "the wait is logged with the address" "repeated wrong basic-auth credentials from 127.0.0.1" "$(cat "$T/server.log")"
+check_eq "the local service saw only the two admitted requests" 2 "$(($(grep -c '"GET\|"POST' "$T/echo-shop.log") - seen_before))"
+sleep 2.2 # leave 127.0.0.1 free to try again for the cases below
+
 echo "== header limits (MAX_HEADER_COUNT=40, MAX_HEADER_BYTES=16k)"
 hs=()
 for i in $(seq 1 45); do hs+=(-H "x-h$i: v"); done
