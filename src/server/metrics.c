@@ -132,6 +132,16 @@ void metrics_on_refused(metrics *m, const char *reason)
 }
 
 /* Counts a rate-limit hit (see metrics.h). */
+void metrics_on_reader_stalled(metrics *m)
+{
+    m->stalled_readers++;
+}
+
+void metrics_on_auth_throttled(metrics *m)
+{
+    m->auth_throttled++;
+}
+
 void metrics_on_rate_limited(metrics *m, const char *name)
 {
     m->rate_limited++;
@@ -359,6 +369,12 @@ int metrics_render_prometheus(const metrics *m, const metrics_live *live, size_t
     }
     help(&b, "tunnelmux_rate_limit_hits_total", "counter", "Public requests refused by a rate limit.");
     sample_u64(&b, "tunnelmux_rate_limit_hits_total", NULL, NULL, m->rate_limited);
+    help(&b, "tunnelmux_public_write_stalls_total", "counter",
+         "Public readers cut (connection reset) for taking no bytes of a response for WRITE_TIMEOUT.");
+    sample_u64(&b, "tunnelmux_public_write_stalls_total", NULL, NULL, m->stalled_readers);
+    help(&b, "tunnelmux_basic_auth_throttled_total", "counter",
+         "Requests answered 429 because their address sent wrong basic-auth credentials (public names and admin).");
+    sample_u64(&b, "tunnelmux_basic_auth_throttled_total", NULL, NULL, m->auth_throttled);
 
     help(&b, "tunnelmux_requests_total", "counter", "Public requests finished, by status class (all clients and unrouted).");
     for (int k = 0; k < METRICS_NCLASSES; k++) {

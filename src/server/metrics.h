@@ -93,6 +93,8 @@ struct metrics {
     uint64_t tunnels_accepted;
     uint64_t reconnects; /* registrations of a name already seen */
     uint64_t rate_limited;
+    uint64_t stalled_readers; /* public readers cut for taking no bytes for WRITE_TIMEOUT */
+    uint64_t auth_throttled;  /* requests answered 429 after wrong basic-auth credentials (public, admin) */
     struct {
         char reason[32];
         uint64_t count;
@@ -123,6 +125,10 @@ void metrics_on_tunnel_closed(metrics *m, const char *name, const mux_session_st
 void metrics_on_refused(metrics *m, const char *reason);
 /* A public request for |name| (NULL = not attributable) was refused by a rate limit. */
 void metrics_on_rate_limited(metrics *m, const char *name);
+/* A public reader was cut for taking no bytes for WRITE_TIMEOUT (proxy.c). */
+void metrics_on_reader_stalled(metrics *m);
+/* A request was answered 429 because its address sent wrong basic-auth credentials (security.c). */
+void metrics_on_auth_throttled(metrics *m);
 /* A public request finished (the access record). */
 void metrics_on_request(metrics *m, const metrics_request_info *info, int64_t now_unix_ms);
 

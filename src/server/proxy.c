@@ -32,6 +32,7 @@
 #include "h2o/http1.h"
 #include "server/admin.h"
 #include "server/headers.h"
+#include "server/metrics.h"
 #include "server/route.h"
 #include "server/security.h"
 #include "server/sockprogress.h"
@@ -252,6 +253,8 @@ static void on_stall_check(h2o_timeout_entry_t *e)
                      "public connection %llu (%s): the reader took no bytes of a response for WRITE_TIMEOUT (%lld ms): "
                      "connection reset",
                      (unsigned long long)ps->conn_id, ps->name, (long long)ps->srv->opt->write_timeout_ms);
+            if (ps->srv->metrics != NULL)
+                metrics_on_reader_stalled(ps->srv->metrics);
             ps->aborted = 1;
             cancel(ps, "public reader stalled (WRITE_TIMEOUT)");
             sockprogress_abort(fd); /* h2o's pending write fails; the request is disposed of */

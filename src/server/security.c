@@ -46,7 +46,10 @@ void security_peer_ip(h2o_req_t *req, char *out, size_t cap)
 
 int64_t security_basic_wait(server *srv, const char *ip)
 {
-    return strcmp(ip, "-") != 0 ? auth_throttle_check(srv->basic_throttle, ip, server_now(srv)) : 0;
+    int64_t wait = strcmp(ip, "-") != 0 ? auth_throttle_check(srv->basic_throttle, ip, server_now(srv)) : 0;
+    if (wait > 0 && srv->metrics != NULL)
+        metrics_on_auth_throttled(srv->metrics);
+    return wait;
 }
 
 void security_basic_failed(server *srv, const char *ip, const char *what)

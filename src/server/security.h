@@ -15,9 +15,10 @@ void security_peer_ip(h2o_req_t *req, char *out, size_t cap);
 /*
  * Wrong basic-auth credentials per address (AUTH_FAIL_DELAY; auth.h's throttle, shared by the
  * public names and the admin listener). security_basic_wait: milliseconds |ip| must still wait
- * before credentials are looked at again (0: now); callers answer 429 + Retry-After meanwhile, so
- * a right guess during the wait is not confirmed. security_basic_failed: records wrong credentials
- * from |ip| (not their absence: a browser's first try) and logs when a wait starts.
+ * before its credentials are looked at again (0: now); callers answer 429 + Retry-After meanwhile
+ * (counted in the metrics), so a right guess during the wait is not confirmed.
+ * security_basic_failed: records wrong credentials from |ip| (not their absence: a browser's first
+ * try) and logs when a wait starts.
  */
 int64_t security_basic_wait(server *srv, const char *ip);
 void security_basic_failed(server *srv, const char *ip, const char *what);

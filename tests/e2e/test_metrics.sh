@@ -182,6 +182,7 @@ check_eq "the 6th wrong admin password -> 401" 401 "$(curl -s -o /dev/null -w '%
 check_eq "right admin credentials during the wait -> 429" 429 "$(curl -s -o /dev/null -w '%{http_code}' -u "$ADMIN_USER_V:$ADMIN_PASS_V" "$ADMIN/api/clients")"
 sleep 1.2
 check_eq "after the wait -> 200" 200 "$(curl -s -o /dev/null -w '%{http_code}' -u "$ADMIN_USER_V:$ADMIN_PASS_V" "$ADMIN/api/clients")"
+check_eq "the 429 is counted" "tunnelmux_basic_auth_throttled_total 1" "$(acurl "$ADMIN/metrics" | grep '^tunnelmux_basic_auth_throttled_total')"
 b64=$(printf '%s' "$ADMIN_USER_V:$ADMIN_PASS_V" | base64)
 for f in "$T/server.log" "$T"/client-*.log; do
     check_not_contains "no admin password in $(basename "$f")" "$ADMIN_PASS_V" "$(cat "$f")"

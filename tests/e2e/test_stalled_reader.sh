@@ -43,6 +43,9 @@ wait "$PB" "$PM"
 check_eq "the stalled download's connection was reset (never a clean short end)" reset "$(cat "$T/stall-big.out")"
 check_eq "a stall after the final send is cut too" reset "$(cat "$T/stall-mid.out")"
 check_eq "two stalls logged" 2 "$(grep -c 'took no bytes of a response for WRITE_TIMEOUT' "$T/server.log")"
+ADMIN_PORT=$(admin_port)
+check_eq "two stalls counted" "tunnelmux_public_write_stalls_total 2" \
+    "$(curl -sS --max-time 5 "http://127.0.0.1:$ADMIN_PORT/metrics" | grep '^tunnelmux_public_write_stalls_total')"
 
 echo "== a slow reader is not cut"
 # 100 KB/s for 10 s (3.3 WRITE_TIMEOUTs) with a 64 KiB receive buffer: its window reopens about
