@@ -1027,6 +1027,61 @@ START_TEST(test_open_odd_shapes_agree)
 }
 END_TEST
 
+/* The OPEN examples of PROTOCOL.md §4.3, byte for byte, both ways. */
+START_TEST(test_open_doc_examples)
+{
+    static const uint8_t req[] = {0x49, 0x22, 0x47, 0x08, 0x03, 0x10, 0x01, 0x1a, 0x03, 0x47, 0x45, 0x54, 0x22, 0x05, 0x68,
+                                  0x74, 0x74, 0x70, 0x73, 0x2a, 0x10, 0x64, 0x65, 0x6d, 0x6f, 0x2e, 0x65, 0x78, 0x61, 0x6d,
+                                  0x70, 0x6c, 0x65, 0x2e, 0x63, 0x6f, 0x6d, 0x32, 0x01, 0x2f, 0x4a, 0x0d, 0x0a, 0x06, 0x61,
+                                  0x63, 0x63, 0x65, 0x70, 0x74, 0x12, 0x03, 0x2a, 0x2f, 0x2a, 0x52, 0x11, 0x32, 0x30, 0x33,
+                                  0x2e, 0x30, 0x2e, 0x31, 0x31, 0x33, 0x2e, 0x37, 0x3a, 0x35, 0x31, 0x30, 0x30, 0x30};
+    static const uint8_t resp[] = {0x20, 0x22, 0x1e, 0x08, 0x03, 0x38, 0xc8, 0x01, 0x42, 0x02, 0x4f,
+                                   0x4b, 0x4a, 0x13, 0x0a, 0x0e, 0x63, 0x6f, 0x6e, 0x74, 0x65, 0x6e,
+                                   0x74, 0x2d, 0x6c, 0x65, 0x6e, 0x67, 0x74, 0x68, 0x12, 0x01, 0x35};
+    mux_header rh = {iov_str("accept"), iov_str("*/*")};
+    mux_frame f;
+    memset(&f, 0, sizeof(f));
+    f.type = MUX_FRAME_OPEN;
+    f.stream_id = 3;
+    f.head.flags = MUX_HEAD_END_STREAM;
+    f.head.method = iov_str("GET");
+    f.head.scheme = iov_str("https");
+    f.head.authority = iov_str("demo.example.com");
+    f.head.path = iov_str("/");
+    f.head.remote_addr = iov_str("203.0.113.7:51000");
+    f.head.headers = &rh;
+    f.head.nheaders = 1;
+    mux_buf b;
+    mux_buf_init(&b);
+    ck_assert_int_eq(mux_frame_encode(&f, &b, NULL), 0);
+    ck_assert_uint_eq(b.len, sizeof(req));
+    ck_assert(memcmp(b.base, req, sizeof(req)) == 0);
+    mux_frame d;
+    ck_assert_int_eq(decode_raw(req, sizeof(req), &d), (ssize_t)sizeof(req));
+    ck_assert(heads_same(&d.head, &f.head));
+    ck_assert_uint_eq(d.stream_id, 3);
+    mux_frame_clear(&d, NULL);
+    mux_buf_free(&b, NULL);
+
+    mux_header sh = {iov_str("content-length"), iov_str("5")};
+    memset(&f, 0, sizeof(f));
+    f.type = MUX_FRAME_OPEN;
+    f.stream_id = 3;
+    f.head.status = 200;
+    f.head.reason = iov_str("OK");
+    f.head.headers = &sh;
+    f.head.nheaders = 1;
+    mux_buf_init(&b);
+    ck_assert_int_eq(mux_frame_encode(&f, &b, NULL), 0);
+    ck_assert_uint_eq(b.len, sizeof(resp));
+    ck_assert(memcmp(b.base, resp, sizeof(resp)) == 0);
+    ck_assert_int_eq(decode_raw(resp, sizeof(resp), &d), (ssize_t)sizeof(resp));
+    ck_assert(heads_same(&d.head, &f.head));
+    mux_frame_clear(&d, NULL);
+    mux_buf_free(&b, NULL);
+}
+END_TEST
+
 static Suite *make_suite(void)
 {
     Suite *s = suite_create("frame_codec");
@@ -1044,6 +1099,7 @@ static Suite *make_suite(void)
     tcase_add_test(tc, test_nomem);
     tcase_add_test(tc, test_open_matches_protobuf_c);
     tcase_add_test(tc, test_open_odd_shapes_agree);
+    tcase_add_test(tc, test_open_doc_examples);
     suite_add_tcase(s, tc);
     return s;
 }
