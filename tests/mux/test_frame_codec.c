@@ -8,6 +8,7 @@
 
 #include "check_main.h"
 #include "frame_codec.h"
+#include "frames_same.h"
 #include "tunnel.pb-c.h"
 
 #define NO_LIMIT UINT32_MAX
@@ -774,23 +775,6 @@ START_TEST(test_nomem)
 END_TEST
 
 /* ---------------------------------------------------------------- OPEN fast paths vs protobuf-c */
-
-static int iov_same(mux_iovec a, mux_iovec b)
-{
-    return a.len == b.len && (a.len == 0 || memcmp(a.base, b.base, a.len) == 0);
-}
-
-static int heads_same(const mux_head *x, const mux_head *y)
-{
-    if (x->flags != y->flags || x->status != y->status || !iov_same(x->method, y->method) || !iov_same(x->scheme, y->scheme) ||
-        !iov_same(x->authority, y->authority) || !iov_same(x->path, y->path) || !iov_same(x->remote_addr, y->remote_addr) ||
-        !iov_same(x->reason, y->reason) || x->nheaders != y->nheaders)
-        return 0;
-    for (size_t i = 0; i < x->nheaders; i++)
-        if (!iov_same(x->headers[i].name, y->headers[i].name) || !iov_same(x->headers[i].value, y->headers[i].value))
-            return 0;
-    return 1;
-}
 
 static uint64_t rng_next(uint64_t *s)
 {
