@@ -42,6 +42,9 @@ enum { WT_VARINT = 0, WT_I64 = 1, WT_LEN = 2, WT_SGROUP = 3, WT_EGROUP = 4, WT_I
 #define OPEN_HEADERS 9
 #define OPEN_REMOTE_ADDR 10
 #define TAG(field, wt) ((uint8_t)((field) << 3 | (wt)))
+/* protobuf-c reads a length prefix of at most 5 bytes (a longer, over-long encoding is an error
+ * there): the OPEN fast path leaves such input to it */
+#define PB_LEN_PREFIX_MAX 5
 /* OPEN heads with up to this many headers are decoded in one pass (kept on the stack meanwhile) */
 #define OPEN_FAST_HEADERS 48
 /* Open.headers (9, LEN), Header.name (1, LEN), Header.value (2, LEN) */
@@ -849,12 +852,12 @@ static int map_frame(const Tunnelmux__Frame *m, mux_frame *out, uint32_t max_hea
 }
 
 /* Reads a LEN field's length at |p| and checks it fits in |len|; returns the varint's byte count or
- * 0 (truncated, over-long, runs past |len|). */
+ * 0 (truncated, longer than the 5 bytes protobuf-c takes for a length, runs past |len|). */
 static int len_field(const uint8_t *p, size_t len, mux_iovec *v)
 {
     uint64_t l;
     int n = mux_varint_get(p, len, &l);
-    if (n <= 0 || l > len - (size_t)n)
+    if (n <= 0 || n > PB_LEN_PREFIX_MAX || l > len - (size_t)n)
         return 0;
     v->base = l != 0 ? (uint8_t *)(uintptr_t)(p + n) : NULL; /* protobuf-c: empty bytes are NULL */
     v->len = (size_t)l;
@@ -1052,7 +1055,7 @@ static ssize_t decode_record(const uint8_t *in, size_t len, mux_frame *out, uint
             rv = decode_data(msg, (size_t)dlen, out, reason);
             if (rv == 0)
                 return total;
-        } else if (field == MUX_FRAME_OPEN) {
+        } else if (field == MUX_FRAME_OPEN && dn <= PB_LEN_PREFIX_MAX) {
             rv = decode_open(msg, (size_t)dlen, out, max_header_count, max_header_bytes, mem, reason);
             if (rv == 1)
                 return total;

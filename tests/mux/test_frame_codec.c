@@ -1003,6 +1003,24 @@ START_TEST(test_open_odd_shapes_agree)
     ob_varint(&o, 7 << 3);
     o.b[o.n++] = 0x80;
     ck_assert_int_eq(open_both(&o, &allocs), MUX_ERR_FRAME_DECODE);
+    o.n = 0; /* an over-long (7-byte) length prefix: protobuf-c takes at most 5 (found by fuzz_frame_decode) */
+    ob_int(&o, 1, 3);
+    ob_varint(&o, 3 << 3 | 2);
+    static const uint8_t longlen[] = {0x85, 0x80, 0x80, 0x80, 0x80, 0x80, 0x00};
+    memcpy(o.b + o.n, longlen, sizeof(longlen));
+    o.n += sizeof(longlen);
+    memcpy(o.b + o.n, "GET/x", 5);
+    o.n += 5;
+    ck_assert_int_eq(open_both(&o, &allocs), MUX_ERR_FRAME_DECODE);
+    o.n = 0; /* a 5-byte one is fine both ways */
+    ob_int(&o, 1, 3);
+    ob_varint(&o, 3 << 3 | 2);
+    static const uint8_t len5[] = {0x83, 0x80, 0x80, 0x80, 0x00};
+    memcpy(o.b + o.n, len5, sizeof(len5));
+    o.n += sizeof(len5);
+    memcpy(o.b + o.n, "GET", 3);
+    o.n += 3;
+    ck_assert_int_gt(open_both(&o, &allocs), 0);
     o.n = 0; /* over the header limits */
     ob_int(&o, 1, 5);
     for (int i = 0; i < 101; i++)
