@@ -179,7 +179,8 @@ int http1_build_request(const mux_head *head, http1_host_mode mode, const char *
         } else if (http_name_is(n, h->name.len, "upgrade")) {
             have_upgrade = 1;
         } else if (http_name_is(n, h->name.len, "sec-websocket-key") && h->value.len < sizeof(out->ws_key)) {
-            memcpy(out->ws_key, v, h->value.len);
+            if (h->value.len != 0) /* an empty value comes with a NULL base */
+                memcpy(out->ws_key, v, h->value.len);
             out->ws_key[h->value.len] = '\0';
         }
     }

@@ -493,6 +493,10 @@ int admin_start(server *srv, char *bound, size_t boundlen, char *err, size_t err
         snprintf(err, errlen, "ADMIN_USER: must not contain ':' (HTTP basic auth)");
         return -1;
     }
+    if (o->admin_tls && srv->ssl_ctx == NULL) {
+        snprintf(err, errlen, "ADMIN_TLS: needs TLS_CERT and TLS_KEY (the admin listener uses the public certificate)");
+        return -1;
+    }
     struct sockaddr_storage ss;
     socklen_t sslen = 0;
     if (parse_addr(addr, &ss, &sslen, err, errlen) != 0)
@@ -561,6 +565,7 @@ int admin_start(server *srv, char *bound, size_t boundlen, char *err, size_t err
     h->a = a;
     h2o_context_init(&a->ctx, srv->ctx.loop, &a->config);
     a->accept_ctx.ctx = &a->ctx;
+    a->accept_ctx.ssl_ctx = o->admin_tls ? srv->ssl_ctx : NULL; /* shared with the public listener */
     a->accept_ctx.hosts = a->config.hosts;
     a->listener = h2o_evloop_socket_create(srv->ctx.loop, fd, H2O_SOCKET_FLAG_DONT_READ);
     a->listener->data = a;

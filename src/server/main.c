@@ -108,6 +108,9 @@ static const cfg_option options_table[] = {
     {"ADMIN_USER", "admin-user", CFG_STRING, "", OFF(admin_user), 0, 0,
      "admin basic-auth user (with ADMIN_PASSWORD; required unless ADMIN_ADDR is loopback)", NULL},
     {"ADMIN_PASSWORD", "admin-password", CFG_STRING, "", OFF(admin_password), 0, 0, "admin basic-auth password", NULL},
+    {"ADMIN_TLS", "admin-tls", CFG_FLAG, "false", OFF(admin_tls), 0, 0,
+     "serve the admin listener over TLS with TLS_CERT/TLS_KEY (off loopback, basic auth over cleartext exposes the password)",
+     NULL},
     {"LOG_FILE", "log-file", CFG_STRING, "", OFF(log_file), 0, 0, "append logs to this file instead of stderr; SIGHUP reopens it",
      NULL},
     {"PING_INTERVAL", "ping-interval", CFG_DURATION, "15s", OFF(ping_interval_ms), 0, 3600000,
@@ -463,7 +466,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "tunnelmux-server: %s\n", err);
         return startup_failed_h2o(srv, &opt, 2);
     }
-    LOG_INFO(LOG_EV_CONF, "admin listener: %s%s", admin_bound,
+    LOG_INFO(LOG_EV_CONF, "admin listener: %s%s%s", admin_bound, srv->admin != NULL && opt.admin_tls ? " (TLS)" : "",
              srv->admin == NULL  ? ""
              : opt.admin_user[0] ? " (basic auth)"
                                  : " (loopback only, no auth)");

@@ -36,6 +36,7 @@ typedef struct {
     char *admin_addr;              /* ADMIN_ADDR ("off" or "" = no admin listener) */
     char *admin_user;              /* ADMIN_USER */
     char *admin_password;          /* ADMIN_PASSWORD */
+    int admin_tls;                 /* ADMIN_TLS: the admin listener speaks TLS (TLS_CERT/TLS_KEY) */
     char *log_file;                /* LOG_FILE ("" = stderr; reopened on SIGHUP) */
     int64_t ping_interval_ms;      /* PING_INTERVAL (0 = no keepalive PINGs) */
     int64_t ping_timeout_ms;       /* PING_TIMEOUT (0 = never declare a silent client dead) */

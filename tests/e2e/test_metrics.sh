@@ -190,6 +190,23 @@ for f in "$T/server.log" "$T"/client-*.log; do
     check_not_contains "no auth token in $(basename "$f")" "$TOKEN" "$(cat "$f")"
 done
 
+echo "== ADMIN_TLS: the admin listener over TLS with the public certificate"
+make_cert "$T"
+TA_PORT=$(free_port)
+spawn TA_PID "$T/server-admintls.log" env PORT="$(free_port)" DOMAIN="$DOMAIN" LISTEN_ADDR=127.0.0.1 ADMIN_ADDR="127.0.0.1:$TA_PORT" \
+    ADMIN_TLS=1 TLS_CERT="$T/cert.pem" TLS_KEY="$T/key.pem" ADMIN_USER=ops ADMIN_PASSWORD=tls-pw AUTH_TOKEN="$E2E_TOKEN" "$SERVER_BIN"
+if wait_port "$TA_PORT" 10; then
+    check_eq "metrics over https" 200 \
+        "$(curl -s --max-time 5 --cacert "$T/cert.pem" -u ops:tls-pw -o /dev/null -w '%{http_code}' "https://127.0.0.1:$TA_PORT/metrics")"
+    check_eq "... over h2 too" "2 200" \
+        "$(curl -s --max-time 5 --http2 --cacert "$T/cert.pem" -u ops:tls-pw -o /dev/null -w '%{http_version} %{http_code}' "https://127.0.0.1:$TA_PORT/api/clients")"
+    check_eq "no cleartext answer" 000 "$(curl -s --max-time 3 -u ops:tls-pw -o /dev/null -w '%{http_code}' "http://127.0.0.1:$TA_PORT/metrics")"
+    check_contains "logged as TLS" "admin listener: 127.0.0.1:$TA_PORT (TLS) (basic auth)" "$(cat "$T/server-admintls.log")"
+else
+    fail "TLS admin listener up" "$(tail -3 "$T/server-admintls.log")"
+fi
+stop_pid "$TA_PID"
+
 echo "== start-up checks"
 # bad ADMIN_* settings stop the server at once with a clear message (exit 2)
 startup() { # startup LOGNAME VAR=VALUE...: runs the server expecting a start-up error; prints "rc: message"
@@ -203,6 +220,8 @@ check_match "0.0.0.0 without credentials refused" '^2: .*ADMIN_ADDR: .* is not a
 out=$(startup exposed6 "ADMIN_ADDR=[::]:$(free_port)")
 check_match ":: without credentials refused" '^2: .*not a loopback address' "$out"
 out=$(startup useronly ADMIN_ADDR=127.0.0.1:$(free_port) ADMIN_USER=x)
+check_match "ADMIN_TLS without a certificate refused" '^2: .*ADMIN_TLS: needs TLS_CERT and TLS_KEY' \
+    "$(startup admintls ADMIN_ADDR=127.0.0.1:$(free_port) ADMIN_TLS=1)"
 check_match "user without password refused" '^2: .*ADMIN_PASSWORD: must be set together with ADMIN_USER' "$out"
 out=$(startup badaddr ADMIN_ADDR=localhost)
 check_match "malformed ADMIN_ADDR refused" '^2: .*ADMIN_ADDR: localhost is not IP:PORT' "$out"
