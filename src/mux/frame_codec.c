@@ -42,8 +42,9 @@ enum { WT_VARINT = 0, WT_I64 = 1, WT_LEN = 2, WT_SGROUP = 3, WT_EGROUP = 4, WT_I
 #define OPEN_HEADERS 9
 #define OPEN_REMOTE_ADDR 10
 #define TAG(field, wt) ((uint8_t)((field) << 3 | (wt)))
-/* protobuf-c reads a length prefix of at most 5 bytes (a longer, over-long encoding is an error
- * there): the OPEN fast path leaves such input to it */
+/* protobuf-c reads a tag or a length prefix of at most 5 bytes (a longer, over-long encoding is an
+ * error there): the OPEN fast path leaves such input to it */
+#define PB_TAG_MAX 5
 #define PB_LEN_PREFIX_MAX 5
 /* OPEN heads with up to this many headers are decoded in one pass (kept on the stack meanwhile) */
 #define OPEN_FAST_HEADERS 48
@@ -873,7 +874,7 @@ static int plain_header(const uint8_t *p, size_t len, mux_header *h)
         uint32_t field;
         int wt;
         int n = read_tag(p + off, len - off, &field, &wt);
-        if (n < 0 || (field != 1 && field != 2) || wt != WT_LEN || (seen & field) != 0)
+        if (n < 0 || n > PB_TAG_MAX || (field != 1 && field != 2) || wt != WT_LEN || (seen & field) != 0)
             return 0;
         off += (size_t)n;
         mux_iovec *v = field == 1 ? &h->name : &h->value;
@@ -907,7 +908,7 @@ static int decode_open(const uint8_t *p, size_t len, mux_frame *out, uint32_t ma
         uint32_t field;
         int wt;
         int n = read_tag(p + off, len - off, &field, &wt);
-        if (n < 0 || field > OPEN_REMOTE_ADDR)
+        if (n < 0 || n > PB_TAG_MAX || field > OPEN_REMOTE_ADDR)
             return 0;
         off += (size_t)n;
         if (field == OPEN_STREAM_ID || field == OPEN_FLAGS || field == OPEN_STATUS) {
@@ -1055,7 +1056,7 @@ static ssize_t decode_record(const uint8_t *in, size_t len, mux_frame *out, uint
             rv = decode_data(msg, (size_t)dlen, out, reason);
             if (rv == 0)
                 return total;
-        } else if (field == MUX_FRAME_OPEN && dn <= PB_LEN_PREFIX_MAX) {
+        } else if (field == MUX_FRAME_OPEN && tn <= PB_TAG_MAX && dn <= PB_LEN_PREFIX_MAX) {
             rv = decode_open(msg, (size_t)dlen, out, max_header_count, max_header_bytes, mem, reason);
             if (rv == 1)
                 return total;

@@ -1012,7 +1012,18 @@ START_TEST(test_open_odd_shapes_agree)
     memcpy(o.b + o.n, "GET/x", 5);
     o.n += 5;
     ck_assert_int_eq(open_both(&o, &allocs), MUX_ERR_FRAME_DECODE);
-    o.n = 0; /* a 5-byte one is fine both ways */
+    o.n = 0;                                                                     /* an over-long (6-byte) tag: the same */
+    static const uint8_t longtag[] = {0x88, 0x80, 0x80, 0x80, 0x80, 0x00, 0x03}; /* stream_id 3 */
+    memcpy(o.b + o.n, longtag, sizeof(longtag));
+    o.n += sizeof(longtag);
+    ck_assert_int_eq(open_both(&o, &allocs), MUX_ERR_FRAME_DECODE);
+    o.n = 0; /* in a header too */
+    ob_int(&o, 1, 3);
+    static const uint8_t hdr[] = {0x4a, 0x0b, 0x8a, 0x80, 0x80, 0x80, 0x80, 0x00, 0x01, 0x6e, 0x12, 0x01, 0x76};
+    memcpy(o.b + o.n, hdr, sizeof(hdr));
+    o.n += sizeof(hdr);
+    ck_assert_int_eq(open_both(&o, &allocs), MUX_ERR_FRAME_DECODE);
+    o.n = 0; /* a 5-byte length is fine both ways */
     ob_int(&o, 1, 3);
     ob_varint(&o, 3 << 3 | 2);
     static const uint8_t len5[] = {0x83, 0x80, 0x80, 0x80, 0x00};
