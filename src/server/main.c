@@ -359,6 +359,7 @@ static int is_tunnel_path(h2o_req_t *req)
 static int on_req(h2o_handler_t *self, h2o_req_t *req)
 {
     server *srv = ((server_handler *)self)->srv;
+    proxy_take_absolute_target(req);
     if (is_tunnel_path(req))
         return tunnel_handle_request(srv, req);
     return proxy_handle_request(srv, req);

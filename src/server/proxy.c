@@ -551,29 +551,24 @@ static void format_addr(h2o_conn_t *conn, char *ip, size_t ipcap, char *addr, si
     }
 }
 
-/* Origin-form path+query of the request target (absolute-form h1 targets reduced). */
-static h2o_iovec_t request_path(h2o_req_t *req)
+void proxy_take_absolute_target(h2o_req_t *req)
 {
-    h2o_iovec_t p = req->input.path;
-    if (p.len > 0 && p.base[0] != '/' && !(p.len == 1 && p.base[0] == '*')) {
-        const char *s = memchr(p.base, ':', p.len);
-        if (s != NULL && (size_t)(p.base + p.len - s) >= 3 && s[1] == '/' && s[2] == '/') {
-            const char *host = s + 3, *end = p.base + p.len;
-            const char *slash = memchr(host, '/', (size_t)(end - host));
-            const char *q = memchr(host, '?', (size_t)(end - host));
-            if (slash != NULL && (q == NULL || slash < q))
-                return h2o_iovec_init(slash, (size_t)(end - slash));
-            if (q != NULL) {
-                /* "http://h?x" -> "/?x" */
-                char *buf = h2o_mem_alloc_pool(&req->pool, (size_t)(end - q) + 1);
-                buf[0] = '/';
-                memcpy(buf + 1, q, (size_t)(end - q));
-                return h2o_iovec_init(buf, (size_t)(end - q) + 1);
-            }
-            return h2o_iovec_init(H2O_STRLIT("/"));
-        }
+    h2o_iovec_t t = req->input.path;
+    size_t ao, al, ro;
+    if (req->version >= 0x200 || !route_absolute_form(t.base, t.len, &ao, &al, &ro))
+        return;
+    req->input.authority = h2o_iovec_init(t.base + ao, al);
+    h2o_iovec_t rest = h2o_iovec_init(t.base + ro, t.len - ro);
+    if (rest.len == 0 || rest.base[0] != '/') {
+        /* "http://h" -> "/", "http://h?x" -> "/?x" */
+        char *buf = h2o_mem_alloc_pool(&req->pool, rest.len + 1);
+        buf[0] = '/';
+        if (rest.len != 0)
+            memcpy(buf + 1, rest.base, rest.len);
+        rest = h2o_iovec_init(buf, rest.len + 1);
     }
-    return p;
+    req->input.path = rest;
+    req->path_normalized = h2o_url_normalize_path(&req->pool, rest.base, rest.len, &req->query_at, &req->norm_indexes);
 }
 
 static void on_header_drop(void *ctx, const char *name, size_t len, const char *why)
@@ -702,7 +697,7 @@ int proxy_handle_request(server *srv, h2o_req_t *req)
         send_text(req, 503, "Service Unavailable", "tunnelmux: out of memory\n");
         return 0;
     }
-    h2o_iovec_t path = request_path(req);
+    h2o_iovec_t path = req->input.path;
     mux_head head = {.flags = ps->upgrade_req                    ? MUX_HEAD_UPGRADE
                               : (!ps->has_body || body_len == 0) ? MUX_HEAD_END_STREAM
                                                                  : 0,

@@ -13,6 +13,14 @@
 
 typedef struct proxy_stream proxy_stream;
 
+/*
+ * RFC 9112 §3.2.2: an HTTP/1.x request whose target is in absolute-form ("http://host/path") is
+ * about the target's host, whatever its Host header says. Rewrites |req|'s input authority and
+ * path (origin-form, path_normalized recomputed; new bytes from req's pool) before anything reads
+ * them. No-op for origin-form targets and for HTTP/2.
+ */
+void proxy_take_absolute_target(h2o_req_t *req);
+
 /* h2o handler for every public request (everything except /_tunnel). Always answers; returns 0. */
 int proxy_handle_request(server *srv, h2o_req_t *req);
 

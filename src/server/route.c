@@ -51,6 +51,27 @@ static int valid_port(const char *p, const char *end)
     return v <= 65535;
 }
 
+int route_absolute_form(const char *target, size_t len, size_t *auth_off, size_t *auth_len, size_t *rest_off)
+{
+    /* scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ) (RFC 3986 §3.1) */
+    if (target == NULL || len == 0 || !is_alnum(target[0]) || is_digit(target[0]))
+        return 0;
+    size_t i = 1;
+    while (i < len && (is_alnum(target[i]) || target[i] == '+' || target[i] == '-' || target[i] == '.'))
+        i++;
+    if (len - i < 3 || memcmp(target + i, "://", 3) != 0)
+        return 0;
+    size_t a = i + 3, e = a;
+    while (e < len && target[e] != '/' && target[e] != '?' && target[e] != '#')
+        e++;
+    if (e == a)
+        return 0;
+    *auth_off = a;
+    *auth_len = e - a;
+    *rest_off = e;
+    return 1;
+}
+
 int route_canonical_host(const char *authority, size_t len, char *out, size_t cap)
 {
     if (authority == NULL || len == 0 || cap == 0)

@@ -54,6 +54,12 @@ check_eq "path + query kept verbatim" "/p/a%20b?x=1&y=%2F&z" "$(jb .path)"
 code=$(req /ignored --request-target "http://$AUTH/abs/form?q=1")
 check_eq "absolute-form target status" 200 "$code"
 check_eq "absolute-form target -> path+query" "/abs/form?q=1" "$(jb .path)"
+# RFC 9112 §3.2.2: the target's authority wins over Host (routing and the Host the service sees)
+code=$(req /ignored --request-target "http://$AUTH/abs" -H "Host: nosuch.$DOMAIN:$SERVER_PORT")
+check_eq "absolute-form target routes by its authority, not Host" 200 "$code"
+check_eq "absolute-form target: service sees the target's host" "$AUTH" "$(hdr host)"
+code=$(req /ignored --request-target "http://$AUTH?only=query")
+check_eq "absolute-form target without path -> /?query" "/?only=query" "$(jb .path)"
 
 echo "== request headers"
 code=$(req /h -H "X-A: 1" -H "X-Dup: one" -H "X-B: 2" -H "X-Dup: two" -H "X-Empty;")

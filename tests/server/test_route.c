@@ -89,6 +89,41 @@ START_TEST(test_labels)
 }
 END_TEST
 
+/* absolute-form split: |t| -> expected authority and rest, or NULL authority for "not absolute" */
+static void check_absolute(const char *t, const char *auth, const char *rest)
+{
+    size_t ao = 99, al = 99, ro = 99;
+    int rv = route_absolute_form(t, strlen(t), &ao, &al, &ro);
+    if (auth == NULL) {
+        ck_assert_msg(rv == 0, "%s: taken as absolute-form", t);
+        ck_assert(ao == 99 && al == 99 && ro == 99); /* outputs untouched */
+        return;
+    }
+    ck_assert_msg(rv == 1, "%s: not taken as absolute-form", t);
+    ck_assert_int_eq(al, strlen(auth));
+    ck_assert(memcmp(t + ao, auth, al) == 0);
+    ck_assert_str_eq(t + ro, rest);
+}
+
+START_TEST(test_absolute_form)
+{
+    check_absolute("http://a.example.com/x?y=1", "a.example.com", "/x?y=1");
+    check_absolute("HTTPS://A.example.com:8443", "A.example.com:8443", "");
+    check_absolute("http://a.example.com?q", "a.example.com", "?q");
+    check_absolute("http://[::1]:80/p", "[::1]:80", "/p");
+    check_absolute("svn+ssh://h/p", "h", "/p");
+    check_absolute("/origin/form", NULL, NULL);
+    check_absolute("*", NULL, NULL);
+    check_absolute("", NULL, NULL);
+    check_absolute("http:///no-authority", NULL, NULL);
+    check_absolute("http://", NULL, NULL);
+    check_absolute("http:/x", NULL, NULL);
+    check_absolute("1http://h/", NULL, NULL);
+    check_absolute("ht tp://h/", NULL, NULL);
+    ck_assert_int_eq(route_absolute_form(NULL, 0, NULL, NULL, NULL), 0);
+}
+END_TEST
+
 static Suite *make_suite(void)
 {
     Suite *s = suite_create("server_route");
@@ -96,6 +131,7 @@ static Suite *make_suite(void)
     tcase_add_test(tc, test_canonical_host);
     tcase_add_test(tc, test_extract_name);
     tcase_add_test(tc, test_labels);
+    tcase_add_test(tc, test_absolute_form);
     suite_add_tcase(s, tc);
     return s;
 }
