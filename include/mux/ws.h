@@ -40,9 +40,13 @@ size_t mux_ws_frame_header(uint8_t *out, unsigned opcode, int fin, uint64_t len,
 
 /*
  * XORs |n| bytes at |p| in place with |key|, as if |p| started at byte |offset| of the frame's
- * payload (so a payload can be (un)masked in pieces). 64 bits at a time.
+ * payload (so a payload can be (un)masked in pieces). AVX2 when the CPU has it, else 64 bits at a
+ * time (src/mux/ws_mask.c).
  */
 void mux_ws_mask(uint8_t *p, size_t n, const uint8_t key[4], uint64_t offset);
+
+/* The same without vector instructions: the reference the tests compare mux_ws_mask() with. */
+void mux_ws_mask_portable(uint8_t *p, size_t n, const uint8_t key[4], uint64_t offset);
 
 /* A pool of CSPRNG bytes for mask keys (RAND_bytes refilled 4 KiB at a time). Embed and zero-init. */
 typedef struct {

@@ -48,53 +48,6 @@ size_t mux_ws_frame_header(uint8_t *out, unsigned opcode, int fin, uint64_t len,
     return n;
 }
 
-/*
- * See ws.h. Byte-wise until |p| is 8-byte aligned, then 32 and 8 bytes at a time with memcpy
- * loads/stores (no aliasing or alignment assumptions; compilers emit plain or vector moves), then
- * the tail byte-wise. |offset| selects the key phase so pieces can be processed independently.
- */
-void mux_ws_mask(uint8_t *p, size_t n, const uint8_t key[4], uint64_t offset)
-{
-    size_t phase = (size_t)(offset & 3);
-    while (n > 0 && ((uintptr_t)p & 7) != 0) {
-        *p++ ^= key[phase];
-        phase = (phase + 1) & 3;
-        n--;
-    }
-    if (n >= 8) {
-        uint8_t pat[8];
-        for (size_t i = 0; i < 8; i++)
-            pat[i] = key[(phase + i) & 3];
-        uint64_t k;
-        memcpy(&k, pat, 8);
-        while (n >= 32) {
-            uint64_t w[4];
-            memcpy(w, p, 32);
-            w[0] ^= k;
-            w[1] ^= k;
-            w[2] ^= k;
-            w[3] ^= k;
-            memcpy(p, w, 32);
-            p += 32;
-            n -= 32;
-        }
-        while (n >= 8) {
-            uint64_t w;
-            memcpy(&w, p, 8);
-            w ^= k;
-            memcpy(p, &w, 8);
-            p += 8;
-            n -= 8;
-        }
-        /* phase is unchanged: multiples of 8 bytes keep it */
-    }
-    while (n > 0) {
-        *p++ ^= key[phase];
-        phase = (phase + 1) & 3;
-        n--;
-    }
-}
-
 /* Marks the pool empty so the first mux_ws_keygen_next() refills it from the CSPRNG. */
 void mux_ws_keygen_init(mux_ws_keygen *g)
 {
