@@ -108,27 +108,74 @@ static int parse_size(const char *s, uint64_t *out)
     return 0;
 }
 
-/* "30" (seconds), "30s", "500ms", "2m", "1h"; result in milliseconds. */
+/* Milliseconds per unit at |*p| ("ms", "s", "m"/"min", "h"; none = seconds when |bare_ok|),
+ * advancing |*p| past it; 0 for anything else. */
+static int64_t duration_unit(const char **p, int bare_ok)
+{
+    static const struct {
+        const char *name;
+        size_t len;
+        int64_t ms;
+    } units[] = {{"ms", 2, 1}, {"min", 3, 60 * 1000}, {"s", 1, 1000}, {"m", 1, 60 * 1000}, {"h", 1, 3600 * 1000}};
+    if (**p == '\0' || isdigit((unsigned char)**p) || **p == '.')
+        return bare_ok && **p == '\0' ? 1000 : 0;
+    for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+        if (strncmp(*p, units[i].name, units[i].len) == 0 && !isalpha((unsigned char)(*p)[units[i].len])) {
+            *p += units[i].len;
+            return units[i].ms;
+        }
+    }
+    return 0;
+}
+
+/*
+ * "30" or "0.5" (seconds), "30s", "500ms", "2m", "1.5h", and sums of such terms as Go writes them
+ * ("1m30s", "1h0m0s"); units ms, s, m (or min), h. Result in milliseconds; a value finer than a
+ * millisecond ("1.5ms"), an empty or overflowing one is an error.
+ */
 static int parse_duration(const char *s, int allow_negative, int64_t *out)
 {
-    int64_t n;
-    const char *p = parse_int_prefix(s, allow_negative, &n);
-    if (p == NULL)
+    int neg = 0;
+    if (*s == '-' && allow_negative) {
+        neg = 1;
+        s++;
+    } else if (*s == '+') {
+        s++;
+    }
+    if (*s == '\0')
         return -1;
-    int64_t mul;
-    if (*p == '\0' || strcmp(p, "s") == 0)
-        mul = 1000;
-    else if (strcmp(p, "ms") == 0)
-        mul = 1;
-    else if (strcmp(p, "m") == 0 || strcmp(p, "min") == 0)
-        mul = 60 * 1000;
-    else if (strcmp(p, "h") == 0)
-        mul = 3600 * 1000;
-    else
-        return -1;
-    if (n > INT64_MAX / mul || n < INT64_MIN / mul)
-        return -1;
-    *out = n * mul;
+    int64_t total = 0;
+    for (int term = 0; *s != '\0'; term++) {
+        uint64_t ip = 0, fp = 0, fscale = 1;
+        int digits = 0;
+        for (; isdigit((unsigned char)*s); s++, digits++) {
+            if (ip > (uint64_t)INT64_MAX / 10)
+                return -1;
+            ip = ip * 10 + (uint64_t)(*s - '0');
+        }
+        if (*s == '.') {
+            for (s++; isdigit((unsigned char)*s); s++, digits++) {
+                if (fscale < 1000000000ull) {
+                    fp = fp * 10 + (uint64_t)(*s - '0');
+                    fscale *= 10;
+                } else if (*s != '0') {
+                    return -1; /* finer than a nanosecond of an hour: certainly finer than 1 ms */
+                }
+            }
+        }
+        if (digits == 0)
+            return -1;
+        int64_t mul = duration_unit(&s, term == 0);
+        if (mul == 0 || ip > (uint64_t)(INT64_MAX / mul))
+            return -1;
+        if ((fp * (uint64_t)mul) % fscale != 0)
+            return -1; /* not a whole number of milliseconds */
+        int64_t v = (int64_t)ip * mul + (int64_t)(fp * (uint64_t)mul / fscale);
+        if (v < 0 || total > INT64_MAX - v)
+            return -1;
+        total += v;
+    }
+    *out = neg ? -total : total;
     return 0;
 }
 
@@ -271,7 +318,7 @@ static int set_value(const cfg_option *opt, void *options, const char *text, cha
         int64_t v = 0;
         if (text != NULL) {
             if (parse_duration(text, bounded(opt) && opt->min < 0, &v) != 0)
-                return seterr(err, errlen, "%s: '%s' is not a duration (e.g. 30, 30s, 500ms, 2m, 1h)", opt->env,
+                return seterr(err, errlen, "%s: '%s' is not a duration (e.g. 30, 1.5s, 500ms, 2m, 1m30s, 1h)", opt->env,
                               shown(text, tb, sizeof(tb)));
             if (bounded(opt) && (v < opt->min || v > opt->max))
                 return range_err(opt, shown(text, tb, sizeof(tb)), err, errlen);
@@ -334,7 +381,7 @@ void cfg_print_help(FILE *out, const char *prog, const char *summary, const cfg_
     if (summary != NULL && *summary != '\0')
         fprintf(out, "%s\n", summary);
     fprintf(out, "\nEvery option is an environment variable and a flag; flags win over the environment.\n"
-                 "Sizes take k/M/G suffixes (binary); durations are seconds or take ms/s/m/h suffixes.\n\n"
+                 "Sizes take k/M/G suffixes (binary); durations are seconds or take ms/s/m/h suffixes (1.5s, 1m30s).\n\n"
                  "Options:\n");
     for (size_t i = 0; i < n; i++) {
         const cfg_option *o = &table[i];

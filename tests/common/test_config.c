@@ -209,7 +209,9 @@ START_TEST(test_durations)
     static const struct {
         const char *in;
         int64_t ms;
-    } ok[] = {{"30", 30000}, {"30s", 30000}, {"1500ms", 1500}, {"2m", 120000}, {"1h", 3600000}, {"1", 1000}};
+    } ok[] = {{"30", 30000},    {"30s", 30000},  {"1500ms", 1500},  {"2m", 120000},   {"1h", 3600000},
+              {"1", 1000},      {"1.5s", 1500},  {"1.25", 1250},     {"1m30s", 90000}, {"1h0m0s", 3600000},
+              {"2min", 120000}, {"0.5m", 30000}, {"1s500ms", 1500}, {"+3s", 3000},    {"1.000000000000s", 1000}};
     opts o;
     char err[256], arg[64];
     for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
@@ -218,7 +220,12 @@ START_TEST(test_durations)
         ck_assert_int_eq(o.read_timeout, ok[i].ms);
         cfg_free(table, N, &o);
     }
-    static const char *bad[] = {"abc", "30x", "s", "-5s", "1.5s", "30 s"};
+    static const char *bad[] = {"abc",   "30x",     "s",
+                                "-5s",   "1.0005s", "30 s",
+                                "1m30",  "",        ".s",
+                                "1.5ms", "1sm",     "1mss",
+                                "1hh",   "1e3s",    "99999999999999999999s",
+                                "1..5s", "1.5.5s",  "3000000000000000h"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         snprintf(arg, sizeof(arg), "--read-timeout=%s", bad[i]);
         ck_assert_msg(parse(&o, err, sizeof(err), arg, NULL) == -1, "%s accepted", bad[i]);
