@@ -303,7 +303,8 @@ int http1_parse_response(char *buf, size_t len, size_t last_len, int head_reques
         return MUX_ERR_AGAIN;
     }
     if (r < 0) {
-        *reason = "malformed response head";
+        /* picohttpparser fails the same way on a malformed line and on one header too many */
+        *reason = nh == HTTP1_MAX_HEADERS ? "too many header fields in the response head" : "malformed response head";
         return MUX_ERR_PROTO;
     }
     memset(out, 0, sizeof(*out));

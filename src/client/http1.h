@@ -17,6 +17,9 @@
 
 #include "mux/mux.h"
 
+/* Header fields parsed in a local service's response head; more is refused with 502 ("too many
+ * header fields"). Above the tunnel's own limit per head (100, PROTOCOL.md §10), which is checked
+ * when the head is sent. */
 #define HTTP1_MAX_HEADERS 128
 
 /* How the Host header towards the local service is chosen (HOST_HEADER). */

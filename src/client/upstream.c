@@ -511,6 +511,18 @@ static int on_response_head(upstream *u, int r)
     mux_head h;
     http1_response_to_head(resp, &h);
     int rv = mux_session_respond(s, u->id, &h);
+    if (rv == MUX_ERR_HEADER_LIMIT) {
+        /* the tunnel carries at most 100 header fields / 64 KiB per head (PROTOCOL.md §10) */
+        size_t bytes = 0;
+        for (size_t i = 0; i < h.nheaders; i++)
+            bytes += h.headers[i].name.len + h.headers[i].value.len;
+        LOG_WARN(LOG_EV_STREAM,
+                 "stream %u: response head from the local service not forwarded: %zu header fields, %zu bytes "
+                 "(the tunnel carries at most 100 fields and 64 KiB per head)",
+                 u->id, h.nheaders, bytes);
+        u_reset(u, MUX_CODE_HEADERS_TOO_LARGE, "the local service's response head is over the tunnel's header limits");
+        return -1;
+    }
     if (rv != 0) {
         u_reset(u, MUX_CODE_INTERNAL_ERROR, "cannot send the response head");
         return -1;

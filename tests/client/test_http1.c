@@ -256,6 +256,13 @@ START_TEST(test_response_too_many_headers)
     http1_response r;
     const char *reason;
     ck_assert_int_eq(http1_parse_response(buf, len, 0, 0, &r, &reason), MUX_ERR_PROTO);
+    ck_assert_str_eq(reason, "too many header fields in the response head");
+    /* one fewer is fine */
+    len = (size_t)snprintf(buf, cap, "HTTP/1.1 200 OK\r\n");
+    for (int i = 0; i < HTTP1_MAX_HEADERS; i++)
+        len += (size_t)snprintf(buf + len, cap - len, "a: b\r\n");
+    len += (size_t)snprintf(buf + len, cap - len, "\r\n");
+    ck_assert_int_gt(http1_parse_response(buf, len, 0, 0, &r, &reason), 0);
     free(buf);
 }
 END_TEST

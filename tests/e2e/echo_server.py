@@ -17,6 +17,7 @@ Special paths (method-independent; the request body is consumed first):
   /bytes/N[?chunked=1]     N deterministic bytes (gen_bytes below), streamed in 64 KiB writes
   /slow?ms=N               sleeps N ms (default 2000) then answers the echo JSON
   /set-cookies             two Set-Cookie headers
+  /many-headers?n=N        N headers X-H0: 0 ... X-H{N-1}: N-1 (plus Content-Type, Content-Length, Server, Date)
   /abort[?chunked=1]       head announcing 100000 bytes (or chunked), 1000 bytes sent, then the socket closes
   /empty                   200 with Content-Length: 0
 The port actually bound is written to --port-file (when given) once the socket listens.
@@ -186,6 +187,10 @@ class Handler(BaseHTTPRequestHandler):
             return
         if path == "/set-cookies":
             self.send_plain(200, b"cookies\n", extra=(("Set-Cookie", "a=1; Path=/"), ("Set-Cookie", "b=2; HttpOnly")))
+            return
+        if path == "/many-headers":
+            n = int(q.get("n", ["10"])[0])
+            self.send_plain(200, b"many\n", extra=tuple(("X-H%d" % i, str(i)) for i in range(n)))
             return
         if path == "/abort":
             chunked = q.get("chunked", ["0"])[0] == "1"

@@ -166,5 +166,16 @@ check_eq "set-cookie status" 200 "$code"
 check_eq "two set-cookie headers, in order" "a=1; Path=/|b=2; HttpOnly" "$(rhdr set-cookie)"
 code=$(req /m)
 check_eq "content-type passed" application/json "$(rhdr content-type)"
+# the tunnel carries at most 100 header fields per head (PROTOCOL.md §10); more is a clear 502
+code=$(req '/many-headers?n=90')
+check_eq "90 response headers pass" "200 X-H89=89" "$code X-H89=$(rhdr x-h89)"
+code=$(req '/many-headers?n=110')
+check_eq "110 response headers -> 502" 502 "$code"
+check_contains "110 response headers: body names the limit" "HEADERS_TOO_LARGE" "$(cat "$T/body")"
+code=$(req '/many-headers?n=400')
+check_eq "400 response headers -> 502" 502 "$code"
+check_contains "400 response headers: body says why" "too many header fields" "$(cat "$T/body")"
+code=$(req /m)
+check_eq "the connection serves again after a refused head" 200 "$code"
 
 exit 0
