@@ -35,16 +35,22 @@ static void *field(const cfg_option *opt, void *options)
     return (char *)options + opt->offset;
 }
 
+/* Skips a leading '+', or a '-' when |allow_negative| (setting |*neg|). Returns the rest. */
+static const char *skip_sign(const char *s, int allow_negative, int *neg)
+{
+    *neg = 0;
+    if (*s == '-' && allow_negative) {
+        *neg = 1;
+        return s + 1;
+    }
+    return *s == '+' ? s + 1 : s;
+}
+
 /* Parses an optional '-' and decimal digits into *out (no overflow). Returns the rest or NULL. */
 static const char *parse_int_prefix(const char *s, int allow_negative, int64_t *out)
 {
-    int neg = 0;
-    if (*s == '-' && allow_negative) {
-        neg = 1;
-        s++;
-    } else if (*s == '+') {
-        s++;
-    }
+    int neg;
+    s = skip_sign(s, allow_negative, &neg);
     if (!isdigit((unsigned char)*s))
         return NULL;
     uint64_t v = 0;
@@ -135,13 +141,8 @@ static int64_t duration_unit(const char **p, int bare_ok)
  */
 static int parse_duration(const char *s, int allow_negative, int64_t *out)
 {
-    int neg = 0;
-    if (*s == '-' && allow_negative) {
-        neg = 1;
-        s++;
-    } else if (*s == '+') {
-        s++;
-    }
+    int neg;
+    s = skip_sign(s, allow_negative, &neg);
     if (*s == '\0')
         return -1;
     int64_t total = 0;
