@@ -557,7 +557,8 @@ void proxy_take_absolute_target(h2o_req_t *req)
     size_t ao, al, ro;
     if (req->version >= 0x200 || !route_absolute_form(t.base, t.len, &ao, &al, &ro))
         return;
-    req->input.authority = h2o_iovec_init(t.base + ao, al);
+    if (al != 0) /* "http:///x": no authority to take; Host stays */
+        req->input.authority = h2o_iovec_init(t.base + ao, al);
     h2o_iovec_t rest = h2o_iovec_init(t.base + ro, t.len - ro);
     if (rest.len == 0 || rest.base[0] != '/') {
         /* "http://h" -> "/", "http://h?x" -> "/?x" */

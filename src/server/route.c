@@ -64,8 +64,6 @@ int route_absolute_form(const char *target, size_t len, size_t *auth_off, size_t
     size_t a = i + 3, e = a;
     while (e < len && target[e] != '/' && target[e] != '?' && target[e] != '#')
         e++;
-    if (e == a)
-        return 0;
     *auth_off = a;
     *auth_len = e - a;
     *rest_off = e;

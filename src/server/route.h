@@ -51,9 +51,10 @@ int route_lookup_name(const char *authority, size_t len, const char *domain, cha
 /*
  * Splits an HTTP/1.1 absolute-form request-target (RFC 9112 §3.2.2: "scheme://authority[/path][?query]")
  * into the span of its authority (|*auth_off|, |*auth_len|) and the offset where the rest begins
- * (|*rest_off|: '/', '?' or |len|). Returns 1 for an absolute-form target with a non-empty
- * authority, 0 for anything else (origin-form "/...", "*", or no "://" after a valid scheme),
- * leaving the outputs untouched. The authority is returned as it is: the caller validates it.
+ * (|*rest_off|: '/', '?', '#' or |len|). Returns 1 for an absolute-form target (its authority
+ * may be empty: "http:///x"), 0 for anything else (origin-form "/...", "*", or no "://" after a
+ * valid scheme), leaving the outputs untouched. The authority is returned as it is: the caller
+ * validates it.
  */
 int route_absolute_form(const char *target, size_t len, size_t *auth_off, size_t *auth_len, size_t *rest_off);
 

@@ -60,6 +60,8 @@ check_eq "absolute-form target routes by its authority, not Host" 200 "$code"
 check_eq "absolute-form target: service sees the target's host" "$AUTH" "$(hdr host)"
 code=$(req /ignored --request-target "http://$AUTH?only=query")
 check_eq "absolute-form target without path -> /?query" "/?only=query" "$(jb .path)"
+code=$(req /ignored --request-target "http:///no/authority")
+check_eq "absolute-form target without authority: Host routes, path reduced" "200 /no/authority" "$code $(jb .path)"
 
 echo "== request headers"
 code=$(req /h -H "X-A: 1" -H "X-Dup: one" -H "X-B: 2" -H "X-Dup: two" -H "X-Empty;")

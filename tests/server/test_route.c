@@ -115,8 +115,9 @@ START_TEST(test_absolute_form)
     check_absolute("/origin/form", NULL, NULL);
     check_absolute("*", NULL, NULL);
     check_absolute("", NULL, NULL);
-    check_absolute("http:///no-authority", NULL, NULL);
-    check_absolute("http://", NULL, NULL);
+    check_absolute("http:///no-authority", "", "/no-authority");
+    check_absolute("http://", "", "");
+    check_absolute("http://h#frag", "h", "#frag");
     check_absolute("http:/x", NULL, NULL);
     check_absolute("1http://h/", NULL, NULL);
     check_absolute("ht tp://h/", NULL, NULL);
