@@ -61,8 +61,41 @@ check_not_contains() {
 }
 
 # ------------------------------------------------------------------ processes
+# free_port: a port nothing listens on now, drawn below the kernel's ephemeral range (ports the
+# kernel hands to outgoing connections, and to bind(0), can be taken again by any connect() before
+# our server binds; seen as "Address already in use" in CI), never one this test drew before.
 free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
+    python3 - "$T/.ports" <<'PY'
+import random, socket, sys
+lo = 20000
+try:
+    with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+        hi = int(f.read().split()[0]) - 1
+except (OSError, ValueError, IndexError):
+    hi = 32767
+used = set()
+try:
+    with open(sys.argv[1]) as f:
+        used = {int(x) for x in f.read().split()}
+except OSError:
+    pass
+for _ in range(1000):
+    p = random.randint(lo, max(lo, hi))
+    if p in used:
+        continue
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", p))
+    except OSError:
+        continue
+    finally:
+        s.close()
+    with open(sys.argv[1], "a") as f:
+        f.write("%d\n" % p)
+    print(p)
+    sys.exit(0)
+sys.exit("free_port: no free port in %d..%d" % (lo, hi))
+PY
 }
 
 # wait_port PORT [TIMEOUT_S]: until something accepts on 127.0.0.1:PORT
