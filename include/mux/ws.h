@@ -1,7 +1,7 @@
 /*
  * tunnelmux — RFC 6455 WebSocket framing and handshake helpers (sans-I/O).
  *
- * The tunnel's WebSocket framing is ours (docs/PROTOCOL.md §2; ../shared/DESIGN.md §4 has the
+ * The tunnel's WebSocket framing is ours (docs/PROTOCOL.md §2; docs/ARCHITECTURE.md §7 has the
  * measurements): headers are built into small caller buffers so a message goes out as
  * [header, payload] iovecs without copying, payload is unmasked in place 8 bytes at a time, and
  * every length is checked before it is used. Nothing here allocates or does I/O.

@@ -10,7 +10,7 @@
 #include <string.h>
 #include <strings.h>
 
-/* picohttpparser is exported by libh2o-evloop without an installed header (DESIGN.md §4). */
+/* picohttpparser is exported by libh2o-evloop without an installed header (docs/ARCHITECTURE.md §7). */
 struct phr_header {
     const char *name;
     size_t name_len;

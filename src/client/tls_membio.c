@@ -166,22 +166,12 @@ int tls_membio_write(tls_membio *t, const uint8_t *p, size_t len)
     return 0;
 }
 
-size_t tls_membio_pending(tls_membio *t)
-{
-    return BIO_ctrl_pending(t->wbio);
-}
-
 size_t tls_membio_take(tls_membio *t, uint8_t *buf, size_t cap)
 {
     if (cap > (1u << 30))
         cap = 1u << 30;
     int n = BIO_read(t->wbio, buf, (int)cap);
     return n > 0 ? (size_t)n : 0;
-}
-
-int tls_membio_established(const tls_membio *t)
-{
-    return t->established;
 }
 
 const char *tls_membio_error(const tls_membio *t)

@@ -1,6 +1,6 @@
 /*
  * tunnelmux client — OpenSSL client over memory BIOs, for TLS on a libwebsockets RAW connection
- * (RAW + LCCSCF_USE_SSL is broken in lws 4.1.6; DESIGN.md §4). The socket side stays with lws:
+ * (RAW + LCCSCF_USE_SSL is broken in lws 4.1.6; docs/ARCHITECTURE.md §7). The socket side stays with lws:
  * ciphertext read from the socket goes in with tls_membio_feed(); ciphertext to send comes out
  * of tls_membio_take(). No I/O here.
  */
@@ -44,14 +44,8 @@ ssize_t tls_membio_read(tls_membio *t, uint8_t *buf, size_t cap);
 /* Encrypts |len| bytes (all of them; memory BIOs never block). 0 or -1. */
 int tls_membio_write(tls_membio *t, const uint8_t *p, size_t len);
 
-/* Bytes of ciphertext waiting to be sent. */
-size_t tls_membio_pending(tls_membio *t);
-
 /* Moves up to |cap| ciphertext bytes into |buf|; returns the count (0 = none). */
 size_t tls_membio_take(tls_membio *t, uint8_t *buf, size_t cap);
-
-/* 1 once the handshake completed. */
-int tls_membio_established(const tls_membio *t);
 
 /* Static-or-owned description of the last failure (verification result included). Never NULL. */
 const char *tls_membio_error(const tls_membio *t);

@@ -1,5 +1,5 @@
 /*
- * tunnelmux — table-driven configuration (see config.h, ../shared/DESIGN.md §6).
+ * tunnelmux — table-driven configuration (see config.h).
  *
  * Order: defaults, then the environment, then argv; the last one wins. Values are parsed by type
  * (string, integer, size, duration, boolean, flag), range-checked against the table, and finally

@@ -1,5 +1,5 @@
 /*
- * tunnelmux — table-driven configuration shared by both binaries (../shared/DESIGN.md §6).
+ * tunnelmux — table-driven configuration shared by both binaries (names: README.md).
  *
  * Each option is an environment variable and a long flag (--max-clients / --max-clients=V);
  * flags win over the environment, the environment over the default. --help prints every option

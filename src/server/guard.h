@@ -1,7 +1,7 @@
 /*
  * tunnelmux server — per public connection abuse budget (HTTP/2 Rapid Reset, CVE-2023-44487).
  *
- * h2o 2.2.5 has no reset budget (../shared/DESIGN.md §4): a HEADERS+RST_STREAM flood would call
+ * h2o 2.2.5 has no reset budget (docs/ARCHITECTURE.md §7): a HEADERS+RST_STREAM flood would call
  * on_req for every stream and each would become a tunnel OPEN. Every request cancelled by the user
  * before its final response takes one token from its connection's bucket (H2_RESET_BUDGET tokens,
  * refilled over H2_RESET_WINDOW); when the bucket is empty the connection is condemned: the caller

@@ -1,7 +1,7 @@
 /*
  * tunnelmux-server — the public side: h2o 2.2.5 (evloop) serving public HTTP/1.1, h2 (TLS ALPN)
  * and h2c, routing NAME.DOMAIN to the client daemon connected as NAME over /_tunnel on the same
- * port (docs/PROTOCOL.md §6, ../shared/DESIGN.md §3-§4).
+ * port (docs/PROTOCOL.md §6, docs/ARCHITECTURE.md).
  *
  * Global state: only the signal flags below (written by the signal handler).
  */

@@ -1,6 +1,6 @@
 /*
  * tunnelmux server — picohttpparser as exported by libh2o-evloop: the library has the symbols but
- * installs no header (DESIGN.md §4). Used where we must parse a request head the way h2o does
+ * installs no header (docs/ARCHITECTURE.md §7). Used where we must parse a request head the way h2o does
  * (security.c, upload_head.c).
  */
 #ifndef TM_SERVER_PHR_H

@@ -3,7 +3,7 @@
  *
  * Ownership: the proxy_stream lives in the request's pool (h2o_mem_alloc_shared with a dispose
  * callback, which fires even when the user vanishes — the generator's stop is not reliable,
- * DESIGN.md §4). It is attached to the tunnel (t->streams, stream user data) until the mux stream
+ * docs/ARCHITECTURE.md §7). It is attached to the tunnel (t->streams, stream user data) until the mux stream
  * closes; every path that hands control to h2o detaches first, so no callback can reach freed
  * memory.
  *

@@ -213,5 +213,5 @@ void security_on_cancel(server *srv, h2o_conn_t *conn, uint64_t conn_id)
              (unsigned long long)conn_id, (long long)srv->opt->h2_reset_budget, (long long)srv->opt->h2_reset_window_ms);
     h2o_socket_t *sock = conn->callbacks->get_socket != NULL ? conn->callbacks->get_socket(conn) : NULL;
     if (sock != NULL)
-        shutdown(h2o_socket_get_fd(sock), SHUT_RDWR); /* never h2o_socket_close from here (DESIGN.md §4) */
+        shutdown(h2o_socket_get_fd(sock), SHUT_RDWR); /* never h2o_socket_close from here (docs/ARCHITECTURE.md §7) */
 }

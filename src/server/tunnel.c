@@ -1,5 +1,5 @@
 /*
- * tunnelmux server — the /_tunnel endpoint (see tunnel.h; ../shared/DESIGN.md §4: raw upgrade,
+ * tunnelmux server — the /_tunnel endpoint (see tunnel.h; docs/ARCHITECTURE.md §7: raw upgrade,
  * [header, payload] iovec writes without copy, in-place unmasking on read).
  */
 #include "server/tunnel.h"

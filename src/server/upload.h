@@ -1,7 +1,7 @@
 /*
  * tunnelmux server — streamed HTTP/1.1 request bodies (docs/OPERATIONS.md "Uploads").
  *
- * h2o 2.2.5 runs a handler only after the whole request body arrived (DESIGN.md §4), so a large
+ * h2o 2.2.5 runs a handler only after the whole request body arrived (docs/ARCHITECTURE.md §7), so a large
  * upload used to wait in memory or a spool file before its first byte entered the tunnel. On a
  * plain (non-TLS) HTTP/1.1 connection this module lets such bodies stream instead:
  *
