@@ -8,70 +8,11 @@
 
 #include "buf.h"
 #include "check_main.h"
+#include "mux/failmalloc.h"
 #include "mem.h"
 #include "mux/err.h"
 
-/* ---- a failing allocator: fails after |budget| successful allocations, counts live blocks */
-typedef struct {
-    int budget; /* allocations left before failing (-1 = unlimited) */
-    int live;   /* blocks currently allocated */
-} failmem;
-
-static void *fm_malloc(size_t size, void *ud)
-{
-    failmem *fm = ud;
-    if (fm->budget == 0)
-        return NULL;
-    if (fm->budget > 0)
-        fm->budget--;
-    void *p = malloc(size);
-    if (p)
-        fm->live++;
-    return p;
-}
-
-static void fm_free(void *p, void *ud)
-{
-    failmem *fm = ud;
-    if (p) {
-        fm->live--;
-        free(p);
-    }
-}
-
-static void *fm_calloc(size_t n, size_t size, void *ud)
-{
-    failmem *fm = ud;
-    if (fm->budget == 0)
-        return NULL;
-    if (fm->budget > 0)
-        fm->budget--;
-    void *p = calloc(n, size);
-    if (p)
-        fm->live++;
-    return p;
-}
-
-static void *fm_realloc(void *ptr, size_t size, void *ud)
-{
-    failmem *fm = ud;
-    if (fm->budget == 0)
-        return NULL;
-    if (fm->budget > 0)
-        fm->budget--;
-    void *p = realloc(ptr, size);
-    if (p && ptr == NULL)
-        fm->live++;
-    return p;
-}
-
-static mux_mem make_failmem(failmem *fm, int budget)
-{
-    fm->budget = budget;
-    fm->live = 0;
-    mux_mem m = {fm, fm_malloc, fm_free, fm_calloc, fm_realloc};
-    return m;
-}
+/* the failing allocator: tests/mux/failmalloc.h (fails from allocation index N on) */
 
 START_TEST(test_buf_append_and_consume)
 {
@@ -164,8 +105,8 @@ END_TEST
 
 START_TEST(test_buf_nomem_and_shrink)
 {
-    failmem fm;
-    mux_mem mem = make_failmem(&fm, 1);
+    failmalloc fm;
+    mux_mem mem = failmalloc_mem(&fm, 1, 0);
     mux_buf b;
     mux_buf_init(&b);
     uint8_t data[300];
@@ -175,7 +116,7 @@ START_TEST(test_buf_nomem_and_shrink)
     ck_assert_int_eq(mux_buf_append(&b, data, 300, 0, &mem), MUX_ERR_NOMEM);
     ck_assert_uint_eq(mux_buf_size(&b), 100); /* content preserved */
     ck_assert_int_eq(b.base[99], 7);
-    fm.budget = -1;
+    fm.fail_at = -1;
     ck_assert_int_eq(mux_buf_append(&b, data, 300, 0, &mem), 0);
     ck_assert_uint_ge(b.cap, 400);
     b.pos = b.len - 10;
@@ -193,8 +134,8 @@ END_TEST
 
 START_TEST(test_mem_wrappers)
 {
-    failmem fm;
-    mux_mem mem = make_failmem(&fm, -1);
+    failmalloc fm;
+    mux_mem mem = failmalloc_mem(&fm, -1, 0);
     uint8_t *p = mux_mem_calloc(&mem, 4, 8);
     ck_assert_ptr_nonnull(p);
     for (int i = 0; i < 32; i++)
@@ -223,8 +164,8 @@ END_TEST
 
 START_TEST(test_mem_protobuf_allocator)
 {
-    failmem fm;
-    mux_mem mem = make_failmem(&fm, -1);
+    failmalloc fm;
+    mux_mem mem = failmalloc_mem(&fm, -1, 0);
     ProtobufCAllocator pa;
     mux_mem_protobuf_allocator(&mem, &pa);
     void *p = pa.alloc(pa.allocator_data, 100);
@@ -232,7 +173,7 @@ START_TEST(test_mem_protobuf_allocator)
     ck_assert_int_eq(fm.live, 1);
     pa.free(pa.allocator_data, p);
     ck_assert_int_eq(fm.live, 0);
-    fm.budget = 0;
+    fm.fail_at = fm.calls; /* every allocation from now on fails */
     ck_assert_ptr_null(pa.alloc(pa.allocator_data, 100));
 
     mux_mem_protobuf_allocator(NULL, &pa);

@@ -7,77 +7,14 @@
 #include <string.h>
 
 #include "check_main.h"
+#include "mux/failmalloc.h"
 #include "frame_codec.h"
 #include "frames_same.h"
 #include "tunnel.pb-c.h"
 
 #define NO_LIMIT UINT32_MAX
 
-/* ---------------------------------------------------------------- counting / failing allocator */
-
-typedef struct {
-    long live;       /* outstanding blocks */
-    long allocs;     /* successful allocations so far */
-    long fail_after; /* allocations allowed before failing; -1 = never fail */
-} test_mem_state;
-
-static int may_alloc(test_mem_state *s)
-{
-    if (s->fail_after >= 0 && s->allocs >= s->fail_after)
-        return 0;
-    s->allocs++;
-    return 1;
-}
-
-static void *t_malloc(size_t size, void *ud)
-{
-    test_mem_state *s = ud;
-    if (!may_alloc(s))
-        return NULL;
-    void *p = malloc(size ? size : 1);
-    if (p != NULL)
-        s->live++;
-    return p;
-}
-
-static void t_free(void *ptr, void *ud)
-{
-    test_mem_state *s = ud;
-    if (ptr != NULL)
-        s->live--;
-    free(ptr);
-}
-
-static void *t_calloc(size_t n, size_t size, void *ud)
-{
-    test_mem_state *s = ud;
-    if (!may_alloc(s))
-        return NULL;
-    void *p = calloc(n ? n : 1, size ? size : 1);
-    if (p != NULL)
-        s->live++;
-    return p;
-}
-
-static void *t_realloc(void *ptr, size_t size, void *ud)
-{
-    test_mem_state *s = ud;
-    if (!may_alloc(s))
-        return NULL;
-    void *p = realloc(ptr, size ? size : 1);
-    if (p != NULL && ptr == NULL)
-        s->live++;
-    return p;
-}
-
-static mux_mem test_mem(test_mem_state *s, long fail_after)
-{
-    s->live = 0;
-    s->allocs = 0;
-    s->fail_after = fail_after;
-    mux_mem m = {s, t_malloc, t_free, t_calloc, t_realloc};
-    return m;
-}
+/* counting / failing allocator: tests/mux/failmalloc.h */
 
 /* ---------------------------------------------------------------- helpers */
 
@@ -698,8 +635,8 @@ START_TEST(test_header_limits)
     mux_buf b;
     mux_buf_init(&b);
     ck_assert_int_eq(mux_frame_encode(&f, &b, NULL), 0);
-    test_mem_state st;
-    mux_mem mem = test_mem(&st, -1);
+    failmalloc st;
+    mux_mem mem = failmalloc_mem(&st, -1, 0);
     mux_frame d;
     const char *reason;
     /* exactly at the limits: fine */
@@ -739,13 +676,13 @@ START_TEST(test_nomem)
     f.head.method = iov_str("GET");
     f.head.headers = hs;
     f.head.nheaders = 20;
-    test_mem_state st;
+    failmalloc st;
     mux_mem mem;
     mux_buf b;
     /* encode: fail each allocation in turn, then succeed */
     int ok = 0;
     for (long k = 0; k < 50 && !ok; k++) {
-        mem = test_mem(&st, k);
+        mem = failmalloc_mem(&st, k, 0);
         mux_buf_init(&b);
         int rv = mux_frame_encode(&f, &b, &mem);
         ck_assert(rv == 0 || rv == MUX_ERR_NOMEM);
@@ -760,7 +697,7 @@ START_TEST(test_nomem)
     ck_assert_int_eq(mux_frame_encode(&f, &b, NULL), 0);
     ok = 0;
     for (long k = 0; k < 200 && !ok; k++) {
-        mem = test_mem(&st, k);
+        mem = failmalloc_mem(&st, k, 0);
         mux_frame d;
         const char *reason;
         ssize_t rv = mux_frame_decode(b.base, b.len, &d, NO_LIMIT, NO_LIMIT, &mem, &reason);
@@ -801,8 +738,8 @@ static mux_iovec rand_field(uint64_t *rng, uint8_t *pool, size_t max)
  */
 static ssize_t decode_both(const uint8_t *rec, size_t len, uint32_t max_count, uint32_t max_bytes, long *fast_allocs)
 {
-    test_mem_state st;
-    mux_mem mem = test_mem(&st, -1);
+    failmalloc st;
+    mux_mem mem = failmalloc_mem(&st, -1, 0);
     mux_frame a, b;
     const char *ra = NULL, *rb = NULL;
     ssize_t na = mux_frame_decode(rec, len, &a, max_count, max_bytes, &mem, &ra);
