@@ -323,27 +323,10 @@ static void sweep(int zstd, int fail_side, int once)
             fail_side == 0 ? "server" : "client", zstd, once ? "transient" : "persistent", n, completed, lost);
 }
 
-START_TEST(test_sweep_server_persistent)
+/* _i: bit 0 zstd, bit 1 the failing side (0 server, 1 client), bit 2 transient (once) */
+START_TEST(test_sweep)
 {
-    sweep(_i, 0, 0);
-}
-END_TEST
-
-START_TEST(test_sweep_client_persistent)
-{
-    sweep(_i, 1, 0);
-}
-END_TEST
-
-START_TEST(test_sweep_server_transient)
-{
-    sweep(_i, 0, 1);
-}
-END_TEST
-
-START_TEST(test_sweep_client_transient)
-{
-    sweep(_i, 1, 1);
+    sweep(_i & 1, (_i >> 1) & 1, (_i >> 2) & 1);
 }
 END_TEST
 
@@ -379,10 +362,7 @@ static Suite *make_suite(void)
     TCase *tc = tcase_create("sweep");
     tcase_set_timeout(tc, 600);
     tcase_add_test(tc, test_allocator_counts);
-    tcase_add_loop_test(tc, test_sweep_server_persistent, 0, 2);
-    tcase_add_loop_test(tc, test_sweep_client_persistent, 0, 2);
-    tcase_add_loop_test(tc, test_sweep_server_transient, 0, 2);
-    tcase_add_loop_test(tc, test_sweep_client_transient, 0, 2);
+    tcase_add_loop_test(tc, test_sweep, 0, 8);
     suite_add_tcase(s, tc);
     return s;
 }
