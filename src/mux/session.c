@@ -58,6 +58,8 @@ struct mux_session {
 
     /* handshake */
     int hs;
+    int rx_hello_msg; /* server: the message being processed carried the HELLO; the rest of it was
+                         sent before WELCOME, so only PING, PONG, GOAWAY may follow (PROTOCOL.md §4.1) */
     uint32_t caps;
     uint32_t peer_stream_window, peer_conn_window, peer_max_message;
 
@@ -521,6 +523,7 @@ static int on_hello(mux_session *s, const mux_frame *f)
         return perrf(s, MUX_ERR_BAD_VERSION, "HELLO version %u not supported", f->hello.version);
     }
     s->hs = HS_HELLO_PENDING;
+    s->rx_hello_msg = 1;
     s->caps = f->hello.capabilities & (s->opt.enable_zstd ? MUX_CAP_ZSTD : 0);
     s->peer_stream_window = f->initial_stream_window != 0 ? f->initial_stream_window : 256 * 1024;
     s->peer_conn_window = f->initial_conn_window != 0 ? f->initial_conn_window : 16 * 1024 * 1024;
@@ -816,6 +819,9 @@ static int on_frame(mux_session *s, const mux_frame *f)
         } else if (s->hs == HS_WAIT_WELCOME && f->type != MUX_FRAME_WELCOME && f->type != MUX_FRAME_REFUSE) {
             return perr(s, MUX_ERR_HANDSHAKE, "first frame is not WELCOME or REFUSE");
         }
+    } else if (s->rx_hello_msg && f->type != MUX_FRAME_PING && f->type != MUX_FRAME_PONG && f->type != MUX_FRAME_GOAWAY) {
+        /* accepted at once, but the client wrote this before it could have seen the WELCOME */
+        return perr(s, MUX_ERR_HANDSHAKE, "frame before WELCOME (in the HELLO's message)");
     }
     switch (f->type) {
     case MUX_FRAME_HELLO:
@@ -900,6 +906,7 @@ static int process_body(mux_session *s, const uint8_t *body, size_t len)
 static int process_message(mux_session *s, uint8_t *msg, size_t len)
 {
     s->stats.messages_in++;
+    s->rx_hello_msg = 0;
     if (len == 0)
         return perr(s, MUX_ERR_PROTO, "empty message (no envelope header)");
     int compressed, reset;
@@ -1094,6 +1101,7 @@ static int on_ws_piece(mux_session *s, const mux_ws_piece *pc)
                 const char *why;
                 if (mux_envelope_parse(d[0], &compressed, &reset, &why) == 0 && !compressed) {
                     s->rx_mode = RXM_RECORDS;
+                    s->rx_hello_msg = 0;
                     s->stats.messages_in++;
                     d++;
                     n--;

@@ -920,6 +920,53 @@ START_TEST(test_hello_version)
 }
 END_TEST
 
+/* Feeds the server one message: a version-1 HELLO followed by |extra| (PROTOCOL.md §4.1: the
+ * client sends nothing but PING, PONG, GOAWAY before WELCOME). */
+static ssize_t hello_then(pair *p, const mux_frame *extra)
+{
+    mux_buf env;
+    env_start(&env, 0x10);
+    mux_frame f = fr(MUX_FRAME_HELLO, 0);
+    f.hello.version = 1;
+    f.hello.client_id = "demo";
+    f.hello.auth_token = "";
+    f.hello.software = "";
+    rec(&env, &f);
+    rec(&env, extra);
+    return inject_env(p, 1, &env);
+}
+
+START_TEST(test_frame_before_welcome)
+{
+    mux_session_options so, co;
+    opts(&so, &co);
+    pair p;
+    /* a WINDOW in the HELLO's message: the server accepts the HELLO at once, and still fails it */
+    pair_new(&p, &so, &co, 9);
+    mux_frame w = fr(MUX_FRAME_WINDOW, 0);
+    w.increment = 1000;
+    ck_assert_int_eq(hello_then(&p, &w), MUX_ERR_HANDSHAKE);
+    ck_assert_int_eq(p.srv.hellos, 1);
+    ck_assert(mux_session_want_close(p.srv.s));
+    ck_assert_str_eq(mux_session_last_error_reason(p.srv.s), "frame before WELCOME (in the HELLO's message)");
+    ck_assert_uint_eq(mux_error_to_code(MUX_ERR_HANDSHAKE), MUX_CODE_PROTOCOL_ERROR);
+    pair_del(&p);
+    /* a PING there is fine (answered), and a WINDOW in a later message is ordinary */
+    pair_new(&p, &so, &co, 10);
+    mux_frame ping = fr(MUX_FRAME_PING, 0);
+    ping.opaque = 7;
+    ck_assert_int_gt(hello_then(&p, &ping), 0);
+    ck_assert(!mux_session_want_close(p.srv.s));
+    ck_assert(mux_session_is_established(p.srv.s));
+    mux_buf env;
+    env_start(&env, 0x10);
+    rec(&env, &w);
+    ck_assert_int_gt(inject_env(&p, 1, &env), 0);
+    ck_assert(!mux_session_want_close(p.srv.s));
+    pair_del(&p);
+}
+END_TEST
+
 START_TEST(test_first_frame_not_hello)
 {
     mux_session_options so, co;
@@ -1682,6 +1729,7 @@ Suite *make_suite(void)
     tcase_add_test(tc, test_bad_envelope);
     tcase_add_test(tc, test_hello_version);
     tcase_add_test(tc, test_first_frame_not_hello);
+    tcase_add_test(tc, test_frame_before_welcome);
     tcase_add_test(tc, test_unmasked_client_frame);
     tcase_add_test(tc, test_text_frame);
     tcase_add_test(tc, test_fragmented_message);
