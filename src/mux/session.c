@@ -927,6 +927,8 @@ static int process_message(mux_session *s, uint8_t *msg, size_t len)
             return perr(s, rv, "message decompresses beyond max_message_size");
         if (rv == MUX_ERR_NOMEM)
             return perr(s, MUX_ERR_INTERNAL, "out of memory decompressing");
+        if (mux_zstd_rx_window_too_large(s->zrx))
+            return perr(s, rv, "zstd window too large: window log above 20 (PROTOCOL.md §3.2: set the window log explicitly)");
         return perr(s, rv, "corrupt compressed message");
     }
     rv = mux_buf_size(&s->dbuf) != 0 ? process_body(s, s->dbuf.base + s->dbuf.pos, mux_buf_size(&s->dbuf)) : 0;

@@ -872,6 +872,49 @@ START_TEST(test_decompression_bomb)
 }
 END_TEST
 
+/* One compressed message (R set) holding a PING, compressed with window log |wlog|. */
+static ssize_t inject_zstd_wlog(pair *p, int wlog)
+{
+    mux_buf env;
+    env_start(&env, 0x10);
+    mux_frame f = fr(MUX_FRAME_PING, 0);
+    f.opaque = 1;
+    rec(&env, &f);
+    ZSTD_CCtx *cc = ZSTD_createCCtx();
+    ZSTD_CCtx_setParameter(cc, ZSTD_c_windowLog, wlog);
+    ZSTD_CCtx_setParameter(cc, ZSTD_c_contentSizeFlag, 0); /* else zstd shrinks the window to the content */
+    uint8_t out[256];
+    out[0] = 0x13;
+    ZSTD_inBuffer in = {env.base + 1, env.len - 1, 0};
+    ZSTD_outBuffer ob = {out + 1, sizeof(out) - 1, 0};
+    size_t r = ZSTD_compressStream2(cc, &ob, &in, ZSTD_e_flush);
+    ck_assert(!ZSTD_isError(r) && r == 0);
+    ZSTD_freeCCtx(cc);
+    mux_buf_free(&env, NULL);
+    return inject(p, p->srv.s, MUX_WS_OP_BINARY, 1, out, ob.pos + 1, 1);
+}
+
+/* PROTOCOL.md §3.2: a receiver accepts window logs up to 20 whatever its own ZSTD_WINDOW_LOG, and
+ * tells a larger window apart from corrupt data. */
+START_TEST(test_zstd_window_limit)
+{
+    mux_session_options so, co;
+    opts(&so, &co);
+    so.zstd_window_log = 17;
+    pair p;
+    pair_new(&p, &so, &co, 11);
+    pump(&p, 1 << 20);
+    ck_assert_uint_eq(mux_session_capabilities(p.srv.s), MUX_CAP_ZSTD);
+    ck_assert_int_gt(inject_zstd_wlog(&p, 20), 0);
+    ck_assert(!mux_session_want_close(p.srv.s));
+    ck_assert_int_eq(inject_zstd_wlog(&p, 21), MUX_ERR_DECOMPRESS);
+    ck_assert(mux_session_want_close(p.srv.s));
+    ck_assert_msg(strstr(mux_session_last_error_reason(p.srv.s), "zstd window too large") != NULL, "reason: %s",
+                  mux_session_last_error_reason(p.srv.s));
+    pair_del(&p);
+}
+END_TEST
+
 START_TEST(test_compressed_not_negotiated)
 {
     pair p;
@@ -1726,6 +1769,7 @@ Suite *make_suite(void)
     tcase_add_test(tc, test_data_over_credit);
     tcase_add_test(tc, test_decompression_bomb);
     tcase_add_test(tc, test_compressed_not_negotiated);
+    tcase_add_test(tc, test_zstd_window_limit);
     tcase_add_test(tc, test_bad_envelope);
     tcase_add_test(tc, test_hello_version);
     tcase_add_test(tc, test_first_frame_not_hello);
