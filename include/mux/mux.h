@@ -306,6 +306,15 @@ typedef struct {
 
 void mux_session_get_stats(const mux_session *s, mux_session_stats *out);
 
+/*
+ * 1 once the peer's WebSocket close frame has arrived, else 0. A session that wants to close keeps
+ * taking input (mux_session_recv drops it unread) only to notice this: after writing everything
+ * mux_session_send produced, the transport shuts down its write side and reads until this turns
+ * 1, EOF, or its own byte and time bounds (lingering close, PROTOCOL.md §8), so a peer that was
+ * still sending reads our GOAWAY and close code instead of a connection reset.
+ */
+int mux_session_peer_closed(const mux_session *s);
+
 /* Reason string of the last error this session returned or detected (static or owned by the
  * session; valid until the next call). "" if none. */
 const char *mux_session_last_error_reason(const mux_session *s);

@@ -110,8 +110,11 @@ struct mux_session {
     mux_ws_keygen keygen;
 
     /* lifecycle */
-    int dead;     /* fatal error or WebSocket close: no more processing */
-    int fatal_rv; /* the fatal error recv returns again */
+    int dead;         /* fatal error or WebSocket close: no more processing */
+    int peer_closed;  /* the peer's WebSocket close frame arrived */
+    int linger_blind; /* after our failure the peer's framing cannot be followed: no close frame
+                         will be recognised (the transport waits for EOF instead) */
+    int fatal_rv;     /* the fatal error recv returns again */
     int goaway_sent, goaway_recv;
     uint32_t goaway_sent_last; /* last_stream_id of our GOAWAY: newer ids are ignored (PROTOCOL.md §4.8) */
     unsigned goaway_recv_code;
@@ -969,6 +972,7 @@ static int on_ws_control(mux_session *s, unsigned op)
         if (code == 1005 || code == 1006 || code == 1015 || code < 1000)
             code = 1000;
         queue_ws_close(s, code);
+        s->peer_closed = 1;
         s->reason = "the peer closed the WebSocket";
         return MUX_ERR_WS_CLOSED;
     }
@@ -1126,18 +1130,51 @@ static int on_ws_piece(mux_session *s, const mux_ws_piece *pc)
     return perr(s, MUX_ERR_WS_PROTOCOL, "unknown opcode");
 }
 
+/*
+ * Input after the session stopped processing (fatal error, or a REFUSE): the frames are dropped
+ * unread; only the peer's WebSocket close is looked for, so the transport can close as soon as the
+ * peer has acknowledged ours (lingering close, RFC 6455 §7.1.1, PROTOCOL.md §8). An oversized
+ * frame is skipped; any other framing error leaves the transport to wait for EOF.
+ */
+static void linger_scan(mux_session *s, uint8_t *in, size_t len)
+{
+    size_t off = 0;
+    while (off < len && !s->peer_closed && !s->linger_blind) {
+        mux_ws_piece pc;
+        int has = 0;
+        ssize_t n = mux_ws_decoder_feed(&s->dec, in + off, len - off, &pc, &has, NULL);
+        if (n < 0) {
+            ssize_t hdr = n == MUX_ERR_MESSAGE_TOO_LARGE ? mux_ws_decoder_skip_oversized(&s->dec) : -1;
+            if (hdr < 0)
+                s->linger_blind = 1;
+            else
+                off += (size_t)hdr;
+            continue;
+        }
+        off += (size_t)n;
+        if (has && pc.opcode == MUX_WS_OP_CLOSE && pc.frame_end)
+            s->peer_closed = 1;
+        else if (!has && n == 0)
+            break;
+    }
+}
+
 /* Feeds transport bytes; see mux.h. */
 ssize_t mux_session_recv(mux_session *s, uint8_t *in, size_t len, int64_t now_ms)
 {
     if (s == NULL || (in == NULL && len != 0))
         return MUX_ERR_INVALID_ARGUMENT;
     s->now = now_ms;
-    if (s->dead)
+    if (s->dead) {
+        linger_scan(s, in, len);
         return s->fatal_rv != 0 && s->fatal_rv != MUX_ERR_WS_CLOSED ? s->fatal_rv : (ssize_t)len;
+    }
     if (len == 0)
         return 0;
-    if (s->hs == HS_REFUSED)
+    if (s->hs == HS_REFUSED) {
+        linger_scan(s, in, len);
         return (ssize_t)len; /* REFUSE sent or received: the connection only closes now */
+    }
     s->last_recv_ms = now_ms;
     s->stats.bytes_in += len;
     size_t off = 0;
@@ -1148,7 +1185,13 @@ ssize_t mux_session_recv(mux_session *s, uint8_t *in, size_t len, int64_t now_ms
         ssize_t n = mux_ws_decoder_feed(&s->dec, in + off, len - off, &pc, &has, &why);
         if (n < 0) {
             s->reason = why != NULL ? why : mux_strerror((int)n);
-            return die(s, (int)n, n != MUX_ERR_WS_PROTOCOL);
+            int rv = die(s, (int)n, n != MUX_ERR_WS_PROTOCOL);
+            ssize_t hdr = n == MUX_ERR_MESSAGE_TOO_LARGE ? mux_ws_decoder_skip_oversized(&s->dec) : -1;
+            if (hdr < 0)
+                s->linger_blind = 1;
+            else
+                linger_scan(s, in + off + (size_t)hdr, len - off - (size_t)hdr);
+            return rv;
         }
         off += (size_t)n;
         if (has) {
@@ -1166,16 +1209,23 @@ ssize_t mux_session_recv(mux_session *s, uint8_t *in, size_t len, int64_t now_ms
                 s->dead = 1;
                 s->fatal_rv = MUX_ERR_REFUSED;
                 queue_ws_close(s, 1000);
+                linger_scan(s, in + off, len - off);
                 return rv;
             }
-            if (rv == MUX_ERR_BAD_VERSION && s->hs == HS_REFUSED)
-                return die(s, rv, 0); /* REFUSE(UNSUPPORTED_VERSION) is queued instead of GOAWAY */
-            if (rv < 0)
-                return die(s, mux_is_fatal(rv) ? rv : MUX_ERR_INTERNAL, rv != MUX_ERR_WS_PROTOCOL);
+            if (rv < 0) {
+                if (rv == MUX_ERR_BAD_VERSION && s->hs == HS_REFUSED)
+                    rv = die(s, rv, 0); /* REFUSE(UNSUPPORTED_VERSION) is queued instead of GOAWAY */
+                else
+                    rv = die(s, mux_is_fatal(rv) ? rv : MUX_ERR_INTERNAL, rv != MUX_ERR_WS_PROTOCOL);
+                linger_scan(s, in + off, len - off); /* the framing is intact: look for the peer's close */
+                return rv;
+            }
         } else if (n == 0) {
             break; /* cannot happen with len > 0; guards against a spin */
         }
     }
+    if (s->dead && off < len)
+        linger_scan(s, in + off, len - off);
     if (!s->dead && mux_buf_size(&s->ctrl) > CTRL_BACKLOG_LIMIT) {
         s->reason = "control backlog: the peer keeps sending but does not read";
         return die(s, MUX_ERR_PROTO, 1);
@@ -2099,6 +2149,11 @@ void mux_session_get_stats(const mux_session *s, mux_session_stats *out)
     for (const mux_stream *st = s->streams.all; st != NULL; st = st->anext)
         if ((st->list == MUX_LIST_BLK_CONN || st->list == MUX_LIST_BLK_STREAM) && s->now > st->blocked_since)
             out->flow_blocked_ms += (uint64_t)(s->now - st->blocked_since);
+}
+
+int mux_session_peer_closed(const mux_session *s)
+{
+    return s != NULL && s->peer_closed;
 }
 
 const char *mux_session_last_error_reason(const mux_session *s)

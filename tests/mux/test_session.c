@@ -658,6 +658,81 @@ START_TEST(test_message_too_large)
 }
 END_TEST
 
+/* Appends one client WebSocket frame (masked) to |out|. */
+static void ws_append(mux_buf *out, unsigned opcode, const uint8_t *payload, size_t n)
+{
+    uint8_t hdr[MUX_WS_MAX_HEADER], key[4] = {9, 8, 7, 6};
+    size_t hl = mux_ws_frame_header(hdr, opcode, 1, n, key);
+    ck_assert_int_eq(mux_buf_append(out, hdr, hl, 0, NULL), 0);
+    size_t at = out->len;
+    if (n != 0)
+        ck_assert_int_eq(mux_buf_append(out, payload, n, 0, NULL), 0);
+    mux_ws_mask(out->base + at, n, key, 0);
+}
+
+/* PROTOCOL.md §8 lingering close: after a fatal error the session keeps reading only to find the
+ * peer's close frame, also behind an oversized message whose payload it never wanted. */
+START_TEST(test_linger_finds_peer_close)
+{
+    mux_session_options so, co;
+    opts(&so, &co);
+    so.max_message_size = 4096;
+    uint8_t *big = calloc(1, 100000);
+    big[0] = 0x10;
+    uint8_t code[2] = {0x03, 0xe8};
+    for (int split = 0; split < 3; split++) {
+        pair p;
+        pair_new(&p, &so, &co, 12);
+        pump(&p, 1 << 20);
+        mux_buf in;
+        mux_buf_init(&in);
+        ws_append(&in, MUX_WS_OP_BINARY, big, 100000); /* over max_message_size */
+        ws_append(&in, MUX_WS_OP_BINARY, big, 10);     /* more data the peer had in flight */
+        ws_append(&in, MUX_WS_OP_CLOSE, code, 2);      /* its answer to our close */
+        /* split 0: one input; 1: cut inside the oversized header; 2: fed a byte at a time after it */
+        size_t cut = split == 0 ? in.len : split == 1 ? 3 : 20;
+        ssize_t rv = mux_session_recv(p.srv.s, in.base, cut, p.net.now);
+        ck_assert_int_eq(split == 1 ? rv : MUX_ERR_MESSAGE_TOO_LARGE, split == 1 ? 3 : rv);
+        if (split == 2) {
+            for (size_t i = cut; i < in.len; i++) {
+                ck_assert(!mux_session_peer_closed(p.srv.s));
+                mux_session_recv(p.srv.s, in.base + i, 1, p.net.now);
+            }
+        } else if (split == 1) {
+            ck_assert_int_eq(mux_session_recv(p.srv.s, in.base + cut, in.len - cut, p.net.now), MUX_ERR_MESSAGE_TOO_LARGE);
+        }
+        ck_assert(mux_session_want_close(p.srv.s));
+        ck_assert_msg(mux_session_peer_closed(p.srv.s), "split %d: the close frame was not found", split);
+        mux_buf_free(&in, NULL);
+        pair_del(&p);
+    }
+    /* a protocol error inside a message: the frames after it are still followed */
+    pair p;
+    established(&p, 0, 0);
+    mux_buf env;
+    env_start(&env, 0x10);
+    mux_frame f = fr(MUX_FRAME_DATA, 99);
+    f.payload = (const uint8_t *)"x";
+    f.payload_len = 1;
+    rec(&env, &f);
+    rec(&env, &f);
+    mux_buf in;
+    mux_buf_init(&in);
+    ws_append(&in, MUX_WS_OP_BINARY, env.base, env.len);
+    ws_append(&in, MUX_WS_OP_BINARY, env.base, env.len);
+    ck_assert_int_eq(mux_session_recv(p.srv.s, in.base, in.len, p.net.now), MUX_ERR_UNKNOWN_STREAM);
+    ck_assert(!mux_session_peer_closed(p.srv.s));
+    mux_buf_reset(&in);
+    ws_append(&in, MUX_WS_OP_CLOSE, code, 2);
+    mux_session_recv(p.srv.s, in.base, in.len, p.net.now);
+    ck_assert(mux_session_peer_closed(p.srv.s));
+    mux_buf_free(&in, NULL);
+    mux_buf_free(&env, NULL);
+    pair_del(&p);
+    free(big);
+}
+END_TEST
+
 START_TEST(test_unknown_stream)
 {
     pair p;
@@ -1759,6 +1834,7 @@ Suite *make_suite(void)
     tcase_add_test(tc, test_record_too_large);
     tcase_add_test(tc, test_message_too_large);
     tcase_add_test(tc, test_unknown_stream);
+    tcase_add_test(tc, test_linger_finds_peer_close);
     tcase_add_test(tc, test_data_after_close);
     tcase_add_test(tc, test_close_after_both_ends_is_ignored);
     tcase_add_test(tc, test_duplicate_open);
