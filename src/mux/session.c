@@ -1213,9 +1213,10 @@ ssize_t mux_session_recv(mux_session *s, uint8_t *in, size_t len, int64_t now_ms
                 return rv;
             }
             if (rv < 0) {
-                if (rv == MUX_ERR_BAD_VERSION && s->hs == HS_REFUSED)
-                    rv = die(s, rv, 0); /* REFUSE(UNSUPPORTED_VERSION) is queued instead of GOAWAY */
-                else
+                if (rv == MUX_ERR_BAD_VERSION && s->hs == HS_REFUSED) {
+                    queue_ws_close(s, 1000); /* a refusal like any other (PROTOCOL.md §8) */
+                    rv = die(s, rv, 0);      /* REFUSE(UNSUPPORTED_VERSION) is queued instead of GOAWAY */
+                } else
                     rv = die(s, mux_is_fatal(rv) ? rv : MUX_ERR_INTERNAL, rv != MUX_ERR_WS_PROTOCOL);
                 linger_scan(s, in + off, len - off); /* the framing is intact: look for the peer's close */
                 return rv;

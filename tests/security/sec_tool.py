@@ -4,7 +4,11 @@
 Every subcommand is bounded in time and prints one result line (key=value ...) on stdout.
 
   evil PORT NAME TOKEN MODE [ZSTFILE]   hostile client daemon over /_tunnel: HELLO, then MODE =
-        garbage | badver | unknown | bomb | bigmsg | none; prints refuse/welcome, GOAWAY code, close code
+        garbage | badver | unknown | bomb | bigmsg | wlog | none; prints refuse/welcome, GOAWAY code,
+        close code, reset=1 when the server reset the connection (ECONNRESET) instead of closing it.
+        MODE-keep (bigmsg-keep, wlog-keep): the attack, then 512 KiB more sent while reading, as a
+        peer does that has data in flight (the server must still deliver GOAWAY and close: lingering
+        close, PROTOCOL.md §8). hello2 sends a version-2 HELLO (REFUSE UNSUPPORTED_VERSION).
   raw PORT HOSTNAME FILE                send FILE's bytes (with @HOST@ replaced) on one h1 connection,
                                         print the status line of every response until EOF/2 s
   flood PORT AUTHORITY N                h2c HEADERS+RST_STREAM x N (Rapid Reset); prints how long until
@@ -23,6 +27,7 @@ import select
 import socket
 import struct
 import sys
+import threading
 import time
 
 # ------------------------------------------------------------------ protobuf (hand-encoded, tiny)
@@ -116,6 +121,7 @@ def _mask_big(payload, mask):
 class WsReader:
     def __init__(self, sock):
         self.s, self.buf = sock, bytearray()
+        self.reset = False  # the peer reset the connection (ECONNRESET), not a FIN
 
     def _fill(self, deadline):
         left = deadline - time.time()
@@ -126,6 +132,9 @@ class WsReader:
             return False
         try:
             d = self.s.recv(1 << 16)
+        except ConnectionResetError:
+            self.reset = True
+            d = b""
         except OSError:
             d = b""
         if not d:
@@ -180,12 +189,17 @@ def cmd_evil(port, name, token, mode, zst=None):
         return 0
     rd = WsReader(s)
     rd.buf += rest
-    hello = field_varint(1, 1) + field_bytes(2, name) + (field_bytes(3, token) if token else b"") + field_varint(4, 1)
+    keep = mode.endswith("-keep")
+    mode = mode[:-5] if keep else mode
+    hello = field_varint(1, 2 if mode == "hello2" else 1) + field_bytes(2, name) + (field_bytes(3, token) if token else b"") + \
+        field_varint(4, 1)
     s.sendall(ws_frame(envelope([field_bytes(1, hello)])))
-    result = {"welcome": 0, "refuse": "-", "retry_after_ms": "-", "goaway": "-", "close": "-", "eof_after_ms": "-"}
+    result = {"welcome": 0, "refuse": "-", "retry_after_ms": "-", "goaway": "-", "close": "-", "eof_after_ms": "-", "reset": 0}
     deadline = time.time() + 5
     sent_attack = False
     t_attack = time.time()
+    sender = None
+    stop = threading.Event()
     try:
         while time.time() < deadline:
             fr = rd.frame(deadline)
@@ -194,9 +208,19 @@ def cmd_evil(port, name, token, mode, zst=None):
             op, payload = fr
             if op == 8:
                 result["close"] = struct.unpack(">H", payload[:2])[0] if len(payload) >= 2 else 1005
+                if sender is not None:
+                    stop.set()
+                    sender.join()
                 try:
-                    s.sendall(ws_frame(payload[:2], 8))
-                except (ConnectionResetError, BrokenPipeError):
+                    if mode == "bigmsg" and sent_attack:
+                        s.shutdown(socket.SHUT_WR)  # inside the oversized frame: no close frame can follow, EOF says it
+                    else:
+                        s.sendall(ws_frame(payload[:2], 8))
+                except (ConnectionResetError, OSError) as e:
+                    if isinstance(e, ConnectionResetError) or e.errno == 107:  # ENOTCONN: reset meanwhile
+                        result["reset"] = 1
+                    raise EOFError()
+                except BrokenPipeError:
                     # the server closed with our unread attack bytes in its queue (RST): that is the end
                     raise EOFError()
                 continue
@@ -223,13 +247,49 @@ def cmd_evil(port, name, token, mode, zst=None):
                 sent_attack = True
                 t_attack = time.time()
                 try:
-                    s.sendall(attack(mode, zst))
-                except (ConnectionResetError, BrokenPipeError):
+                    # -keep: data already in flight behind the attack (sent in the same write)
+                    s.sendall(attack(mode, zst) + (keep_bytes(mode, 256 << 10) if keep else b""))
+                except ConnectionResetError:
+                    result["reset"] = 1
+                except BrokenPipeError:
                     pass  # refused while we were still sending: the replies (GOAWAY, close) are read next
+                if keep:
+                    sender = threading.Thread(target=keep_sending, args=(s, mode, stop, result))
+                    sender.start()
     except EOFError:
         result["eof_after_ms"] = int((time.time() - t_attack) * 1000)
+    stop.set()
+    if sender is not None:
+        sender.join()
+    if rd.reset:
+        result["reset"] = 1
     print(" ".join("%s=%s" % kv for kv in result.items()))
     return 0
+
+
+def keep_bytes(mode, n):
+    """|n| bytes that follow the attack: more of the oversized frame's payload (bigmsg), or whole
+    further messages of 16 KiB (anything else; WebSocket framing stays intact)."""
+    if mode == "bigmsg":
+        return b"\0" * n
+    return b"".join(ws_frame(bytes([0x10]) + b"\0" * ((16 << 10) - 1)) for _ in range(max(1, n // (16 << 10))))
+
+
+def keep_sending(s, mode, stop, result, total=256 << 10, piece=16 << 10):
+    """What a peer with data in flight sends after its fatal message: the rest of the oversized
+    frame's payload (bigmsg) or whole further messages (anything else), paced, until |stop|."""
+    sent = 0
+    while sent < total and not stop.is_set():
+        chunk = keep_bytes(mode, piece)
+        try:
+            s.sendall(chunk)
+        except ConnectionResetError:
+            result["reset"] = 1
+            return
+        except OSError:
+            return
+        sent += piece
+        time.sleep(0)  # no pause: data is always in flight when the server fails us
 
 
 def attack(mode, zst):
@@ -243,6 +303,9 @@ def attack(mode, zst):
     if mode == "truncated":  # record length past the end
         return ws_frame(bytes([0x10]) + varint(100) + b"\x0a\x00")
     if mode == "bomb":  # compressed message expanding far past MAX_MESSAGE_SIZE
+        with open(zst, "rb") as f:
+            return ws_frame(bytes([0x13]) + f.read())
+    if mode == "wlog":  # a compressed message whose zstd frame announces a window above 2^20
         with open(zst, "rb") as f:
             return ws_frame(bytes([0x13]) + f.read())
     if mode == "bigmsg":  # one uncompressed WebSocket message over MAX_MESSAGE_SIZE
