@@ -2,7 +2,9 @@
 # security: the wire behaviours of docs/PROTOCOL.md that a third-party implementation relies on
 # (docs/CONFORMANCE.md points here), observed from a hand-written peer (sec_tool.py):
 # lingering close (§8: a peer still sending after its fatal message reads GOAWAY and the close
-# code, never a reset), version refusal (§3.1, §4.2), zstd window limit (§3.2).
+# code, never a reset), version refusal (§3.1, §4.2), zstd window limit (§3.2), and the HTTP
+# mapping seen by a scripted client daemon (§9: upgrade refused, 1xx, invalid response headers,
+# CLOSE reasons, forwarded headers).
 source "$(dirname "$0")/../e2e/lib.sh"
 require_binaries
 TOOL="/usr/bin/python3 $(dirname "$0")/sec_tool.py"
@@ -37,4 +39,41 @@ out=$($TOOL evil "$SERVER_PORT" v2 "$E2E_TOKEN" hello2)
 check_contains "HELLO version 2 -> REFUSE UNSUPPORTED_VERSION (20)" "refuse=20 " "$out"
 check_contains "refusal closes with 1000" "close=1000 " "$out"
 evil badver evil-badver 20 1002 "envelope version is not 1"
+
+# peer SCENARIO NAME: the scripted client daemon answers a public request of its own (sec_tool.py peer)
+peer() { $TOOL peer "$SERVER_PORT" "$2" "$E2E_TOKEN" "$2.$DOMAIN:$SERVER_PORT" "$1"; }
+
+echo "== §9.2 upgrade answered with a non-101 status"
+out=$(peer upgrade-refused up-refused)
+echo "   $out"
+check_contains "the user gets the 403 and its body" '"body": "nope\n"' "$out"
+check_contains "server ends its direction with DATA fin" '"server_fin": 1' "$out"
+check_contains "no CLOSE (CANCEL) from the server" '"close": "-"' "$out"
+check_contains "h2o ends the public connection after it (Connection: close)" '"connection_close": 1' "$out"
+
+echo "== §9.4 1xx heads are not relayed to HTTP/1.1 users (h2o 2.2.5), the final head is"
+out=$(peer info info-1xx)
+check_contains "103 dropped, 200 relayed" '"statuses": ["200"]' "$out"
+check_contains "body after the 1xx" '"body": "ok"' "$out"
+
+echo "== §9.4 a response header value with CR/LF fails the stream (as the client does for requests)"
+out=$(peer badheader bad-header)
+check_contains "user gets 502" '"status": "502"' "$out"
+check_contains "server sends CLOSE PROTOCOL_ERROR" '"close": 1,' "$out"
+check_not_contains "nothing injected" "Injected" "$out"
+
+echo "== §9.5 the client's CLOSE reason stays in the server log, never in the public body"
+out=$(peer reason close-reason)
+check_contains "CONNECT_ERROR -> 502" '"status": "502"' "$out"
+check_not_contains "internal address not shown to the user" "10.9.8.7" "$out"
+sleep 0.2
+check_contains "reason logged by the server" "the client sent CLOSE CONNECT_ERROR: dial 10.9.8.7:8080" "$(cat "$T/server.log")"
+
+echo "== §9.2 request headers: one authorization (Forward-Authorization wins), X-Forwarded-* replaced"
+out=$(peer headers fwd-headers)
+check_contains "the local service sees one Authorization, the forwarded one" '"authorization": ["Bearer inner"]' "$out"
+check_contains "x-forwarded-proto replaced" '"x-forwarded-proto": ["http"]' "$out"
+check_contains "x-forwarded-host replaced" "\"x-forwarded-host\": [\"fwd-headers.$DOMAIN:$SERVER_PORT\"]" "$out"
+check_contains "x-forwarded-for appended" '"x-forwarded-for": ["198.51.100.1, 127.0.0.1"]' "$out"
+check_contains "forwarded appended, host quoted (RFC 7239)" "\"forwarded\": [\"for=198.51.100.1, for=127.0.0.1;proto=http;host=\\\"fwd-headers.$DOMAIN:$SERVER_PORT\\\"\"]" "$out"
 exit 0
