@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 
@@ -350,6 +351,27 @@ static int start_session(tunnel *t)
 
 /* ---------------------------------------------------------------- reading */
 
+/* The delta-seconds of a Retry-After header in the response head |hs| (|len| bytes), in ms; 0 when
+ * absent or not a number (an HTTP-date is not used by tunnelmux servers). At most a day. */
+static int64_t retry_after_ms(const char *hs, size_t len)
+{
+    static const char name[] = "\r\nretry-after:";
+    size_t nl = sizeof(name) - 1;
+    for (size_t i = 0; i + nl <= len; i++) {
+        if (strncasecmp(hs + i, name, nl) != 0)
+            continue;
+        size_t k = i + nl;
+        while (k < len && (hs[k] == ' ' || hs[k] == '\t'))
+            k++;
+        int64_t secs = 0;
+        size_t digits = 0;
+        for (; k < len && hs[k] >= '0' && hs[k] <= '9' && secs <= 86400; k++, digits++)
+            secs = secs * 10 + (hs[k] - '0');
+        return digits > 0 ? (secs > 86400 ? 86400 : secs) * 1000 : 0;
+    }
+    return 0;
+}
+
 /* Plaintext bytes from the server. 0 or -1 (close). */
 static int on_plain(tunnel *t, uint8_t *p, size_t len)
 {
@@ -365,6 +387,8 @@ static int on_plain(tunnel *t, uint8_t *p, size_t len)
             return 0;
         if (r < 0) {
             LOG_WARN(LOG_EV_TUNNEL, "tunnel: WebSocket upgrade refused by %s: HTTP %d (%s)", t->c->url.hostport, status, reason);
+            if (status == 429 || status == 503) /* throttled (PROTOCOL.md §4.2): wait at least as long as told */
+                t->retry_after_ms = retry_after_ms(t->hs, t->hslen);
             return -1;
         }
         LOG_INFO(LOG_EV_TUNNEL, "connected to %s%s", t->c->url.hostport, t->c->url.path);

@@ -8,7 +8,8 @@ Every subcommand is bounded in time and prints one result line (key=value ...) o
         close code, reset=1 when the server reset the connection (ECONNRESET) instead of closing it.
         MODE-keep (bigmsg-keep, wlog-keep): the attack, then 512 KiB more sent while reading, as a
         peer does that has data in flight (the server must still deliver GOAWAY and close: lingering
-        close, PROTOCOL.md §8). hello2 sends a version-2 HELLO (REFUSE UNSUPPORTED_VERSION).
+        close, PROTOCOL.md §8). hello2 sends a version-2 HELLO (REFUSE UNSUPPORTED_VERSION). hold:
+        upgrade, print "upgraded", send the HELLO only after a line on stdin.
   peer PORT NAME TOKEN AUTHORITY SCENARIO   a minimal client daemon (no compression) that registers,
         makes a public request to AUTHORITY itself and answers the request head as SCENARIO says;
         prints what the public user got and which frames the server sent on that stream after the
@@ -191,6 +192,10 @@ def cmd_evil(port, name, token, mode, zst=None):
                 retry = line.split(b":", 1)[1].strip().decode()
         print("upgrade=%s retry_after=%s" % (status.replace(" ", "_"), retry or "-"))
         return 0
+    if mode == "hold":  # upgraded now, HELLO only when told (a line on stdin): a login racing a lockout
+        print("upgraded", flush=True)
+        sys.stdin.readline()
+        mode = "none"
     rd = WsReader(s)
     rd.buf += rest
     keep = mode.endswith("-keep")

@@ -4,7 +4,7 @@
 # lingering close (§8: a peer still sending after its fatal message reads GOAWAY and the close
 # code, never a reset), version refusal (§3.1, §4.2), zstd window limit (§3.2), and the HTTP
 # mapping seen by a scripted client daemon (§9: upgrade refused, 1xx, invalid response headers,
-# CLOSE reasons, forwarded headers).
+# CLOSE reasons, forwarded headers), and failed-login throttling (§4.2).
 source "$(dirname "$0")/../e2e/lib.sh"
 require_binaries
 TOOL="/usr/bin/python3 $(dirname "$0")/sec_tool.py"
@@ -76,4 +76,26 @@ check_contains "x-forwarded-proto replaced" '"x-forwarded-proto": ["http"]' "$ou
 check_contains "x-forwarded-host replaced" "\"x-forwarded-host\": [\"fwd-headers.$DOMAIN:$SERVER_PORT\"]" "$out"
 check_contains "x-forwarded-for appended" '"x-forwarded-for": ["198.51.100.1, 127.0.0.1"]' "$out"
 check_contains "forwarded appended, host quoted (RFC 7239)" "\"forwarded\": [\"for=198.51.100.1, for=127.0.0.1;proto=http;host=\\\"fwd-headers.$DOMAIN:$SERVER_PORT\\\"\"]" "$out"
+
+echo "== §4.2 failed logins: AUTH_FAILED starts the wait, RATE_LIMITED during it whatever the token"
+stop_pid "$SERVER_PID"
+start_server AUTH_FAIL_DELAY=3s || exit 1
+coproc HOLD { $TOOL evil "$SERVER_PORT" racer "$E2E_TOKEN" hold; }
+read -r -t 10 line <&"${HOLD[0]}"
+check_eq "a connection upgraded before the wait" "upgraded" "$line"
+for i in 1 2 3 4 5; do
+    out=$($TOOL evil "$SERVER_PORT" guess "tok-wrong-$i" none)
+    [[ "$out" == *"refuse=21 retry_after_ms=0 "* ]] || fail "free failure $i" "$out"
+done
+out=$($TOOL evil "$SERVER_PORT" guess tok-wrong-6 none)
+check_contains "6th failure: AUTH_FAILED, retry_after_ms = the wait it starts" "refuse=21 retry_after_ms=3000 " "$out"
+echo go >&"${HOLD[1]}"
+read -r -t 10 line <&"${HOLD[0]}"
+check_match "correct token during the wait: RATE_LIMITED (25), token not examined" "refuse=25 retry_after_ms=(2[0-9]{3}|3000) " "$line"
+out=$($TOOL evil "$SERVER_PORT" racer "$E2E_TOKEN" none)
+check_contains "new upgrade during the wait: 429 with Retry-After (seconds)" "upgrade=HTTP/1.1_429_Too_Many_Requests retry_after=3" "$out"
+start_client late "$ECHO_PORT" RECONNECT_DELAY=0.2
+sleep 1
+check_match "the client daemon honours Retry-After" "retrying in ([2-9][0-9]{3}) ms" "$(cat "$T/client-late.log")"
+wait_ready late / 15 && pass "the client registers once the wait is over"
 exit 0
