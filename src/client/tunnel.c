@@ -295,6 +295,8 @@ static void on_welcome(mux_session *s, const mux_welcome_info *w, void *user_dat
     t->c->metrics.registered_unix_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
     LOG_INFO(LOG_EV_TUNNEL, "registered as %s at %s%s%s (zstd %s)", t->c->opt->client_id, t->c->url.hostport,
              w->public_url[0] ? ", public URL " : "", w->public_url, (w->capabilities & MUX_CAP_ZSTD) ? "on" : "off");
+    LOG_DEBUG(LOG_EV_TUNNEL, "server keepalive: PING after %u ms of silence, drops us after %u ms%s", w->ping_interval_ms,
+              w->ping_timeout_ms, w->ping_timeout_ms == 0 ? " (not announced)" : "");
 }
 
 static void on_refuse(mux_session *s, unsigned code, const char *reason, uint32_t retry_after_ms, void *user_data)

@@ -1831,6 +1831,7 @@ int mux_session_accept(mux_session *s, const char *public_url)
     f.welcome.version = MUX_PROTOCOL_VERSION;
     f.welcome.capabilities = s->caps;
     f.welcome.ping_interval_ms = s->opt.ping_interval_ms;
+    f.welcome.ping_timeout_ms = s->opt.ping_timeout_ms;
     f.welcome.public_url = public_url != NULL ? public_url : "";
     f.initial_stream_window = s->opt.initial_stream_window;
     f.initial_conn_window = s->opt.initial_conn_window;

@@ -35,6 +35,7 @@ typedef struct {
     int server;
     tstream st[MAXS];
     int hellos, welcomes, refuses;
+    uint32_t welcome_ping_timeout; /* client: WELCOME's ping_timeout_ms */
     unsigned refuse_code;
     int accept_mode; /* server: 0 accept in on_hello, 1 refuse, 2 defer */
     int goaways;
@@ -85,6 +86,7 @@ static int cb_hello(mux_session *s, const mux_hello_info *h, void *ud)
 static void cb_welcome(mux_session *s, const mux_welcome_info *w, void *ud)
 {
     ((side *)ud)->welcomes++;
+    ((side *)ud)->welcome_ping_timeout = w->ping_timeout_ms;
 }
 
 static void cb_refuse(mux_session *s, unsigned code, const char *reason, uint32_t retry, void *ud)
@@ -266,6 +268,7 @@ START_TEST(test_handshake_ok)
     established(&p, 1, 1);
     ck_assert_int_eq(p.srv.hellos, 1);
     ck_assert_int_eq(p.cli.welcomes, 1);
+    ck_assert_uint_eq(p.cli.welcome_ping_timeout, 45000); /* PROTOCOL.md §4.2: announced in WELCOME */
     ck_assert_uint_eq(mux_session_capabilities(p.srv.s), MUX_CAP_ZSTD);
     ck_assert_uint_eq(mux_session_capabilities(p.cli.s), MUX_CAP_ZSTD);
     ck_assert(!mux_session_want_close(p.srv.s));
