@@ -24,7 +24,9 @@
 #define TUNNEL_HANDSHAKE_MAX 16384
 #define TUNNEL_UPGRADE_TIMEOUT_MS 15000
 #define TUNNEL_IOV 128
-#define TUNNEL_IDLE_FLUSH_MS 1000 /* SIGTERM with no stream in flight: longest wait for the GOAWAY to leave */
+#define TUNNEL_IDLE_FLUSH_MS 1000         /* SIGTERM with no stream in flight: longest wait for the GOAWAY to leave */
+#define TUNNEL_LINGER_S 2                 /* lingering close: longest wait for the server's close or EOF */
+#define TUNNEL_LINGER_BYTES (1024 * 1024) /* lingering close: most input read and dropped */
 
 typedef enum {
     T_CONNECTING = 0, /* TCP connect in progress */
@@ -60,6 +62,10 @@ struct tunnel {
     int64_t retry_after_ms; /* from REFUSE */
     int close_now;          /* return -1 from the next callback */
     int write_stalled;      /* closed by the WRITE_TIMEOUT (the server stopped reading) */
+    /* lingering close (PROTOCOL.md §8): our GOAWAY and close are out, the write side is shut, the
+     * server's bytes are dropped until its close frame, EOF, TUNNEL_LINGER_BYTES or TUNNEL_LINGER_S */
+    int lingering;
+    uint64_t linger_bytes; /* bytes received since the session wanted to close */
 };
 
 int64_t client_now_ms(void)
@@ -407,6 +413,15 @@ static int on_plain(tunnel *t, uint8_t *p, size_t len)
     }
     if (t->state != T_OPEN)
         return -1;
+    if (mux_session_want_close(t->s)) {
+        /* closing: the session only looks for the server's close frame (lingering close) */
+        t->linger_bytes += len;
+        mux_session_recv(t->s, p, len, client_now_ms());
+        if (t->linger_bytes > TUNNEL_LINGER_BYTES || (mux_session_peer_closed(t->s) && t->lingering))
+            return -1;
+        tunnel_kick(t);
+        return 0;
+    }
     if (mux_session_recv(t->s, p, len, client_now_ms()) < 0)
         goto fatal;
     tunnel_kick(t);
@@ -630,6 +645,27 @@ void tunnel_after_service(client *c)
     tunnel_kick(t); /* timers; want_flush again when more than 64 rounds were pending */
 }
 
+/*
+ * Everything is written and the session wants to close: lingering close (RFC 6455 §7.1.1,
+ * PROTOCOL.md §8). Closing with the server's bytes unread would reset the connection and could
+ * destroy our GOAWAY and close before the server reads them; so the write side is shut down and
+ * the server's input dropped (on_plain) until its close frame, EOF (RAW_CLOSE), TUNNEL_LINGER_BYTES
+ * or TUNNEL_LINGER_S. Returns -1 to close now (the server already closed), else 0.
+ */
+static int linger_start(tunnel *t)
+{
+    if (mux_session_peer_closed(t->s))
+        return -1;
+    if (t->lingering)
+        return 0;
+    t->lingering = 1;
+    int fd = lws_get_socket_fd(t->wsi);
+    if (t->tls == NULL && fd >= 0) /* wss: the FIN would cut the TLS stream; the close frame said it */
+        shutdown(fd, SHUT_WR);
+    lws_set_timeout(t->wsi, PENDING_TIMEOUT_USER_OK, TUNNEL_LINGER_S);
+    return 0;
+}
+
 /* ---------------------------------------------------------------- lws callback */
 
 int tunnel_lws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len)
@@ -706,7 +742,7 @@ int tunnel_lws_callback(struct lws *wsi, enum lws_callback_reasons reason, void 
             return -1;
         track_write(t, 1);
         if (mux_session_want_close(t->s) && !mux_session_want_write(t->s) && !choked(t))
-            return -1;
+            return linger_start(t);
         tunnel_kick(t);
         return 0;
     case LWS_CALLBACK_RAW_CLOSE:
