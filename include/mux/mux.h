@@ -308,7 +308,9 @@ typedef struct {
 void mux_session_get_stats(const mux_session *s, mux_session_stats *out);
 
 /*
- * 1 once the peer's WebSocket close frame has arrived, else 0. A session that wants to close keeps
+ * 1 once nothing more is expected from the peer: its WebSocket close frame has arrived, or it was
+ * declared dead (handshake or keepalive timeout: a silent peer has nothing to drain); else 0.
+ * A session that wants to close keeps
  * taking input (mux_session_recv drops it unread) only to notice this: after writing everything
  * mux_session_send produced, the transport shuts down its write side and reads until this turns
  * 1, EOF, or its own byte and time bounds (lingering close, PROTOCOL.md §8), so a peer that was

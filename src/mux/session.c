@@ -111,7 +111,8 @@ struct mux_session {
 
     /* lifecycle */
     int dead;         /* fatal error or WebSocket close: no more processing */
-    int peer_closed;  /* the peer's WebSocket close frame arrived */
+    int peer_closed;  /* nothing more is expected from the peer: its WebSocket close frame arrived, or
+                         it was declared dead (handshake or keepalive timeout) */
     int linger_blind; /* after our failure the peer's framing cannot be followed: no close frame
                          will be recognised (the transport waits for EOF instead) */
     int fatal_rv;     /* the fatal error recv returns again */
@@ -1798,12 +1799,14 @@ int mux_session_handle_timeout(mux_session *s, int64_t now_ms)
     if (s->hs != HS_ESTABLISHED) {
         if (s->opt.handshake_timeout_ms != 0 && now_ms - s->created_ms >= s->opt.handshake_timeout_ms) {
             s->reason = "handshake timeout";
+            s->peer_closed = 1; /* silent peer: nothing to drain (no lingering close) */
             return die(s, MUX_ERR_TIMEOUT, s->hs == HS_HELLO_PENDING);
         }
         return 0;
     }
     if (s->opt.ping_timeout_ms != 0 && now_ms - s->last_recv_ms >= s->opt.ping_timeout_ms) {
         s->reason = "keepalive timeout: the peer is silent";
+        s->peer_closed = 1; /* silent peer: nothing to drain (no lingering close) */
         return die(s, MUX_ERR_TIMEOUT, 1);
     }
     if (s->opt.ping_interval_ms != 0 && now_ms - s->last_recv_ms >= s->opt.ping_interval_ms &&

@@ -168,6 +168,9 @@ static void fail_before_head(proxy_stream *ps, unsigned code, const char *why)
     } else if (code == MUX_CODE_CONNECT_ERROR) {
         send_text(ps->req, 502, "Bad Gateway", "tunnelmux: local service for %s could not be reached%s%s\n", host,
                   why[0] ? ": " : "", why);
+    } else if (code == MUX_CODE_UPSTREAM_ERROR) {
+        send_text(ps->req, 502, "Bad Gateway", "tunnelmux: local service for %s sent an invalid response (UPSTREAM_ERROR)%s%s\n",
+                  host, why[0] ? ": " : "", why);
     } else {
         send_text(ps->req, 502, "Bad Gateway", "tunnelmux: request for %s failed (%s)%s%s\n", host, mux_code_name(code),
                   why[0] ? ": " : "", why);

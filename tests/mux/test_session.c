@@ -814,6 +814,25 @@ START_TEST(test_data_after_close)
 }
 END_TEST
 
+/* PROTOCOL.md §5.1: only the server opens streams, with odd ids; an even one fails. */
+START_TEST(test_even_stream_id)
+{
+    for (uint32_t id = 2; id <= 4; id += 2) {
+        pair p;
+        established(&p, 0, 0);
+        mux_buf env;
+        env_start(&env, 0x10);
+        mux_frame f = fr(MUX_FRAME_OPEN, id);
+        f.head.method = (mux_iovec){(uint8_t *)"GET", 3};
+        f.head.path = (mux_iovec){(uint8_t *)"/", 1};
+        f.head.flags = MUX_HEAD_END_STREAM;
+        rec(&env, &f);
+        expect_failed(&p, 0, inject_env(&p, 0, &env), MUX_ERR_PROTO);
+        pair_del(&p);
+    }
+}
+END_TEST
+
 START_TEST(test_duplicate_open)
 {
     pair p;
@@ -1841,6 +1860,7 @@ Suite *make_suite(void)
     tcase_add_test(tc, test_data_after_close);
     tcase_add_test(tc, test_close_after_both_ends_is_ignored);
     tcase_add_test(tc, test_duplicate_open);
+    tcase_add_test(tc, test_even_stream_id);
     tcase_add_test(tc, test_second_response_head);
     tcase_add_test(tc, test_data_before_head);
     tcase_add_test(tc, test_window_overflow);
