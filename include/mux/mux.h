@@ -91,7 +91,8 @@ typedef struct {
     uint32_t version;
     uint32_t capabilities; /* agreed */
     uint32_t ping_interval_ms;
-    const char *public_url; /* "" when absent */
+    uint32_t ping_timeout_ms; /* 0 when not announced (servers before protocol revision 2026-12) */
+    const char *public_url;   /* "" when absent */
 } mux_welcome_info;
 
 typedef struct mux_session mux_session;
@@ -155,7 +156,7 @@ typedef struct {
     uint32_t max_header_bytes;       /* sum of name+value lengths per head (default 64 KiB) */
     int enable_zstd;                 /* offer/accept compression (default 1) */
     int zstd_level;                  /* default 3 */
-    int zstd_window_log;             /* cap on both sides (default 17, max 20) */
+    int zstd_window_log;             /* window log of what we compress (default 17, max 20); we accept up to 20 */
     uint32_t ping_interval_ms;       /* send PING when nothing was received for this long (default 15000; 0 = off) */
     uint32_t ping_timeout_ms;        /* declare the peer dead after this much silence (default 45000; 0 = off) */
     uint32_t handshake_timeout_ms;   /* HELLO/WELCOME must complete within this (default 10000) */
@@ -305,6 +306,17 @@ typedef struct {
 } mux_session_stats;
 
 void mux_session_get_stats(const mux_session *s, mux_session_stats *out);
+
+/*
+ * 1 once nothing more is expected from the peer: its WebSocket close frame has arrived, or it was
+ * declared dead (handshake or keepalive timeout: a silent peer has nothing to drain); else 0.
+ * A session that wants to close keeps
+ * taking input (mux_session_recv drops it unread) only to notice this: after writing everything
+ * mux_session_send produced, the transport shuts down its write side and reads until this turns
+ * 1, EOF, or its own byte and time bounds (lingering close, PROTOCOL.md §8), so a peer that was
+ * still sending reads our GOAWAY and close code instead of a connection reset.
+ */
+int mux_session_peer_closed(const mux_session *s);
 
 /* Reason string of the last error this session returned or detected (static or owned by the
  * session; valid until the next call). "" if none. */

@@ -83,6 +83,8 @@ typedef struct {
     uint8_t _key[4];
     unsigned _opcode;
     int _fin, _masked, _in_fragmented_msg;
+    int _fail_rv;          /* the error that put the decoder in its failed state */
+    size_t _oversized_hdr; /* MESSAGE_TOO_LARGE: bytes of the failing feed's input that were header */
 } mux_ws_decoder;
 
 /* Initialises |d| (zeroes the private state and sets the configuration). */
@@ -98,6 +100,15 @@ void mux_ws_decoder_init(mux_ws_decoder *d, int require_masked, uint64_t max_fra
  * must not be fed again. |*reason| (may be NULL) receives a static description.
  */
 ssize_t mux_ws_decoder_feed(mux_ws_decoder *d, uint8_t *in, size_t len, mux_ws_piece *piece, int *has_piece, const char **reason);
+
+/*
+ * After mux_ws_decoder_feed() failed with MUX_ERR_MESSAGE_TOO_LARGE, lets the decoder go on: the
+ * oversized frame's payload is then handed out as pieces (for the caller to drop) and later frames
+ * are decoded again. Used to find the peer's close frame while draining a connection we failed
+ * (RFC 6455 §7.1.1, PROTOCOL.md §8). Returns how many bytes of the failing feed's input were
+ * consumed (the frame header): feed again from there. MUX_ERR_INVALID_STATE after any other error.
+ */
+ssize_t mux_ws_decoder_skip_oversized(mux_ws_decoder *d);
 
 /* ---------------------------------------------------------------- handshake helpers */
 

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 
@@ -23,7 +24,9 @@
 #define TUNNEL_HANDSHAKE_MAX 16384
 #define TUNNEL_UPGRADE_TIMEOUT_MS 15000
 #define TUNNEL_IOV 128
-#define TUNNEL_IDLE_FLUSH_MS 1000 /* SIGTERM with no stream in flight: longest wait for the GOAWAY to leave */
+#define TUNNEL_IDLE_FLUSH_MS 1000         /* SIGTERM with no stream in flight: longest wait for the GOAWAY to leave */
+#define TUNNEL_LINGER_S 2                 /* lingering close: longest wait for the server's close or EOF */
+#define TUNNEL_LINGER_BYTES (1024 * 1024) /* lingering close: most input read and dropped */
 
 typedef enum {
     T_CONNECTING = 0, /* TCP connect in progress */
@@ -59,6 +62,10 @@ struct tunnel {
     int64_t retry_after_ms; /* from REFUSE */
     int close_now;          /* return -1 from the next callback */
     int write_stalled;      /* closed by the WRITE_TIMEOUT (the server stopped reading) */
+    /* lingering close (PROTOCOL.md §8): our GOAWAY and close are out, the write side is shut, the
+     * server's bytes are dropped until its close frame, EOF, TUNNEL_LINGER_BYTES or TUNNEL_LINGER_S */
+    int lingering;
+    uint64_t linger_bytes; /* bytes received since the session wanted to close */
 };
 
 int64_t client_now_ms(void)
@@ -294,6 +301,8 @@ static void on_welcome(mux_session *s, const mux_welcome_info *w, void *user_dat
     t->c->metrics.registered_unix_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
     LOG_INFO(LOG_EV_TUNNEL, "registered as %s at %s%s%s (zstd %s)", t->c->opt->client_id, t->c->url.hostport,
              w->public_url[0] ? ", public URL " : "", w->public_url, (w->capabilities & MUX_CAP_ZSTD) ? "on" : "off");
+    LOG_DEBUG(LOG_EV_TUNNEL, "server keepalive: PING after %u ms of silence, drops us after %u ms%s", w->ping_interval_ms,
+              w->ping_timeout_ms, w->ping_timeout_ms == 0 ? " (not announced)" : "");
 }
 
 static void on_refuse(mux_session *s, unsigned code, const char *reason, uint32_t retry_after_ms, void *user_data)
@@ -350,6 +359,27 @@ static int start_session(tunnel *t)
 
 /* ---------------------------------------------------------------- reading */
 
+/* The delta-seconds of a Retry-After header in the response head |hs| (|len| bytes), in ms; 0 when
+ * absent or not a number (an HTTP-date is not used by tunnelmux servers). At most a day. */
+static int64_t retry_after_ms(const char *hs, size_t len)
+{
+    static const char name[] = "\r\nretry-after:";
+    size_t nl = sizeof(name) - 1;
+    for (size_t i = 0; i + nl <= len; i++) {
+        if (strncasecmp(hs + i, name, nl) != 0)
+            continue;
+        size_t k = i + nl;
+        while (k < len && (hs[k] == ' ' || hs[k] == '\t'))
+            k++;
+        int64_t secs = 0;
+        size_t digits = 0;
+        for (; k < len && hs[k] >= '0' && hs[k] <= '9' && secs <= 86400; k++, digits++)
+            secs = secs * 10 + (hs[k] - '0');
+        return digits > 0 ? (secs > 86400 ? 86400 : secs) * 1000 : 0;
+    }
+    return 0;
+}
+
 /* Plaintext bytes from the server. 0 or -1 (close). */
 static int on_plain(tunnel *t, uint8_t *p, size_t len)
 {
@@ -365,6 +395,8 @@ static int on_plain(tunnel *t, uint8_t *p, size_t len)
             return 0;
         if (r < 0) {
             LOG_WARN(LOG_EV_TUNNEL, "tunnel: WebSocket upgrade refused by %s: HTTP %d (%s)", t->c->url.hostport, status, reason);
+            if (status == 429 || status == 503) /* throttled (PROTOCOL.md §4.2): wait at least as long as told */
+                t->retry_after_ms = retry_after_ms(t->hs, t->hslen);
             return -1;
         }
         LOG_INFO(LOG_EV_TUNNEL, "connected to %s%s", t->c->url.hostport, t->c->url.path);
@@ -381,6 +413,15 @@ static int on_plain(tunnel *t, uint8_t *p, size_t len)
     }
     if (t->state != T_OPEN)
         return -1;
+    if (mux_session_want_close(t->s)) {
+        /* closing: the session only looks for the server's close frame (lingering close) */
+        t->linger_bytes += len;
+        mux_session_recv(t->s, p, len, client_now_ms());
+        if (t->linger_bytes > TUNNEL_LINGER_BYTES || (mux_session_peer_closed(t->s) && t->lingering))
+            return -1;
+        tunnel_kick(t);
+        return 0;
+    }
     if (mux_session_recv(t->s, p, len, client_now_ms()) < 0)
         goto fatal;
     tunnel_kick(t);
@@ -604,6 +645,27 @@ void tunnel_after_service(client *c)
     tunnel_kick(t); /* timers; want_flush again when more than 64 rounds were pending */
 }
 
+/*
+ * Everything is written and the session wants to close: lingering close (RFC 6455 §7.1.1,
+ * PROTOCOL.md §8). Closing with the server's bytes unread would reset the connection and could
+ * destroy our GOAWAY and close before the server reads them; so the write side is shut down and
+ * the server's input dropped (on_plain) until its close frame, EOF (RAW_CLOSE), TUNNEL_LINGER_BYTES
+ * or TUNNEL_LINGER_S. Returns -1 to close now (the server already closed), else 0.
+ */
+static int linger_start(tunnel *t)
+{
+    if (mux_session_peer_closed(t->s))
+        return -1;
+    if (t->lingering)
+        return 0;
+    t->lingering = 1;
+    int fd = lws_get_socket_fd(t->wsi);
+    if (t->tls == NULL && fd >= 0) /* wss: the FIN would cut the TLS stream; the close frame said it */
+        shutdown(fd, SHUT_WR);
+    lws_set_timeout(t->wsi, PENDING_TIMEOUT_USER_OK, TUNNEL_LINGER_S);
+    return 0;
+}
+
 /* ---------------------------------------------------------------- lws callback */
 
 int tunnel_lws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len)
@@ -680,7 +742,7 @@ int tunnel_lws_callback(struct lws *wsi, enum lws_callback_reasons reason, void 
             return -1;
         track_write(t, 1);
         if (mux_session_want_close(t->s) && !mux_session_want_write(t->s) && !choked(t))
-            return -1;
+            return linger_start(t);
         tunnel_kick(t);
         return 0;
     case LWS_CALLBACK_RAW_CLOSE:

@@ -231,6 +231,8 @@ static int fill_pb(pb_frame *pb, const mux_frame *f)
         m->max_message_size = f->max_message_size;
         m->has_ping_interval_ms = f->welcome.ping_interval_ms != 0;
         m->ping_interval_ms = f->welcome.ping_interval_ms;
+        m->has_ping_timeout_ms = f->welcome.ping_timeout_ms != 0;
+        m->ping_timeout_ms = f->welcome.ping_timeout_ms;
         m->public_url = opt_string(f->welcome.public_url);
         pb->frame.kind_case = TUNNELMUX__FRAME__KIND_WELCOME;
         pb->frame.welcome = m;
@@ -779,6 +781,7 @@ static int map_frame(const Tunnelmux__Frame *m, mux_frame *out, uint32_t max_hea
         out->welcome.version = x->version;
         out->welcome.capabilities = x->has_capabilities ? x->capabilities : 0;
         out->welcome.ping_interval_ms = x->has_ping_interval_ms ? x->ping_interval_ms : 0;
+        out->welcome.ping_timeout_ms = x->has_ping_timeout_ms ? x->ping_timeout_ms : 0;
         out->welcome.public_url = str_or_empty(x->public_url);
         out->initial_stream_window = x->has_initial_stream_window ? x->initial_stream_window : 0;
         out->initial_conn_window = x->has_initial_conn_window ? x->initial_conn_window : 0;

@@ -58,6 +58,8 @@ struct mux_session {
 
     /* handshake */
     int hs;
+    int rx_hello_msg; /* server: the message being processed carried the HELLO; the rest of it was
+                         sent before WELCOME, so only PING, PONG, GOAWAY may follow (PROTOCOL.md §4.1) */
     uint32_t caps;
     uint32_t peer_stream_window, peer_conn_window, peer_max_message;
 
@@ -108,8 +110,12 @@ struct mux_session {
     mux_ws_keygen keygen;
 
     /* lifecycle */
-    int dead;     /* fatal error or WebSocket close: no more processing */
-    int fatal_rv; /* the fatal error recv returns again */
+    int dead;         /* fatal error or WebSocket close: no more processing */
+    int peer_closed;  /* nothing more is expected from the peer: its WebSocket close frame arrived, or
+                         it was declared dead (handshake or keepalive timeout) */
+    int linger_blind; /* after our failure the peer's framing cannot be followed: no close frame
+                         will be recognised (the transport waits for EOF instead) */
+    int fatal_rv;     /* the fatal error recv returns again */
     int goaway_sent, goaway_recv;
     uint32_t goaway_sent_last; /* last_stream_id of our GOAWAY: newer ids are ignored (PROTOCOL.md §4.8) */
     unsigned goaway_recv_code;
@@ -521,6 +527,7 @@ static int on_hello(mux_session *s, const mux_frame *f)
         return perrf(s, MUX_ERR_BAD_VERSION, "HELLO version %u not supported", f->hello.version);
     }
     s->hs = HS_HELLO_PENDING;
+    s->rx_hello_msg = 1;
     s->caps = f->hello.capabilities & (s->opt.enable_zstd ? MUX_CAP_ZSTD : 0);
     s->peer_stream_window = f->initial_stream_window != 0 ? f->initial_stream_window : 256 * 1024;
     s->peer_conn_window = f->initial_conn_window != 0 ? f->initial_conn_window : 16 * 1024 * 1024;
@@ -816,6 +823,9 @@ static int on_frame(mux_session *s, const mux_frame *f)
         } else if (s->hs == HS_WAIT_WELCOME && f->type != MUX_FRAME_WELCOME && f->type != MUX_FRAME_REFUSE) {
             return perr(s, MUX_ERR_HANDSHAKE, "first frame is not WELCOME or REFUSE");
         }
+    } else if (s->rx_hello_msg && f->type != MUX_FRAME_PING && f->type != MUX_FRAME_PONG && f->type != MUX_FRAME_GOAWAY) {
+        /* accepted at once, but the client wrote this before it could have seen the WELCOME */
+        return perr(s, MUX_ERR_HANDSHAKE, "frame before WELCOME (in the HELLO's message)");
     }
     switch (f->type) {
     case MUX_FRAME_HELLO:
@@ -900,6 +910,7 @@ static int process_body(mux_session *s, const uint8_t *body, size_t len)
 static int process_message(mux_session *s, uint8_t *msg, size_t len)
 {
     s->stats.messages_in++;
+    s->rx_hello_msg = 0;
     if (len == 0)
         return perr(s, MUX_ERR_PROTO, "empty message (no envelope header)");
     int compressed, reset;
@@ -920,6 +931,8 @@ static int process_message(mux_session *s, uint8_t *msg, size_t len)
             return perr(s, rv, "message decompresses beyond max_message_size");
         if (rv == MUX_ERR_NOMEM)
             return perr(s, MUX_ERR_INTERNAL, "out of memory decompressing");
+        if (mux_zstd_rx_window_too_large(s->zrx))
+            return perr(s, rv, "zstd window too large: window log above 20 (PROTOCOL.md §3.2: set the window log explicitly)");
         return perr(s, rv, "corrupt compressed message");
     }
     rv = mux_buf_size(&s->dbuf) != 0 ? process_body(s, s->dbuf.base + s->dbuf.pos, mux_buf_size(&s->dbuf)) : 0;
@@ -960,6 +973,7 @@ static int on_ws_control(mux_session *s, unsigned op)
         if (code == 1005 || code == 1006 || code == 1015 || code < 1000)
             code = 1000;
         queue_ws_close(s, code);
+        s->peer_closed = 1;
         s->reason = "the peer closed the WebSocket";
         return MUX_ERR_WS_CLOSED;
     }
@@ -1094,6 +1108,7 @@ static int on_ws_piece(mux_session *s, const mux_ws_piece *pc)
                 const char *why;
                 if (mux_envelope_parse(d[0], &compressed, &reset, &why) == 0 && !compressed) {
                     s->rx_mode = RXM_RECORDS;
+                    s->rx_hello_msg = 0;
                     s->stats.messages_in++;
                     d++;
                     n--;
@@ -1116,18 +1131,51 @@ static int on_ws_piece(mux_session *s, const mux_ws_piece *pc)
     return perr(s, MUX_ERR_WS_PROTOCOL, "unknown opcode");
 }
 
+/*
+ * Input after the session stopped processing (fatal error, or a REFUSE): the frames are dropped
+ * unread; only the peer's WebSocket close is looked for, so the transport can close as soon as the
+ * peer has acknowledged ours (lingering close, RFC 6455 §7.1.1, PROTOCOL.md §8). An oversized
+ * frame is skipped; any other framing error leaves the transport to wait for EOF.
+ */
+static void linger_scan(mux_session *s, uint8_t *in, size_t len)
+{
+    size_t off = 0;
+    while (off < len && !s->peer_closed && !s->linger_blind) {
+        mux_ws_piece pc;
+        int has = 0;
+        ssize_t n = mux_ws_decoder_feed(&s->dec, in + off, len - off, &pc, &has, NULL);
+        if (n < 0) {
+            ssize_t hdr = n == MUX_ERR_MESSAGE_TOO_LARGE ? mux_ws_decoder_skip_oversized(&s->dec) : -1;
+            if (hdr < 0)
+                s->linger_blind = 1;
+            else
+                off += (size_t)hdr;
+            continue;
+        }
+        off += (size_t)n;
+        if (has && pc.opcode == MUX_WS_OP_CLOSE && pc.frame_end)
+            s->peer_closed = 1;
+        else if (!has && n == 0)
+            break;
+    }
+}
+
 /* Feeds transport bytes; see mux.h. */
 ssize_t mux_session_recv(mux_session *s, uint8_t *in, size_t len, int64_t now_ms)
 {
     if (s == NULL || (in == NULL && len != 0))
         return MUX_ERR_INVALID_ARGUMENT;
     s->now = now_ms;
-    if (s->dead)
+    if (s->dead) {
+        linger_scan(s, in, len);
         return s->fatal_rv != 0 && s->fatal_rv != MUX_ERR_WS_CLOSED ? s->fatal_rv : (ssize_t)len;
+    }
     if (len == 0)
         return 0;
-    if (s->hs == HS_REFUSED)
+    if (s->hs == HS_REFUSED) {
+        linger_scan(s, in, len);
         return (ssize_t)len; /* REFUSE sent or received: the connection only closes now */
+    }
     s->last_recv_ms = now_ms;
     s->stats.bytes_in += len;
     size_t off = 0;
@@ -1138,7 +1186,13 @@ ssize_t mux_session_recv(mux_session *s, uint8_t *in, size_t len, int64_t now_ms
         ssize_t n = mux_ws_decoder_feed(&s->dec, in + off, len - off, &pc, &has, &why);
         if (n < 0) {
             s->reason = why != NULL ? why : mux_strerror((int)n);
-            return die(s, (int)n, n != MUX_ERR_WS_PROTOCOL);
+            int rv = die(s, (int)n, n != MUX_ERR_WS_PROTOCOL);
+            ssize_t hdr = n == MUX_ERR_MESSAGE_TOO_LARGE ? mux_ws_decoder_skip_oversized(&s->dec) : -1;
+            if (hdr < 0)
+                s->linger_blind = 1;
+            else
+                linger_scan(s, in + off + (size_t)hdr, len - off - (size_t)hdr);
+            return rv;
         }
         off += (size_t)n;
         if (has) {
@@ -1156,16 +1210,24 @@ ssize_t mux_session_recv(mux_session *s, uint8_t *in, size_t len, int64_t now_ms
                 s->dead = 1;
                 s->fatal_rv = MUX_ERR_REFUSED;
                 queue_ws_close(s, 1000);
+                linger_scan(s, in + off, len - off);
                 return rv;
             }
-            if (rv == MUX_ERR_BAD_VERSION && s->hs == HS_REFUSED)
-                return die(s, rv, 0); /* REFUSE(UNSUPPORTED_VERSION) is queued instead of GOAWAY */
-            if (rv < 0)
-                return die(s, mux_is_fatal(rv) ? rv : MUX_ERR_INTERNAL, rv != MUX_ERR_WS_PROTOCOL);
+            if (rv < 0) {
+                if (rv == MUX_ERR_BAD_VERSION && s->hs == HS_REFUSED) {
+                    queue_ws_close(s, 1000); /* a refusal like any other (PROTOCOL.md §8) */
+                    rv = die(s, rv, 0);      /* REFUSE(UNSUPPORTED_VERSION) is queued instead of GOAWAY */
+                } else
+                    rv = die(s, mux_is_fatal(rv) ? rv : MUX_ERR_INTERNAL, rv != MUX_ERR_WS_PROTOCOL);
+                linger_scan(s, in + off, len - off); /* the framing is intact: look for the peer's close */
+                return rv;
+            }
         } else if (n == 0) {
             break; /* cannot happen with len > 0; guards against a spin */
         }
     }
+    if (s->dead && off < len)
+        linger_scan(s, in + off, len - off);
     if (!s->dead && mux_buf_size(&s->ctrl) > CTRL_BACKLOG_LIMIT) {
         s->reason = "control backlog: the peer keeps sending but does not read";
         return die(s, MUX_ERR_PROTO, 1);
@@ -1737,12 +1799,14 @@ int mux_session_handle_timeout(mux_session *s, int64_t now_ms)
     if (s->hs != HS_ESTABLISHED) {
         if (s->opt.handshake_timeout_ms != 0 && now_ms - s->created_ms >= s->opt.handshake_timeout_ms) {
             s->reason = "handshake timeout";
+            s->peer_closed = 1; /* silent peer: nothing to drain (no lingering close) */
             return die(s, MUX_ERR_TIMEOUT, s->hs == HS_HELLO_PENDING);
         }
         return 0;
     }
     if (s->opt.ping_timeout_ms != 0 && now_ms - s->last_recv_ms >= s->opt.ping_timeout_ms) {
         s->reason = "keepalive timeout: the peer is silent";
+        s->peer_closed = 1; /* silent peer: nothing to drain (no lingering close) */
         return die(s, MUX_ERR_TIMEOUT, 1);
     }
     if (s->opt.ping_interval_ms != 0 && now_ms - s->last_recv_ms >= s->opt.ping_interval_ms &&
@@ -1770,6 +1834,7 @@ int mux_session_accept(mux_session *s, const char *public_url)
     f.welcome.version = MUX_PROTOCOL_VERSION;
     f.welcome.capabilities = s->caps;
     f.welcome.ping_interval_ms = s->opt.ping_interval_ms;
+    f.welcome.ping_timeout_ms = s->opt.ping_timeout_ms;
     f.welcome.public_url = public_url != NULL ? public_url : "";
     f.initial_stream_window = s->opt.initial_stream_window;
     f.initial_conn_window = s->opt.initial_conn_window;
@@ -2089,6 +2154,11 @@ void mux_session_get_stats(const mux_session *s, mux_session_stats *out)
     for (const mux_stream *st = s->streams.all; st != NULL; st = st->anext)
         if ((st->list == MUX_LIST_BLK_CONN || st->list == MUX_LIST_BLK_STREAM) && s->now > st->blocked_since)
             out->flow_blocked_ms += (uint64_t)(s->now - st->blocked_since);
+}
+
+int mux_session_peer_closed(const mux_session *s)
+{
+    return s != NULL && s->peer_closed;
 }
 
 const char *mux_session_last_error_reason(const mux_session *s)

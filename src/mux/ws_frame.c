@@ -85,6 +85,7 @@ void mux_ws_decoder_init(mux_ws_decoder *d, int require_masked, uint64_t max_fra
 static ssize_t fail(mux_ws_decoder *d, int rv, const char *why, const char **reason)
 {
     d->_state = WS_ST_FAILED;
+    d->_fail_rv = rv;
     if (reason != NULL)
         *reason = why;
     return rv;
@@ -173,14 +174,14 @@ static int parse_rest(mux_ws_decoder *d, const char **why)
             return MUX_ERR_WS_PROTOCOL;
         }
     }
+    if (d->_masked)
+        memcpy(d->_key, d->_hdr + n, 4);
+    d->_frame_len = d->_remain = len; /* kept on the error below: mux_ws_decoder_skip_oversized() */
+    d->_offset = 0;
     if (len > d->max_frame_len) {
         *why = "frame larger than the maximum message size";
         return MUX_ERR_MESSAGE_TOO_LARGE;
     }
-    if (d->_masked)
-        memcpy(d->_key, d->_hdr + n, 4);
-    d->_frame_len = d->_remain = len;
-    d->_offset = 0;
     if (d->_opcode == MUX_WS_OP_TEXT || d->_opcode == MUX_WS_OP_BINARY || d->_opcode == MUX_WS_OP_CONT)
         d->_in_fragmented_msg = !d->_fin;
     return 0;
@@ -233,8 +234,10 @@ ssize_t mux_ws_decoder_feed(mux_ws_decoder *d, uint8_t *in, size_t len, mux_ws_p
                 if (d->_hdrlen < d->_hdrneed)
                     break; /* extended length / key still to come */
             }
-            if ((rv = parse_rest(d, &why)) != 0)
+            if ((rv = parse_rest(d, &why)) != 0) {
+                d->_oversized_hdr = rv == MUX_ERR_MESSAGE_TOO_LARGE ? used : 0;
                 return fail(d, rv, why, reason);
+            }
             d->_state = WS_ST_PAYLOAD;
             if (d->_frame_len == 0) {
                 emit(d, NULL, 0, piece);
@@ -260,4 +263,23 @@ ssize_t mux_ws_decoder_feed(mux_ws_decoder *d, uint8_t *in, size_t len, mux_ws_p
             return fail(d, MUX_ERR_WS_PROTOCOL, "decoder fed after an error", reason);
         }
     }
+}
+
+/* See ws.h. The header of the oversized frame was parsed whole (parse_rest keeps its length and
+ * key): continue as if it had been accepted, so its payload is handed out (and dropped by the
+ * caller) and the frames after it are decoded again. */
+ssize_t mux_ws_decoder_skip_oversized(mux_ws_decoder *d)
+{
+    if (d->_state != WS_ST_FAILED || d->_fail_rv != MUX_ERR_MESSAGE_TOO_LARGE)
+        return MUX_ERR_INVALID_STATE;
+    d->_state = WS_ST_PAYLOAD;
+    d->_fail_rv = 0;
+    if (d->_opcode == MUX_WS_OP_TEXT || d->_opcode == MUX_WS_OP_BINARY || d->_opcode == MUX_WS_OP_CONT)
+        d->_in_fragmented_msg = !d->_fin; /* as parse_rest does for an accepted frame */
+    if (d->_remain == 0) {                /* cannot happen (0 is never too large); keeps emit's invariant */
+        d->_state = WS_ST_HEAD;
+        d->_hdrlen = 0;
+        d->_hdrneed = 2;
+    }
+    return (ssize_t)d->_oversized_hdr;
 }

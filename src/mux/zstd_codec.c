@@ -32,9 +32,10 @@ struct mux_zstd_tx {
 };
 
 struct mux_zstd_rx {
-    ZSTD_DCtx *dctx;    /* NULL until first use and after release */
-    int window_log_max; /* ZSTD_d_windowLogMax */
-    const mux_mem *mem; /* not owned */
+    ZSTD_DCtx *dctx;      /* NULL until first use and after release */
+    int window_log_max;   /* ZSTD_d_windowLogMax */
+    int window_too_large; /* the last failure was a frame whose window exceeds window_log_max */
+    const mux_mem *mem;   /* not owned */
 };
 
 static void *zalloc(void *opaque, size_t size)
@@ -282,6 +283,7 @@ int mux_zstd_rx_decompress(mux_zstd_rx *z, const uint8_t *in, size_t len, int re
         size_t r = ZSTD_decompressStream(z->dctx, &ob, &ib);
         if (ZSTD_isError(r)) {
             rv = ZSTD_getErrorCode(r) == ZSTD_error_memory_allocation ? MUX_ERR_INTERNAL : MUX_ERR_DECOMPRESS;
+            z->window_too_large = ZSTD_getErrorCode(r) == ZSTD_error_frameParameter_windowTooLarge;
             goto fail;
         }
         if (probing) {
@@ -309,4 +311,9 @@ int mux_zstd_rx_decompress(mux_zstd_rx *z, const uint8_t *in, size_t len, int re
 fail:
     out->len = out->pos + keep;
     return rv;
+}
+
+int mux_zstd_rx_window_too_large(const mux_zstd_rx *z)
+{
+    return z != NULL && z->window_too_large;
 }

@@ -40,5 +40,8 @@ void mux_zstd_rx_del(mux_zstd_rx *z);
 int mux_zstd_rx_decompress(mux_zstd_rx *z, const uint8_t *in, size_t len, int reset, mux_buf *out, size_t max_out,
                            const mux_mem *mem);
 void mux_zstd_rx_release(mux_zstd_rx *z);
+/* 1 when the last MUX_ERR_DECOMPRESS of |z| was a frame announcing a window larger than its
+ * window_log_max (the sender did not cap its window log, PROTOCOL.md §3.2), else 0. */
+int mux_zstd_rx_window_too_large(const mux_zstd_rx *z);
 
 #endif

@@ -133,6 +133,25 @@ static void push_copy(headers_list *out, arena *a, const char *name, const char 
         push(out, n, nlen, v, vlen);
 }
 
+/* 1 when a valid forward-X header among |in| will produce a header named |name| (PROTOCOL.md
+ * §9.2: forward-X replaces the user's own X, so the local service sees one X, the forwarded one). */
+static int forwarded_target(const mux_header *in, size_t nin, const span *tok, size_t ntok, const char *name, size_t nlen)
+{
+    for (size_t i = 0; i < nin; i++) {
+        const char *n = (const char *)in[i].name.base;
+        size_t len = in[i].name.len;
+        if (len <= FORWARD_PREFIX_LEN || strncasecmp(n, FORWARD_PREFIX, FORWARD_PREFIX_LEN) != 0)
+            continue;
+        const char *x = n + FORWARD_PREFIX_LEN;
+        size_t xl = len - FORWARD_PREFIX_LEN;
+        if (!http_name_eq(x, xl, name, nlen) || forward_target_refused(x, xl) || named_in_connection(tok, ntok, x, xl) ||
+            !http_is_token(x, xl) || !http_is_clean_value((const char *)in[i].value.base, in[i].value.len))
+            continue;
+        return 1;
+    }
+    return 0;
+}
+
 /* 1 when every byte of |s| is an RFC 9110 tchar (so it needs no quoting in Forwarded). */
 static int is_token(const char *s, size_t len)
 {
@@ -209,6 +228,8 @@ int headers_build_request(headers_list *out, const mux_header *in, size_t nin, c
         }
         if (http_name_is(name, nlen, "host") || http_name_is(name, nlen, "content-length") || http_name_is(name, nlen, "expect"))
             continue; /* authority carries host; we set content-length; h2o already answered Expect */
+        if (name == lname && forwarded_target(in, nin, tok, ntok, name, nlen))
+            continue; /* the user's own X gives way to its forward-X */
         if (http_name_is(name, nlen, "upgrade")) {
             if (!info->keep_upgrade || saw_upgrade)
                 continue;

@@ -164,7 +164,9 @@ static const cfg_option options_table[] = {
      NULL},
     {"ZSTD_LEVEL", "zstd-level", CFG_INT, "3", OFF(zstd_level), 1, 19, "zstd level for what the server compresses", NULL},
     {"ZSTD_WINDOW_LOG", "zstd-window-log", CFG_INT, "17", OFF(zstd_window_log), 10, 20,
-     "largest zstd window accepted from / used towards a client (log2 bytes)", NULL},
+     "zstd window of what the server compresses (log2 bytes); received messages may use up to 20 whatever this is "
+     "(PROTOCOL.md §3.2)",
+     NULL},
     {"H2_RESET_BUDGET", "h2-reset-budget", CFG_INT, "100", OFF(h2_reset_budget), 0, 1000000,
      "requests a public connection may cancel per H2_RESET_WINDOW before it is closed (Rapid Reset; 0 = off)", NULL},
     {"H2_RESET_WINDOW", "h2-reset-window", CFG_DURATION, "10s", OFF(h2_reset_window_ms), 1, 3600000,

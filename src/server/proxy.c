@@ -168,6 +168,9 @@ static void fail_before_head(proxy_stream *ps, unsigned code, const char *why)
     } else if (code == MUX_CODE_CONNECT_ERROR) {
         send_text(ps->req, 502, "Bad Gateway", "tunnelmux: local service for %s could not be reached%s%s\n", host,
                   why[0] ? ": " : "", why);
+    } else if (code == MUX_CODE_UPSTREAM_ERROR) {
+        send_text(ps->req, 502, "Bad Gateway", "tunnelmux: local service for %s sent an invalid response (UPSTREAM_ERROR)%s%s\n",
+                  host, why[0] ? ": " : "", why);
     } else {
         send_text(ps->req, 502, "Bad Gateway", "tunnelmux: request for %s failed (%s)%s%s\n", host, mux_code_name(code),
                   why[0] ? ": " : "", why);
@@ -366,8 +369,13 @@ static void on_dispose(void *p)
         ps->srv->nrequests--;
     if (!ps->final_sent)
         security_on_cancel(ps->srv, ps->conn, ps->conn_id); /* cancelled by the user before the response ended */
-    if (ps->tunnel != NULL)
-        cancel(ps, "public client went away");
+    if (ps->tunnel != NULL) {
+        if (ps->final_sent && ps->ended && !ps->aborted && (ps->end_sent || !ps->has_body || ps->body_done))
+            detach(ps); /* the response was delivered whole and our end (DATA fin) is queued: the stream
+                           closes normally once it is sent (PROTOCOL.md §9.2: no CANCEL) */
+        else
+            cancel(ps, "public client went away");
+    }
     upload_body_free(ps->ub);
     ps->ub = NULL;
     if (h2o_timeout_is_linked(&ps->head_timeout))
@@ -787,12 +795,35 @@ static void set_response_head(h2o_req_t *req, const mux_head *head, const char *
 
 static void start_upgrade(proxy_stream *ps, const mux_head *head);
 
+/* Why a response head cannot become HTTP as it is (a header name that is not an RFC 9110 token,
+ * a value with CR, LF or NUL), or NULL when it can. */
+static const char *invalid_header(const mux_head *head)
+{
+    for (size_t i = 0; i < head->nheaders; i++) {
+        const mux_header *h = &head->headers[i];
+        if (!http_is_token((const char *)h->name.base, h->name.len))
+            return "header name is not a token";
+        if (!http_is_clean_value((const char *)h->value.base, h->value.len))
+            return "header value contains CR, LF or NUL";
+    }
+    return NULL;
+}
+
 void proxy_on_head(proxy_stream *ps, const mux_head *head)
 {
     h2o_req_t *req = ps->req;
     LOG_DEBUG(LOG_EV_STREAM, "stream %u (%s): response head %u flags %u", ps->id, ps->name, head->status, head->flags);
     if (ps->raw || ps->response_started || ps->stopped)
         return;
+    const char *bad = invalid_header(head);
+    if (bad != NULL) { /* PROTOCOL.md §4.3, §9.4: a head we would have to alter fails its stream */
+        LOG_INFO(LOG_EV_STREAM, "stream %u (%s): invalid response head from the client: %s", ps->id, ps->name, bad);
+        tunnel *t = reset(ps, MUX_CODE_PROTOCOL_ERROR, bad);
+        if (t != NULL)
+            tunnel_flush(t);
+        fail_before_head(ps, MUX_CODE_PROTOCOL_ERROR, "invalid response head from the client");
+        return;
+    }
     if (head->status == 101 && ps->upgrade_req) {
         start_upgrade(ps, head);
         return;
@@ -807,8 +838,12 @@ void proxy_on_head(proxy_stream *ps, const mux_head *head)
     }
     if (h2o_timeout_is_linked(&ps->head_timeout))
         h2o_timeout_unlink(&ps->head_timeout);
-    if (ps->upgrade_req && ps->tunnel != NULL && ps->id != 0)
-        mux_session_end_stream(ps->tunnel->sess, ps->id); /* upgrade refused: the request had no body */
+    if (ps->upgrade_req && ps->tunnel != NULL && ps->id != 0) {
+        /* upgrade refused: the request had no body; end our direction now (PROTOCOL.md §9.2) */
+        mux_session_end_stream(ps->tunnel->sess, ps->id);
+        ps->end_sent = 1;
+        tunnel_flush(ps->tunnel);
+    }
     set_response_head(req, head, "OK");
     ps->response_started = 1;
     h2o_start_response(req, &ps->gen);
@@ -907,10 +942,14 @@ void proxy_on_close(proxy_stream *ps, unsigned code, const char *reason, int by_
     }
     if (code == MUX_CODE_NO_ERROR && ps->ended)
         return; /* normal end; buffered bytes still drain to h2o */
-    LOG_DEBUG(LOG_EV_STREAM, "stream of %s closed: %s %s (by %s)", ps->name, mux_code_name(code), reason,
-              by_peer ? "client" : "server");
-    if (!ps->response_started)
-        fail_before_head(ps, code, reason);
+    if (by_peer && !ps->response_started && !ps->stopped)
+        LOG_INFO(LOG_EV_STREAM, "request for %s failed: the client sent CLOSE %s: %s", ps->name, mux_code_name(code), reason);
+    else
+        LOG_DEBUG(LOG_EV_STREAM, "stream of %s closed: %s %s (by %s)", ps->name, mux_code_name(code), reason,
+                  by_peer ? "client" : "server");
+    if (!ps->response_started) /* the client's reason is for our log only (PROTOCOL.md §9.5): it may name
+                                  internal addresses; the public body names the code's cause */
+        fail_before_head(ps, code, by_peer ? "" : reason);
     else
         abort_response(ps);
 }

@@ -87,6 +87,7 @@ struct server {
     h2o_timeout_t read_timeout;         /* READ_TIMEOUT: response head deadline per public request */
     h2o_timeout_t write_timeout;        /* WRITE_TIMEOUT: a tunnel write must complete within it */
     h2o_timeout_t tick_timeout;         /* 100 ms: drives every session's timers */
+    h2o_timeout_t linger_timeout;       /* TUNNEL_LINGER_MS: how long a closing tunnel drains its peer */
     h2o_timeout_t upgrade_idle_timeout; /* UPGRADE_IDLE_TIMEOUT for raw (upgraded) streams, when > 0 */
     h2o_timeout_entry_t tick_entry;
     /* tunnel sockets read into buffers of this prototype (tunnel.c): one read() takes up to

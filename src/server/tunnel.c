@@ -34,17 +34,14 @@ static void do_flush(tunnel *t);
 
 /* ---------------------------------------------------------------- lifetime */
 
-static void destroy(tunnel *t)
+/* The tunnel stops serving (closing or lingering): its name is free again, it is counted and
+ * logged as lost, and every public request still on it fails. Runs once. */
+static void release(tunnel *t)
 {
     server *srv = t->srv;
-    h2o_linklist_unlink(&t->link);
-    srv->ntunnels--;
-    if (h2o_timeout_is_linked(&t->write_timeout_entry))
-        h2o_timeout_unlink(&t->write_timeout_entry);
-    if (h2o_timeout_is_linked(&t->reap_entry))
-        h2o_timeout_unlink(&t->reap_entry);
-    if (h2o_timeout_is_linked(&t->flush_entry))
-        h2o_timeout_unlink(&t->flush_entry);
+    if (t->released)
+        return;
+    t->released = 1;
     if (t->registered) {
         registry_remove(&srv->reg, t->name, t);
         if (srv->metrics != NULL && t->sess != NULL) {
@@ -58,11 +55,28 @@ static void destroy(tunnel *t)
         LOG_DEBUG(LOG_EV_TUNNEL, "tunnel connection closed: peer=%s reason=%s", t->peer,
                   t->close_reason[0] ? t->close_reason : "closed");
     }
+    t->registered = 0;
     while (!h2o_linklist_is_empty(&t->streams)) {
         h2o_linklist_t *l = t->streams.next;
         h2o_linklist_unlink(l);
         proxy_on_tunnel_lost(proxy_from_link(l));
     }
+}
+
+static void destroy(tunnel *t)
+{
+    server *srv = t->srv;
+    h2o_linklist_unlink(&t->link);
+    srv->ntunnels--;
+    if (h2o_timeout_is_linked(&t->write_timeout_entry))
+        h2o_timeout_unlink(&t->write_timeout_entry);
+    if (h2o_timeout_is_linked(&t->reap_entry))
+        h2o_timeout_unlink(&t->reap_entry);
+    if (h2o_timeout_is_linked(&t->flush_entry))
+        h2o_timeout_unlink(&t->flush_entry);
+    if (h2o_timeout_is_linked(&t->linger_entry))
+        h2o_timeout_unlink(&t->linger_entry);
+    release(t);
     if (t->sess != NULL)
         mux_session_del(t->sess);
     if (t->sock != NULL) {
@@ -116,6 +130,39 @@ static void on_write(h2o_socket_t *sock, const char *err)
     do_flush(t);
 }
 
+static void on_linger_timeout(h2o_timeout_entry_t *e)
+{
+    tunnel *t = H2O_STRUCT_FROM_MEMBER(tunnel, linger_entry, e);
+    LOG_DEBUG(LOG_EV_TUNNEL, "tunnel %s (peer %s): no close from the peer within %d ms of ours", t->name[0] ? t->name : "-",
+              t->peer, TUNNEL_LINGER_MS);
+    schedule_destroy(t, NULL);
+}
+
+/*
+ * Everything the session produced was written and it wants to close: lingering close (RFC 6455
+ * §7.1.1, PROTOCOL.md §8). Closing now with unread input would send a reset that can destroy our
+ * GOAWAY and close frame before the peer reads them; instead the write side is shut down (FIN) and
+ * the peer's input is read and dropped until its close frame, EOF, TUNNEL_LINGER_BYTES or
+ * TUNNEL_LINGER_MS. The name is free and the requests failed at once (release).
+ */
+static void linger_start(tunnel *t)
+{
+    const char *why = mux_session_last_error_reason(t->sess);
+    if (t->close_reason[0] == '\0')
+        snprintf(t->close_reason, sizeof(t->close_reason), "%s", why[0] ? why : "session closed");
+    if (t->lingering)
+        return;
+    if (mux_session_peer_closed(t->sess)) {
+        schedule_destroy(t, NULL); /* the peer acknowledged our close (or closed first) */
+        return;
+    }
+    t->lingering = 1;
+    release(t);
+    if (t->sock->ssl == NULL) /* TLS: the FIN would cut the TLS stream; the close frame says it */
+        shutdown(h2o_socket_get_fd(t->sock), SHUT_WR);
+    h2o_timeout_link(t->srv->ctx.loop, &t->srv->linger_timeout, &t->linger_entry);
+}
+
 static void do_flush(tunnel *t)
 {
     if (t->writing || t->sess == NULL || t->sock == NULL || t->dying)
@@ -135,7 +182,7 @@ static void do_flush(tunnel *t)
         return;
     }
     if (mux_session_want_close(t->sess))
-        schedule_destroy(t, mux_session_last_error_reason(t->sess)[0] ? mux_session_last_error_reason(t->sess) : "session closed");
+        linger_start(t);
 }
 
 static void on_flush_entry(h2o_timeout_entry_t *e)
@@ -171,7 +218,24 @@ static void on_read(h2o_socket_t *sock, const char *err)
         t->last_rx_ms = server_now(t->srv); /* liveness (name takeover): any bytes answer a probe */
         t->probe_ms = 0;
     }
-    if (sock->input->size > 0 && !t->dying) {
+    if (sock->input->size > 0 && !t->dying && mux_session_want_close(t->sess)) {
+        /* closing: the session only looks for the peer's close frame (lingering close) */
+        t->linger_bytes += sock->input->size;
+        t->busy++;
+        mux_session_recv(t->sess, (uint8_t *)sock->input->bytes, sock->input->size, server_now(t->srv));
+        t->busy--;
+        h2o_buffer_consume(&sock->input, sock->input->size);
+        if (t->lingering && mux_session_peer_closed(t->sess)) {
+            schedule_destroy(t, NULL);
+            return;
+        }
+        if (t->linger_bytes > TUNNEL_LINGER_BYTES) {
+            LOG_DEBUG(LOG_EV_TUNNEL, "tunnel %s (peer %s): peer kept sending after our close (%llu bytes)",
+                      t->name[0] ? t->name : "-", t->peer, (unsigned long long)t->linger_bytes);
+            schedule_destroy(t, NULL);
+            return;
+        }
+    } else if (sock->input->size > 0 && !t->dying) {
         /* the read buffer becomes a slab: responses may keep pointers into it (rxslab.h) */
         rxslab *slab = rxslab_adopt(&t->srv->rx_slabs, &sock->input);
         uint8_t *p = slab != NULL ? rxslab_bytes(slab) : (uint8_t *)sock->input->bytes;
@@ -188,10 +252,8 @@ static void on_read(h2o_socket_t *sock, const char *err)
         if (r < 0) {
             snprintf(t->close_reason, sizeof(t->close_reason), "%s: %s", mux_strerror((int)r),
                      mux_session_last_error_reason(t->sess));
-            if (mux_is_fatal((int)r)) {
+            if (mux_is_fatal((int)r)) /* reading goes on: lingering close (linger_start) */
                 LOG_WARN(LOG_EV_TUNNEL, "tunnel %s (peer %s): %s", t->name[0] ? t->name : "-", t->peer, t->close_reason);
-                h2o_socket_read_stop(sock);
-            }
         }
     } else if (sock->input->size > 0) {
         h2o_buffer_consume(&sock->input, sock->input->size);
@@ -604,6 +666,7 @@ int tunnel_handle_request(server *srv, h2o_req_t *req)
     t->write_timeout_entry.cb = on_write_timeout;
     t->reap_entry.cb = on_reap;
     t->flush_entry.cb = on_flush_entry;
+    t->linger_entry.cb = on_linger_timeout;
     memcpy(t->peer, peer, sizeof(t->peer));
     memcpy(t->peer_ip, ip, sizeof(t->peer_ip));
 
@@ -654,6 +717,7 @@ void tunnel_init_server(server *srv)
     srv->rx_slabs = (rxslab_pool){.budget = RX_SLAB_BUDGET};
     h2o_timeout_init(srv->ctx.loop, &srv->write_timeout, (uint64_t)srv->opt->write_timeout_ms);
     h2o_timeout_init(srv->ctx.loop, &srv->tick_timeout, TICK_MS);
+    h2o_timeout_init(srv->ctx.loop, &srv->linger_timeout, TUNNEL_LINGER_MS);
     srv->tick_entry.cb = on_tick;
     h2o_timeout_link(srv->ctx.loop, &srv->tick_timeout, &srv->tick_entry);
 }
@@ -674,7 +738,7 @@ void tunnel_shutdown_all(server *srv)
 {
     for (h2o_linklist_t *l = srv->tunnels.next; l != &srv->tunnels; l = l->next) {
         tunnel *t = H2O_STRUCT_FROM_MEMBER(tunnel, link, l);
-        if (t->sess == NULL || t->dying)
+        if (t->sess == NULL || t->dying || t->lingering)
             continue;
         mux_session_goaway(t->sess, MUX_CODE_SHUTDOWN, "server shutting down");
         snprintf(t->close_reason, sizeof(t->close_reason), "server shutdown");

@@ -15,6 +15,8 @@
 #include "server/server.h"
 
 #define TUNNEL_IOVCNT 128
+#define TUNNEL_LINGER_MS 2000             /* lingering close: longest wait for the peer's close or EOF */
+#define TUNNEL_LINGER_BYTES (1024 * 1024) /* lingering close: most input read and dropped */
 
 typedef struct tunnel tunnel;
 struct tunnel {
@@ -31,6 +33,13 @@ struct tunnel {
     int busy;                  /* > 0 while inside mux_session_recv / handle_timeout / send_done */
     int writing;               /* a h2o_socket_write is in flight */
     int dying;                 /* destroy scheduled */
+    /* lingering close (PROTOCOL.md §8): our GOAWAY and close went out, the write side is shut, the
+     * peer's bytes are read and dropped until its close frame, EOF, TUNNEL_LINGER_BYTES or
+     * TUNNEL_LINGER_MS, so that a peer still sending reads why it was dropped instead of a reset */
+    int lingering;
+    int released;          /* unregistered, its requests failed (tunnel_release) */
+    uint64_t linger_bytes; /* bytes read since the session wanted to close */
+    h2o_timeout_entry_t linger_entry;
     /* name takeover (NAME_TAKEOVER_CHECK, docs/OPERATIONS.md): liveness of a registered tunnel */
     int64_t last_rx_ms; /* loop time of the last bytes received from the client */
     int64_t probe_ms;   /* loop time of the liveness PING sent because a HELLO wanted our name; 0 = none

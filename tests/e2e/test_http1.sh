@@ -176,7 +176,10 @@ check_eq "110 response headers -> 502" 502 "$code"
 check_contains "110 response headers: body names the limit" "HEADERS_TOO_LARGE" "$(cat "$T/body")"
 code=$(req '/many-headers?n=400')
 check_eq "400 response headers -> 502" 502 "$code"
-check_contains "400 response headers: body says why" "too many header fields" "$(cat "$T/body")"
+check_contains "400 response headers: body names the cause" "sent an invalid response (UPSTREAM_ERROR)" "$(cat "$T/body")"
+sleep 0.2
+check_contains "400 response headers: the client's reason is in the server log (PROTOCOL.md §4.6)" "too many header fields" \
+    "$(grep 'the client sent CLOSE UPSTREAM_ERROR' "$T/server.log")"
 code=$(req /m)
 check_eq "the connection serves again after a refused head" 200 "$code"
 

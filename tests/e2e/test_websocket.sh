@@ -69,8 +69,10 @@ check_match "after a refused upgrade the connection serves plain HTTP" "^403 1 2
 for p in badaccept noaccept; do
     code=$(tcurl raw "/$p" -o "$T/body" -w '%{http_code}' "${up_hdrs[@]}" 2>>"$T/curl.err")
     check_eq "101 with $p -> 502" 502 "$code"
-    check_contains "$p: the 502 names the accept key" "Sec-WebSocket-Accept" "$(cat "$T/body")"
+    check_contains "$p: the 502 names the cause" "(PROTOCOL_ERROR)" "$(cat "$T/body")"
 done
+sleep 0.2 # the client's reason is for the server log, not the public body (PROTOCOL.md §4.6)
+check_contains "the server log names the accept key" "Sec-WebSocket-Accept" "$(grep 'the client sent CLOSE PROTOCOL_ERROR' "$T/server.log")"
 check_not_contains "no raw tunnel opened for a bad accept key" "raw mode" "$(grep -i 'raw' "$T/server.log")"
 
 echo "== generic upgrade and half-close"

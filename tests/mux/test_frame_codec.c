@@ -132,6 +132,7 @@ START_TEST(test_rt_hello_welcome_refuse)
     f.welcome.version = 1;
     f.welcome.capabilities = MUX_CAP_ZSTD;
     f.welcome.ping_interval_ms = 15000;
+    f.welcome.ping_timeout_ms = 45000;
     f.welcome.public_url = "https://demo.example.com";
     f.initial_stream_window = 1;
     f.initial_conn_window = 2;
@@ -140,6 +141,7 @@ START_TEST(test_rt_hello_welcome_refuse)
     ck_assert_uint_eq(d.welcome.version, 1);
     ck_assert_uint_eq(d.welcome.capabilities, MUX_CAP_ZSTD);
     ck_assert_uint_eq(d.welcome.ping_interval_ms, 15000);
+    ck_assert_uint_eq(d.welcome.ping_timeout_ms, 45000);
     ck_assert_str_eq(d.welcome.public_url, "https://demo.example.com");
     ck_assert_uint_eq(d.initial_stream_window, 1);
     ck_assert_uint_eq(d.initial_conn_window, 2);

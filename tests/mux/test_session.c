@@ -35,6 +35,7 @@ typedef struct {
     int server;
     tstream st[MAXS];
     int hellos, welcomes, refuses;
+    uint32_t welcome_ping_timeout; /* client: WELCOME's ping_timeout_ms */
     unsigned refuse_code;
     int accept_mode; /* server: 0 accept in on_hello, 1 refuse, 2 defer */
     int goaways;
@@ -85,6 +86,7 @@ static int cb_hello(mux_session *s, const mux_hello_info *h, void *ud)
 static void cb_welcome(mux_session *s, const mux_welcome_info *w, void *ud)
 {
     ((side *)ud)->welcomes++;
+    ((side *)ud)->welcome_ping_timeout = w->ping_timeout_ms;
 }
 
 static void cb_refuse(mux_session *s, unsigned code, const char *reason, uint32_t retry, void *ud)
@@ -266,6 +268,7 @@ START_TEST(test_handshake_ok)
     established(&p, 1, 1);
     ck_assert_int_eq(p.srv.hellos, 1);
     ck_assert_int_eq(p.cli.welcomes, 1);
+    ck_assert_uint_eq(p.cli.welcome_ping_timeout, 45000); /* PROTOCOL.md §4.2: announced in WELCOME */
     ck_assert_uint_eq(mux_session_capabilities(p.srv.s), MUX_CAP_ZSTD);
     ck_assert_uint_eq(mux_session_capabilities(p.cli.s), MUX_CAP_ZSTD);
     ck_assert(!mux_session_want_close(p.srv.s));
@@ -658,6 +661,81 @@ START_TEST(test_message_too_large)
 }
 END_TEST
 
+/* Appends one client WebSocket frame (masked) to |out|. */
+static void ws_append(mux_buf *out, unsigned opcode, const uint8_t *payload, size_t n)
+{
+    uint8_t hdr[MUX_WS_MAX_HEADER], key[4] = {9, 8, 7, 6};
+    size_t hl = mux_ws_frame_header(hdr, opcode, 1, n, key);
+    ck_assert_int_eq(mux_buf_append(out, hdr, hl, 0, NULL), 0);
+    size_t at = out->len;
+    if (n != 0)
+        ck_assert_int_eq(mux_buf_append(out, payload, n, 0, NULL), 0);
+    mux_ws_mask(out->base + at, n, key, 0);
+}
+
+/* PROTOCOL.md §8 lingering close: after a fatal error the session keeps reading only to find the
+ * peer's close frame, also behind an oversized message whose payload it never wanted. */
+START_TEST(test_linger_finds_peer_close)
+{
+    mux_session_options so, co;
+    opts(&so, &co);
+    so.max_message_size = 4096;
+    uint8_t *big = calloc(1, 100000);
+    big[0] = 0x10;
+    uint8_t code[2] = {0x03, 0xe8};
+    for (int split = 0; split < 3; split++) {
+        pair p;
+        pair_new(&p, &so, &co, 12);
+        pump(&p, 1 << 20);
+        mux_buf in;
+        mux_buf_init(&in);
+        ws_append(&in, MUX_WS_OP_BINARY, big, 100000); /* over max_message_size */
+        ws_append(&in, MUX_WS_OP_BINARY, big, 10);     /* more data the peer had in flight */
+        ws_append(&in, MUX_WS_OP_CLOSE, code, 2);      /* its answer to our close */
+        /* split 0: one input; 1: cut inside the oversized header; 2: fed a byte at a time after it */
+        size_t cut = split == 0 ? in.len : split == 1 ? 3 : 20;
+        ssize_t rv = mux_session_recv(p.srv.s, in.base, cut, p.net.now);
+        ck_assert_int_eq(split == 1 ? rv : MUX_ERR_MESSAGE_TOO_LARGE, split == 1 ? 3 : rv);
+        if (split == 2) {
+            for (size_t i = cut; i < in.len; i++) {
+                ck_assert(!mux_session_peer_closed(p.srv.s));
+                mux_session_recv(p.srv.s, in.base + i, 1, p.net.now);
+            }
+        } else if (split == 1) {
+            ck_assert_int_eq(mux_session_recv(p.srv.s, in.base + cut, in.len - cut, p.net.now), MUX_ERR_MESSAGE_TOO_LARGE);
+        }
+        ck_assert(mux_session_want_close(p.srv.s));
+        ck_assert_msg(mux_session_peer_closed(p.srv.s), "split %d: the close frame was not found", split);
+        mux_buf_free(&in, NULL);
+        pair_del(&p);
+    }
+    /* a protocol error inside a message: the frames after it are still followed */
+    pair p;
+    established(&p, 0, 0);
+    mux_buf env;
+    env_start(&env, 0x10);
+    mux_frame f = fr(MUX_FRAME_DATA, 99);
+    f.payload = (const uint8_t *)"x";
+    f.payload_len = 1;
+    rec(&env, &f);
+    rec(&env, &f);
+    mux_buf in;
+    mux_buf_init(&in);
+    ws_append(&in, MUX_WS_OP_BINARY, env.base, env.len);
+    ws_append(&in, MUX_WS_OP_BINARY, env.base, env.len);
+    ck_assert_int_eq(mux_session_recv(p.srv.s, in.base, in.len, p.net.now), MUX_ERR_UNKNOWN_STREAM);
+    ck_assert(!mux_session_peer_closed(p.srv.s));
+    mux_buf_reset(&in);
+    ws_append(&in, MUX_WS_OP_CLOSE, code, 2);
+    mux_session_recv(p.srv.s, in.base, in.len, p.net.now);
+    ck_assert(mux_session_peer_closed(p.srv.s));
+    mux_buf_free(&in, NULL);
+    mux_buf_free(&env, NULL);
+    pair_del(&p);
+    free(big);
+}
+END_TEST
+
 START_TEST(test_unknown_stream)
 {
     pair p;
@@ -733,6 +811,25 @@ START_TEST(test_data_after_close)
     ck_assert_uint_eq(p.srv.st[0].close_code, MUX_CODE_CANCEL);
     ck_assert_int_eq(p.srv.st[0].close_by_peer, 1);
     pair_del(&p);
+}
+END_TEST
+
+/* PROTOCOL.md §5.1: only the server opens streams, with odd ids; an even one fails. */
+START_TEST(test_even_stream_id)
+{
+    for (uint32_t id = 2; id <= 4; id += 2) {
+        pair p;
+        established(&p, 0, 0);
+        mux_buf env;
+        env_start(&env, 0x10);
+        mux_frame f = fr(MUX_FRAME_OPEN, id);
+        f.head.method = (mux_iovec){(uint8_t *)"GET", 3};
+        f.head.path = (mux_iovec){(uint8_t *)"/", 1};
+        f.head.flags = MUX_HEAD_END_STREAM;
+        rec(&env, &f);
+        expect_failed(&p, 0, inject_env(&p, 0, &env), MUX_ERR_PROTO);
+        pair_del(&p);
+    }
 }
 END_TEST
 
@@ -872,6 +969,49 @@ START_TEST(test_decompression_bomb)
 }
 END_TEST
 
+/* One compressed message (R set) holding a PING, compressed with window log |wlog|. */
+static ssize_t inject_zstd_wlog(pair *p, int wlog)
+{
+    mux_buf env;
+    env_start(&env, 0x10);
+    mux_frame f = fr(MUX_FRAME_PING, 0);
+    f.opaque = 1;
+    rec(&env, &f);
+    ZSTD_CCtx *cc = ZSTD_createCCtx();
+    ZSTD_CCtx_setParameter(cc, ZSTD_c_windowLog, wlog);
+    ZSTD_CCtx_setParameter(cc, ZSTD_c_contentSizeFlag, 0); /* else zstd shrinks the window to the content */
+    uint8_t out[256];
+    out[0] = 0x13;
+    ZSTD_inBuffer in = {env.base + 1, env.len - 1, 0};
+    ZSTD_outBuffer ob = {out + 1, sizeof(out) - 1, 0};
+    size_t r = ZSTD_compressStream2(cc, &ob, &in, ZSTD_e_flush);
+    ck_assert(!ZSTD_isError(r) && r == 0);
+    ZSTD_freeCCtx(cc);
+    mux_buf_free(&env, NULL);
+    return inject(p, p->srv.s, MUX_WS_OP_BINARY, 1, out, ob.pos + 1, 1);
+}
+
+/* PROTOCOL.md §3.2: a receiver accepts window logs up to 20 whatever its own ZSTD_WINDOW_LOG, and
+ * tells a larger window apart from corrupt data. */
+START_TEST(test_zstd_window_limit)
+{
+    mux_session_options so, co;
+    opts(&so, &co);
+    so.zstd_window_log = 17;
+    pair p;
+    pair_new(&p, &so, &co, 11);
+    pump(&p, 1 << 20);
+    ck_assert_uint_eq(mux_session_capabilities(p.srv.s), MUX_CAP_ZSTD);
+    ck_assert_int_gt(inject_zstd_wlog(&p, 20), 0);
+    ck_assert(!mux_session_want_close(p.srv.s));
+    ck_assert_int_eq(inject_zstd_wlog(&p, 21), MUX_ERR_DECOMPRESS);
+    ck_assert(mux_session_want_close(p.srv.s));
+    ck_assert_msg(strstr(mux_session_last_error_reason(p.srv.s), "zstd window too large") != NULL, "reason: %s",
+                  mux_session_last_error_reason(p.srv.s));
+    pair_del(&p);
+}
+END_TEST
+
 START_TEST(test_compressed_not_negotiated)
 {
     pair p;
@@ -916,6 +1056,53 @@ START_TEST(test_hello_version)
     ck_assert_int_eq(transmit(&p.net, p.srv.s, p.cli.s, 1 << 20, 0), MUX_ERR_REFUSED);
     ck_assert_int_eq(p.cli.refuses, 1);
     ck_assert_uint_eq(p.cli.refuse_code, MUX_CODE_UNSUPPORTED_VERSION);
+    pair_del(&p);
+}
+END_TEST
+
+/* Feeds the server one message: a version-1 HELLO followed by |extra| (PROTOCOL.md §4.1: the
+ * client sends nothing but PING, PONG, GOAWAY before WELCOME). */
+static ssize_t hello_then(pair *p, const mux_frame *extra)
+{
+    mux_buf env;
+    env_start(&env, 0x10);
+    mux_frame f = fr(MUX_FRAME_HELLO, 0);
+    f.hello.version = 1;
+    f.hello.client_id = "demo";
+    f.hello.auth_token = "";
+    f.hello.software = "";
+    rec(&env, &f);
+    rec(&env, extra);
+    return inject_env(p, 1, &env);
+}
+
+START_TEST(test_frame_before_welcome)
+{
+    mux_session_options so, co;
+    opts(&so, &co);
+    pair p;
+    /* a WINDOW in the HELLO's message: the server accepts the HELLO at once, and still fails it */
+    pair_new(&p, &so, &co, 9);
+    mux_frame w = fr(MUX_FRAME_WINDOW, 0);
+    w.increment = 1000;
+    ck_assert_int_eq(hello_then(&p, &w), MUX_ERR_HANDSHAKE);
+    ck_assert_int_eq(p.srv.hellos, 1);
+    ck_assert(mux_session_want_close(p.srv.s));
+    ck_assert_str_eq(mux_session_last_error_reason(p.srv.s), "frame before WELCOME (in the HELLO's message)");
+    ck_assert_uint_eq(mux_error_to_code(MUX_ERR_HANDSHAKE), MUX_CODE_PROTOCOL_ERROR);
+    pair_del(&p);
+    /* a PING there is fine (answered), and a WINDOW in a later message is ordinary */
+    pair_new(&p, &so, &co, 10);
+    mux_frame ping = fr(MUX_FRAME_PING, 0);
+    ping.opaque = 7;
+    ck_assert_int_gt(hello_then(&p, &ping), 0);
+    ck_assert(!mux_session_want_close(p.srv.s));
+    ck_assert(mux_session_is_established(p.srv.s));
+    mux_buf env;
+    env_start(&env, 0x10);
+    rec(&env, &w);
+    ck_assert_int_gt(inject_env(&p, 1, &env), 0);
+    ck_assert(!mux_session_want_close(p.srv.s));
     pair_del(&p);
 }
 END_TEST
@@ -1669,9 +1856,11 @@ Suite *make_suite(void)
     tcase_add_test(tc, test_record_too_large);
     tcase_add_test(tc, test_message_too_large);
     tcase_add_test(tc, test_unknown_stream);
+    tcase_add_test(tc, test_linger_finds_peer_close);
     tcase_add_test(tc, test_data_after_close);
     tcase_add_test(tc, test_close_after_both_ends_is_ignored);
     tcase_add_test(tc, test_duplicate_open);
+    tcase_add_test(tc, test_even_stream_id);
     tcase_add_test(tc, test_second_response_head);
     tcase_add_test(tc, test_data_before_head);
     tcase_add_test(tc, test_window_overflow);
@@ -1679,9 +1868,11 @@ Suite *make_suite(void)
     tcase_add_test(tc, test_data_over_credit);
     tcase_add_test(tc, test_decompression_bomb);
     tcase_add_test(tc, test_compressed_not_negotiated);
+    tcase_add_test(tc, test_zstd_window_limit);
     tcase_add_test(tc, test_bad_envelope);
     tcase_add_test(tc, test_hello_version);
     tcase_add_test(tc, test_first_frame_not_hello);
+    tcase_add_test(tc, test_frame_before_welcome);
     tcase_add_test(tc, test_unmasked_client_frame);
     tcase_add_test(tc, test_text_frame);
     tcase_add_test(tc, test_fragmented_message);

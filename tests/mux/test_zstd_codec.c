@@ -366,6 +366,7 @@ START_TEST(test_corrupt)
         junk[i] = (uint8_t)(i * 37 + 11);
     ck_assert_int_eq(mux_zstd_rx_decompress(rx, junk, sizeof(junk), 1, &d, 1 << 20, NULL), MUX_ERR_DECOMPRESS);
     ck_assert_uint_eq(d.len, 0);
+    ck_assert_int_eq(mux_zstd_rx_window_too_large(rx), 0); /* corrupt, not a window problem */
 
     /* valid message followed by garbage (a reserved block type) */
     mux_zstd_tx *tx;
@@ -412,6 +413,7 @@ START_TEST(test_window_too_large)
     mux_buf d;
     mux_buf_init(&d);
     ck_assert_int_eq(mux_zstd_rx_decompress(rx, dst, out.pos, 1, &d, 10 << 20, NULL), MUX_ERR_DECOMPRESS);
+    ck_assert_int_eq(mux_zstd_rx_window_too_large(rx), 1); /* told apart from corrupt data */
     mux_buf_free(&d, NULL);
     /* the same bytes against a cap of 27 decode */
     mux_zstd_rx *rx27;

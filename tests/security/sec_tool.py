@@ -4,7 +4,16 @@
 Every subcommand is bounded in time and prints one result line (key=value ...) on stdout.
 
   evil PORT NAME TOKEN MODE [ZSTFILE]   hostile client daemon over /_tunnel: HELLO, then MODE =
-        garbage | badver | unknown | bomb | bigmsg | none; prints refuse/welcome, GOAWAY code, close code
+        garbage | badver | unknown | bomb | bigmsg | wlog | none; prints refuse/welcome, GOAWAY code,
+        close code, reset=1 when the server reset the connection (ECONNRESET) instead of closing it.
+        MODE-keep (bigmsg-keep, wlog-keep): the attack, then 512 KiB more sent while reading, as a
+        peer does that has data in flight (the server must still deliver GOAWAY and close: lingering
+        close, PROTOCOL.md §8). hello2 sends a version-2 HELLO (REFUSE UNSUPPORTED_VERSION). hold:
+        upgrade, print "upgraded", send the HELLO only after a line on stdin.
+  peer PORT NAME TOKEN AUTHORITY SCENARIO   a minimal client daemon (no compression) that registers,
+        makes a public request to AUTHORITY itself and answers the request head as SCENARIO says;
+        prints what the public user got and which frames the server sent on that stream after the
+        answer (1 s): upgrade-refused | info | badheader | reason | headers (docs/PROTOCOL.md §9)
   raw PORT HOSTNAME FILE                send FILE's bytes (with @HOST@ replaced) on one h1 connection,
                                         print the status line of every response until EOF/2 s
   flood PORT AUTHORITY N                h2c HEADERS+RST_STREAM x N (Rapid Reset); prints how long until
@@ -23,6 +32,7 @@ import select
 import socket
 import struct
 import sys
+import threading
 import time
 
 # ------------------------------------------------------------------ protobuf (hand-encoded, tiny)
@@ -116,6 +126,7 @@ def _mask_big(payload, mask):
 class WsReader:
     def __init__(self, sock):
         self.s, self.buf = sock, bytearray()
+        self.reset = False  # the peer reset the connection (ECONNRESET), not a FIN
 
     def _fill(self, deadline):
         left = deadline - time.time()
@@ -126,6 +137,9 @@ class WsReader:
             return False
         try:
             d = self.s.recv(1 << 16)
+        except ConnectionResetError:
+            self.reset = True
+            d = b""
         except OSError:
             d = b""
         if not d:
@@ -178,14 +192,23 @@ def cmd_evil(port, name, token, mode, zst=None):
                 retry = line.split(b":", 1)[1].strip().decode()
         print("upgrade=%s retry_after=%s" % (status.replace(" ", "_"), retry or "-"))
         return 0
+    if mode == "hold":  # upgraded now, HELLO only when told (a line on stdin): a login racing a lockout
+        print("upgraded", flush=True)
+        sys.stdin.readline()
+        mode = "none"
     rd = WsReader(s)
     rd.buf += rest
-    hello = field_varint(1, 1) + field_bytes(2, name) + (field_bytes(3, token) if token else b"") + field_varint(4, 1)
+    keep = mode.endswith("-keep")
+    mode = mode[:-5] if keep else mode
+    hello = field_varint(1, 2 if mode == "hello2" else 1) + field_bytes(2, name) + (field_bytes(3, token) if token else b"") + \
+        field_varint(4, 1)
     s.sendall(ws_frame(envelope([field_bytes(1, hello)])))
-    result = {"welcome": 0, "refuse": "-", "retry_after_ms": "-", "goaway": "-", "close": "-", "eof_after_ms": "-"}
+    result = {"welcome": 0, "refuse": "-", "retry_after_ms": "-", "goaway": "-", "close": "-", "eof_after_ms": "-", "reset": 0}
     deadline = time.time() + 5
     sent_attack = False
     t_attack = time.time()
+    sender = None
+    stop = threading.Event()
     try:
         while time.time() < deadline:
             fr = rd.frame(deadline)
@@ -194,9 +217,19 @@ def cmd_evil(port, name, token, mode, zst=None):
             op, payload = fr
             if op == 8:
                 result["close"] = struct.unpack(">H", payload[:2])[0] if len(payload) >= 2 else 1005
+                if sender is not None:
+                    stop.set()
+                    sender.join()
                 try:
-                    s.sendall(ws_frame(payload[:2], 8))
-                except (ConnectionResetError, BrokenPipeError):
+                    if mode == "bigmsg" and sent_attack:
+                        s.shutdown(socket.SHUT_WR)  # inside the oversized frame: no close frame can follow, EOF says it
+                    else:
+                        s.sendall(ws_frame(payload[:2], 8))
+                except (ConnectionResetError, OSError) as e:
+                    if isinstance(e, ConnectionResetError) or e.errno == 107:  # ENOTCONN: reset meanwhile
+                        result["reset"] = 1
+                    raise EOFError()
+                except BrokenPipeError:
                     # the server closed with our unread attack bytes in its queue (RST): that is the end
                     raise EOFError()
                 continue
@@ -223,13 +256,49 @@ def cmd_evil(port, name, token, mode, zst=None):
                 sent_attack = True
                 t_attack = time.time()
                 try:
-                    s.sendall(attack(mode, zst))
-                except (ConnectionResetError, BrokenPipeError):
+                    # -keep: data already in flight behind the attack (sent in the same write)
+                    s.sendall(attack(mode, zst) + (keep_bytes(mode, 256 << 10) if keep else b""))
+                except ConnectionResetError:
+                    result["reset"] = 1
+                except BrokenPipeError:
                     pass  # refused while we were still sending: the replies (GOAWAY, close) are read next
+                if keep:
+                    sender = threading.Thread(target=keep_sending, args=(s, mode, stop, result))
+                    sender.start()
     except EOFError:
         result["eof_after_ms"] = int((time.time() - t_attack) * 1000)
+    stop.set()
+    if sender is not None:
+        sender.join()
+    if rd.reset:
+        result["reset"] = 1
     print(" ".join("%s=%s" % kv for kv in result.items()))
     return 0
+
+
+def keep_bytes(mode, n):
+    """|n| bytes that follow the attack: more of the oversized frame's payload (bigmsg), or whole
+    further messages of 16 KiB (anything else; WebSocket framing stays intact)."""
+    if mode == "bigmsg":
+        return b"\0" * n
+    return b"".join(ws_frame(bytes([0x10]) + b"\0" * ((16 << 10) - 1)) for _ in range(max(1, n // (16 << 10))))
+
+
+def keep_sending(s, mode, stop, result, total=256 << 10, piece=16 << 10):
+    """What a peer with data in flight sends after its fatal message: the rest of the oversized
+    frame's payload (bigmsg) or whole further messages (anything else), paced, until |stop|."""
+    sent = 0
+    while sent < total and not stop.is_set():
+        chunk = keep_bytes(mode, piece)
+        try:
+            s.sendall(chunk)
+        except ConnectionResetError:
+            result["reset"] = 1
+            return
+        except OSError:
+            return
+        sent += piece
+        time.sleep(0)  # no pause: data is always in flight when the server fails us
 
 
 def attack(mode, zst):
@@ -245,11 +314,129 @@ def attack(mode, zst):
     if mode == "bomb":  # compressed message expanding far past MAX_MESSAGE_SIZE
         with open(zst, "rb") as f:
             return ws_frame(bytes([0x13]) + f.read())
+    if mode == "wlog":  # a compressed message whose zstd frame announces a window above 2^20
+        with open(zst, "rb") as f:
+            return ws_frame(bytes([0x13]) + f.read())
     if mode == "bigmsg":  # one uncompressed WebSocket message over MAX_MESSAGE_SIZE
         n = int(os.environ.get("BIGMSG", str(11 << 20)))
         hdr = bytes([0x82, 0x80 | 127]) + struct.pack(">Q", n) + b"\0\0\0\0"
         return hdr + b"\x10" + b"\0" * 65536  # the server must refuse on the header, before the payload
     return b""
+
+
+# ------------------------------------------------------------------ a scripted client daemon
+
+
+def open_frame(sid, status=0, reason=b"", headers=(), flags=0):
+    body = field_varint(1, sid) + (field_varint(2, flags) if flags else b"") + field_varint(7, status)
+    body += field_bytes(8, reason) if reason else b""
+    for n, v in headers:
+        body += field_bytes(9, field_bytes(1, n) + field_bytes(2, v))
+    return field_bytes(4, body)
+
+
+def data_frame(sid, payload=b"", fin=False):
+    return field_bytes(5, field_varint(1, sid) + (field_varint(2, 1) if fin else b"") + field_bytes(3, payload))
+
+
+def close_frame(sid, code, reason=b""):
+    return field_bytes(7, field_varint(1, sid) + field_varint(2, code) + field_bytes(3, reason))
+
+
+PEER_REQUESTS = {
+    "upgrade-refused": "GET /ws HTTP/1.1\r\nHost: {a}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                       "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+    "headers": "GET /h HTTP/1.1\r\nHost: {a}\r\nAuthorization: Basic dXNlcjpwdw==\r\nForward-Authorization: Bearer inner\r\n"
+               "X-Forwarded-Proto: gopher\r\nX-Forwarded-Host: evil.example\r\nX-Forwarded-For: 198.51.100.1\r\n"
+               "Forwarded: for=198.51.100.1\r\n\r\n",
+}
+
+
+def peer_answer(scenario, sid):
+    """The frames the scripted client answers request |sid| with."""
+    if scenario == "upgrade-refused":
+        return [open_frame(sid, 403, b"Forbidden", [(b"content-length", b"5")]), data_frame(sid, b"nope\n", True)]
+    if scenario == "info":  # 103 Early Hints, then the final head
+        return [open_frame(sid, 103, b"Early Hints", [(b"link", b"</s.css>; rel=preload")]),
+                open_frame(sid, 200, b"OK", [(b"content-length", b"2")]), data_frame(sid, b"ok", True)]
+    if scenario == "badheader":  # a value no HTTP/1.1 serialisation may carry
+        return [open_frame(sid, 200, b"OK", [(b"x-bad", b"a\r\nInjected: 1")], flags=1)]
+    if scenario == "reason":  # a CLOSE whose reason names an internal address
+        return [close_frame(sid, 9, b"dial 10.9.8.7:8080: connection refused")]
+    return [open_frame(sid, 204, b"No Content", flags=1)]
+
+
+def cmd_peer(port, name, token, authority, scenario):
+    s, status, rest, head = ws_connect(int(port))
+    if " 101 " not in status + " ":
+        print("upgrade=%s" % status.replace(" ", "_"))
+        return 0
+    rd = WsReader(s)
+    rd.buf += rest
+    hello = field_varint(1, 1) + field_bytes(2, name) + (field_bytes(3, token) if token else b"")
+    s.sendall(ws_frame(envelope([field_bytes(1, hello)])))
+    res = {"welcome": 0, "status": "-", "statuses": [], "server_fin": 0, "close": "-", "user_eof": 0, "body": "",
+           "headers": {}}
+    user, sid, t_answered, got = None, None, None, b""
+    deadline = time.time() + 8
+    while time.time() < deadline:
+        if t_answered is not None and time.time() > t_answered + 1.0:
+            break
+        if user is not None:  # the public user's side
+            r, _, _ = select.select([user], [], [], 0)
+            if r:
+                try:
+                    d = user.recv(65536)
+                except OSError:
+                    d = b""
+                if not d:
+                    res["user_eof"] = 1
+                    user.close()
+                    user = None
+                else:
+                    got += d
+        fr = rd.frame(time.time() + 0.05)
+        if fr is None:
+            continue
+        op, payload = fr
+        if op == 8:
+            res["close_ws"] = struct.unpack(">H", payload[:2])[0] if len(payload) >= 2 else 1005
+            break
+        if op != 2 or not payload or payload[0] & 1:
+            continue
+        body, i = payload[1:], 0
+        while i < len(body):
+            ln, i = read_varint(body, i)
+            f = parse_fields(body[i:i + ln])
+            i += ln
+            if 2 in f and not res["welcome"]:
+                res["welcome"] = 1
+                user = socket.create_connection(("127.0.0.1", int(port)), timeout=5)
+                req = PEER_REQUESTS.get(scenario, "GET / HTTP/1.1\r\nHost: {a}\r\n\r\n").format(a=authority)
+                user.sendall(req.encode())
+            if 4 in f and sid is None:
+                o = parse_fields(f[4][0])
+                sid = o[1][0]
+                for h in o.get(9, []):
+                    hf = parse_fields(h)
+                    res["headers"].setdefault(hf[1][0].decode(), []).append(hf[2][0].decode(errors="replace"))
+                s.sendall(ws_frame(envelope(peer_answer(scenario, sid))))
+                t_answered = time.time()
+            if 5 in f and sid is not None:
+                dfr = parse_fields(f[5][0])
+                if dfr[1][0] == sid and dfr.get(2, [0])[0]:
+                    res["server_fin"] = 1
+            if 7 in f and sid is not None:
+                c = parse_fields(f[7][0])
+                if c[1][0] == sid:
+                    res["close"] = c.get(2, [0])[0]
+    text = got.decode(errors="replace")
+    res["statuses"] = [ln.split(" ")[1] for ln in text.split("\r\n") if ln.startswith("HTTP/1.1 ")]
+    res["status"] = res["statuses"][-1] if res["statuses"] else "-"
+    res["connection_close"] = int("\r\nconnection: close" in text.lower())
+    res["body"] = text.split("\r\n\r\n", 1)[1] if "\r\n\r\n" in text else ""
+    print(json.dumps(res, sort_keys=True))
+    return 0
 
 
 # ------------------------------------------------------------------ HTTP/1.1 raw
@@ -560,7 +747,7 @@ def cmd_slow(port, authority, n, path):
 
 
 def main():
-    cmds = {"evil": cmd_evil, "raw": cmd_raw, "flood": cmd_flood, "h2req": cmd_h2req, "hpack": cmd_hpack, "rate": cmd_rate,
+    cmds = {"evil": cmd_evil, "peer": cmd_peer, "raw": cmd_raw, "flood": cmd_flood, "h2req": cmd_h2req, "hpack": cmd_hpack, "rate": cmd_rate,
             "h2burst": cmd_h2burst, "slow": cmd_slow}
     if len(sys.argv) < 2 or sys.argv[1] not in cmds:
         print(__doc__)

@@ -118,6 +118,27 @@ START_TEST(test_forward_x)
 }
 END_TEST
 
+/* PROTOCOL.md §9.2: Forward-X replaces the user's own X (one Authorization reaches the local
+ * service, the forwarded one), in either order; an invalid Forward-X leaves the user's X alone. */
+START_TEST(test_forward_replaces_own)
+{
+    mux_header in[] = {H("Authorization", "Basic public"), H("Forward-Authorization", "Bearer inner"), H("Cookie", "a=1"),
+                       H("forward-cookie", "b=2"),         H("authorization", "Basic again"),          H("X-Keep", "1"),
+                       H("forward-x-keep", "bad\r\nvalue")};
+    headers_request_info info = info4();
+    headers_list l;
+    ndrops = 0;
+    ck_assert_int_eq(headers_build_request(&l, in, sizeof(in) / sizeof(in[0]), &info, on_drop, NULL), 0);
+    ck_assert_int_eq(ndrops, 1); /* forward-x-keep: bad value */
+    ck_assert_str_eq(get(&l, "authorization", 0), "Bearer inner");
+    ck_assert_ptr_null(get(&l, "authorization", 1));
+    ck_assert_str_eq(get(&l, "cookie", 0), "b=2");
+    ck_assert_ptr_null(get(&l, "cookie", 1));
+    ck_assert_str_eq(get(&l, "x-keep", 0), "1");
+    headers_list_free(&l);
+}
+END_TEST
+
 START_TEST(test_forwarded_append)
 {
     mux_header in[] = {H("X-Forwarded-For", "1.1.1.1"), H("x-forwarded-for", "2.2.2.2"), H("Forwarded", "for=1.1.1.1"),
@@ -195,6 +216,7 @@ static Suite *make_suite(void)
     TCase *tc = tcase_create("headers");
     tcase_add_test(tc, test_basic);
     tcase_add_test(tc, test_forward_x);
+    tcase_add_test(tc, test_forward_replaces_own);
     tcase_add_test(tc, test_forwarded_append);
     tcase_add_test(tc, test_upgrade_kept);
     tcase_add_test(tc, test_empty_and_misc);
