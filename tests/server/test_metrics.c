@@ -67,7 +67,7 @@ START_TEST(test_counters_and_exposition)
     live[0].stats.last_rtt_ms = 12;
     char *text = NULL;
     size_t len = 0;
-    ck_assert_int_eq(metrics_render_prometheus(m, live, 1, &text, &len), 0);
+    ck_assert_int_eq(metrics_render_prometheus(m, live, 1, NULL, &text, &len), 0);
     ck_assert_uint_eq(strlen(text), len);
     ck_assert_double_eq(series(text, "tunnelmux_connected_clients"), 1);
     ck_assert_double_eq(series(text, "tunnelmux_requests_total{code=\"2xx\"}"), 2);
@@ -105,7 +105,7 @@ START_TEST(test_counters_and_exposition)
     ck_assert_int_eq(metrics_on_registered(m, "alpha"), 1);
     live[0].stats.bytes_out = 50;
     live[0].stats.streams_opened = 1;
-    ck_assert_int_eq(metrics_render_prometheus(m, live, 1, &text, &len), 0);
+    ck_assert_int_eq(metrics_render_prometheus(m, live, 1, NULL, &text, &len), 0);
     ck_assert_double_eq(series(text, "tunnelmux_client_tunnel_bytes_total{client=\"alpha\",direction=\"out\"}"), 2050);
     ck_assert_double_eq(series(text, "tunnelmux_client_streams_total{client=\"alpha\"}"), 4);
     ck_assert_double_eq(series(text, "tunnelmux_client_reconnects_total{client=\"alpha\"}"), 1);
