@@ -29,9 +29,16 @@ int heap_release_idle(heap_releaser *h, int64_t now_ms)
     size_t in_use = mi.uordblks; /* bytes in heap chunks (arenas); mmapped blocks return on free */
     if (in_use > h->peak_in_use)
         h->peak_in_use = in_use;
-    int falling_or_flat = in_use <= h->prev_in_use;
+    /* quiet: in use has not risen (by more than HEAP_RISE_BYTES: an idle process still allocates a
+     * little) for HEAP_QUIET_CHECKS checks in a row: a burst is over, not paused */
+    if (in_use <= h->prev_in_use + HEAP_RISE_BYTES) {
+        if (h->quiet < HEAP_QUIET_CHECKS)
+            h->quiet++;
+    } else {
+        h->quiet = 0;
+    }
     h->prev_in_use = in_use;
-    if (!falling_or_flat || h->peak_in_use - in_use <= HEAP_TRIM_BYTES || mi.fordblks <= HEAP_TRIM_BYTES ||
+    if (h->quiet < HEAP_QUIET_CHECKS || h->peak_in_use - in_use <= HEAP_TRIM_BYTES || mi.fordblks <= HEAP_TRIM_BYTES ||
         (h->releases != 0 && now_ms - h->last_release_ms < HEAP_RELEASE_INTERVAL_MS))
         return 0;
     h->last_released = h->peak_in_use - in_use;

@@ -13,7 +13,9 @@
  * kept 2.65 GiB of RSS for 3.8 MiB in use. heap_release_idle() closes the gap: called from a
  * periodic timer, it gives free pages back (malloc_trim, which madvises free chunks in every arena)
  * once the bytes in use fell by more than HEAP_TRIM_BYTES below their peak since the last release
- * and are not rising again (a burst ended), at most once per HEAP_RELEASE_INTERVAL_MS. An idle
+ * and have not risen for HEAP_QUIET_CHECKS seconds (a burst ended, rather than paused between two
+ * downloads: giving pages back costs the next burst page faults), at most once per
+ * HEAP_RELEASE_INTERVAL_MS. An idle
  * process never trims, a steady load rarely (its in-use bytes do not swing by 32 MiB); a burst's
  * memory goes back within a few seconds of its end.
  */
@@ -27,6 +29,8 @@
 #define HEAP_TRIM_BYTES (32 * 1024 * 1024)           /* free heap kept before returning it to the OS */
 #define HEAP_CHECK_MS 1000                           /* heap_release_idle looks at the heap this often */
 #define HEAP_RELEASE_INTERVAL_MS 5000                /* and releases at most this often */
+#define HEAP_QUIET_CHECKS 3                          /* only after this many checks in a row without the in-use bytes rising */
+#define HEAP_RISE_BYTES (1024 * 1024)                /* growth between two checks that counts as rising */
 
 /* Applies the settings above (call once from main, before the first allocation that matters).
  * Returns 0, or -1 when the C library refused one of them (harmless: defaults stay). */
@@ -38,6 +42,7 @@ typedef struct {
     int64_t last_release_ms;
     size_t peak_in_use;   /* highest bytes in use seen since the last release */
     size_t prev_in_use;   /* bytes in use at the previous check */
+    int quiet;            /* checks in a row (capped) in which the bytes in use did not rise */
     uint64_t releases;    /* times memory was given back */
     size_t last_released; /* in-use peak minus in-use at the last release (bytes made free since) */
 } heap_releaser;
