@@ -112,6 +112,27 @@ START_TEST(test_counters_and_exposition)
     ck_assert_double_eq(series(text, "tunnelmux_reconnects_total"), 1);
     ck_assert_double_eq(series(text, "tunnelmux_tunnels_accepted_total"), 3);
     free(text);
+
+    /* memory: contexts, bytes held, and an active stream whose response is only buffered now */
+    live[0].stats.streams_active = 0;
+    live[0].stats.zstd_contexts = 2;
+    live[0].requests_active = 3;
+    live[0].response_bytes_held = 5000;
+    metrics_on_stream_refused(m, "alpha");
+    metrics_on_stream_refused(m, "alpha");
+    metrics_on_stream_refused(m, NULL);
+    metrics_memory mem = {.response_bytes_held = 7000, .tunnels = 4};
+    ck_assert_int_eq(metrics_render_prometheus(m, live, 1, &mem, &text, &len), 0);
+    ck_assert_double_eq(series(text, "tunnelmux_client_active_streams{client=\"alpha\"}"), 3);
+    ck_assert_double_eq(series(text, "tunnelmux_client_response_bytes_held{client=\"alpha\"}"), 5000);
+    ck_assert_double_eq(series(text, "tunnelmux_response_bytes_held"), 7000);
+    ck_assert_double_eq(series(text, "tunnelmux_tunnel_connections"), 4);
+    ck_assert_double_eq(series(text, "tunnelmux_zstd_contexts"), 2);
+    ck_assert_double_eq(series(text, "tunnelmux_client_zstd_contexts{client=\"alpha\"}"), 2);
+    ck_assert_double_eq(series(text, "tunnelmux_streams_refused_total"), 3);
+    ck_assert_double_eq(series(text, "tunnelmux_client_streams_refused_total{client=\"alpha\"}"), 2);
+    ck_assert_double_eq(series(text, "tunnelmux_client_streams_refused_total{client=\"beta\"}"), 0);
+    free(text);
     metrics_free(m);
 }
 END_TEST
