@@ -157,6 +157,9 @@ typedef struct {
     int enable_zstd;                 /* offer/accept compression (default 1) */
     int zstd_level;                  /* default 3 */
     int zstd_window_log;             /* window log of what we compress (default 17, max 20); we accept up to 20 */
+    uint32_t zstd_idle_ms;           /* end the zstd frame and free the compression context after this
+                                        long without compressing (default 15000, stretched per session
+                                        by up to half again at random; 0 = keep it while connected) */
     uint32_t ping_interval_ms;       /* send PING when nothing was received for this long (default 15000; 0 = off) */
     uint32_t ping_timeout_ms;        /* declare the peer dead after this much silence (default 45000; 0 = off) */
     uint32_t handshake_timeout_ms;   /* HELLO/WELCOME must complete within this (default 10000) */
@@ -303,6 +306,7 @@ typedef struct {
     uint32_t streams_active;
     uint64_t flow_blocked_ms; /* sum of time streams spent with data and no credit */
     int64_t last_rtt_ms;      /* -1 until the first PONG */
+    uint32_t zstd_contexts;   /* zstd contexts allocated now: 0, 1 (compressor or decompressor) or 2 */
 } mux_session_stats;
 
 void mux_session_get_stats(const mux_session *s, mux_session_stats *out);

@@ -16,6 +16,7 @@
 #include <libwebsockets.h>
 #include <openssl/ssl.h>
 
+#include "common/heap.h"
 #include "http1.h"
 #include "resolve.h"
 #include "mux/mux.h"
@@ -122,6 +123,8 @@ typedef struct client {
     client_link flushq;               /* upstreams with request bytes to write after this loop turn (upstream.c) */
     lws_sorted_usec_list_t flush_sul; /* zero-delay: flushes work queued by timers (they run before lws polls) */
     int flush_armed;                  /* flush_sul is scheduled */
+    heap_releaser heap;               /* gives a burst's freed memory back (heap.h) */
+    lws_sorted_usec_list_t heap_sul;  /* every HEAP_CHECK_MS: heap_release_idle */
     int done;                         /* leave the loop */
     int exit_code;
 } client;

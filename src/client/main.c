@@ -287,10 +287,20 @@ static int setup(client *c, const client_options *opt)
     return 0;
 }
 
+/* RSS follows load (heap.h): once a second, give the memory of a finished burst back. */
+static void heap_cb(lws_sorted_usec_list_t *sul)
+{
+    client *c = lws_container_of(sul, client, heap_sul);
+    if (heap_release_idle(&c->heap, client_now_ms()))
+        LOG_DEBUG(LOG_EV_CONF, "heap: %zu MiB freed since the peak given back to the OS", c->heap.last_released >> 20);
+    lws_sul_schedule(c->lws, 0, &c->heap_sul, heap_cb, (lws_usec_t)HEAP_CHECK_MS * 1000);
+}
+
 static void teardown(client *c)
 {
     lws_sul_cancel(&c->reconnect_sul);
     lws_sul_cancel(&c->flush_sul);
+    lws_sul_cancel(&c->heap_sul);
     upstream_pool_clear(c);
     if (c->lws != NULL)
         lws_context_destroy(c->lws);
@@ -378,6 +388,7 @@ int main(int argc, char **argv)
     if (wake_fd < 0)
         LOG_WARN(LOG_EV_CONF, "no signal wake-up pipe: SIGTERM may be noticed only at the next timer");
     tunnel_connect(c);
+    lws_sul_schedule(c->lws, 0, &c->heap_sul, heap_cb, (lws_usec_t)HEAP_CHECK_MS * 1000);
     sig_atomic_t hup_seen = 0;
     while (!c->done) {
         if (g_hup_count != hup_seen) {

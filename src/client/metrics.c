@@ -74,6 +74,9 @@ int client_metrics_render(const client *c, char **out, size_t *outlen)
     metric(buf, cap, &len, "tunnelmux_daemon_stream_resets_total", "counter",
            "Streams this daemon aborted (local service unreachable or failed).", m->stream_resets);
     metric(buf, cap, &len, "tunnelmux_daemon_active_streams", "gauge", "Streams open on the current tunnel.", st.streams_active);
+    metric(buf, cap, &len, "tunnelmux_daemon_zstd_contexts", "gauge",
+           "zstd contexts allocated now on the current tunnel (0-2; released after 15-22 s without compressed traffic).",
+           st.zstd_contexts);
     put(buf, cap, &len,
         "# HELP tunnelmux_daemon_tunnel_bytes_total Tunnel WebSocket bytes (in: from the server), all sessions.\n"
         "# TYPE tunnelmux_daemon_tunnel_bytes_total counter\n"

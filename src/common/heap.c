@@ -13,3 +13,43 @@ int heap_tune(void)
     return 0;
 #endif
 }
+
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 33))
+#define HAVE_MALLINFO2 1
+#endif
+
+/* Releases after a burst; see heap.h. */
+int heap_release_idle(heap_releaser *h, int64_t now_ms)
+{
+#ifdef HAVE_MALLINFO2
+    if (now_ms < h->next_check_ms)
+        return 0;
+    h->next_check_ms = now_ms + HEAP_CHECK_MS;
+    struct mallinfo2 mi = mallinfo2();
+    size_t in_use = mi.uordblks; /* bytes in heap chunks (arenas); mmapped blocks return on free */
+    if (in_use > h->peak_in_use)
+        h->peak_in_use = in_use;
+    /* quiet: in use has not risen (by more than HEAP_RISE_BYTES: an idle process still allocates a
+     * little) for HEAP_QUIET_CHECKS checks in a row: a burst is over, not paused */
+    if (in_use <= h->prev_in_use + HEAP_RISE_BYTES) {
+        if (h->quiet < HEAP_QUIET_CHECKS)
+            h->quiet++;
+    } else {
+        h->quiet = 0;
+    }
+    h->prev_in_use = in_use;
+    if (h->quiet < HEAP_QUIET_CHECKS || h->peak_in_use - in_use <= HEAP_TRIM_BYTES || mi.fordblks <= HEAP_TRIM_BYTES ||
+        (h->releases != 0 && now_ms - h->last_release_ms < HEAP_RELEASE_INTERVAL_MS))
+        return 0;
+    h->last_released = h->peak_in_use - in_use;
+    malloc_trim(0);
+    h->releases++;
+    h->last_release_ms = now_ms;
+    h->peak_in_use = in_use;
+    return 1;
+#else
+    (void)h;
+    (void)now_ms;
+    return 0;
+#endif
+}

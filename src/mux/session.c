@@ -41,6 +41,12 @@ enum { RXM_UNDECIDED, RXM_RECORDS, RXM_WHOLE, RXM_SKIP };
  * already compressed bodies then cost ~0.1% of their bytes in probes). */
 #define INCOMPRESSIBLE_PROBE 16
 #define INCOMPRESSIBLE_PROBE_MAX_SHIFT 6
+/* PROTOCOL.md §3.2: a message whose body (records before compression) is shorter goes plain.
+ * Keepalive and credit (PING, PONG, WINDOW: 5-15 bytes a record) and CLOSE never touch zstd, so an
+ * idle tunnel holds no context. Measured (level 3, window 17, warm window, PERFORMANCE.md): a 12-byte
+ * body grows by 10%, a 96-byte one saves 75 bytes, a 192-byte head 127 bytes; a cold frame adds 9
+ * bytes. The contexts that would cost: 1.6 MiB (compressor) + 0.6 MiB (decompressor) per tunnel. */
+#define COMPRESS_MIN_BODY 256
 
 typedef struct {
     uint8_t *ptr; /* NULL: |off| is an offset in the scratch buffer */
@@ -123,7 +129,10 @@ struct mux_session {
 
     /* timers */
     int64_t created_ms, last_recv_ms, last_ping_ms;
-    int64_t last_compress_ms; /* the compressor is released after a ping interval without use */
+    int64_t last_compress_ms; /* the compressor is released after zstd_idle_jit ms without use */
+    int64_t zstd_idle_jit;    /* opt.zstd_idle_ms stretched by a per-session random 0..50% so tunnels
+                                 registered together do not free (or re-create) together */
+    int zend_pending;         /* idle: the next batch ends the zstd frame and frees the compressor */
     int ping_outstanding;
 
     mux_session_stats stats;
@@ -936,7 +945,9 @@ static int process_message(mux_session *s, uint8_t *msg, size_t len)
         return perr(s, rv, "corrupt compressed message");
     }
     rv = mux_buf_size(&s->dbuf) != 0 ? process_body(s, s->dbuf.base + s->dbuf.pos, mux_buf_size(&s->dbuf)) : 0;
-    mux_buf_shrink(&s->dbuf, 1u << 20, s->mem);
+    mux_buf_reset(&s->dbuf);
+    /* the sender ended its frame (idle, PROTOCOL.md §3.2): the decompressor is gone, so is its buffer */
+    mux_buf_shrink(&s->dbuf, mux_zstd_rx_live(s->zrx) ? 1u << 20 : 0, s->mem);
     return rv;
 }
 
@@ -1430,9 +1441,17 @@ static int build_message(mux_session *s, size_t iov_room, size_t *bytes)
         return 0;
     }
 
+    if (compress && body - 1 < COMPRESS_MIN_BODY) {
+        /* small (control-only, a short head): plain, so it never touches the zstd contexts */
+        if (mux_buf_append(&s->scratch, s->zin.base, s->zin.len, 0, s->mem) != 0)
+            return perr(s, MUX_ERR_INTERNAL, "out of memory building a message");
+        compress = 0;
+        nmsg_ids = 0;
+    }
     int reset = 0;
     size_t paylen;
     if (compress) {
+        s->zend_pending = 0; /* busy again: the frame continues */
         if (s->ztx == NULL && mux_zstd_tx_new(&s->ztx, s->opt.zstd_level, s->opt.zstd_window_log, s->mem) != 0)
             return perr(s, MUX_ERR_INTERNAL, "cannot create the compressor");
         mux_iovec v = {s->zin.base, s->zin.len};
@@ -1487,6 +1506,49 @@ static int build_message(mux_session *s, size_t iov_room, size_t *bytes)
     return 1;
 }
 
+/*
+ * PROTOCOL.md §3.2: ends the idle compressor's zstd frame in a message of its own (envelope C,
+ * no R, ~3 bytes of zstd that decompress to nothing) and frees the context; the receiver frees its
+ * decompressor when it sees the frame end. Returns 1 (message built), 0 (nothing to end) or < 0.
+ */
+static int build_frame_end(mux_session *s, size_t *bytes)
+{
+    s->zend_pending = 0;
+    if (!mux_zstd_tx_live(s->ztx))
+        return 0;
+    size_t first = s->nplan;
+    size_t start = s->scratch.len;
+    if (mux_buf_reserve(&s->scratch, MUX_WS_MAX_HEADER + 1, 0, s->mem) != 0)
+        return perr(s, MUX_ERR_INTERNAL, "out of memory building a message");
+    s->scratch.len += MUX_WS_MAX_HEADER + 1;
+    size_t before = s->scratch.len;
+    if (mux_zstd_tx_end(s->ztx, &s->scratch, s->mem) != 0 || s->scratch.len == before) {
+        /* the context is gone either way; the next compressed message carries R */
+        s->scratch.len = start;
+        return 0;
+    }
+    size_t paylen = 1 + (s->scratch.len - before);
+    uint8_t key[4], hdr[MUX_WS_MAX_HEADER];
+    int client = !is_server(s);
+    if (client && mux_ws_keygen_next(&s->keygen, key) != 0)
+        return perr(s, MUX_ERR_INTERNAL, "CSPRNG failure");
+    size_t hl = mux_ws_frame_header(hdr, MUX_WS_OP_BINARY, 1, paylen, client ? key : NULL);
+    size_t hoff = start + MUX_WS_MAX_HEADER - hl;
+    memcpy(s->scratch.base + hoff, hdr, hl);
+    s->scratch.base[start + MUX_WS_MAX_HEADER] = mux_envelope_byte(1, 0);
+    if (client)
+        mux_ws_mask(s->scratch.base + hoff + hl, paylen, key, 0);
+    if (plan_push(s, NULL, hoff, hl + paylen) != 0) {
+        s->nplan = first;
+        return perr(s, MUX_ERR_INTERNAL, "out of memory building a message");
+    }
+    mux_buf_reset(&s->zin);
+    mux_buf_shrink(&s->zin, 0, s->mem);
+    s->stats.messages_out++;
+    *bytes += hl + paylen;
+    return 1;
+}
+
 /* Produces the next batch; see mux.h. */
 ssize_t mux_session_send(mux_session *s, mux_iovec *iov, size_t iovcnt, int64_t now_ms)
 {
@@ -1514,7 +1576,9 @@ ssize_t mux_session_send(mux_session *s, mux_iovec *iov, size_t iovcnt, int64_t 
         mux_buf_reset(&s->wsctrl);
     }
     while (s->nplan + 4 <= iovcnt && bytes < batch_limit) {
-        int rv = build_message(s, iovcnt - s->nplan - 1, &bytes);
+        int rv = s->zend_pending && !s->dead ? build_frame_end(s, &bytes) : 0;
+        if (rv >= 0)
+            rv = build_message(s, iovcnt - s->nplan - 1, &bytes);
         if (rv < 0) {
             /* the batch may be half built: drop it and fail */
             s->nplan = 0;
@@ -1620,6 +1684,7 @@ void mux_session_options_default(mux_session_options *opt, mux_role role)
     opt->enable_zstd = 1;
     opt->zstd_level = 3;
     opt->zstd_window_log = 17;
+    opt->zstd_idle_ms = 15000;
     opt->ping_interval_ms = 15000;
     opt->ping_timeout_ms = 45000;
     opt->handshake_timeout_ms = 10000;
@@ -1673,6 +1738,12 @@ int mux_session_new(mux_session **out, const mux_session_options *opt, const mux
     mux_buf_init(&s->zin);
     mux_ws_decoder_init(&s->dec, opt->role == MUX_ROLE_SERVER, opt->max_message_size);
     mux_ws_keygen_init(&s->keygen);
+    if (opt->zstd_idle_ms != 0) {
+        uint8_t r[4] = {0, 0, 0, 0};
+        (void)mux_ws_keygen_next(&s->keygen, r); /* CSPRNG failure: no jitter, still correct */
+        uint32_t u = (uint32_t)r[0] << 24 | (uint32_t)r[1] << 16 | (uint32_t)r[2] << 8 | r[3];
+        s->zstd_idle_jit = (int64_t)opt->zstd_idle_ms + (int64_t)((uint64_t)u * (opt->zstd_idle_ms / 2) >> 32);
+    }
     mux_rxwin_init(&s->conn_rx, opt->initial_conn_window, now_ms);
     s->pool.cap = opt->chunk_size > 32 * 1024 ? opt->chunk_size : 32 * 1024;
     s->pool.maxfree = 16;
@@ -1750,6 +1821,8 @@ int mux_session_want_write(const mux_session *s)
         return 0;
     if (mux_buf_size(&s->ctrl) > 0 || mux_buf_size(&s->wsctrl) > 0 || s->close_state == CLOSE_QUEUED)
         return 1;
+    if (s->zend_pending && !s->dead)
+        return 1;
     if (!s->dead && (s->goaway_sent || s->goaway_recv) && s->active == 0 && s->hs == HS_ESTABLISHED)
         return 1; /* the drain-complete close */
     if (s->hs == HS_REFUSED && is_server(s))
@@ -1785,7 +1858,37 @@ int64_t mux_session_next_timeout(const mux_session *s)
         if (t < 0 || p < t)
             t = p;
     }
+    if (s->zstd_idle_jit > 0 && mux_zstd_tx_live(s->ztx) && !s->zend_pending) {
+        int64_t z = s->last_compress_ms + s->zstd_idle_jit;
+        if (t < 0 || z < t)
+            t = z;
+    }
     return t;
+}
+
+/*
+ * No stream left: the buffers sized by the last burst (batch scratch, message reassembly,
+ * decompressed body, compressor input, spare send chunks) go back to the allocator so an idle
+ * tunnel costs its session struct only. Runs on timer ticks (keepalive pace), never per message.
+ */
+static void trim_idle_buffers(mux_session *s)
+{
+    if (!s->batch_out) {
+        mux_buf_reset(&s->scratch);
+        mux_buf_shrink(&s->scratch, 0, s->mem);
+        mux_mem_free(s->mem, s->plan);
+        s->plan = NULL;
+        s->plancap = 0;
+        mux_chunk_pool_free(&s->pool, s->mem);
+    }
+    if (!s->rx_in_msg && mux_buf_size(&s->rxmsg) == 0)
+        mux_buf_shrink(&s->rxmsg, 0, s->mem);
+    if (mux_buf_size(&s->ctrl) == 0)
+        mux_buf_shrink(&s->ctrl, 0, s->mem);
+    mux_buf_reset(&s->dbuf);
+    mux_buf_shrink(&s->dbuf, 0, s->mem);
+    mux_buf_reset(&s->zin);
+    mux_buf_shrink(&s->zin, 0, s->mem);
 }
 
 /* Runs due timers; see mux.h. */
@@ -1812,10 +1915,13 @@ int mux_session_handle_timeout(mux_session *s, int64_t now_ms)
     if (s->opt.ping_interval_ms != 0 && now_ms - s->last_recv_ms >= s->opt.ping_interval_ms &&
         now_ms - s->last_ping_ms >= s->opt.ping_interval_ms)
         mux_session_ping(s, now_ms);
-    /* DESIGN §3: idle connections give their compression context back (~1.6 MB at level 3);
-     * the next compressed message starts a new zstd frame with the RESET bit */
-    if (s->ztx != NULL && s->opt.ping_interval_ms != 0 && !s->batch_out && now_ms - s->last_compress_ms >= s->opt.ping_interval_ms)
-        mux_zstd_tx_release(s->ztx);
+    /* DESIGN §3, PROTOCOL.md §3.2: an idle connection gives its compression context back (~1.6 MiB
+     * at level 3): the next batch ends the zstd frame so the peer frees its decompressor too, and
+     * the next compressed message starts a new frame with the RESET bit */
+    if (s->zstd_idle_jit > 0 && mux_zstd_tx_live(s->ztx) && now_ms - s->last_compress_ms >= s->zstd_idle_jit)
+        s->zend_pending = 1;
+    if (s->active == 0 && s->stubs == 0)
+        trim_idle_buffers(s);
     return 0;
 }
 
@@ -2150,6 +2256,7 @@ void mux_session_get_stats(const mux_session *s, mux_session_stats *out)
         return;
     *out = s->stats;
     out->streams_active = s->active;
+    out->zstd_contexts = (uint32_t)(mux_zstd_tx_live(s->ztx) + mux_zstd_rx_live(s->zrx));
     /* add the time of streams still blocked */
     for (const mux_stream *st = s->streams.all; st != NULL; st = st->anext)
         if ((st->list == MUX_LIST_BLK_CONN || st->list == MUX_LIST_BLK_STREAM) && s->now > st->blocked_since)

@@ -32,7 +32,8 @@ struct mux_zstd_tx {
 };
 
 struct mux_zstd_rx {
-    ZSTD_DCtx *dctx;      /* NULL until first use and after release */
+    ZSTD_DCtx *dctx;      /* NULL until first use, after release and after the sender ended its frame */
+    int between_frames;   /* the sender's last frame ended cleanly: the next message starts a new one */
     int window_log_max;   /* ZSTD_d_windowLogMax */
     int window_too_large; /* the last failure was a frame whose window exceeds window_log_max */
     const mux_mem *mem;   /* not owned */
@@ -92,6 +93,12 @@ void mux_zstd_tx_release(mux_zstd_tx *z)
         ZSTD_freeCCtx(z->cctx);
         z->cctx = NULL;
     }
+}
+
+/* 1 while |z| holds a zstd context (a frame is open). */
+int mux_zstd_tx_live(const mux_zstd_tx *z)
+{
+    return z != NULL && z->cctx != NULL;
 }
 
 static int tx_create(mux_zstd_tx *z)
@@ -173,6 +180,30 @@ fail:
     return rv;
 }
 
+/*
+ * Ends the open zstd frame (ZSTD_e_end with no input: the last, empty block, 3 bytes at level 3
+ * without checksum), appends those bytes to |out| and frees the context (see zstd_codec.h).
+ * Nothing is appended when no frame is open. Returns 0, MUX_ERR_NOMEM or MUX_ERR_INTERNAL; the
+ * context is released in every case, |out| is left as it was on error.
+ */
+int mux_zstd_tx_end(mux_zstd_tx *z, mux_buf *out, const mux_mem *mem)
+{
+    if (z->cctx == NULL)
+        return 0;
+    size_t keep = out->len - out->pos;
+    size_t remaining;
+    int rv;
+    ZSTD_inBuffer none = {NULL, 0, 0};
+    do {
+        if ((rv = tx_step(z, &none, ZSTD_e_end, out, &remaining, mem)) != 0) {
+            out->len = out->pos + keep;
+            break;
+        }
+    } while (remaining != 0);
+    mux_zstd_tx_release(z);
+    return rv;
+}
+
 /* ---------------------------------------------------------------- decompressor */
 
 /*
@@ -214,6 +245,13 @@ void mux_zstd_rx_release(mux_zstd_rx *z)
         ZSTD_freeDCtx(z->dctx);
         z->dctx = NULL;
     }
+    z->between_frames = 0;
+}
+
+/* 1 while |z| holds a zstd context. */
+int mux_zstd_rx_live(const mux_zstd_rx *z)
+{
+    return z != NULL && z->dctx != NULL;
 }
 
 /*
@@ -221,7 +259,9 @@ void mux_zstd_rx_release(mux_zstd_rx *z)
  * caller, grown through |mem| in doubling steps capped so that this message never takes more
  * than |max_out| bytes of it). A message of exactly |max_out| bytes is accepted. On error the
  * output of this call is removed from |out|. The first message after creation or release must
- * have |reset| set (MUX_ERR_DECOMPRESS otherwise). Returns 0, MUX_ERR_DECOMPRESS, MUX_ERR_DECOMPRESS_LIMIT,
+ * have |reset| set (MUX_ERR_DECOMPRESS otherwise), except after a message that ended the sender's
+ * frame: that message frees the context (no history is needed) and the next one starts a new
+ * frame whatever its |reset|. Returns 0, MUX_ERR_DECOMPRESS, MUX_ERR_DECOMPRESS_LIMIT,
  * MUX_ERR_NOMEM (context creation failed; nothing consumed) or MUX_ERR_INTERNAL (allocation failed
  * mid-message: the stream cannot continue).
  */
@@ -229,7 +269,7 @@ int mux_zstd_rx_decompress(mux_zstd_rx *z, const uint8_t *in, size_t len, int re
                            const mux_mem *mem)
 {
     if (z->dctx == NULL) {
-        if (!reset)
+        if (!reset && !z->between_frames)
             return MUX_ERR_DECOMPRESS; /* no history to continue from: the sender's stream started earlier */
         z->dctx = ZSTD_createDCtx_advanced(custom_mem(z->mem));
         if (z->dctx == NULL)
@@ -238,6 +278,7 @@ int mux_zstd_rx_decompress(mux_zstd_rx *z, const uint8_t *in, size_t len, int re
             mux_zstd_rx_release(z);
             return MUX_ERR_INTERNAL;
         }
+        z->between_frames = 0;
     } else if (reset) {
         ZSTD_DCtx_reset(z->dctx, ZSTD_reset_session_only);
     }
@@ -248,6 +289,7 @@ int mux_zstd_rx_decompress(mux_zstd_rx *z, const uint8_t *in, size_t len, int re
     size_t produced = 0;
     int stalls = 0, rv;
     ZSTD_inBuffer ib = {in, len, 0};
+    size_t hint = 1; /* last ZSTD_decompressStream result: 0 = a frame ended and was flushed */
     uint8_t probe;
     for (;;) {
         size_t room = out->cap - out->len;
@@ -281,6 +323,7 @@ int mux_zstd_rx_decompress(mux_zstd_rx *z, const uint8_t *in, size_t len, int re
         ob.pos = 0;
         size_t in_before = ib.pos;
         size_t r = ZSTD_decompressStream(z->dctx, &ob, &ib);
+        hint = r;
         if (ZSTD_isError(r)) {
             rv = ZSTD_getErrorCode(r) == ZSTD_error_memory_allocation ? MUX_ERR_INTERNAL : MUX_ERR_DECOMPRESS;
             z->window_too_large = ZSTD_getErrorCode(r) == ZSTD_error_frameParameter_windowTooLarge;
@@ -296,8 +339,15 @@ int mux_zstd_rx_decompress(mux_zstd_rx *z, const uint8_t *in, size_t len, int re
             produced += ob.pos;
         }
         /* complete: all input consumed and the decoder had room left, so it flushed everything */
-        if (ib.pos == ib.size && ob.pos < ob.size)
+        if (ib.pos == ib.size && ob.pos < ob.size) {
+            if (hint == 0) {
+                /* the sender ended its frame at this message end (PROTOCOL.md §3.2): no history
+                 * is needed any more, give the context back until the next message */
+                mux_zstd_rx_release(z);
+                z->between_frames = 1;
+            }
             return 0;
+        }
         if (ib.pos == in_before && ob.pos == 0) {
             if (++stalls > MAX_STALLS) {
                 rv = MUX_ERR_DECOMPRESS;

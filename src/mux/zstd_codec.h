@@ -1,8 +1,9 @@
 /*
  * tunnelmux — per-connection, per-direction streaming zstd (docs/PROTOCOL.md §3.2).
  * One long-lived stream each way, flushed at every message end (ZSTD_e_flush), window log capped.
- * Contexts are created lazily and may be released when idle; the sender then sets the envelope's
- * RESET bit on the next compressed message so the receiver starts a new frame too.
+ * Contexts are created lazily and released when idle: the sender ends its frame (ZSTD_e_end) in one
+ * last message and frees its context, the receiver frees its own when it sees a frame end, and the
+ * next compressed message starts a new frame with the envelope's RESET bit.
  */
 #ifndef MUX_ZSTD_CODEC_H
 #define MUX_ZSTD_CODEC_H
@@ -26,6 +27,15 @@ void mux_zstd_tx_del(mux_zstd_tx *z);
 int mux_zstd_tx_compress(mux_zstd_tx *z, const mux_iovec *iov, size_t n, mux_buf *out, int *reset, const mux_mem *mem);
 /* Frees the zstd context (keeps the object); the next compress starts a new frame. */
 void mux_zstd_tx_release(mux_zstd_tx *z);
+/*
+ * Ends the open frame (ZSTD_e_end, no input) appending its last bytes (~3) to |out|, then frees
+ * the context: the message carrying those bytes decompresses to nothing and tells the receiver it
+ * may free its own context (PROTOCOL.md §3.2). No-op without an open frame. Returns 0,
+ * MUX_ERR_NOMEM or MUX_ERR_INTERNAL (context freed anyway, |out| unchanged).
+ */
+int mux_zstd_tx_end(mux_zstd_tx *z, mux_buf *out, const mux_mem *mem);
+/* 1 while a zstd context is allocated (NULL allowed: 0). */
+int mux_zstd_tx_live(const mux_zstd_tx *z);
 
 /* Decompressor with window log capped at |window_log_max|. */
 int mux_zstd_rx_new(mux_zstd_rx **out, int window_log_max, const mux_mem *mem);
@@ -43,5 +53,8 @@ void mux_zstd_rx_release(mux_zstd_rx *z);
 /* 1 when the last MUX_ERR_DECOMPRESS of |z| was a frame announcing a window larger than its
  * window_log_max (the sender did not cap its window log, PROTOCOL.md §3.2), else 0. */
 int mux_zstd_rx_window_too_large(const mux_zstd_rx *z);
+/* 1 while a zstd context is allocated (NULL allowed: 0). A message that completes the sender's
+ * frame (ZSTD_decompressStream returned 0 at its end) frees it; the next message re-creates it. */
+int mux_zstd_rx_live(const mux_zstd_rx *z);
 
 #endif

@@ -67,8 +67,9 @@ static int64_t unix_ms(void)
 
 /* ---------------------------------------------------------------- live tunnel state */
 
-/* Fills a malloc'ed array with every registered tunnel; returns the count (0 with *out NULL-safe). */
-static size_t gather_live(server *srv, metrics_live **out)
+/* Fills a malloc'ed array with every registered tunnel and its public requests in progress; returns
+ * the count (0 with *out NULL-safe). |held| (may be NULL): response bytes held for all readers. */
+static size_t gather_live(server *srv, metrics_live **out, uint64_t *held)
 {
     size_t n = 0, cap = srv->ntunnels > 0 ? srv->ntunnels : 1;
     metrics_live *v = calloc(cap, sizeof(*v));
@@ -85,6 +86,9 @@ static size_t gather_live(server *srv, metrics_live **out)
         mux_session_get_stats(t->sess, &v[n].stats);
         n++;
     }
+    uint64_t h = tunnel_gather_requests(srv, v, n);
+    if (held != NULL)
+        *held = h;
     return n;
 }
 
@@ -92,7 +96,7 @@ static void on_sample(h2o_timeout_entry_t *e)
 {
     struct admin *a = H2O_STRUCT_FROM_MEMBER(struct admin, sample_entry, e);
     metrics_live *live;
-    size_t n = gather_live(a->srv, &live);
+    size_t n = gather_live(a->srv, &live, NULL);
     metrics_sample(a->srv->metrics, live, n, (int64_t)h2o_now(a->ctx.loop));
     free(live);
     h2o_timeout_link(a->ctx.loop, &a->sample_timeout, &a->sample_entry);
@@ -154,7 +158,7 @@ static char *render_clients_json(server *srv)
 {
     metrics *m = srv->metrics;
     metrics_live *live;
-    size_t nlive = gather_live(srv, &live);
+    size_t nlive = gather_live(srv, &live, NULL);
     int64_t now = unix_ms();
     char when[48];
     json_t *root = json_object();
@@ -188,7 +192,10 @@ static char *render_clients_json(server *srv)
         iso_time(l->connected_since_unix_ms, when, sizeof(when));
         json_object_set_new(o, "connected_since", json_string(when));
         json_object_set_new(o, "connected_since_unix_ms", json_integer(l->connected_since_unix_ms));
-        json_object_set_new(o, "streams_active", jint(l->stats.streams_active));
+        json_object_set_new(o, "streams_active",
+                            jint(l->requests_active > l->stats.streams_active ? l->requests_active : l->stats.streams_active));
+        json_object_set_new(o, "response_bytes_held", jint(l->response_bytes_held));
+        json_object_set_new(o, "zstd_contexts", jint(l->stats.zstd_contexts));
         json_object_set_new(o, "streams_total", jint((c ? c->tun_streams : 0) + l->stats.streams_opened));
         json_object_set_new(o, "rtt_ms", l->stats.last_rtt_ms >= 0 ? json_integer(l->stats.last_rtt_ms) : json_null());
         json_object_set_new(o, "flow_blocked_ms", jint((c ? c->tun_flow_blocked_ms : 0) + l->stats.flow_blocked_ms));
@@ -295,10 +302,11 @@ static int serve_asset(h2o_req_t *req, const unsigned char *data, size_t len, co
 static int handle_metrics(struct admin *a, h2o_req_t *req)
 {
     metrics_live *live;
-    size_t n = gather_live(a->srv, &live);
+    metrics_memory mem = {.tunnels = a->srv->ntunnels};
+    size_t n = gather_live(a->srv, &live, &mem.response_bytes_held);
     char *body = NULL;
     size_t len = 0;
-    int rv = metrics_render_prometheus(a->srv->metrics, live, n, &body, &len);
+    int rv = metrics_render_prometheus(a->srv->metrics, live, n, &mem, &body, &len);
     free(live);
     if (rv != 0)
         return respond(req, 500, "Internal Server Error", "text/plain; charset=utf-8", H2O_STRLIT("out of memory\n"));

@@ -150,6 +150,15 @@ void metrics_on_rate_limited(metrics *m, const char *name)
         c->rate_limited++;
 }
 
+/* Counts a request refused over the stream limit (see metrics.h). */
+void metrics_on_stream_refused(metrics *m, const char *name)
+{
+    m->streams_refused++;
+    metrics_client *c = name != NULL ? metrics_client_find(m, name) : NULL;
+    if (c != NULL)
+        c->streams_refused++;
+}
+
 /* Status class index of |status| (see metrics.h). */
 int metrics_status_class(int status)
 {
@@ -347,7 +356,8 @@ static void histogram(sbuf *b, const char *name, const char *client, const metri
 }
 
 /* Renders the exposition (see metrics.h). */
-int metrics_render_prometheus(const metrics *m, const metrics_live *live, size_t nlive, char **out, size_t *outlen)
+int metrics_render_prometheus(const metrics *m, const metrics_live *live, size_t nlive, const metrics_memory *mem, char **out,
+                              size_t *outlen)
 {
     sbuf b = {.p = malloc(16384), .cap = 16384};
     if (b.p == NULL)
@@ -375,6 +385,24 @@ int metrics_render_prometheus(const metrics *m, const metrics_live *live, size_t
     help(&b, "tunnelmux_basic_auth_throttled_total", "counter",
          "Requests answered 429 because their address sent wrong basic-auth credentials (public names and admin).");
     sample_u64(&b, "tunnelmux_basic_auth_throttled_total", NULL, NULL, m->auth_throttled);
+
+    help(&b, "tunnelmux_streams_refused_total", "counter",
+         "Public requests refused (503) because their tunnel had MAX_STREAMS_PER_CLIENT streams open.");
+    sample_u64(&b, "tunnelmux_streams_refused_total", NULL, NULL, m->streams_refused);
+    uint64_t zctx = 0;
+    for (size_t i = 0; i < nlive; i++)
+        zctx += live[i].stats.zstd_contexts;
+    help(&b, "tunnelmux_zstd_contexts", "gauge",
+         "zstd compression and decompression contexts allocated now, all registered tunnels (~1.6 MiB and ~0.6 MiB each; "
+         "released after 15-22 s without compressed traffic).");
+    sample_u64(&b, "tunnelmux_zstd_contexts", NULL, NULL, zctx);
+    if (mem != NULL) {
+        help(&b, "tunnelmux_response_bytes_held", "gauge",
+             "Response bytes received from tunnels and not yet written to their public readers (what slow readers pin).");
+        sample_u64(&b, "tunnelmux_response_bytes_held", NULL, NULL, mem->response_bytes_held);
+        help(&b, "tunnelmux_tunnel_connections", "gauge", "Tunnel WebSocket connections open (registered or not).");
+        sample_u64(&b, "tunnelmux_tunnel_connections", NULL, NULL, mem->tunnels);
+    }
 
     help(&b, "tunnelmux_requests_total", "counter", "Public requests finished, by status class (all clients and unrouted).");
     for (int k = 0; k < METRICS_NCLASSES; k++) {
@@ -427,9 +455,18 @@ int metrics_render_prometheus(const metrics *m, const metrics_live *live, size_t
         sample_u64(&b, "tunnelmux_client_streams_total", m->clients[i]->name, NULL,
                    m->clients[i]->tun_streams + (l ? l->stats.streams_opened : 0));
     }
-    help(&b, "tunnelmux_client_active_streams", "gauge", "Mux streams open now per connected client.");
+    help(&b, "tunnelmux_client_active_streams", "gauge",
+         "Public requests in progress per connected client: mux streams open and responses still buffered for their reader.");
     for (size_t i = 0; i < nlive; i++)
-        sample_u64(&b, "tunnelmux_client_active_streams", live[i].name, NULL, live[i].stats.streams_active);
+        sample_u64(&b, "tunnelmux_client_active_streams", live[i].name, NULL,
+                   live[i].requests_active > live[i].stats.streams_active ? live[i].requests_active : live[i].stats.streams_active);
+    help(&b, "tunnelmux_client_response_bytes_held", "gauge",
+         "Response bytes of the client received by the server and not yet written to their public readers.");
+    for (size_t i = 0; i < nlive; i++)
+        sample_u64(&b, "tunnelmux_client_response_bytes_held", live[i].name, NULL, live[i].response_bytes_held);
+    help(&b, "tunnelmux_client_zstd_contexts", "gauge", "zstd contexts allocated now for the client's tunnel (0-2).");
+    for (size_t i = 0; i < nlive; i++)
+        sample_u64(&b, "tunnelmux_client_zstd_contexts", live[i].name, NULL, live[i].stats.zstd_contexts);
     help(&b, "tunnelmux_client_flow_blocked_seconds_total", "counter",
          "Time streams spent with data to send and no flow-control credit, per client.");
     for (size_t i = 0; i < m->nclients; i++) {
@@ -458,6 +495,10 @@ int metrics_render_prometheus(const metrics *m, const metrics_live *live, size_t
     for (size_t i = 0; i < m->nclients; i++)
         sample_u64(&b, "tunnelmux_client_reconnects_total", m->clients[i]->name, NULL,
                    m->clients[i]->connects > 0 ? m->clients[i]->connects - 1 : 0);
+    help(&b, "tunnelmux_client_streams_refused_total", "counter",
+         "Public requests for the client refused (503) with MAX_STREAMS_PER_CLIENT streams open.");
+    for (size_t i = 0; i < m->nclients; i++)
+        sample_u64(&b, "tunnelmux_client_streams_refused_total", m->clients[i]->name, NULL, m->clients[i]->streams_refused);
     help(&b, "tunnelmux_client_rate_limit_hits_total", "counter", "Public requests for the client refused by a rate limit.");
     for (size_t i = 0; i < m->nclients; i++)
         sample_u64(&b, "tunnelmux_client_rate_limit_hits_total", m->clients[i]->name, NULL, m->clients[i]->rate_limited);

@@ -42,8 +42,9 @@ struct metrics_client {
     metrics_client *next; /* hash chain */
     char name[64];
     metrics_requests req;
-    uint64_t connects;     /* registrations of this name */
-    uint64_t rate_limited; /* requests refused by a rate limit */
+    uint64_t connects;        /* registrations of this name */
+    uint64_t rate_limited;    /* requests refused by a rate limit */
+    uint64_t streams_refused; /* requests refused (503) with MAX_STREAMS_PER_CLIENT streams open */
     /* accumulated from this name's finished tunnel sessions (live ones are added at render time) */
     uint64_t tun_bytes_in, tun_bytes_out, tun_streams, tun_flow_blocked_ms;
     /* rates from the last sample (metrics_sample) */
@@ -81,6 +82,8 @@ typedef struct {
     const char *peer;
     int64_t connected_since_unix_ms;
     mux_session_stats stats;
+    uint32_t requests_active;     /* public requests in progress: open streams and responses still buffered */
+    uint64_t response_bytes_held; /* response bytes received from the tunnel, not yet written to readers */
 } metrics_live;
 
 typedef struct metrics metrics;
@@ -95,6 +98,7 @@ struct metrics {
     uint64_t rate_limited;
     uint64_t stalled_readers; /* public readers cut for taking no bytes for WRITE_TIMEOUT */
     uint64_t auth_throttled;  /* requests answered 429 after wrong basic-auth credentials (public, admin) */
+    uint64_t streams_refused; /* requests refused (503) over MAX_STREAMS_PER_CLIENT */
     struct {
         char reason[32];
         uint64_t count;
@@ -125,6 +129,8 @@ void metrics_on_tunnel_closed(metrics *m, const char *name, const mux_session_st
 void metrics_on_refused(metrics *m, const char *reason);
 /* A public request for |name| (NULL = not attributable) was refused by a rate limit. */
 void metrics_on_rate_limited(metrics *m, const char *name);
+/* A public request for |name| was refused (503): its tunnel had MAX_STREAMS_PER_CLIENT streams open. */
+void metrics_on_stream_refused(metrics *m, const char *name);
 /* A public reader was cut for taking no bytes for WRITE_TIMEOUT (proxy.c). */
 void metrics_on_reader_stalled(metrics *m);
 /* A request was answered 429 because its address sent wrong basic-auth credentials (security.c). */
@@ -138,11 +144,18 @@ void metrics_sample(metrics *m, const metrics_live *live, size_t nlive, int64_t 
 /* Status class index (0..5) of an HTTP status. */
 int metrics_status_class(int status);
 
+/* Process-wide memory figures sampled by the caller when rendering. */
+typedef struct {
+    uint64_t response_bytes_held; /* response bytes held for public readers, all requests */
+    uint64_t tunnels;             /* tunnel connections open (registered or not) */
+} metrics_memory;
+
 /*
  * Renders the Prometheus text exposition (format 0.0.4) into a malloc'ed NUL-terminated string
- * (*out, caller frees) of *outlen bytes. |live| lists the registered tunnels (may be empty).
- * Returns 0, or -1 when out of memory.
+ * (*out, caller frees) of *outlen bytes. |live| lists the registered tunnels (may be empty);
+ * |mem| (may be NULL) the memory gauges. Returns 0, or -1 when out of memory.
  */
-int metrics_render_prometheus(const metrics *m, const metrics_live *live, size_t nlive, char **out, size_t *outlen);
+int metrics_render_prometheus(const metrics *m, const metrics_live *live, size_t nlive, const metrics_memory *mem, char **out,
+                              size_t *outlen);
 
 #endif

@@ -44,6 +44,7 @@
 #define RAW_KEEP_CAP (1024 * 1024)          /* raw streams free drained buffers above this (idle WebSockets stay small) */
 #define ZC_MAX 256                          /* response slices of tunnel reads waiting for one h2o_send (rxslab.h) */
 #define ZC_MIN 4096                         /* smaller DATA payloads are copied: a slice would cost more */
+#define BUSY_WARN_INTERVAL_MS 10000         /* at most one WARN line per this for requests over the stream limit */
 
 struct proxy_stream {
     h2o_generator_t gen;
@@ -52,7 +53,8 @@ struct proxy_stream {
     tunnel *tunnel; /* NULL once detached */
     uint32_t id;    /* mux stream id (0 = none) */
     h2o_linklist_t link;
-    h2o_conn_t *conn; /* the public connection (Rapid Reset budget, security.c) */
+    h2o_linklist_t all; /* in srv->proxies while it counts as a public request in progress (proxy_gather) */
+    h2o_conn_t *conn;   /* the public connection (Rapid Reset budget, security.c) */
     uint64_t conn_id;
     h2o_timeout_entry_t head_timeout;
     h2o_timeout_entry_t send_entry;  /* zero-delay: hands what this loop turn delivered to h2o at once */
@@ -103,6 +105,78 @@ proxy_stream *proxy_from_link(h2o_linklist_t *link)
 }
 
 /* ---------------------------------------------------------------- helpers */
+
+/* A request refused because its tunnel has MAX_STREAMS_PER_CLIENT streams open: counted in
+ * /metrics each time, logged at most once per BUSY_WARN_INTERVAL_MS (a flood of them would
+ * otherwise write one WARN line per request) with the number left unlogged since. */
+static void warn_busy(server *srv, const char *name)
+{
+    if (srv->metrics != NULL)
+        metrics_on_stream_refused(srv->metrics, name);
+    int64_t now = (int64_t)h2o_now(srv->ctx.loop);
+    if (srv->busy_warn_ms != 0 && now - srv->busy_warn_ms < BUSY_WARN_INTERVAL_MS) {
+        srv->busy_warn_suppressed++;
+        return;
+    }
+    LOG_WARN(LOG_EV_STREAM,
+             "request for %s refused (503): MAX_STREAMS_PER_CLIENT=%lld streams already open; %llu more refusals "
+             "not logged in the last %d s (tunnelmux_streams_refused_total counts them all)",
+             name, (long long)srv->opt->max_streams_per_client, (unsigned long long)srv->busy_warn_suppressed,
+             BUSY_WARN_INTERVAL_MS / 1000);
+    srv->busy_warn_ms = now;
+    srv->busy_warn_suppressed = 0;
+}
+
+/* Response bytes |ps| holds for its public reader: copies and tunnel-read slices waiting, and what
+ * h2o (or the upgraded socket) has not written yet. */
+static uint64_t held_bytes(const proxy_stream *ps)
+{
+    return (uint64_t)ps->pend_len + ps->zc_len + ps->inflight_len;
+}
+
+static uint32_t name_hash(const char *s)
+{
+    uint32_t h = 2166136261u;
+    for (; *s != '\0'; s++)
+        h = (h ^ (unsigned char)*s) * 16777619u;
+    return h;
+}
+
+/* Adds every public request in progress to |live| (matched by client name; see proxy.h). */
+uint64_t proxy_gather(server *srv, metrics_live *live, size_t nlive)
+{
+    size_t cap = 16;
+    while (cap < 2 * nlive)
+        cap *= 2;
+    size_t *slot = nlive > 0 ? malloc(cap * sizeof(*slot)) : NULL; /* index + 1 into |live|, 0 = empty */
+    if (slot != NULL) {
+        memset(slot, 0, cap * sizeof(*slot));
+        for (size_t i = 0; i < nlive; i++) {
+            size_t k = name_hash(live[i].name) & (cap - 1);
+            while (slot[k] != 0)
+                k = (k + 1) & (cap - 1);
+            slot[k] = i + 1;
+        }
+    }
+    uint64_t total = 0;
+    for (h2o_linklist_t *l = srv->proxies.next; l != &srv->proxies; l = l->next) {
+        const proxy_stream *ps = H2O_STRUCT_FROM_MEMBER(proxy_stream, all, l);
+        uint64_t held = held_bytes(ps);
+        total += held;
+        if (slot == NULL)
+            continue;
+        for (size_t k = name_hash(ps->name) & (cap - 1); slot[k] != 0; k = (k + 1) & (cap - 1)) {
+            metrics_live *m = &live[slot[k] - 1];
+            if (strcmp(m->name, ps->name) == 0) {
+                m->requests_active++;
+                m->response_bytes_held += held;
+                break;
+            }
+        }
+    }
+    free(slot);
+    return total;
+}
 
 /* Detaches |ps| from its tunnel and mux stream (no more callbacks). Returns the tunnel or NULL. */
 static tunnel *detach(proxy_stream *ps)
@@ -367,6 +441,8 @@ static void on_dispose(void *p)
         h2o_timeout_unlink(&ps->stall_entry);
     if (ps->srv->nrequests > 0)
         ps->srv->nrequests--;
+    if (h2o_linklist_is_linked(&ps->all))
+        h2o_linklist_unlink(&ps->all);
     if (!ps->final_sent)
         security_on_cancel(ps->srv, ps->conn, ps->conn_id); /* cancelled by the user before the response ended */
     if (ps->tunnel != NULL) {
@@ -664,6 +740,7 @@ int proxy_handle_request(server *srv, h2o_req_t *req)
     ps->gen.stop = on_stop;
     ps->srv = srv;
     srv->nrequests++; /* until on_dispose: the response has been fully handed to the public connection */
+    h2o_linklist_insert(&srv->proxies, &ps->all);
     ps->req = req;
     ps->head_timeout.cb = on_head_timeout;
     ps->send_entry.cb = on_send_entry;
@@ -722,7 +799,10 @@ int proxy_handle_request(server *srv, h2o_req_t *req)
     int32_t id = mux_session_open_stream(t->sess, &head, ps);
     headers_list_free(&hl);
     if (id <= 0) {
-        LOG_WARN(LOG_EV_STREAM, "request for %s: cannot open stream: %s", name, mux_strerror(id));
+        if (id == MUX_ERR_TOO_MANY_STREAMS)
+            warn_busy(srv, name);
+        else
+            LOG_WARN(LOG_EV_STREAM, "request for %s: cannot open stream: %s", name, mux_strerror(id));
         ps->response_started = ps->final_sent = 1;
         if (id == MUX_ERR_TOO_MANY_STREAMS)
             send_text(req, 503, "Service Unavailable", "tunnelmux: tunnel %s is busy (too many concurrent requests)\n", name);
@@ -1003,6 +1083,8 @@ static void raw_free(proxy_stream *rs)
         h2o_socket_close(rs->sock);
         rs->sock = NULL;
     }
+    if (h2o_linklist_is_linked(&rs->all))
+        h2o_linklist_unlink(&rs->all);
     free(rs->pend);
     free(rs->inflight);
     free(rs);
@@ -1236,6 +1318,9 @@ static void start_upgrade(proxy_stream *ps, const mux_head *head)
     rs->idle_entry.cb = on_raw_idle;
     rs->tunnel = t;
     rs->id = ps->id;
+    if (h2o_linklist_is_linked(&ps->all)) /* the heap copy is the request in progress from now on */
+        h2o_linklist_unlink(&ps->all);
+    h2o_linklist_insert(&rs->srv->proxies, &rs->all);
     if (h2o_linklist_is_linked(&ps->link))
         h2o_linklist_unlink(&ps->link);
     h2o_linklist_insert(&t->streams, &rs->link);

@@ -8,6 +8,7 @@
 #ifndef TM_SERVER_PROXY_H
 #define TM_SERVER_PROXY_H
 
+#include "server/metrics.h"
 #include "server/server.h"
 #include "server/tunnel.h"
 
@@ -34,6 +35,15 @@ void proxy_on_writable(proxy_stream *ps);
 /* |ps|'s tunnel is being destroyed: the stream is already gone; fail the public request. Called
  * after tunnel.c unlinked |ps| from the tunnel. */
 void proxy_on_tunnel_lost(proxy_stream *ps);
+
+/*
+ * For /metrics: walks every public request in progress (srv->proxies: a mux stream open, or a
+ * response still buffered for its reader, or an upgraded connection) and adds each to the entry
+ * of |live| (|nlive| registered tunnels) with its client name: requests_active += 1,
+ * response_bytes_held += the response bytes it holds. Returns the bytes held by all of them
+ * (requests whose tunnel is gone included). Does not take ownership of |live|.
+ */
+uint64_t proxy_gather(server *srv, metrics_live *live, size_t nlive);
 
 /* The h2o_linklist_t node of |ps| (in tunnel->streams) and back. */
 h2o_linklist_t *proxy_link(proxy_stream *ps);

@@ -10,6 +10,7 @@
 #include <h2o.h>
 #include <openssl/ssl.h>
 
+#include "common/heap.h"
 #include "server/auth.h"
 #include "server/guard.h"
 #include "server/registry.h"
@@ -108,6 +109,10 @@ struct server {
     auth_throttle *throttle;       /* failed tunnel authentications per address */
     auth_throttle *basic_throttle; /* wrong basic-auth credentials per address (public names, admin) */
     guard_table *guard;            /* Rapid Reset budget per public connection */
+    heap_releaser heap;            /* gives a burst's freed memory back (heap.h), from the tick */
+    h2o_linklist_t proxies;        /* public requests in progress (proxy_stream.all; proxy_gather) */
+    int64_t busy_warn_ms;          /* last WARN for a request over MAX_STREAMS_PER_CLIENT (rate-limited) */
+    uint64_t busy_warn_suppressed; /* such refusals not logged since */
 };
 
 /* Exit: makes h2o close the connections still open on |ctx| (idle HTTP/1 keep-alive, HTTP/2 after

@@ -702,15 +702,21 @@ static void on_tick(h2o_timeout_entry_t *e)
             if (rv < 0)
                 snprintf(t->close_reason, sizeof(t->close_reason), "%s: %s", mux_strerror(rv),
                          mux_session_last_error_reason(t->sess));
+            if (rv == MUX_ERR_TIMEOUT && !t->registered) /* otherwise only a DEBUG line at destroy */
+                LOG_INFO(LOG_EV_TUNNEL, "tunnel connection closed at the HELLO deadline: peer=%s (%s: no registration within 10 s)",
+                         t->peer, mux_session_last_error_reason(t->sess));
         }
         do_flush(t);
     }
+    if (heap_release_idle(&srv->heap, now))
+        LOG_DEBUG(LOG_EV_TUNNEL, "heap: %zu MiB freed since the peak given back to the OS", srv->heap.last_released >> 20);
     h2o_timeout_link(srv->ctx.loop, &srv->tick_timeout, &srv->tick_entry);
 }
 
 void tunnel_init_server(server *srv)
 {
     h2o_linklist_init_anchor(&srv->tunnels);
+    h2o_linklist_init_anchor(&srv->proxies);
     /* allocator.max = 0: a drained buffer goes back to malloc (which keeps it, heap.c) rather than
      * to a recycle list nobody frees at exit; no mmap_settings: tunnel input never spills to a file */
     srv->tunnel_input = (h2o_buffer_prototype_t){.allocator = {.max = 0}, ._initial_buf = {.capacity = TUNNEL_READ_BUF}};
@@ -732,6 +738,11 @@ void tunnel_disconnect(tunnel *t, const char *reason)
         do_flush(t);
     }
     schedule_destroy(t, reason);
+}
+
+uint64_t tunnel_gather_requests(server *srv, metrics_live *live, size_t nlive)
+{
+    return proxy_gather(srv, live, nlive);
 }
 
 void tunnel_shutdown_all(server *srv)

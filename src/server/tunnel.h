@@ -10,6 +10,7 @@
 #define TM_SERVER_TUNNEL_H
 
 #include "mux/mux.h"
+#include "server/metrics.h"
 #include "server/ratelimit.h"
 #include "server/rxslab.h"
 #include "server/server.h"
@@ -76,6 +77,11 @@ void tunnel_disconnect(tunnel *t, const char *reason);
 
 /* Initialises the tunnel machinery of |srv| (timeouts, tick). Call once after h2o_context_init. */
 void tunnel_init_server(server *srv);
+
+/* For /metrics and the admin API: adds the public requests in progress and the response bytes they
+ * hold to the entries of |live| (|nlive| registered tunnels, by name); returns the bytes held by all
+ * requests (proxy_gather). */
+uint64_t tunnel_gather_requests(server *srv, metrics_live *live, size_t nlive);
 
 /* Graceful shutdown: GOAWAY(SHUTDOWN) to every client; tunnels close when their streams finished. */
 void tunnel_shutdown_all(server *srv);

@@ -277,6 +277,95 @@ START_TEST(test_reset)
 }
 END_TEST
 
+/* What a receiver before the idle frame end (PROTOCOL.md §3.2) did with a message: one
+ * decompressor for the life of the connection, reset on R, never freed. Returns bytes produced. */
+static size_t old_receiver(ZSTD_DCtx *dctx, const mux_buf *c, int reset, char *out, size_t cap)
+{
+    if (reset)
+        ZSTD_DCtx_reset(dctx, ZSTD_reset_session_only);
+    ZSTD_inBuffer ib = {c->base + c->pos, mux_buf_size(c), 0};
+    ZSTD_outBuffer ob = {out, cap, 0};
+    while (ib.pos < ib.size) {
+        size_t r = ZSTD_decompressStream(dctx, &ob, &ib);
+        ck_assert_msg(!ZSTD_isError(r), "old receiver: %s", ZSTD_getErrorName(r));
+    }
+    return ob.pos;
+}
+
+/* The idle frame end: the sender ends its frame in a message that decompresses to nothing and
+ * frees its context; a current receiver frees its own on seeing the frame end, re-creates it on
+ * the next message (which carries R), and an old receiver (context kept) decodes the same bytes. */
+START_TEST(test_frame_end)
+{
+    acct a;
+    mux_mem m = acct_mem(&a, -1);
+    mux_zstd_tx *tx;
+    mux_zstd_rx *rx;
+    ck_assert_int_eq(mux_zstd_tx_new(&tx, 3, 17, &m), 0);
+    ck_assert_int_eq(mux_zstd_rx_new(&rx, 17, &m), 0);
+    ZSTD_DCtx *old = ZSTD_createDCtx();
+    mux_buf c, d;
+    mux_buf_init(&c);
+    mux_buf_init(&d);
+    char o[256];
+    const char *m1 = "GET /index.html HTTP/1.1 host: example.com accept: text/html";
+    const char *m2 = "GET /index.html HTTP/1.1 host: example.com accept: text/css";
+
+    for (int round = 0; round < 3; round++) {
+        ck_assert_int_eq(compress_str(tx, m1, &c), 1); /* a new frame: R */
+        ck_assert(mux_zstd_tx_live(tx));
+        mux_buf_reset(&d);
+        ck_assert_int_eq(mux_zstd_rx_decompress(rx, c.base, c.len, 1, &d, 1000, &m), 0);
+        ck_assert(d.len == strlen(m1) && memcmp(d.base, m1, d.len) == 0);
+        ck_assert_uint_eq(old_receiver(old, &c, 1, o, sizeof(o)), strlen(m1));
+        ck_assert(mux_zstd_rx_live(rx));
+        ck_assert_int_eq(compress_str(tx, m2, &c), 0); /* continues the frame */
+        mux_buf_reset(&d);
+        ck_assert_int_eq(mux_zstd_rx_decompress(rx, c.base, c.len, 0, &d, 1000, &m), 0);
+        ck_assert(d.len == strlen(m2) && memcmp(d.base, m2, d.len) == 0);
+        ck_assert_uint_eq(old_receiver(old, &c, 0, o, sizeof(o)), strlen(m2));
+        ck_assert(mux_zstd_rx_live(rx)); /* a flushed message does not end the frame */
+
+        /* idle: end the frame; a few bytes, nothing decoded, both contexts gone */
+        mux_buf_reset(&c);
+        ck_assert_int_eq(mux_zstd_tx_end(tx, &c, &m), 0);
+        ck_assert_uint_gt(c.len, 0);
+        ck_assert_uint_le(c.len, 8);
+        ck_assert(!mux_zstd_tx_live(tx));
+        mux_buf_reset(&d);
+        ck_assert_int_eq(mux_zstd_rx_decompress(rx, c.base, c.len, 0, &d, 1000, &m), 0);
+        ck_assert_uint_eq(d.len, 0);
+        ck_assert(!mux_zstd_rx_live(rx));
+        ck_assert_uint_eq(old_receiver(old, &c, 0, o, sizeof(o)), 0);
+        /* only the two objects and the output buffer |d| are left: no context on either side */
+        ck_assert_int_eq(a.blocks, 3);
+        ck_assert_uint_lt(a.live, d.cap + 1024);
+        mux_buf_reset(&c);
+        ck_assert_int_eq(mux_zstd_tx_end(tx, &c, &m), 0); /* nothing open: no-op */
+        ck_assert_uint_eq(c.len, 0);
+    }
+
+    /* after a frame end the next message starts a new frame by construction: accepted without R
+     * too (lenient, like an old receiver, whose decoder simply begins the next frame) */
+    ck_assert_int_eq(compress_str(tx, m1, &c), 1);
+    mux_buf_reset(&d);
+    ck_assert_int_eq(mux_zstd_rx_decompress(rx, c.base, c.len, 0, &d, 1000, &m), 0);
+    ck_assert(d.len == strlen(m1) && memcmp(d.base, m1, d.len) == 0);
+    /* but once in a frame, a frame that is not a continuation still needs R */
+    mux_zstd_tx_release(tx);
+    ck_assert_int_eq(compress_str(tx, m2, &c), 1);
+    mux_buf_reset(&d);
+    ck_assert_int_eq(mux_zstd_rx_decompress(rx, c.base, c.len, 0, &d, 1000, &m), MUX_ERR_DECOMPRESS);
+
+    ZSTD_freeDCtx(old);
+    mux_buf_free(&c, NULL); /* compress_str grows it through libc */
+    mux_buf_free(&d, &m);
+    mux_zstd_tx_del(tx);
+    mux_zstd_rx_del(rx);
+    ck_assert_int_eq(a.blocks, 0);
+}
+END_TEST
+
 START_TEST(test_exact_limit)
 {
     mux_zstd_tx *tx;
@@ -553,6 +642,7 @@ static Suite *make_suite(void)
     tcase_add_test(tc, test_args);
     tcase_add_test(tc, test_many_messages_ratio);
     tcase_add_test(tc, test_reset);
+    tcase_add_test(tc, test_frame_end);
     tcase_add_test(tc, test_exact_limit);
     tcase_add_test(tc, test_bomb);
     tcase_add_test(tc, test_corrupt);

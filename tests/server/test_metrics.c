@@ -67,7 +67,7 @@ START_TEST(test_counters_and_exposition)
     live[0].stats.last_rtt_ms = 12;
     char *text = NULL;
     size_t len = 0;
-    ck_assert_int_eq(metrics_render_prometheus(m, live, 1, &text, &len), 0);
+    ck_assert_int_eq(metrics_render_prometheus(m, live, 1, NULL, &text, &len), 0);
     ck_assert_uint_eq(strlen(text), len);
     ck_assert_double_eq(series(text, "tunnelmux_connected_clients"), 1);
     ck_assert_double_eq(series(text, "tunnelmux_requests_total{code=\"2xx\"}"), 2);
@@ -105,12 +105,33 @@ START_TEST(test_counters_and_exposition)
     ck_assert_int_eq(metrics_on_registered(m, "alpha"), 1);
     live[0].stats.bytes_out = 50;
     live[0].stats.streams_opened = 1;
-    ck_assert_int_eq(metrics_render_prometheus(m, live, 1, &text, &len), 0);
+    ck_assert_int_eq(metrics_render_prometheus(m, live, 1, NULL, &text, &len), 0);
     ck_assert_double_eq(series(text, "tunnelmux_client_tunnel_bytes_total{client=\"alpha\",direction=\"out\"}"), 2050);
     ck_assert_double_eq(series(text, "tunnelmux_client_streams_total{client=\"alpha\"}"), 4);
     ck_assert_double_eq(series(text, "tunnelmux_client_reconnects_total{client=\"alpha\"}"), 1);
     ck_assert_double_eq(series(text, "tunnelmux_reconnects_total"), 1);
     ck_assert_double_eq(series(text, "tunnelmux_tunnels_accepted_total"), 3);
+    free(text);
+
+    /* memory: contexts, bytes held, and an active stream whose response is only buffered now */
+    live[0].stats.streams_active = 0;
+    live[0].stats.zstd_contexts = 2;
+    live[0].requests_active = 3;
+    live[0].response_bytes_held = 5000;
+    metrics_on_stream_refused(m, "alpha");
+    metrics_on_stream_refused(m, "alpha");
+    metrics_on_stream_refused(m, NULL);
+    metrics_memory mem = {.response_bytes_held = 7000, .tunnels = 4};
+    ck_assert_int_eq(metrics_render_prometheus(m, live, 1, &mem, &text, &len), 0);
+    ck_assert_double_eq(series(text, "tunnelmux_client_active_streams{client=\"alpha\"}"), 3);
+    ck_assert_double_eq(series(text, "tunnelmux_client_response_bytes_held{client=\"alpha\"}"), 5000);
+    ck_assert_double_eq(series(text, "tunnelmux_response_bytes_held"), 7000);
+    ck_assert_double_eq(series(text, "tunnelmux_tunnel_connections"), 4);
+    ck_assert_double_eq(series(text, "tunnelmux_zstd_contexts"), 2);
+    ck_assert_double_eq(series(text, "tunnelmux_client_zstd_contexts{client=\"alpha\"}"), 2);
+    ck_assert_double_eq(series(text, "tunnelmux_streams_refused_total"), 3);
+    ck_assert_double_eq(series(text, "tunnelmux_client_streams_refused_total{client=\"alpha\"}"), 2);
+    ck_assert_double_eq(series(text, "tunnelmux_client_streams_refused_total{client=\"beta\"}"), 0);
     free(text);
     metrics_free(m);
 }
