@@ -16,6 +16,7 @@
 #include <libwebsockets.h>
 #include <openssl/ssl.h>
 
+#include "conn_queue.h"
 #include "http1.h"
 #include "resolve.h"
 #include "mux/mux.h"
@@ -45,12 +46,15 @@ typedef struct {
     char *log_file;           /* "" = stderr; reopened on SIGHUP */
     double reconnect_backoff; /* factor per consecutive failed attempt (1 = fixed delay) */
     int64_t reconnect_max_delay_ms;
-    double reconnect_jitter;  /* 0..1 */
-    int64_t ping_interval_ms; /* 0 = no keepalive PINGs */
-    int64_t ping_timeout_ms;  /* 0 = never declare a silent server dead */
-    int64_t drain_timeout_ms; /* SIGTERM: how long in-flight streams may take */
-    int compression;          /* COMPRESSION: offer zstd (used only when the server agrees) */
-    int64_t zstd_level;       /* ZSTD_LEVEL of what we compress */
+    double reconnect_jitter;          /* 0..1 */
+    int64_t ping_interval_ms;         /* 0 = no keepalive PINGs */
+    int64_t ping_timeout_ms;          /* 0 = never declare a silent server dead */
+    int64_t drain_timeout_ms;         /* SIGTERM: how long in-flight streams may take */
+    int compression;                  /* COMPRESSION: offer zstd (used only when the server agrees) */
+    int64_t zstd_level;               /* ZSTD_LEVEL of what we compress */
+    int64_t local_max_connections;    /* LOCAL_MAX_CONNECTIONS: local connections in use at once (0 = no limit) */
+    int64_t local_queue_max;          /* LOCAL_QUEUE_MAX: streams waiting for one (beyond: 503; -1 = MAX_STREAMS) */
+    int64_t local_connect_timeout_ms; /* LOCAL_CONNECT_TIMEOUT: TCP connect (+ TLS handshake) to the local service */
 } client_options;
 
 /* A parsed SERVER_URL. */
@@ -92,6 +96,8 @@ typedef struct {
     uint64_t requests;                             /* streams (public requests) opened by the server */
     uint64_t responses[6];                         /* response heads sent, by status class (0 = other, 1..5 = 1xx..5xx) */
     uint64_t stream_resets;                        /* streams we aborted (local service unreachable or failed, ...) */
+    uint64_t local_connect_timeouts;               /* local connect attempts ended by LOCAL_CONNECT_TIMEOUT */
+    uint64_t local_connects;                       /* fresh local connections started (not from the keep-alive pool) */
     uint64_t bytes_in, bytes_out, flow_blocked_ms; /* from finished tunnel sessions */
     int64_t registered_unix_ms;                    /* wall clock of the last WELCOME */
 } client_metrics;
@@ -122,6 +128,9 @@ typedef struct client {
     client_link flushq;               /* upstreams with request bytes to write after this loop turn (upstream.c) */
     lws_sorted_usec_list_t flush_sul; /* zero-delay: flushes work queued by timers (they run before lws polls) */
     int flush_armed;                  /* flush_sul is scheduled */
+    conn_queue lq;                    /* LOCAL_MAX_CONNECTIONS slots and the streams waiting for one (upstream.c) */
+    lws_sorted_usec_list_t lq_sul;    /* zero-delay: hands freed slots to waiting streams */
+    int64_t local_upgraded;           /* upgraded (WebSocket) local connections open: outside the budget */
     int done;                         /* leave the loop */
     int exit_code;
 } client;
@@ -205,7 +214,7 @@ void upstream_on_writable(mux_session *s, uint32_t id, void *stream_user_data, v
 /* An idle keep-alive connection is closed after this many seconds. */
 #define UPSTREAM_POOL_IDLE_S 30
 
-/* Closes every idle keep-alive local connection (shutdown). */
+/* Closes every idle keep-alive local connection and stops handing out queued slots (shutdown). */
 void upstream_pool_clear(client *c);
 
 /* Writes the request bytes that streams queued during this loop turn to their local connections
