@@ -25,7 +25,7 @@ static void record_wait(conn_queue *q, int64_t wait_ms)
 {
     if (wait_ms < 0)
         wait_ms = 0;
-    q->admitted++;
+    q->waits++;
     q->wait_ms_sum += (uint64_t)wait_ms;
     int b = 0;
     while (b < CONN_QUEUE_BUCKETS && (double)wait_ms / 1000.0 > conn_queue_bucket_le[b])
@@ -37,6 +37,7 @@ conn_queue_result conn_queue_acquire(conn_queue *q, conn_waiter *w, int64_t now_
 {
     if (q->queued == 0 && slot_free(q)) {
         q->active++;
+        q->admitted++;
         record_wait(q, 0);
         return CONN_QUEUE_GRANTED;
     }
@@ -77,6 +78,7 @@ conn_waiter *conn_queue_next(conn_queue *q, int64_t now_ms, int64_t *wait_ms)
     conn_waiter *w = q->list.next;
     unlink_waiter(q, w);
     q->active++;
+    q->admitted++;
     q->waited++;
     int64_t waited = now_ms - w->since_ms;
     record_wait(q, waited);
@@ -85,12 +87,13 @@ conn_waiter *conn_queue_next(conn_queue *q, int64_t now_ms, int64_t *wait_ms)
     return w;
 }
 
-int conn_queue_cancel(conn_queue *q, conn_waiter *w)
+int conn_queue_cancel(conn_queue *q, conn_waiter *w, int64_t now_ms)
 {
     if (w->next == NULL)
         return 0;
     unlink_waiter(q, w);
     q->cancelled++;
+    record_wait(q, now_ms - w->since_ms);
     return 1;
 }
 

@@ -42,8 +42,9 @@ typedef struct {
     uint64_t waited;                               /* of them, after waiting in the queue */
     uint64_t refused;                              /* CONN_QUEUE_FULL answers */
     uint64_t cancelled;                            /* waiters removed before their turn */
-    uint64_t wait_ms_sum;                          /* total wait of the admitted streams */
-    uint64_t wait_buckets[CONN_QUEUE_BUCKETS + 1]; /* admitted streams by wait, cumulative counts not applied (last = +Inf) */
+    uint64_t waits;                                /* waits recorded: admitted + cancelled streams */
+    uint64_t wait_ms_sum;                          /* total of the recorded waits */
+    uint64_t wait_buckets[CONN_QUEUE_BUCKETS + 1]; /* recorded waits by length, not cumulative (last = +Inf) */
     int64_t peak_queued;                           /* largest queue length seen */
     uint64_t burst_refused;                        /* refusals since the queue was last empty (see conn_queue_burst_over) */
 } conn_queue;
@@ -63,8 +64,10 @@ void conn_queue_release(conn_queue *q);
  * wait (now_ms - since_ms) in the statistics; *wait_ms receives it (may be NULL). */
 conn_waiter *conn_queue_next(conn_queue *q, int64_t now_ms, int64_t *wait_ms);
 
-/* Removes |w| when it is queued (its stream went away); no-op otherwise. Returns 1 when removed. */
-int conn_queue_cancel(conn_queue *q, conn_waiter *w);
+/* Removes |w| when it is queued (its stream went away: cancelled, timed out); no-op otherwise. Its
+ * wait until |now_ms| is recorded too (a wait that ended without a slot still was a wait).
+ * Returns 1 when removed. */
+int conn_queue_cancel(conn_queue *q, conn_waiter *w, int64_t now_ms);
 
 /* 1 when |w| is queued. */
 int conn_queue_is_waiting(const conn_waiter *w);

@@ -101,7 +101,8 @@ int client_metrics_render(const client *c, char **out, size_t *outlen)
     metric(buf, cap, &len, "tunnelmux_daemon_local_queue_refused_total", "counter",
            "Requests refused because LOCAL_QUEUE_MAX requests were already waiting (the user got 503).", q->refused);
     put(buf, cap, &len,
-        "# HELP tunnelmux_daemon_local_queue_wait_seconds Time requests waited for a local connection (0 when one was free).\n"
+        "# HELP tunnelmux_daemon_local_queue_wait_seconds Time requests waited for a local connection (0 when one was free; "
+        "also waits that ended without one: cancelled or timed out).\n"
         "# TYPE tunnelmux_daemon_local_queue_wait_seconds histogram\n");
     uint64_t cum = 0;
     for (int b = 0; b < CONN_QUEUE_BUCKETS; b++) {
@@ -114,7 +115,7 @@ int client_metrics_render(const client *c, char **out, size_t *outlen)
         "tunnelmux_daemon_local_queue_wait_seconds_bucket{le=\"+Inf\"} %llu\n"
         "tunnelmux_daemon_local_queue_wait_seconds_sum %.3f\n"
         "tunnelmux_daemon_local_queue_wait_seconds_count %llu\n",
-        (unsigned long long)cum, (double)q->wait_ms_sum / 1000.0, (unsigned long long)q->admitted);
+        (unsigned long long)cum, (double)q->wait_ms_sum / 1000.0, (unsigned long long)q->waits);
     put(buf, cap, &len,
         "# HELP tunnelmux_daemon_tunnel_bytes_total Tunnel WebSocket bytes (in: from the server), all sessions.\n"
         "# TYPE tunnelmux_daemon_tunnel_bytes_total counter\n"

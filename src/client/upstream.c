@@ -258,7 +258,7 @@ static void u_free(upstream *u)
 {
     flushq_remove(u);
     lws_sul_cancel(&u->sul);
-    conn_queue_cancel(&u->c->lq, &u->qw);
+    conn_queue_cancel(&u->c->lq, &u->qw, client_now_ms());
     if (u->upgraded) {
         u->upgraded = 0;
         u->c->local_upgraded--;

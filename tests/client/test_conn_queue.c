@@ -92,16 +92,20 @@ START_TEST(test_cancel)
     ck_assert_int_eq(conn_queue_acquire(&q, &w[2], 2), CONN_QUEUE_WAITING);
     ck_assert_int_eq(conn_queue_acquire(&q, &w[3], 3), CONN_QUEUE_WAITING);
     ck_assert_int_eq(conn_queue_oldest_wait_ms(&q, 11), 10);
-    ck_assert_int_eq(conn_queue_cancel(&q, &w[2]), 1); /* the middle one */
-    ck_assert_int_eq(conn_queue_cancel(&q, &w[2]), 0); /* twice: no-op */
-    ck_assert_int_eq(conn_queue_cancel(&q, &w[0]), 0); /* holds a slot, not queued */
-    ck_assert_int_eq(conn_queue_cancel(&q, &w[1]), 1); /* the head */
+    ck_assert_int_eq(conn_queue_cancel(&q, &w[2], 11), 1); /* the middle one */
+    ck_assert_int_eq(conn_queue_cancel(&q, &w[2], 11), 0); /* twice: no-op */
+    ck_assert_int_eq(conn_queue_cancel(&q, &w[0], 11), 0); /* holds a slot, not queued */
+    ck_assert_int_eq(conn_queue_cancel(&q, &w[1], 11), 1); /* the head */
     ck_assert_int_eq(q.queued, 1);
     ck_assert_int_eq(conn_queue_oldest_wait_ms(&q, 11), 8);
     conn_queue_release(&q);
     ck_assert_ptr_eq(conn_queue_next(&q, 20, NULL), &w[3]);
     ck_assert_int_eq(conn_queue_oldest_wait_ms(&q, 30), 0);
     ck_assert_uint_eq(q.cancelled, 2);
+    /* the cancelled waits (9 and 10 ms) are recorded with the granted ones (0 and 17 ms) */
+    ck_assert_uint_eq(q.waits, 4);
+    ck_assert_uint_eq(q.admitted, 2);
+    ck_assert_uint_eq(q.wait_ms_sum, 9 + 10 + 17);
 }
 END_TEST
 
