@@ -53,6 +53,7 @@ typedef struct {
     int compression;                  /* COMPRESSION: offer zstd (used only when the server agrees) */
     int64_t zstd_level;               /* ZSTD_LEVEL of what we compress */
     int64_t local_max_connections;    /* LOCAL_MAX_CONNECTIONS: local connections in use at once (0 = no limit) */
+    int64_t local_max_connecting;     /* LOCAL_MAX_CONNECTING: new local connections not yet answered (0 = no limit) */
     int64_t local_queue_max;          /* LOCAL_QUEUE_MAX: streams waiting for one (beyond: 503; -1 = MAX_STREAMS) */
     int64_t local_connect_timeout_ms; /* LOCAL_CONNECT_TIMEOUT: TCP connect (+ TLS handshake) to the local service */
 } client_options;
@@ -131,6 +132,7 @@ typedef struct client {
     conn_queue lq;                    /* LOCAL_MAX_CONNECTIONS slots and the streams waiting for one (upstream.c) */
     lws_sorted_usec_list_t lq_sul;    /* zero-delay: hands freed slots to waiting streams */
     int64_t local_upgraded;           /* upgraded (WebSocket) local connections open: outside the budget */
+    int lq_closed;                    /* shutting down (upstream_pool_clear): no more slot hand-outs */
     int done;                         /* leave the loop */
     int exit_code;
 } client;

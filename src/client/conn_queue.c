@@ -8,17 +8,35 @@
 
 const double conn_queue_bucket_le[CONN_QUEUE_BUCKETS] = {0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10, 60};
 
-void conn_queue_init(conn_queue *q, int64_t max_active, int64_t max_queued)
+void conn_queue_init(conn_queue *q, int64_t max_active, int64_t max_queued, int64_t max_opening)
 {
     *q = (conn_queue){0};
     q->max_active = max_active > 0 ? max_active : 0;
     q->max_queued = max_queued > 0 ? max_queued : 0;
+    q->max_opening = max_opening > 0 ? max_opening : 0;
     q->list.next = q->list.prev = &q->list;
 }
 
 static int slot_free(const conn_queue *q)
 {
     return q->max_active == 0 || q->active < q->max_active;
+}
+
+/* A stream may start now: a slot is free and it reuses an idle connection or may open one. */
+static int may_start(const conn_queue *q, int idle)
+{
+    return slot_free(q) && (idle || q->max_opening == 0 || q->opening < q->max_opening);
+}
+
+void conn_queue_open_begin(conn_queue *q)
+{
+    q->opening++;
+}
+
+void conn_queue_open_end(conn_queue *q)
+{
+    if (q->opening > 0)
+        q->opening--;
 }
 
 static void record_wait(conn_queue *q, int64_t wait_ms)
@@ -33,9 +51,9 @@ static void record_wait(conn_queue *q, int64_t wait_ms)
     q->wait_buckets[b]++;
 }
 
-conn_queue_result conn_queue_acquire(conn_queue *q, conn_waiter *w, int64_t now_ms)
+conn_queue_result conn_queue_acquire(conn_queue *q, conn_waiter *w, int idle, int64_t now_ms)
 {
-    if (q->queued == 0 && slot_free(q)) {
+    if (q->queued == 0 && may_start(q, idle)) {
         q->active++;
         q->admitted++;
         record_wait(q, 0);
@@ -71,9 +89,9 @@ static void unlink_waiter(conn_queue *q, conn_waiter *w)
     q->queued--;
 }
 
-conn_waiter *conn_queue_next(conn_queue *q, int64_t now_ms, int64_t *wait_ms)
+conn_waiter *conn_queue_next(conn_queue *q, int idle, int64_t now_ms, int64_t *wait_ms)
 {
-    if (q->queued == 0 || !slot_free(q))
+    if (q->queued == 0 || !may_start(q, idle))
         return NULL;
     conn_waiter *w = q->list.next;
     unlink_waiter(q, w);

@@ -27,6 +27,9 @@
 #define UPSTREAM_HEAD_MAX (80 * 1024)
 #define UPSTREAM_DETECT_MS 1500
 #define UPSTREAM_WRITE_NOW (256 * 1024) /* request bytes buffered that are written without waiting for the turn's end */
+/* A new local connection counts against LOCAL_MAX_CONNECTING until its first byte, or this long
+ * (a long poll on a fresh connection must not hold back every other new connection) */
+#define UPSTREAM_OPENING_MAX_MS 250
 
 typedef enum {
     U_QUEUED = 0, /* waiting for a local connection slot (LOCAL_MAX_CONNECTIONS, conn_queue.h) */
@@ -93,6 +96,8 @@ struct upstream {
     int upgraded;             /* 101 relayed: the connection left the budget, counted in c->local_upgraded */
     int64_t queued_ms;        /* how long the stream waited for its slot */
     int64_t connect_deadline; /* LOCAL_CONNECT_TIMEOUT of the current attempt (TCP connect and TLS handshake) */
+    int opening;              /* the current connection counts in c->lq.opening (LOCAL_MAX_CONNECTING) */
+    int64_t opening_deadline; /* ... until its first byte or this time (UPSTREAM_OPENING_MAX_MS) */
     int connect_timed_out;    /* the last attempt ended by LOCAL_CONNECT_TIMEOUT */
 };
 
@@ -140,6 +145,7 @@ static void pool_drop(upool_conn *e, int close_wsi)
 
 void upstream_pool_clear(client *c)
 {
+    c->lq_closed = 1;
     lws_sul_cancel(&c->lq_sul);
     if (c->pool.next == NULL)
         return;
@@ -239,9 +245,27 @@ static void lq_dispatch_cb(lws_sorted_usec_list_t *sul);
  * down). */
 static void lq_kick(client *c)
 {
-    if (c->lws == NULL || c->stopping)
-        return;
+    if (c->lws == NULL || c->lq_closed)
+        return; /* (while draining on SIGTERM the queue is still served: those requests are in flight) */
     lws_sul_schedule(c->lws, 0, &c->lq_sul, lq_dispatch_cb, 0);
+}
+
+/* An idle keep-alive connection can serve the next stream without opening one (pool_take may still
+ * find only connections of the other schema: then one more opens than LOCAL_MAX_CONNECTING). */
+static int lq_idle(const client *c)
+{
+    return c->pool_n > 0 && c->schema != LOCAL_SCHEMA_DETECT;
+}
+
+/* The connection of |u| stops counting as opening: it answered, closed, or waited long enough. */
+static void opening_end(upstream *u)
+{
+    if (!u->opening)
+        return;
+    u->opening = 0;
+    u->opening_deadline = 0;
+    conn_queue_open_end(&u->c->lq);
+    lq_kick(u->c);
 }
 
 /* |u| gives its local connection slot back (its connection is pooled, closed, or upgraded). */
@@ -259,6 +283,7 @@ static void u_free(upstream *u)
     flushq_remove(u);
     lws_sul_cancel(&u->sul);
     conn_queue_cancel(&u->c->lq, &u->qw, client_now_ms());
+    opening_end(u);
     if (u->upgraded) {
         u->upgraded = 0;
         u->c->local_upgraded--;
@@ -367,6 +392,8 @@ static void u_arm_timer(upstream *u)
         next = u->head_deadline;
     if (u_connecting(u) && (next < 0 || u->connect_deadline < next))
         next = u->connect_deadline;
+    if (u->opening && (next < 0 || u->opening_deadline < next))
+        next = u->opening_deadline;
     if (u->detecting && !u->got_bytes && u->detect_deadline > 0 && (next < 0 || u->detect_deadline < next))
         next = u->detect_deadline;
     if (u->write_deadline > 0 && (next < 0 || u->write_deadline < next))
@@ -386,6 +413,7 @@ static void u_connect(upstream *u);
 /* Drops the current local connection (its callbacks no longer reach |u|). */
 static void u_detach(upstream *u)
 {
+    opening_end(u);
     if (u->wsi != NULL) {
         lws_set_wsi_user(u->wsi, NULL);
         lws_set_timeout(u->wsi, 1, LWS_TO_KILL_ASYNC);
@@ -416,6 +444,8 @@ static void u_timer_cb(lws_sorted_usec_list_t *sul)
     upstream *u = lws_container_of(sul, upstream, sul);
     u_hold(u);
     int64_t now = client_now_ms();
+    if (u->opening && now >= u->opening_deadline)
+        opening_end(u);
     if (u->write_deadline > 0 && now >= u->write_deadline) {
         write_stalled(u);
     } else if (u->detecting && !u->got_bytes && u->detect_deadline > 0 && now >= u->detect_deadline) {
@@ -938,6 +968,11 @@ static void u_connect(upstream *u)
     u->connect_timed_out = 0;
     u->connect_deadline = client_now_ms() + c->opt->local_connect_timeout_ms;
     c->metrics.local_connects++;
+    if (!u->opening) {
+        u->opening = 1;
+        conn_queue_open_begin(&c->lq);
+    }
+    u->opening_deadline = client_now_ms() + UPSTREAM_OPENING_MAX_MS;
     if (https) {
         u->tls = tls_membio_new(c->local_tls, c->opt->local_host, 0);
         if (u->tls == NULL) {
@@ -999,7 +1034,7 @@ int upstream_on_head(mux_session *s, uint32_t id, const mux_head *head, void *st
               (int)head->path.len, (const char *)head->path.base, (head->flags & MUX_HEAD_UPGRADE) ? " (upgrade)" : "");
     u_hold(u);
     if (out_add(u, u->req.buf, u->req.len) == 0) {
-        switch (conn_queue_acquire(&c->lq, &u->qw, client_now_ms())) {
+        switch (conn_queue_acquire(&c->lq, &u->qw, lq_idle(c), client_now_ms())) {
         case CONN_QUEUE_GRANTED:
             u->has_slot = 1;
             u_connect(u);
@@ -1007,8 +1042,8 @@ int upstream_on_head(mux_session *s, uint32_t id, const mux_head *head, void *st
         case CONN_QUEUE_WAITING:
             /* the request head (and up to STREAM_WINDOW of body) waits in |out|; no credit returns
              * until it is written, so the server holds the rest of the body (PROTOCOL.md §6) */
-            LOG_DEBUG(LOG_EV_STREAM, "stream %u: queued for a local connection (%lld in use, %lld waiting)", id,
-                      (long long)c->lq.active, (long long)c->lq.queued);
+            LOG_DEBUG(LOG_EV_STREAM, "stream %u: queued for a local connection (%lld in use, %lld opening, %lld waiting)", id,
+                      (long long)c->lq.active, (long long)c->lq.opening, (long long)c->lq.queued);
             break;
         case CONN_QUEUE_FULL: {
             char why[640];
@@ -1033,7 +1068,7 @@ static void lq_dispatch_cb(lws_sorted_usec_list_t *sul)
     client *c = lws_container_of(sul, client, lq_sul);
     int64_t now = client_now_ms(), wait = 0;
     conn_waiter *w;
-    for (int guard = 0; guard < 100000 && (w = conn_queue_next(&c->lq, now, &wait)) != NULL; guard++) {
+    for (int guard = 0; guard < 100000 && (w = conn_queue_next(&c->lq, lq_idle(c), now, &wait)) != NULL; guard++) {
         upstream *u = (upstream *)((char *)w - offsetof(upstream, qw));
         u->has_slot = 1;
         u->queued_ms = wait;
@@ -1371,6 +1406,7 @@ int upstream_lws_callback(struct lws *wsi, enum lws_callback_reasons reason, voi
         if (u == NULL)
             return -1;
         u_hold(u);
+        opening_end(u); /* the local service accepted this connection */
         if (u->tls == NULL) {
             u->got_bytes = 1;
             rv = on_local_plain(u, in, len);
