@@ -282,7 +282,8 @@ static void u_free(upstream *u)
 {
     flushq_remove(u);
     lws_sul_cancel(&u->sul);
-    conn_queue_cancel(&u->c->lq, &u->qw, client_now_ms());
+    if (conn_queue_cancel(&u->c->lq, &u->qw, client_now_ms()))
+        lq_kick(u->c); /* (no slot freed, but the queue may have drained: end of a refusal burst) */
     opening_end(u);
     if (u->upgraded) {
         u->upgraded = 0;
