@@ -195,6 +195,24 @@ check_match "wait histogram: a wait above 1 s recorded" '^[1-9]' \
     "$(curl -sS "http://127.0.0.1:$E2M_PORT/metrics" | awk '$1 == "tunnelmux_daemon_local_queue_wait_seconds_sum" {print $2}')"
 wait "$P1"
 
+echo "== SIGTERM while a request waits in the queue: it is still served (drain)"
+DM_PORT=$(free_port)
+start_client drain "$ECHO_PORT" "${WSS[@]}" LOCAL_MAX_CONNECTIONS=1 METRICS_ADDR="127.0.0.1:$DM_PORT"
+DRAIN_CLIENT=$CLIENT_PID
+wait_ready drain / || exit 1
+tcurl drain '/slow?ms=1500' -o /dev/null -w '%{http_code}' >"$T/drain1.code" 2>/dev/null &
+P1=$!
+for ((i = 0; i < 50; i++)); do [ "$(metric 'tunnelmux_daemon_local_connections{state="in_use"}' "$DM_PORT")" = 1 ] && break; sleep 0.1; done
+tcurl drain /queued-at-sigterm -o /dev/null -w '%{http_code}' >"$T/drain2.code" 2>/dev/null &
+P2=$!
+for ((i = 0; i < 50; i++)); do [ "$(metric tunnelmux_daemon_local_queue_length "$DM_PORT")" = 1 ] && break; sleep 0.1; done
+kill -TERM "$DRAIN_CLIENT"
+wait "$P1" "$P2"
+check_eq "request in flight at SIGTERM answered" 200 "$(cat "$T/drain1.code")"
+check_eq "request queued at SIGTERM answered" 200 "$(cat "$T/drain2.code")"
+wait "$DRAIN_CLIENT"
+check_eq "client drained and exited 0" 0 "$?"
+
 echo "== WebSockets do not use up LOCAL_MAX_CONNECTIONS=1"
 spawn SVC_PID "$T/ws_service.log" $PY "$E2E_DIR/ws_service.py" --port-file "$T/ws.ports"
 for ((i = 0; i < 100; i++)); do [ -s "$T/ws.ports" ] && break; sleep 0.1; done
