@@ -5,6 +5,7 @@
  *   main.c      options, lws context, signals, loop
  *   tunnel.c    the WebSocket to the server (RAW lws connection, own upgrade, mux_session CLIENT)
  *   upstream.c  one local connection per stream (RAW lws connection, HTTP/1.1 via http1.c)
+ *   conn_queue  LOCAL_MAX_CONNECTIONS / LOCAL_MAX_CONNECTING budget and its FIFO of waiting streams
  *   tls_membio  OpenSSL over memory BIOs for wss:// and https local services
  */
 #ifndef TM_CLIENT_CLIENT_H
