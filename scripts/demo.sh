@@ -6,8 +6,26 @@
 #
 # Environment: DEMO_PORT (public port, default 8080), DEMO_LOCAL_PORT (local service, default 3000),
 # DEMO_ADMIN_PORT (admin dashboard, default 9090),
-# DEMO_NAME (default demo), SKIP_DEPS=1, SKIP_BUILD=1, BUILD_DIR (default <repo>/build).
+# DEMO_NAME (default demo), SKIP_DEPS=1, SKIP_BUILD=1, BUILD_DIR (default <repo>/build),
+# DEMO_TLS=1 (or the argument --tls): the public port speaks HTTPS with a self-signed certificate
+# made with openssl in the demo's temp dir, so browsers use HTTP/2 through the tunnel (the client
+# dials wss:// and trusts that certificate).
 set -uo pipefail
+
+TLS=${DEMO_TLS:-0}
+for arg in "$@"; do
+    case "$arg" in
+    --tls) TLS=1 ;;
+    -h | --help)
+        sed -n '2,/^set /{/^#/p}' "$0" | sed 's/^# \{0,1\}//'
+        exit 0
+        ;;
+    *)
+        echo "demo: unknown argument '$arg' (only --tls)" >&2
+        exit 2
+        ;;
+    esac
+done
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BUILD_DIR=${BUILD_DIR:-$ROOT/build}
@@ -66,18 +84,40 @@ PIDS+=($!)
 
 # client authentication (docs/SECURITY.md): one random shared token for this demo
 TOKEN=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
-env PORT="$PUBLIC_PORT" DOMAIN=localhost LISTEN_ADDR=127.0.0.1 ADMIN_ADDR="127.0.0.1:$ADMIN_PORT" AUTH_TOKEN="$TOKEN" "$BUILD_DIR/tunnelmux-server" >"$WORK/server.log" 2>&1 </dev/null &
+SCHEME=http
+TUNNEL_URL="ws://127.0.0.1:$PUBLIC_PORT"
+SERVER_TLS=()
+CLIENT_TLS=()
+CURL_K=()
+if [ "$TLS" = 1 ]; then
+    # self-signed certificate for the demo names (browsers will ask to accept it once)
+    mkdir -p "$WORK/tls"
+    if ! openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 7 -subj "/CN=localhost" \
+        -addext "subjectAltName=DNS:*.localhost,DNS:localhost,IP:127.0.0.1" \
+        -keyout "$WORK/tls/key.pem" -out "$WORK/tls/cert.pem" >"$WORK/tls/openssl.log" 2>&1; then
+        cat "$WORK/tls/openssl.log"
+        echo "demo: openssl could not make a certificate" >&2
+        exit 1
+    fi
+    SCHEME=https
+    TUNNEL_URL="wss://127.0.0.1:$PUBLIC_PORT"
+    SERVER_TLS=(TLS_CERT="$WORK/tls/cert.pem" TLS_KEY="$WORK/tls/key.pem")
+    CLIENT_TLS=(TLS_CA_FILE="$WORK/tls/cert.pem")
+    CURL_K=(-k)
+fi
+env PORT="$PUBLIC_PORT" DOMAIN=localhost LISTEN_ADDR=127.0.0.1 ADMIN_ADDR="127.0.0.1:$ADMIN_PORT" AUTH_TOKEN="$TOKEN" \
+    ${SERVER_TLS[@]+"${SERVER_TLS[@]}"} "$BUILD_DIR/tunnelmux-server" >"$WORK/server.log" 2>&1 </dev/null &
 PIDS+=($!)
 for i in $(seq 1 50); do port_busy "$PUBLIC_PORT" && break; sleep 0.2; done
 
-env SERVER_URL="ws://127.0.0.1:$PUBLIC_PORT" CLIENT_ID="$NAME" LOCAL_HOST=127.0.0.1 LOCAL_PORT="$LOCAL_PORT" AUTH_TOKEN="$TOKEN" \
-    "$BUILD_DIR/tunnelmux-client" >"$WORK/client.log" 2>&1 </dev/null &
+env SERVER_URL="$TUNNEL_URL" CLIENT_ID="$NAME" LOCAL_HOST=127.0.0.1 LOCAL_PORT="$LOCAL_PORT" AUTH_TOKEN="$TOKEN" \
+    ${CLIENT_TLS[@]+"${CLIENT_TLS[@]}"} "$BUILD_DIR/tunnelmux-client" >"$WORK/client.log" 2>&1 </dev/null &
 PIDS+=($!)
 
 ok=0
 for i in $(seq 1 100); do
-    code=$(curl -s -o /dev/null -m 2 -w '%{http_code}' --resolve "$NAME.localhost:$PUBLIC_PORT:127.0.0.1" \
-        "http://$NAME.localhost:$PUBLIC_PORT/" 2>/dev/null)
+    code=$(curl -s ${CURL_K[@]+"${CURL_K[@]}"} -o /dev/null -m 2 -w '%{http_code}' --resolve "$NAME.localhost:$PUBLIC_PORT:127.0.0.1" \
+        "$SCHEME://$NAME.localhost:$PUBLIC_PORT/" 2>/dev/null)
     [ "$code" = 200 ] && { ok=1; break; }
     sleep 0.2
 done
@@ -88,17 +128,25 @@ if [ $ok != 1 ]; then
     exit 1
 fi
 
+if [ "$TLS" = 1 ]; then
+    PUBLIC_DESC="tunnelmux-server on 127.0.0.1:$PUBLIC_PORT (HTTPS, HTTP/2; self-signed $WORK/tls/cert.pem), DOMAIN=localhost"
+    TRY="  curl -k --http2 https://$NAME.localhost:$PUBLIC_PORT/
+  or open https://$NAME.localhost:$PUBLIC_PORT/ in a browser (accept the self-signed certificate)"
+else
+    PUBLIC_DESC="tunnelmux-server on 127.0.0.1:$PUBLIC_PORT, DOMAIN=localhost"
+    TRY="  curl http://$NAME.localhost:$PUBLIC_PORT/"
+fi
 cat <<MSG
 
 tunnelmux demo is running:
   local service   http://127.0.0.1:$LOCAL_PORT/ (python3 http.server)
-  public server   tunnelmux-server on 127.0.0.1:$PUBLIC_PORT, DOMAIN=localhost
+  public server   $PUBLIC_DESC
   tunnel client   tunnelmux-client, CLIENT_ID=$NAME
   admin dashboard http://127.0.0.1:$ADMIN_PORT/ (Prometheus metrics at /metrics, JSON at /api/clients)
   logs            $WORK/{server,client,local}.log
 
 Try:
-  curl http://$NAME.localhost:$PUBLIC_PORT/
+$TRY
 
 Press Ctrl-C to stop.
 MSG

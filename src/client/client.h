@@ -5,6 +5,7 @@
  *   main.c      options, lws context, signals, loop
  *   tunnel.c    the WebSocket to the server (RAW lws connection, own upgrade, mux_session CLIENT)
  *   upstream.c  one local connection per stream (RAW lws connection, HTTP/1.1 via http1.c)
+ *   conn_queue  LOCAL_MAX_CONNECTIONS / LOCAL_MAX_CONNECTING budget and its FIFO of waiting streams
  *   tls_membio  OpenSSL over memory BIOs for wss:// and https local services
  */
 #ifndef TM_CLIENT_CLIENT_H
@@ -17,6 +18,7 @@
 #include <openssl/ssl.h>
 
 #include "common/heap.h"
+#include "conn_queue.h"
 #include "http1.h"
 #include "resolve.h"
 #include "mux/mux.h"
@@ -46,12 +48,16 @@ typedef struct {
     char *log_file;           /* "" = stderr; reopened on SIGHUP */
     double reconnect_backoff; /* factor per consecutive failed attempt (1 = fixed delay) */
     int64_t reconnect_max_delay_ms;
-    double reconnect_jitter;  /* 0..1 */
-    int64_t ping_interval_ms; /* 0 = no keepalive PINGs */
-    int64_t ping_timeout_ms;  /* 0 = never declare a silent server dead */
-    int64_t drain_timeout_ms; /* SIGTERM: how long in-flight streams may take */
-    int compression;          /* COMPRESSION: offer zstd (used only when the server agrees) */
-    int64_t zstd_level;       /* ZSTD_LEVEL of what we compress */
+    double reconnect_jitter;          /* 0..1 */
+    int64_t ping_interval_ms;         /* 0 = no keepalive PINGs */
+    int64_t ping_timeout_ms;          /* 0 = never declare a silent server dead */
+    int64_t drain_timeout_ms;         /* SIGTERM: how long in-flight streams may take */
+    int compression;                  /* COMPRESSION: offer zstd (used only when the server agrees) */
+    int64_t zstd_level;               /* ZSTD_LEVEL of what we compress */
+    int64_t local_max_connections;    /* LOCAL_MAX_CONNECTIONS: local connections in use at once (0 = no limit) */
+    int64_t local_max_connecting;     /* LOCAL_MAX_CONNECTING: new local connections not yet answered (0 = no limit) */
+    int64_t local_queue_max;          /* LOCAL_QUEUE_MAX: streams waiting for one (beyond: 503; -1 = MAX_STREAMS) */
+    int64_t local_connect_timeout_ms; /* LOCAL_CONNECT_TIMEOUT: TCP connect (+ TLS handshake) to the local service */
 } client_options;
 
 /* A parsed SERVER_URL. */
@@ -93,6 +99,8 @@ typedef struct {
     uint64_t requests;                             /* streams (public requests) opened by the server */
     uint64_t responses[6];                         /* response heads sent, by status class (0 = other, 1..5 = 1xx..5xx) */
     uint64_t stream_resets;                        /* streams we aborted (local service unreachable or failed, ...) */
+    uint64_t local_connect_timeouts;               /* local connect attempts ended by LOCAL_CONNECT_TIMEOUT */
+    uint64_t local_connects;                       /* fresh local connections started (not from the keep-alive pool) */
     uint64_t bytes_in, bytes_out, flow_blocked_ms; /* from finished tunnel sessions */
     int64_t registered_unix_ms;                    /* wall clock of the last WELCOME */
 } client_metrics;
@@ -125,6 +133,10 @@ typedef struct client {
     int flush_armed;                  /* flush_sul is scheduled */
     heap_releaser heap;               /* gives a burst's freed memory back (heap.h) */
     lws_sorted_usec_list_t heap_sul;  /* every HEAP_CHECK_MS: heap_release_idle */
+    conn_queue lq;                    /* LOCAL_MAX_CONNECTIONS slots and the streams waiting for one (upstream.c) */
+    lws_sorted_usec_list_t lq_sul;    /* zero-delay: hands freed slots to waiting streams */
+    int64_t local_upgraded;           /* upgraded (WebSocket) local connections open: outside the budget */
+    int lq_closed;                    /* shutting down (upstream_pool_clear): no more slot hand-outs */
     int done;                         /* leave the loop */
     int exit_code;
 } client;
@@ -208,7 +220,7 @@ void upstream_on_writable(mux_session *s, uint32_t id, void *stream_user_data, v
 /* An idle keep-alive connection is closed after this many seconds. */
 #define UPSTREAM_POOL_IDLE_S 30
 
-/* Closes every idle keep-alive local connection (shutdown). */
+/* Closes every idle keep-alive local connection and stops handing out queued slots (shutdown). */
 void upstream_pool_clear(client *c);
 
 /* Writes the request bytes that streams queued during this loop turn to their local connections

@@ -142,6 +142,18 @@ static const cfg_option options_table[] = {
      "reconnect attempts before giving up (-1 = forever)", NULL},
     {"MAX_STREAMS", "max-streams", CFG_INT, "100", O(max_streams), 1, 100000,
      "most concurrent requests and WebSockets the tunnel accepts (more are refused: the server answers 502)", NULL},
+    {"LOCAL_MAX_CONNECTIONS", "local-max-connections", CFG_INT, "100", O(local_max_connections), 0, 100000,
+     "most connections to the local service in use at once (0 = no limit); more requests wait in arrival order", NULL},
+    {"LOCAL_MAX_CONNECTING", "local-max-connecting", CFG_INT, "4", O(local_max_connecting), 0, 100000,
+     "new local connections being opened at once, each until its first answer byte (0 = no limit): keeps a small listen "
+     "backlog from overflowing",
+     NULL},
+    {"LOCAL_QUEUE_MAX", "local-queue-max", CFG_INT, "-1", O(local_queue_max), -1, 100000,
+     "requests waiting for a local connection at most (-1 = MAX_STREAMS: any request the tunnel accepts may wait); beyond it "
+     "the public user gets 503 with Retry-After",
+     NULL},
+    {"LOCAL_CONNECT_TIMEOUT", "local-connect-timeout", CFG_DURATION, "5s", O(local_connect_timeout_ms), 1, 3600000,
+     "connecting to the local service (TCP, and TLS for https) may take this long; then the next address, else 502", NULL},
     {"STREAM_WINDOW", "stream-window", CFG_SIZE, "1M", O(stream_window), 65536, 16 << 20,
      "credit granted per stream: request-body bytes the server may send ahead of the local service", NULL},
     {"RECONNECT_BACKOFF", "reconnect-backoff", CFG_DOUBLE, "1", O(reconnect_backoff), 1, 10,
@@ -251,6 +263,8 @@ static int setup(client *c, const client_options *opt)
     c->schema = strcmp(opt->local_schema, "https") == 0  ? LOCAL_SCHEMA_HTTPS
                 : strcmp(opt->local_schema, "http") == 0 ? LOCAL_SCHEMA_HTTP
                                                          : LOCAL_SCHEMA_DETECT;
+    conn_queue_init(&c->lq, opt->local_max_connections, opt->local_queue_max < 0 ? opt->max_streams : opt->local_queue_max,
+                    opt->local_max_connecting);
     c->scratch = malloc(CLIENT_SCRATCH);
     if (c->host_value == NULL || c->scratch == NULL) {
         fprintf(stderr, "out of memory\n");

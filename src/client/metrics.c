@@ -77,6 +77,50 @@ int client_metrics_render(const client *c, char **out, size_t *outlen)
     metric(buf, cap, &len, "tunnelmux_daemon_zstd_contexts", "gauge",
            "zstd contexts allocated now on the current tunnel (0-2; released after 15-22 s without compressed traffic).",
            st.zstd_contexts);
+    /* local connection budget (LOCAL_MAX_CONNECTIONS, LOCAL_QUEUE_MAX, LOCAL_CONNECT_TIMEOUT) */
+    const conn_queue *q = &c->lq;
+    metric(buf, cap, &len, "tunnelmux_daemon_local_connections_limit", "gauge",
+           "LOCAL_MAX_CONNECTIONS: local connections in use at once (0 = no limit).", (uint64_t)q->max_active);
+    put(buf, cap, &len,
+        "# HELP tunnelmux_daemon_local_connections Connections to the local service: in use by a request (budget), idle in the "
+        "keep-alive pool (budget), upgraded (WebSockets, outside the budget).\n"
+        "# TYPE tunnelmux_daemon_local_connections gauge\n"
+        "tunnelmux_daemon_local_connections{state=\"in_use\"} %lld\n"
+        "tunnelmux_daemon_local_connections{state=\"idle\"} %d\n"
+        "tunnelmux_daemon_local_connections{state=\"upgraded\"} %lld\n",
+        (long long)q->active, c->pool_n, (long long)c->local_upgraded);
+    metric(buf, cap, &len, "tunnelmux_daemon_local_connections_opening", "gauge",
+           "New local connections not answered yet (LOCAL_MAX_CONNECTING bounds them).", (uint64_t)q->opening);
+    metric(buf, cap, &len, "tunnelmux_daemon_local_connects_total", "counter",
+           "Fresh connections opened to the local service (keep-alive reuse not counted).", m->local_connects);
+    metric(buf, cap, &len, "tunnelmux_daemon_local_connect_timeouts_total", "counter",
+           "Connect attempts to the local service ended by LOCAL_CONNECT_TIMEOUT.", m->local_connect_timeouts);
+    metric(buf, cap, &len, "tunnelmux_daemon_local_queue_length", "gauge", "Requests waiting for a local connection now.",
+           (uint64_t)q->queued);
+    metric(buf, cap, &len, "tunnelmux_daemon_local_queue_peak", "gauge", "Longest queue of requests seen since start.",
+           (uint64_t)q->peak_queued);
+    put(buf, cap, &len,
+        "# HELP tunnelmux_daemon_local_queue_oldest_seconds How long the oldest waiting request has waited.\n"
+        "# TYPE tunnelmux_daemon_local_queue_oldest_seconds gauge\ntunnelmux_daemon_local_queue_oldest_seconds %.3f\n",
+        (double)conn_queue_oldest_wait_ms(q, client_now_ms()) / 1000.0);
+    metric(buf, cap, &len, "tunnelmux_daemon_local_queue_refused_total", "counter",
+           "Requests refused because LOCAL_QUEUE_MAX requests were already waiting (the user got 503).", q->refused);
+    put(buf, cap, &len,
+        "# HELP tunnelmux_daemon_local_queue_wait_seconds Time requests waited for a local connection (0 when one was free; "
+        "also waits that ended without one: cancelled or timed out).\n"
+        "# TYPE tunnelmux_daemon_local_queue_wait_seconds histogram\n");
+    uint64_t cum = 0;
+    for (int b = 0; b < CONN_QUEUE_BUCKETS; b++) {
+        cum += q->wait_buckets[b];
+        put(buf, cap, &len, "tunnelmux_daemon_local_queue_wait_seconds_bucket{le=\"%g\"} %llu\n", conn_queue_bucket_le[b],
+            (unsigned long long)cum);
+    }
+    cum += q->wait_buckets[CONN_QUEUE_BUCKETS];
+    put(buf, cap, &len,
+        "tunnelmux_daemon_local_queue_wait_seconds_bucket{le=\"+Inf\"} %llu\n"
+        "tunnelmux_daemon_local_queue_wait_seconds_sum %.3f\n"
+        "tunnelmux_daemon_local_queue_wait_seconds_count %llu\n",
+        (unsigned long long)cum, (double)q->wait_ms_sum / 1000.0, (unsigned long long)q->waits);
     put(buf, cap, &len,
         "# HELP tunnelmux_daemon_tunnel_bytes_total Tunnel WebSocket bytes (in: from the server), all sessions.\n"
         "# TYPE tunnelmux_daemon_tunnel_bytes_total counter\n"

@@ -19,6 +19,7 @@
 
 #include "client.h"
 #include "common/log.h"
+#include "conn_queue.h"
 #include "mux/ws.h"
 #include "resolve.h"
 #include "tls_membio.h"
@@ -26,14 +27,18 @@
 #define UPSTREAM_HEAD_MAX (80 * 1024)
 #define UPSTREAM_DETECT_MS 1500
 #define UPSTREAM_WRITE_NOW (256 * 1024) /* request bytes buffered that are written without waiting for the turn's end */
+/* A new local connection counts against LOCAL_MAX_CONNECTING until its first byte, or this long
+ * (a long poll on a fresh connection must not hold back every other new connection) */
+#define UPSTREAM_OPENING_MAX_MS 250
 
 typedef enum {
-    U_CONNECTING = 0, /* TCP connect in progress */
-    U_TLS,            /* TLS handshake (or schema detection) in progress */
-    U_REQUEST,        /* request flowing, waiting for the response head */
-    U_BODY,           /* final head sent, response body flowing */
-    U_RAW,            /* 101: raw bytes both ways */
-    U_DONE,           /* our direction ended (or is about to, see end_pending) */
+    U_QUEUED = 0, /* waiting for a local connection slot (LOCAL_MAX_CONNECTIONS, conn_queue.h) */
+    U_CONNECTING, /* TCP connect in progress */
+    U_TLS,        /* TLS handshake (or schema detection) in progress */
+    U_REQUEST,    /* request flowing, waiting for the response head */
+    U_BODY,       /* final head sent, response body flowing */
+    U_RAW,        /* 101: raw bytes both ways */
+    U_DONE,       /* our direction ended (or is about to, see end_pending) */
 } ustate;
 
 struct upstream {
@@ -85,6 +90,15 @@ struct upstream {
     int reused;     /* this connection came from the pool */
     int retried;    /* already retried once on a fresh connection */
     int no_pool;    /* connect fresh (the retry) */
+    /* local connection budget (conn_queue.h, docs/OPERATIONS.md "Local connections") */
+    conn_waiter qw;           /* in c->lq while U_QUEUED */
+    int has_slot;             /* holds one of the LOCAL_MAX_CONNECTIONS slots */
+    int upgraded;             /* 101 relayed: the connection left the budget, counted in c->local_upgraded */
+    int64_t queued_ms;        /* how long the stream waited for its slot */
+    int64_t connect_deadline; /* LOCAL_CONNECT_TIMEOUT of the current attempt (TCP connect and TLS handshake) */
+    int opening;              /* the current connection counts in c->lq.opening (LOCAL_MAX_CONNECTING) */
+    int64_t opening_deadline; /* ... until its first byte or this time (UPSTREAM_OPENING_MAX_MS) */
+    int connect_timed_out;    /* the last attempt ended by LOCAL_CONNECT_TIMEOUT */
 };
 
 /* ---------------------------------------------------------------- keep-alive pool
@@ -131,6 +145,8 @@ static void pool_drop(upool_conn *e, int close_wsi)
 
 void upstream_pool_clear(client *c)
 {
+    c->lq_closed = 1;
+    lws_sul_cancel(&c->lq_sul);
     if (c->pool.next == NULL)
         return;
     for (int guard = 0; guard < UPSTREAM_POOL_MAX + 8 && c->pool.next != &c->pool; guard++)
@@ -220,10 +236,59 @@ static void flushq_add(upstream *u)
     client_want_flush(c);
 }
 
+/* ---------------------------------------------------------------- local connection budget */
+
+static void lq_dispatch_cb(lws_sorted_usec_list_t *sul);
+
+/* A slot may have become free: hand it to the oldest waiting stream after this callback (never
+ * from inside another stream's callback, so no stream starts connecting while another is torn
+ * down). */
+static void lq_kick(client *c)
+{
+    if (c->lws == NULL || c->lq_closed)
+        return; /* (while draining on SIGTERM the queue is still served: those requests are in flight) */
+    lws_sul_schedule(c->lws, 0, &c->lq_sul, lq_dispatch_cb, 0);
+}
+
+/* An idle keep-alive connection can serve the next stream without opening one (pool_take may still
+ * find only connections of the other schema: then one more opens than LOCAL_MAX_CONNECTING). */
+static int lq_idle(const client *c)
+{
+    return c->pool_n > 0 && c->schema != LOCAL_SCHEMA_DETECT;
+}
+
+/* The connection of |u| stops counting as opening: it answered, closed, or waited long enough. */
+static void opening_end(upstream *u)
+{
+    if (!u->opening)
+        return;
+    u->opening = 0;
+    u->opening_deadline = 0;
+    conn_queue_open_end(&u->c->lq);
+    lq_kick(u->c);
+}
+
+/* |u| gives its local connection slot back (its connection is pooled, closed, or upgraded). */
+static void slot_release(upstream *u)
+{
+    if (!u->has_slot)
+        return;
+    u->has_slot = 0;
+    conn_queue_release(&u->c->lq);
+    lq_kick(u->c);
+}
+
 static void u_free(upstream *u)
 {
     flushq_remove(u);
     lws_sul_cancel(&u->sul);
+    if (conn_queue_cancel(&u->c->lq, &u->qw, client_now_ms()))
+        lq_kick(u->c); /* (no slot freed, but the queue may have drained: end of a refusal burst) */
+    opening_end(u);
+    if (u->upgraded) {
+        u->upgraded = 0;
+        u->c->local_upgraded--;
+    }
     if (u->wsi != NULL && u_reusable(u))
         pool_put(u);
     if (u->wsi != NULL) {
@@ -231,6 +296,7 @@ static void u_free(upstream *u)
         lws_set_timeout(u->wsi, 1, LWS_TO_KILL_ASYNC);
         u->wsi = NULL;
     }
+    slot_release(u); /* after pool_put: the next waiter takes the pooled connection */
     tls_membio_del(u->tls);
     free(u->req.buf);
     free(u->out);
@@ -313,11 +379,22 @@ static void set_nodelay(struct lws *wsi)
 
 static void u_timer_cb(lws_sorted_usec_list_t *sul);
 
+/* The current attempt is establishing its connection (LOCAL_CONNECT_TIMEOUT applies): TCP
+ * connect, or the TLS handshake of an https local service (a schema probe has its own deadline). */
+static int u_connecting(const upstream *u)
+{
+    return u->connect_deadline > 0 && (u->state == U_CONNECTING || (u->state == U_TLS && !u->detecting));
+}
+
 static void u_arm_timer(upstream *u)
 {
     int64_t next = -1;
     if (u->state < U_BODY)
         next = u->head_deadline;
+    if (u_connecting(u) && (next < 0 || u->connect_deadline < next))
+        next = u->connect_deadline;
+    if (u->opening && (next < 0 || u->opening_deadline < next))
+        next = u->opening_deadline;
     if (u->detecting && !u->got_bytes && u->detect_deadline > 0 && (next < 0 || u->detect_deadline < next))
         next = u->detect_deadline;
     if (u->write_deadline > 0 && (next < 0 || u->write_deadline < next))
@@ -337,6 +414,7 @@ static void u_connect(upstream *u);
 /* Drops the current local connection (its callbacks no longer reach |u|). */
 static void u_detach(upstream *u)
 {
+    opening_end(u);
     if (u->wsi != NULL) {
         lws_set_wsi_user(u->wsi, NULL);
         lws_set_timeout(u->wsi, 1, LWS_TO_KILL_ASYNC);
@@ -360,21 +438,35 @@ static void probe_decided(upstream *u, int https, const char *why)
 }
 
 static void write_stalled(upstream *u);
+static void connect_next(upstream *u);
 
 static void u_timer_cb(lws_sorted_usec_list_t *sul)
 {
     upstream *u = lws_container_of(sul, upstream, sul);
     u_hold(u);
     int64_t now = client_now_ms();
+    if (u->opening && now >= u->opening_deadline)
+        opening_end(u);
     if (u->write_deadline > 0 && now >= u->write_deadline) {
         write_stalled(u);
     } else if (u->detecting && !u->got_bytes && u->detect_deadline > 0 && now >= u->detect_deadline) {
         probe_decided(u, 0, "stayed silent after a TLS ClientHello");
     } else if (u->state < U_BODY && now >= u->head_deadline) {
         char why[640];
-        snprintf(why, sizeof(why), "local service %s did not answer within %lld s", u->c->local_desc,
-                 (long long)(u->c->opt->read_timeout_ms / 1000));
+        if (u->state == U_QUEUED)
+            snprintf(why, sizeof(why), "no local connection to %s became free within %lld s (%lld in use, LOCAL_MAX_CONNECTIONS)",
+                     u->c->local_desc, (long long)(u->c->opt->read_timeout_ms / 1000), (long long)u->c->lq.active);
+        else
+            snprintf(why, sizeof(why), "local service %s did not answer within %lld s", u->c->local_desc,
+                     (long long)(u->c->opt->read_timeout_ms / 1000));
         u_reset(u, MUX_CODE_TIMEOUT, why);
+    } else if (u_connecting(u) && now >= u->connect_deadline) {
+        u->c->metrics.local_connect_timeouts++;
+        u->connect_timed_out = 1;
+        u->connect_deadline = 0;
+        LOG_DEBUG(LOG_EV_STREAM, "stream %u: connect to %s timed out after %lld ms (LOCAL_CONNECT_TIMEOUT)", u->id,
+                  u->c->local_desc, (long long)u->c->opt->local_connect_timeout_ms);
+        connect_next(u);
     }
     if (!u->dead)
         u_arm_timer(u);
@@ -527,7 +619,7 @@ static int on_response_head(upstream *u, int r)
         u_reset(u, MUX_CODE_INTERNAL_ERROR, "cannot send the response head");
         return -1;
     }
-    LOG_DEBUG(LOG_EV_STREAM, "stream %u: local answered %d", u->id, resp->status);
+    LOG_DEBUG(LOG_EV_STREAM, "stream %u: local answered %d (queued %lld ms)", u->id, resp->status, (long long)u->queued_ms);
     u->c->metrics.responses[resp->status >= 100 && resp->status <= 599 ? resp->status / 100 : 0]++;
     if (resp->status < 200 && resp->status != 101)
         return 0; /* informational: a final head follows */
@@ -537,6 +629,11 @@ static int on_response_head(upstream *u, int r)
     u->keep_alive = resp->keep_alive && resp->body != HTTP1_RESP_BODY_CLOSE && resp->status != 101;
     if (resp->status == 101) {
         u->state = U_RAW;
+        /* an upgraded connection lives as long as the WebSocket: it leaves LOCAL_MAX_CONNECTIONS
+         * (bounded by MAX_STREAMS instead) so open WebSockets never starve plain requests */
+        u->upgraded = 1;
+        u->c->local_upgraded++;
+        slot_release(u);
     } else if (h.flags & MUX_HEAD_END_STREAM) {
         u->state = U_DONE;
     } else {
@@ -806,14 +903,18 @@ static void connect_next(upstream *u)
     client *c = u->c;
     u_detach(u);
     if (local_addrs_pick(&c->addrs, u->attempt + 1) != NULL) {
-        LOG_DEBUG(LOG_EV_STREAM, "stream %u: %s refused, trying the next address", u->id,
-                  local_addrs_pick(&c->addrs, u->attempt)->text);
+        LOG_DEBUG(LOG_EV_STREAM, "stream %u: %s %s, trying the next address", u->id, local_addrs_pick(&c->addrs, u->attempt)->text,
+                  u->connect_timed_out ? "timed out" : "refused");
         u->attempt++;
         u_connect(u);
         return;
     }
     char why[640];
-    snprintf(why, sizeof(why), "connection refused to %s", c->local_desc);
+    if (u->connect_timed_out)
+        snprintf(why, sizeof(why), "connecting to %s timed out after %lld ms (LOCAL_CONNECT_TIMEOUT)", c->local_desc,
+                 (long long)c->opt->local_connect_timeout_ms);
+    else
+        snprintf(why, sizeof(why), "connection refused to %s", c->local_desc);
     c->addrs.resolved_ms = 0; /* resolve again next time */
     connect_failed(u, why);
 }
@@ -840,6 +941,12 @@ static void u_connect(upstream *u)
         }
     }
     u->reused = 0;
+    /* idle pooled connections count towards LOCAL_MAX_CONNECTIONS too: a fresh one replaces the
+     * oldest idle one (of the other schema, or left over) when the budget is used up */
+    for (int guard = 0;
+         guard < UPSTREAM_POOL_MAX + 8 && c->pool_n > 0 && c->lq.max_active > 0 && c->lq.active + c->pool_n > c->lq.max_active;
+         guard++)
+        pool_drop((upool_conn *)c->pool.prev, 1);
     if (u->attempt == 0 && (c->addrs.n == 0 || client_now_ms() - c->addrs.resolved_ms > UPSTREAM_RESOLVE_TTL_MS)) {
         const char *reason = "";
         if (local_addrs_resolve(&c->addrs, c->opt->local_host, &reason) < 0) {
@@ -859,6 +966,14 @@ static void u_connect(upstream *u)
     u->detecting = c->schema == LOCAL_SCHEMA_DETECT;
     u->got_bytes = 0;
     u->state = U_CONNECTING;
+    u->connect_timed_out = 0;
+    u->connect_deadline = client_now_ms() + c->opt->local_connect_timeout_ms;
+    c->metrics.local_connects++;
+    if (!u->opening) {
+        u->opening = 1;
+        conn_queue_open_begin(&c->lq);
+    }
+    u->opening_deadline = client_now_ms() + UPSTREAM_OPENING_MAX_MS;
     if (https) {
         u->tls = tls_membio_new(c->local_tls, c->opt->local_host, 0);
         if (u->tls == NULL) {
@@ -920,12 +1035,59 @@ int upstream_on_head(mux_session *s, uint32_t id, const mux_head *head, void *st
               (int)head->path.len, (const char *)head->path.base, (head->flags & MUX_HEAD_UPGRADE) ? " (upgrade)" : "");
     u_hold(u);
     if (out_add(u, u->req.buf, u->req.len) == 0) {
-        u_connect(u);
+        switch (conn_queue_acquire(&c->lq, &u->qw, lq_idle(c), client_now_ms())) {
+        case CONN_QUEUE_GRANTED:
+            u->has_slot = 1;
+            u_connect(u);
+            break;
+        case CONN_QUEUE_WAITING:
+            /* the request head (and up to STREAM_WINDOW of body) waits in |out|; no credit returns
+             * until it is written, so the server holds the rest of the body (PROTOCOL.md §6) */
+            LOG_DEBUG(LOG_EV_STREAM, "stream %u: queued for a local connection (%lld in use, %lld opening, %lld waiting)", id,
+                      (long long)c->lq.active, (long long)c->lq.opening, (long long)c->lq.queued);
+            break;
+        case CONN_QUEUE_FULL: {
+            char why[640];
+            snprintf(why, sizeof(why), "local service %s busy: %lld connections in use, %lld requests queued (LOCAL_QUEUE_MAX)",
+                     c->local_desc, (long long)c->lq.active, (long long)c->lq.queued);
+            if (c->lq.burst_refused == 1)
+                LOG_WARN(LOG_EV_STREAM, "%s: refusing requests with 503 until the queue drains", why);
+            u_reset(u, MUX_CODE_ENHANCE_YOUR_CALM, why);
+            break;
+        }
+        }
         if (!u->dead)
             u_arm_timer(u);
     }
     u_release(u);
     return 0;
+}
+
+/* Hands the slots freed since the last run to the waiting streams, oldest first. */
+static void lq_dispatch_cb(lws_sorted_usec_list_t *sul)
+{
+    client *c = lws_container_of(sul, client, lq_sul);
+    int64_t now = client_now_ms(), wait = 0;
+    conn_waiter *w;
+    for (int guard = 0; guard < 100000 && (w = conn_queue_next(&c->lq, lq_idle(c), now, &wait)) != NULL; guard++) {
+        upstream *u = (upstream *)((char *)w - offsetof(upstream, qw));
+        u->has_slot = 1;
+        u->queued_ms = wait;
+        if (u->dead) { /* cannot happen (u_free cancels), but never leak the slot */
+            slot_release(u);
+            continue;
+        }
+        u_hold(u);
+        LOG_DEBUG(LOG_EV_STREAM, "stream %u: local connection slot after %lld ms in the queue", u->id, (long long)wait);
+        u_connect(u);
+        if (!u->dead)
+            u_arm_timer(u);
+        u_release(u);
+    }
+    uint64_t refused = conn_queue_burst_over(&c->lq);
+    if (refused > 0)
+        LOG_WARN(LOG_EV_STREAM, "local service %s: queue drained; %llu requests were refused with 503 (LOCAL_QUEUE_MAX=%lld)",
+                 c->local_desc, (unsigned long long)refused, (long long)c->lq.max_queued);
 }
 
 int upstream_on_data(mux_session *s, uint32_t id, const uint8_t *data, size_t len, void *stream_user_data, void *user_data)
@@ -1132,6 +1294,7 @@ static void on_local_close(upstream *u, const char *conn_error)
         return;
     }
     switch (u->state) {
+    case U_QUEUED:
     case U_CONNECTING:
         break;
     case U_TLS:
@@ -1244,6 +1407,7 @@ int upstream_lws_callback(struct lws *wsi, enum lws_callback_reasons reason, voi
         if (u == NULL)
             return -1;
         u_hold(u);
+        opening_end(u); /* the local service accepted this connection */
         if (u->tls == NULL) {
             u->got_bytes = 1;
             rv = on_local_plain(u, in, len);

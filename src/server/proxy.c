@@ -45,6 +45,7 @@
 #define ZC_MAX 256                          /* response slices of tunnel reads waiting for one h2o_send (rxslab.h) */
 #define ZC_MIN 4096                         /* smaller DATA payloads are copied: a slice would cost more */
 #define BUSY_WARN_INTERVAL_MS 10000         /* at most one WARN line per this for requests over the stream limit */
+#define PROXY_BUSY_RETRY_AFTER_S "1"        /* Retry-After of a 503 for a full local queue (CLOSE ENHANCE_YOUR_CALM) */
 
 struct proxy_stream {
     h2o_generator_t gen;
@@ -245,6 +246,12 @@ static void fail_before_head(proxy_stream *ps, unsigned code, const char *why)
     } else if (code == MUX_CODE_UPSTREAM_ERROR) {
         send_text(ps->req, 502, "Bad Gateway", "tunnelmux: local service for %s sent an invalid response (UPSTREAM_ERROR)%s%s\n",
                   host, why[0] ? ": " : "", why);
+    } else if (code == MUX_CODE_ENHANCE_YOUR_CALM) {
+        /* the client's queue for local connections is full (LOCAL_QUEUE_MAX, PROTOCOL.md §9.5):
+         * overload, not failure — come back shortly */
+        h2o_add_header(&ps->req->pool, &ps->req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, H2O_STRLIT(PROXY_BUSY_RETRY_AFTER_S));
+        send_text(ps->req, 503, "Service Unavailable", "tunnelmux: local service for %s is busy%s%s\n", host, why[0] ? ": " : "",
+                  why);
     } else {
         send_text(ps->req, 502, "Bad Gateway", "tunnelmux: request for %s failed (%s)%s%s\n", host, mux_code_name(code),
                   why[0] ? ": " : "", why);

@@ -40,6 +40,27 @@ out=$(timeout 5 "$CLIENT_BIN" --stream-window 32M 2>&1)
 rc=$?
 check_eq "client --stream-window 32M -> exit 2" 2 "$rc"
 check_contains "client names STREAM_WINDOW" "STREAM_WINDOW: '32M' is out of range 64k..16M" "$out"
+# the local connection budget (docs/OPERATIONS.md §7): validated like the others
+out=$(LOCAL_MAX_CONNECTIONS=-1 timeout 5 "$CLIENT_BIN" 2>&1)
+rc=$?
+check_eq "client LOCAL_MAX_CONNECTIONS=-1 -> exit 2" 2 "$rc"
+check_contains "client names LOCAL_MAX_CONNECTIONS" "LOCAL_MAX_CONNECTIONS: '-1' is out of range 0..100000" "$out"
+out=$(timeout 5 "$CLIENT_BIN" --local-queue-max=-2 2>&1)
+rc=$?
+check_eq "client --local-queue-max=-2 -> exit 2" 2 "$rc"
+check_contains "client names LOCAL_QUEUE_MAX" "LOCAL_QUEUE_MAX: '-2' is out of range -1..100000" "$out"
+out=$(LOCAL_CONNECT_TIMEOUT=0 timeout 5 "$CLIENT_BIN" 2>&1)
+rc=$?
+check_eq "client LOCAL_CONNECT_TIMEOUT=0 -> exit 2" 2 "$rc"
+check_contains "client names LOCAL_CONNECT_TIMEOUT" "LOCAL_CONNECT_TIMEOUT" "$out"
+out=$(timeout 5 "$CLIENT_BIN" --local-max-connecting four 2>&1)
+rc=$?
+check_eq "client --local-max-connecting four -> exit 2" 2 "$rc"
+check_contains "client names LOCAL_MAX_CONNECTING" "LOCAL_MAX_CONNECTING: 'four' is not an integer" "$out"
+out=$("$CLIENT_BIN" --help 2>&1)
+for v in LOCAL_MAX_CONNECTIONS LOCAL_MAX_CONNECTING LOCAL_QUEUE_MAX LOCAL_CONNECT_TIMEOUT; do
+    check_contains "client --help lists $v" "$v" "$out"
+done
 out=$(CLIENT_ID=bad_name SERVER_URL=ws://127.0.0.1:1 LOCAL_PORT=1 timeout 5 "$CLIENT_BIN" 2>&1)
 rc=$?
 check_eq "client CLIENT_ID=bad_name -> exit 2" 2 "$rc"
