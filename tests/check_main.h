@@ -12,6 +12,9 @@
 #define TM_CHECK_MAIN(make_suite)                                                                                                  \
     int main(void)                                                                                                                 \
     {                                                                                                                              \
+        /* check's default per-test timeout is 4 s: a busy machine (ctest -j2 beside builds) can                                   \
+         * exceed it; a test that sets its own timeout keeps it. An env value from the caller wins.  */                            \
+        setenv("CK_DEFAULT_TIMEOUT", "300", 0);                                                                                    \
         SRunner *sr = srunner_create(make_suite());                                                                                \
         srunner_run_all(sr, CK_NORMAL);                                                                                            \
         int failed = srunner_ntests_failed(sr);                                                                                    \
