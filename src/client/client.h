@@ -76,6 +76,17 @@ typedef struct {
  */
 int client_parse_url(const char *url, client_url *out, const char **reason);
 
+/* Most URLs in SERVER_URL (one tunnel each). */
+#define CLIENT_MAX_SERVERS 16
+
+/*
+ * Parses SERVER_URL, a comma-separated list of URLs (spaces around an element ignored; one URL is
+ * a list of one), into |out| (|cap| entries) and |*n|. Returns 0, or -1 with a one-line reason in
+ * |err| naming the element by position: an empty element, a malformed URL (client_parse_url), a
+ * repeated URL, a mix of ws:// and wss://, or more than |cap| URLs.
+ */
+int client_parse_url_list(const char *list, client_url *out, size_t cap, size_t *n, char *err, size_t errlen);
+
 typedef enum {
     LOCAL_SCHEMA_DETECT = 0,
     LOCAL_SCHEMA_HTTP = 1,

@@ -102,13 +102,12 @@ static int validate_schema(const cfg_option *opt, void *options, char *err, size
 
 static int validate_url(const cfg_option *opt, void *options, char *err, size_t errlen)
 {
-    client_url u;
-    const char *reason = "";
+    client_url u[CLIENT_MAX_SERVERS];
+    size_t n;
     const char *v = ((client_options *)options)->server_url;
-    if (v != NULL && client_parse_url(v, &u, &reason) == 0)
-        return 0;
-    snprintf(err, errlen, "invalid URL (%s); expected ws://HOST[:PORT][/PATH] or wss://...", reason);
-    return -1;
+    if (v == NULL)
+        v = "";
+    return client_parse_url_list(v, u, CLIENT_MAX_SERVERS, &n, err, errlen);
 }
 
 static int validate_host_header(const cfg_option *opt, void *options, char *err, size_t errlen)
@@ -123,7 +122,8 @@ static int validate_host_header(const cfg_option *opt, void *options, char *err,
 #define O(f) offsetof(client_options, f)
 static const cfg_option options_table[] = {
     {"SERVER_URL", "server-url", CFG_STRING, "ws://127.0.0.1:8080", O(server_url), 0, 0,
-     "tunnel endpoint ws[s]://HOST[:PORT][/PATH] (path default /_tunnel)", validate_url},
+     "tunnel endpoint ws[s]://HOST[:PORT][/PATH] (path default /_tunnel); a comma-separated list = one tunnel to each server",
+     validate_url},
     {"CLIENT_ID", "client-id", CFG_STRING, NULL, O(client_id), 0, 0, "name to register (RFC 1123 label; required)",
      cfg_validate_dns_label},
     {"LOCAL_HOST", "local-host", CFG_STRING, "localhost", O(local_host), 0, 0, "host of the local service", NULL},
@@ -239,14 +239,20 @@ static struct lws_protocols protocols[] = {
 
 static int setup(client *c, const client_options *opt)
 {
-    char err[256];
-    const char *reason = "";
+    char err[512];
     memset(c, 0, sizeof(*c));
     c->opt = opt;
-    if (client_parse_url(opt->server_url, &c->url, &reason) != 0) {
-        fprintf(stderr, "SERVER_URL: %s\n", reason);
+    client_url urls[CLIENT_MAX_SERVERS];
+    size_t nurls = 0;
+    if (client_parse_url_list(opt->server_url, urls, CLIENT_MAX_SERVERS, &nurls, err, sizeof(err)) != 0) {
+        fprintf(stderr, "SERVER_URL: %s\n", err);
         return -1;
     }
+    if (nurls > 1) {
+        fprintf(stderr, "SERVER_URL: a list of %zu URLs needs one tunnel per server, not built yet\n", nurls);
+        return -1;
+    }
+    c->url = urls[0];
     int v6 = strchr(opt->local_host, ':') != NULL;
     snprintf(c->local_desc, sizeof(c->local_desc), v6 ? "[%s]:%lld" : "%s:%lld", opt->local_host, (long long)opt->local_port);
     if (strcmp(opt->host_header, "preserve") == 0) {

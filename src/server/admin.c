@@ -347,9 +347,26 @@ static int handle_disconnect(struct admin *a, h2o_req_t *req, const char *name, 
     return 0;
 }
 
+/* GET /healthz (docs/SCALING.md): 200 "ok" while serving, 503 "draining" from the start of a
+ * SIGTERM drain, so a load balancer stops sending public traffic before anything closes. It needs
+ * no credentials even with ADMIN_USER (health checkers rarely carry them) and reveals nothing but
+ * that one state: no counts, no names, no version. */
+static int handle_healthz(struct admin *a, h2o_req_t *req)
+{
+    int get = h2o_memis(req->method.base, req->method.len, H2O_STRLIT("GET")) ||
+              h2o_memis(req->method.base, req->method.len, H2O_STRLIT("HEAD"));
+    if (!get)
+        return respond(req, 405, "Method Not Allowed", "text/plain; charset=utf-8", H2O_STRLIT("use GET\n"));
+    if (a->srv->shutting_down)
+        return respond(req, 503, "Service Unavailable", "text/plain; charset=utf-8", H2O_STRLIT("draining\n"));
+    return respond(req, 200, "OK", "text/plain; charset=utf-8", H2O_STRLIT("ok\n"));
+}
+
 static int on_admin_req(h2o_handler_t *self, h2o_req_t *req)
 {
     struct admin *a = ((admin_handler *)self)->a;
+    if (h2o_memis(req->path_normalized.base, req->path_normalized.len, H2O_STRLIT("/healthz")))
+        return handle_healthz(a, req);
     if (a->auth) {
         char ip[NI_MAXHOST];
         security_peer_ip(req, ip, sizeof(ip));

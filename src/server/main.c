@@ -489,7 +489,7 @@ int main(int argc, char **argv)
              srv->ntunnels, srv->nrequests, (long long)opt.drain_timeout_ms);
     srv->shutting_down = 1;
     listener_close_all(srv);
-    admin_stop(srv);
+    /* the admin listener stays during the drain: /healthz answers 503 and /metrics shows it */
     tunnel_shutdown_all(srv);
     h2o_context_request_shutdown(&srv->ctx); /* h2: GOAWAY to public HTTP/2 connections */
     int64_t started = server_now(srv);
@@ -504,6 +504,7 @@ int main(int argc, char **argv)
                  srv->ntunnels, srv->nrequests);
     else
         LOG_INFO(LOG_EV_CONF, "drained in %lld ms", (long long)(server_now(srv) - started));
+    admin_stop(srv);
     tunnel_destroy_all(srv);
     /* let the public responses produced by the teardown (502s, aborts) go out */
     int64_t flush_until = server_now(srv) + 200;
