@@ -460,6 +460,10 @@ int metrics_render_prometheus(const metrics *m, const metrics_live *live, size_t
     for (size_t i = 0; i < nlive; i++)
         sample_u64(&b, "tunnelmux_client_active_streams", live[i].name, NULL,
                    live[i].requests_active > live[i].stats.streams_active ? live[i].requests_active : live[i].stats.streams_active);
+    help(&b, "tunnelmux_client_replicas", "gauge",
+         "Tunnels registered for the client name (replicas: daemons presenting the same token).");
+    for (size_t i = 0; i < nlive; i++)
+        sample_u64(&b, "tunnelmux_client_replicas", live[i].name, NULL, live[i].replicas);
     help(&b, "tunnelmux_client_response_bytes_held", "gauge",
          "Response bytes of the client received by the server and not yet written to their public readers.");
     for (size_t i = 0; i < nlive; i++)

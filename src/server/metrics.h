@@ -84,6 +84,7 @@ typedef struct {
     mux_session_stats stats;
     uint32_t requests_active;     /* public requests in progress: open streams and responses still buffered */
     uint64_t response_bytes_held; /* response bytes received from the tunnel, not yet written to readers */
+    uint32_t replicas;            /* tunnels of this name (their stats summed above; peer: the oldest's) */
 } metrics_live;
 
 typedef struct metrics metrics;

@@ -729,7 +729,7 @@ int proxy_handle_request(server *srv, h2o_req_t *req)
         return 0;
     }
     int known = 0;
-    tunnel *t = registry_find(&srv->reg, name, &known);
+    tunnel *t = registry_pick(&srv->reg, name, tunnel_load, NULL, &known);
     if (t == NULL || t->sess == NULL || t->dying) {
         if (known)
             send_text(req, 502, "Bad Gateway", "tunnelmux: tunnel %s is not connected (host %s)\n", name, shost);

@@ -20,7 +20,8 @@
 typedef struct {
     int64_t port;                  /* PORT */
     char *domain;                  /* DOMAIN */
-    int64_t max_clients;           /* MAX_CLIENTS */
+    int64_t max_clients;           /* MAX_CLIENTS: registered tunnels, replicas included */
+    int64_t max_replicas;          /* MAX_REPLICAS: tunnels per name (same credential) */
     uint64_t chunk_size;           /* CHUNK_SIZE */
     uint64_t max_message_size;     /* MAX_MESSAGE_SIZE */
     int64_t read_timeout_ms;       /* READ_TIMEOUT */

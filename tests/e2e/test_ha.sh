@@ -2,6 +2,11 @@
 # e2e (issue 19): high availability on one machine, without a balancer.
 #  - /healthz on the admin listener: 200 while serving, no credentials needed even with ADMIN_USER
 #    (the rest of the admin API still needs them); 503 during a drain is in test_operate_drain.
+#  - replicas: two daemons for one name with the same token, each in front of its own service
+#    that answers with its own identity: both identities are seen; /api/clients and /metrics show
+#    2 tunnels for the name; a third daemon with another (valid) token is refused NAME_TAKEN;
+#    MAX_REPLICAS=2 refuses a third one with the same token; one replica stopping (SIGTERM) leaves
+#    the name served by the other without a failed request.
 #  - SERVER_URL as a comma-separated list: a malformed element stops the client at start-up with
 #    a one-line error naming the element (it used to be read as one URL and retried forever).
 source "$(dirname "$0")/lib.sh"
@@ -32,4 +37,74 @@ bad_list "ws://127.0.0.1:$SERVER_PORT,,ws://127.0.0.1:1" "URL 2 of the list is e
 bad_list "ws://127.0.0.1:$SERVER_PORT," "URL 2 of the list is empty"
 bad_list "ws://127.0.0.1:$SERVER_PORT,ws://127.0.0.1:$SERVER_PORT/_tunnel" "repeats URL 1"
 bad_list "ws://127.0.0.1:$SERVER_PORT ws://127.0.0.1:1" "control character or space"
+
+echo "== replicas"
+stop_pid "$SERVER_PID"
+mv "$T/server.log" "$T/server-healthz.log"
+start_echo a || exit 1
+PORT_A=$ECHO_PORT
+start_echo b || exit 1
+PORT_B=$ECHO_PORT
+TOK_OTHER=other-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')
+printf '%s app\n%s app\n' "$E2E_TOKEN" "$TOK_OTHER" >"$T/tokens"
+start_server AUTH_TOKEN= AUTH_TOKENS_FILE="$T/tokens" MAX_REPLICAS=2 || exit 1
+AP=$(admin_port) || exit 1
+start_client app "$PORT_A"
+mv "$T/client-app.log" "$T/client-app-a.log"
+CA=$CLIENT_PID
+wait_ready app /who 15 || exit 1
+start_client app "$PORT_B"
+CB=$CLIENT_PID
+for ((i = 0; i < 100; i++)); do grep -q "name=app .*replicas=2" "$T/server.log" && break; sleep 0.1; done
+check_contains "second daemon with the same token registered as a replica" "replicas=2" "$(cat "$T/server.log")"
+# who N: N requests, counts per identity ("a", "b", or the status)
+who_counts() {
+    local i out
+    for ((i = 0; i < $1; i++)); do
+        out=$(CURL_MAX_TIME=5 tcurl app /who -w '\n%{http_code}' 2>/dev/null)
+        case "$out" in
+        *'"server": "a"'*) echo a ;;
+        *'"server": "b"'*) echo b ;;
+        *) echo "${out##*$'\n'}" ;;
+        esac
+    done | sort | uniq -c | awk '{printf "%s=%s ", $2, $1}'
+}
+counts=$(who_counts 40)
+echo "MEASURED: 40 sequential requests over 2 replicas: $counts"
+check_match "replica a served" "a=[0-9]+" "$counts"
+check_match "replica b served" "b=[0-9]+" "$counts"
+check_not_contains "no failed request" "=" "$(echo "$counts" | tr ' ' '\n' | grep -vE '^(a|b)=' || true)"
+api=$(curl -s --max-time 5 "http://127.0.0.1:$AP/api/clients")
+check_match "api: the name has 2 replicas" '"name":"app"[^}]*"replicas":2' "$api"
+check_match "api: both tunnels listed" '"tunnels":\[\{"address":"127.0.0.1:[0-9]+"[^]]*\},\{"address":"127.0.0.1:[0-9]+"' "$api"
+check_contains "metrics: tunnelmux_client_replicas" 'tunnelmux_client_replicas{client="app"} 2' \
+    "$(curl -s --max-time 5 "http://127.0.0.1:$AP/metrics")"
+
+echo "== another token cannot join the name; MAX_REPLICAS holds"
+start_client app "$PORT_A" AUTH_TOKEN="$TOK_OTHER"
+mv "$T/client-app.log" "$T/client-app-other.log"
+CO=$CLIENT_PID
+start_client app "$PORT_A"
+mv "$T/client-app.log" "$T/client-app-third.log"
+C3=$CLIENT_PID
+for ((i = 0; i < 100; i++)); do
+    [ "$(grep -c NAME_TAKEN "$T/client-app-other.log")" -ge 1 ] && [ "$(grep -c NAME_TAKEN "$T/client-app-third.log")" -ge 1 ] && break
+    sleep 0.1
+done
+check_contains "daemon with another token: NAME_TAKEN" "NAME_TAKEN" "$(cat "$T/client-app-other.log")"
+check_contains "server log says another credential" "with another credential" "$(cat "$T/server.log")"
+check_contains "third daemon with the same token: NAME_TAKEN (MAX_REPLICAS=2)" "NAME_TAKEN" "$(cat "$T/client-app-third.log")"
+check_contains "server log names MAX_REPLICAS" "MAX_REPLICAS=2 tunnels hold it" "$(cat "$T/server.log")"
+check_not_contains "no takeover of live replicas" "tunnel takeover" "$(cat "$T/server.log")"
+stop_pid "$CO"
+stop_pid "$C3"
+counts=$(who_counts 10)
+check_not_contains "refused daemons changed nothing (no request failed)" "=" "$(echo "$counts" | tr ' ' '\n' | grep -vE '^(a|b)=' || true)"
+
+echo "== one replica leaves (SIGTERM): the other serves"
+kill -TERM "$CA"
+for ((i = 0; i < 50; i++)); do kill -0 "$CA" 2>/dev/null || break; sleep 0.1; done
+counts=$(who_counts 20)
+echo "MEASURED: 20 requests after replica a left: $counts"
+check_eq "only replica b serves, no failure" "b=20 " "$counts"
 exit 0
