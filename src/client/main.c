@@ -248,11 +248,15 @@ static int setup(client *c, const client_options *opt)
         fprintf(stderr, "SERVER_URL: %s\n", err);
         return -1;
     }
-    if (nurls > 1) {
-        fprintf(stderr, "SERVER_URL: a list of %zu URLs needs one tunnel per server, not built yet\n", nurls);
-        return -1;
+    int any_tls = 0;
+    for (size_t i = 0; i < nurls; i++) {
+        client_server *srv = &c->servers[i];
+        srv->c = c;
+        srv->url = urls[i];
+        srv->index = (int)i + 1;
+        any_tls |= urls[i].tls;
     }
-    c->url = urls[0];
+    c->nservers = nurls;
     int v6 = strchr(opt->local_host, ':') != NULL;
     snprintf(c->local_desc, sizeof(c->local_desc), v6 ? "[%s]:%lld" : "%s:%lld", opt->local_host, (long long)opt->local_port);
     if (strcmp(opt->host_header, "preserve") == 0) {
@@ -276,7 +280,7 @@ static int setup(client *c, const client_options *opt)
         fprintf(stderr, "out of memory\n");
         return -1;
     }
-    if (c->url.tls) {
+    if (any_tls) {
         c->tunnel_tls = tls_membio_ctx_new(!opt->tls_insecure, opt->tls_ca_file, err, sizeof(err));
         if (c->tunnel_tls == NULL) {
             fprintf(stderr, "%s\n", err);
@@ -318,7 +322,9 @@ static void heap_cb(lws_sorted_usec_list_t *sul)
 
 static void teardown(client *c)
 {
-    lws_sul_cancel(&c->reconnect_sul);
+    for (size_t i = 0; i < c->nservers; i++)
+        lws_sul_cancel(&c->servers[i].reconnect_sul);
+    lws_sul_cancel(&c->stop_sul);
     lws_sul_cancel(&c->flush_sul);
     lws_sul_cancel(&c->heap_sul);
     upstream_pool_clear(c);
@@ -387,7 +393,10 @@ int main(int argc, char **argv)
         cfg_free(options_table, N_OPTIONS, &opt);
         return 2;
     }
-    LOG_INFO(LOG_EV_CONF, "tunnelmux-client %s: %s -> %s://%s as %s", TUNNELMUX_VERSION, c->url.hostport,
+    char servers[CLIENT_MAX_SERVERS * 64] = "";
+    for (size_t i = 0; i < c->nservers; i++)
+        snprintf(servers + strlen(servers), sizeof(servers) - strlen(servers), "%s%.60s", i ? "," : "", c->servers[i].url.hostport);
+    LOG_INFO(LOG_EV_CONF, "tunnelmux-client %s: %s -> %s://%s as %s", TUNNELMUX_VERSION, servers,
              c->schema == LOCAL_SCHEMA_HTTPS  ? "https"
              : c->schema == LOCAL_SCHEMA_HTTP ? "http"
                                               : "auto",
@@ -407,7 +416,8 @@ int main(int argc, char **argv)
     int wake_fd = setup_wake_pipe(c->lws);
     if (wake_fd < 0)
         LOG_WARN(LOG_EV_CONF, "no signal wake-up pipe: SIGTERM may be noticed only at the next timer");
-    tunnel_connect(c);
+    for (size_t i = 0; i < c->nservers; i++) /* one tunnel per server, each reconnecting on its own */
+        tunnel_connect(&c->servers[i]);
     lws_sul_schedule(c->lws, 0, &c->heap_sul, heap_cb, (lws_usec_t)HEAP_CHECK_MS * 1000);
     sig_atomic_t hup_seen = 0;
     while (!c->done) {

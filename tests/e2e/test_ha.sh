@@ -7,6 +7,9 @@
 #    2 tunnels for the name; a third daemon with another (valid) token is refused NAME_TAKEN;
 #    MAX_REPLICAS=2 refuses a third one with the same token; one replica stopping (SIGTERM) leaves
 #    the name served by the other without a failed request.
+#  - one daemon, SERVER_URL listing two servers: a tunnel to each (both serve the name), the
+#    daemon's /metrics shows each tunnel's state; kill -9 of one server leaves the other serving
+#    and the daemon up; the restarted server gets its tunnel back on its own.
 #  - SERVER_URL as a comma-separated list: a malformed element stops the client at start-up with
 #    a one-line error naming the element (it used to be read as one URL and retried forever).
 source "$(dirname "$0")/lib.sh"
@@ -38,9 +41,55 @@ bad_list "ws://127.0.0.1:$SERVER_PORT," "URL 2 of the list is empty"
 bad_list "ws://127.0.0.1:$SERVER_PORT,ws://127.0.0.1:$SERVER_PORT/_tunnel" "repeats URL 1"
 bad_list "ws://127.0.0.1:$SERVER_PORT ws://127.0.0.1:1" "control character or space"
 
-echo "== replicas"
+echo "== one daemon, a tunnel to each of two servers"
 stop_pid "$SERVER_PID"
 mv "$T/server.log" "$T/server-healthz.log"
+start_echo one || exit 1
+PORT_ONE=$ECHO_PORT
+start_server || exit 1
+S1_PORT=$SERVER_PORT S1_PID=$SERVER_PID
+mv "$T/server.log" "$T/server-s1.log"
+start_server || exit 1
+S2_PORT=$SERVER_PORT S2_PID=$SERVER_PID
+mv "$T/server.log" "$T/server-s2.log"
+CMP=$(free_port)
+start_client multi "$PORT_ONE" SERVER_URL="ws://127.0.0.1:$S1_PORT, ws://127.0.0.1:$S2_PORT" METRICS_ADDR="127.0.0.1:$CMP"
+CM_PID=$CLIENT_PID
+# via PORT: a request for the name through one given server
+via() { curl -s -o /dev/null -w '%{http_code}' --max-time 5 --resolve "multi.$DOMAIN:$1:127.0.0.1" "http://multi.$DOMAIN:$1/x"; }
+for ((i = 0; i < 75; i++)); do [ "$(via "$S1_PORT")" = 200 ] && [ "$(via "$S2_PORT")" = 200 ] && break; sleep 0.2; done
+check_eq "server 1 serves the name" 200 "$(via "$S1_PORT")"
+check_eq "server 2 serves the name" 200 "$(via "$S2_PORT")"
+cm=$(curl -s --max-time 5 "http://127.0.0.1:$CMP/metrics")
+check_contains "daemon metrics: 2 tunnels up" "tunnelmux_daemon_tunnels_up 2" "$cm"
+check_contains "daemon metrics: tunnel 1 up" "tunnelmux_daemon_tunnel_state{server=\"1\",url=\"127.0.0.1:$S1_PORT\",state=\"up\"} 1" "$cm"
+check_contains "daemon metrics: tunnel 2 up" "tunnelmux_daemon_tunnel_state{server=\"2\",url=\"127.0.0.1:$S2_PORT\",state=\"up\"} 1" "$cm"
+kill -9 "$S1_PID"
+wait "$S1_PID" 2>/dev/null
+fails=0
+for ((i = 0; i < 20; i++)); do [ "$(via "$S2_PORT")" = 200 ] || fails=$((fails + 1)); done
+check_eq "server 1 killed: 20 requests through server 2, none failed" 0 "$fails"
+kill -0 "$CM_PID" 2>/dev/null && pass "daemon still running" || fail "daemon still running"
+for ((i = 0; i < 50; i++)); do
+    cm=$(curl -s --max-time 5 "http://127.0.0.1:$CMP/metrics")
+    [[ "$cm" == *"tunnelmux_daemon_tunnels_up 1"* ]] && break
+    sleep 0.1
+done
+check_contains "daemon metrics: 1 tunnel up" "tunnelmux_daemon_tunnels_up 1" "$cm"
+check_contains "daemon metrics: still connected" "tunnelmux_daemon_connected 1" "$cm"
+check_match "daemon metrics: tunnel 1 not up" "tunnelmux_daemon_tunnel_state\{server=\"1\",[^}]*state=\"up\"\} 0" "$cm"
+# the same port again: the daemon's tunnel 1 redials on its own (RECONNECT_DELAY=1)
+SERVER_PORT_WANTED=$S1_PORT start_server || exit 1
+S1_PID=$SERVER_PID
+for ((i = 0; i < 75; i++)); do [ "$(via "$S1_PORT")" = 200 ] && break; sleep 0.2; done
+check_eq "restarted server 1 serves the name again" 200 "$(via "$S1_PORT")"
+check_eq "server 2 still serves" 200 "$(via "$S2_PORT")"
+stop_pid "$CM_PID"
+stop_pid "$S1_PID"
+stop_pid "$S2_PID"
+mv "$T/server.log" "$T/server-s1b.log"
+
+echo "== replicas"
 start_echo a || exit 1
 PORT_A=$ECHO_PORT
 start_echo b || exit 1
