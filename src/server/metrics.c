@@ -151,6 +151,11 @@ void metrics_on_rate_limited(metrics *m, const char *name)
 }
 
 /* Counts a request refused over the stream limit (see metrics.h). */
+void metrics_on_retry(metrics *m)
+{
+    m->retries++;
+}
+
 void metrics_on_stream_refused(metrics *m, const char *name)
 {
     m->streams_refused++;
@@ -386,6 +391,10 @@ int metrics_render_prometheus(const metrics *m, const metrics_live *live, size_t
          "Requests answered 429 because their address sent wrong basic-auth credentials (public names and admin).");
     sample_u64(&b, "tunnelmux_basic_auth_throttled_total", NULL, NULL, m->auth_throttled);
 
+    help(&b, "tunnelmux_requests_retried_total", "counter",
+         "Requests whose tunnel was lost before any response byte, sent again on another tunnel of the name (safe retry: "
+         "GET, HEAD, OPTIONS or Idempotency-Key, no body byte sent).");
+    sample_u64(&b, "tunnelmux_requests_retried_total", NULL, NULL, m->retries);
     help(&b, "tunnelmux_streams_refused_total", "counter",
          "Public requests refused (503) because their tunnel had MAX_STREAMS_PER_CLIENT streams open.");
     sample_u64(&b, "tunnelmux_streams_refused_total", NULL, NULL, m->streams_refused);

@@ -94,6 +94,7 @@ struct metrics {
     size_t nclients, capclients;
     metrics_requests total; /* every public request, routed or not */
     uint64_t unrouted;      /* requests that reached no client (404/502 before a tunnel) */
+    uint64_t retries;       /* requests sent again on another tunnel of their name (safe retry) */
     uint64_t tunnels_accepted;
     uint64_t reconnects; /* registrations of a name already seen */
     uint64_t rate_limited;
@@ -132,6 +133,8 @@ void metrics_on_refused(metrics *m, const char *reason);
 void metrics_on_rate_limited(metrics *m, const char *name);
 /* A public request for |name| was refused (503): its tunnel had MAX_STREAMS_PER_CLIENT streams open. */
 void metrics_on_stream_refused(metrics *m, const char *name);
+/* A request whose tunnel was lost before the response was sent again on another tunnel (safe retry). */
+void metrics_on_retry(metrics *m);
 /* A public reader was cut for taking no bytes for WRITE_TIMEOUT (proxy.c). */
 void metrics_on_reader_stalled(metrics *m);
 /* A request was answered 429 because its address sent wrong basic-auth credentials (security.c). */

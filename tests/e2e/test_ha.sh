@@ -10,6 +10,9 @@
 #  - one daemon, SERVER_URL listing two servers: a tunnel to each (both serve the name), the
 #    daemon's /metrics shows each tunnel's state; kill -9 of one server leaves the other serving
 #    and the daemon up; the restarted server gets its tunnel back on its own.
+#  - safe retry: kill -9 of one replica while requests wait for their responses: every GET, and
+#    every POST with Idempotency-Key, is retried on the other replica (200); a POST without the key
+#    on the killed replica is not (502); tunnelmux_requests_retried_total counts the retries.
 #  - SERVER_URL as a comma-separated list: a malformed element stops the client at start-up with
 #    a one-line error naming the element (it used to be read as one URL and retried forever).
 source "$(dirname "$0")/lib.sh"
@@ -98,11 +101,20 @@ TOK_OTHER=other-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')
 printf '%s app\n%s app\n' "$E2E_TOKEN" "$TOK_OTHER" >"$T/tokens"
 start_server AUTH_TOKEN= AUTH_TOKENS_FILE="$T/tokens" MAX_REPLICAS=2 || exit 1
 AP=$(admin_port) || exit 1
-start_client app "$PORT_A"
-mv "$T/client-app.log" "$T/client-app-a.log"
+# start_app TAG LOCAL_PORT [VAR=VALUE...]: a daemon for the name app, logging into client-app-TAG.log
+# (start_client's file is renamed once the child created it; the process keeps writing to it)
+start_app() {
+    local tag=$1 i
+    shift
+    rm -f "$T/client-app.log"
+    start_client app "$@"
+    for ((i = 0; i < 100; i++)); do [ -e "$T/client-app.log" ] && break; sleep 0.02; done
+    mv "$T/client-app.log" "$T/client-app-$tag.log"
+}
+start_app a "$PORT_A"
 CA=$CLIENT_PID
 wait_ready app /who 15 || exit 1
-start_client app "$PORT_B"
+start_app b "$PORT_B"
 CB=$CLIENT_PID
 for ((i = 0; i < 100; i++)); do grep -q "name=app .*replicas=2" "$T/server.log" && break; sleep 0.1; done
 check_contains "second daemon with the same token registered as a replica" "replicas=2" "$(cat "$T/server.log")"
@@ -130,11 +142,9 @@ check_contains "metrics: tunnelmux_client_replicas" 'tunnelmux_client_replicas{c
     "$(curl -s --max-time 5 "http://127.0.0.1:$AP/metrics")"
 
 echo "== another token cannot join the name; MAX_REPLICAS holds"
-start_client app "$PORT_A" AUTH_TOKEN="$TOK_OTHER"
-mv "$T/client-app.log" "$T/client-app-other.log"
+start_app other "$PORT_A" AUTH_TOKEN="$TOK_OTHER"
 CO=$CLIENT_PID
-start_client app "$PORT_A"
-mv "$T/client-app.log" "$T/client-app-third.log"
+start_app third "$PORT_A"
 C3=$CLIENT_PID
 for ((i = 0; i < 100; i++)); do
     [ "$(grep -c NAME_TAKEN "$T/client-app-other.log")" -ge 1 ] && [ "$(grep -c NAME_TAKEN "$T/client-app-third.log")" -ge 1 ] && break
@@ -149,6 +159,62 @@ stop_pid "$CO"
 stop_pid "$C3"
 counts=$(who_counts 10)
 check_not_contains "refused daemons changed nothing (no request failed)" "=" "$(echo "$counts" | tr ' ' '\n' | grep -vE '^(a|b)=' || true)"
+
+# replicas_up N: waits until the server lists N tunnels for app
+replicas_up() {
+    local i
+    for ((i = 0; i < 100; i++)); do
+        [[ "$(curl -s --max-time 5 "http://127.0.0.1:$AP/api/clients")" == *'"replicas":'"$1"* ]] && return 0
+        sleep 0.1
+    done
+    fail "app has $1 replicas" "$(curl -s --max-time 5 "http://127.0.0.1:$AP/api/clients" | head -c 300)"
+    return 1
+}
+retried() { curl -s --max-time 5 "http://127.0.0.1:$AP/metrics" | awk '$1 == "tunnelmux_requests_retried_total" {print $2}'; }
+# load KIND N: N concurrent requests to /slow (1.5 s) in the background, statuses in $T/load-KIND-*.code
+load() {
+    local kind=$1 n=$2 i
+    LOAD_PIDS=()
+    for ((i = 0; i < n; i++)); do
+        case "$kind" in
+        get) CURL_MAX_TIME=20 tcurl app "/slow?ms=1500&i=$i" -o /dev/null -w '%{http_code}' >"$T/load-$kind-$i.code" 2>/dev/null & ;;
+        post) CURL_MAX_TIME=20 tcurl app "/slow?ms=1500&i=$i" -X POST -o /dev/null -w '%{http_code}' >"$T/load-$kind-$i.code" 2>/dev/null & ;;
+        postkey) CURL_MAX_TIME=20 tcurl app "/slow?ms=1500&i=$i" -X POST -H "Idempotency-Key: k-$i" -o /dev/null -w '%{http_code}' \
+            >"$T/load-$kind-$i.code" 2>/dev/null & ;;
+        esac
+        LOAD_PIDS+=($!)
+    done
+}
+codes() { for f in "$T"/load-"$1"-*.code; do cat "$f"; echo; done | sort | uniq -c | awk '{printf "%s=%s ", $2, $1}'; }
+
+echo "== kill -9 of a replica with GETs waiting: safe retry"
+r0=$(retried)
+load get 12
+sleep 0.7 # every request is on one of the replicas, waiting for /slow
+kill -9 "$CB"
+wait "${LOAD_PIDS[@]}"
+r1=$(retried)
+echo "MEASURED: 12 GETs in flight, replica b killed (-9): $(codes get); retries counted $((r1 - r0))"
+check_eq "every GET answered 200" "200=12 " "$(codes get)"
+if [ $((r1 - r0)) -ge 1 ]; then pass "retries counted ($((r1 - r0)))"; else fail "retries counted" "$r0 -> $r1"; fi
+check_contains "server logged the retry" "retried on" "$(cat "$T/server.log")"
+start_app b2 "$PORT_B"
+CB=$CLIENT_PID
+replicas_up 2 || exit 1
+
+echo "== kill -9 of a replica with POSTs waiting: only Idempotency-Key ones are retried"
+load post 6
+P1=("${LOAD_PIDS[@]}")
+load postkey 6
+sleep 0.7
+kill -9 "$CB"
+wait "${P1[@]}" "${LOAD_PIDS[@]}"
+echo "MEASURED: 6 POSTs + 6 POSTs with Idempotency-Key, replica b killed: post: $(codes post) postkey: $(codes postkey)"
+check_eq "every POST with Idempotency-Key answered 200" "200=6 " "$(codes postkey)"
+check_match "POSTs without the key on the killed replica: 502, not retried" "502=[1-6]" "$(codes post)"
+start_app b3 "$PORT_B"
+CB=$CLIENT_PID
+replicas_up 2 || exit 1
 
 echo "== one replica leaves (SIGTERM): the other serves"
 kill -TERM "$CA"
