@@ -397,8 +397,9 @@ static int handle_disconnect(struct admin *a, h2o_req_t *req, const char *name, 
     return 0;
 }
 
-/* GET /healthz (docs/SCALING.md): 200 "ok" while serving, 503 "draining" from the start of a
- * SIGTERM drain, so a load balancer stops sending public traffic before anything closes. It needs
+/* GET /healthz (docs/SCALING.md): 200 "ok" while serving, 503 "starting" for HEALTH_GRACE after
+ * start (the daemons are reconnecting: their names would be 404 here), 503 "draining" from the
+ * start of a SIGTERM drain, so a load balancer stops sending public traffic before anything closes. It needs
  * no credentials even with ADMIN_USER (health checkers rarely carry them) and reveals nothing but
  * that one state: no counts, no names, no version. */
 static int handle_healthz(struct admin *a, h2o_req_t *req)
@@ -409,6 +410,8 @@ static int handle_healthz(struct admin *a, h2o_req_t *req)
         return respond(req, 405, "Method Not Allowed", "text/plain; charset=utf-8", H2O_STRLIT("use GET\n"));
     if (a->srv->shutting_down)
         return respond(req, 503, "Service Unavailable", "text/plain; charset=utf-8", H2O_STRLIT("draining\n"));
+    if (unix_ms() - a->srv->metrics->started_unix_ms < a->srv->opt->health_grace_ms)
+        return respond(req, 503, "Service Unavailable", "text/plain; charset=utf-8", H2O_STRLIT("starting\n"));
     return respond(req, 200, "OK", "text/plain; charset=utf-8", H2O_STRLIT("ok\n"));
 }
 

@@ -122,6 +122,10 @@ static const cfg_option options_table[] = {
      "drop a tunnel whose client sent nothing for this long (0 = never)", validate_ping},
     {"NAME_TAKEOVER_CHECK", "name-takeover-check", CFG_DURATION, "3s", OFF(takeover_check_ms), 0, 600000,
      "a HELLO for a connected name PINGs its holder; a holder silent this long loses the name to the newcomer (0 = never)", NULL},
+    {"HEALTH_GRACE", "health-grace", CFG_DURATION, "0s", OFF(health_grace_ms), 0, 3600000,
+     "GET /healthz answers 503 'starting' this long after start, while the daemons reconnect (behind a balancer: "
+     "docs/SCALING.md)",
+     NULL},
     {"DRAIN_TIMEOUT", "drain-timeout", CFG_DURATION, "30s", OFF(drain_timeout_ms), 0, 3600000,
      "on SIGTERM: GOAWAY, stop listening, wait this long for in-flight requests, then exit 0", NULL},
     /* security: docs/SECURITY.md */

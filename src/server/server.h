@@ -43,6 +43,7 @@ typedef struct {
     int64_t ping_interval_ms;      /* PING_INTERVAL (0 = no keepalive PINGs) */
     int64_t ping_timeout_ms;       /* PING_TIMEOUT (0 = never declare a silent client dead) */
     int64_t drain_timeout_ms;      /* DRAIN_TIMEOUT: how long SIGTERM waits for in-flight requests */
+    int64_t health_grace_ms;       /* HEALTH_GRACE: /healthz says 'starting' this long after start */
     int64_t takeover_check_ms;     /* NAME_TAKEOVER_CHECK: a holder silent this long after a liveness PING
                                       loses its name to a new HELLO (0 = never) */
     /* security (docs/SECURITY.md) */
