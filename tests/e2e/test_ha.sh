@@ -29,6 +29,18 @@ check_eq "POST /healthz -> 405" 405 "$(hz -X POST "http://127.0.0.1:$AP/healthz"
 check_eq "other admin paths still need credentials" 401 "$(hz "http://127.0.0.1:$AP/metrics")"
 check_eq "/healthz/x is not the health check (auth first)" 401 "$(hz "http://127.0.0.1:$AP/healthz/x")"
 check_eq "with credentials /metrics -> 200" 200 "$(hz -u ops:secret-pw "http://127.0.0.1:$AP/metrics")"
+# HEALTH_GRACE: 'starting' right after start, then 'ok'
+HZ_PORT=$SERVER_PORT HZ_PID=$SERVER_PID
+mv "$T/server.log" "$T/server-hz1.log"
+AP2=$(free_port)
+start_server ADMIN_ADDR="127.0.0.1:$AP2" HEALTH_GRACE=2s || exit 1
+check_eq "HEALTH_GRACE: /healthz right after start -> 503" 503 "$(hz "http://127.0.0.1:$AP2/healthz")"
+check_eq "HEALTH_GRACE: body" "starting" "$(cat "$T/hz.body")"
+for ((i = 0; i < 50; i++)); do [ "$(hz "http://127.0.0.1:$AP2/healthz")" = 200 ] && break; sleep 0.1; done
+check_eq "HEALTH_GRACE over -> 200" 200 "$(hz "http://127.0.0.1:$AP2/healthz")"
+stop_pid "$SERVER_PID"
+mv "$T/server.log" "$T/server-hz2.log"
+SERVER_PORT=$HZ_PORT SERVER_PID=$HZ_PID
 
 echo "== SERVER_URL list: malformed elements"
 bad_list() { # LIST EXPECTED-SUBSTRING
@@ -46,7 +58,6 @@ bad_list "ws://127.0.0.1:$SERVER_PORT ws://127.0.0.1:1" "control character or sp
 
 echo "== one daemon, a tunnel to each of two servers"
 stop_pid "$SERVER_PID"
-mv "$T/server.log" "$T/server-healthz.log"
 start_echo one || exit 1
 PORT_ONE=$ECHO_PORT
 start_server || exit 1
