@@ -98,6 +98,11 @@ int metrics_on_registered(metrics *m, const char *name)
     return again;
 }
 
+void metrics_on_replica_registered(metrics *m)
+{
+    m->tunnels_accepted++;
+}
+
 /* Keeps the final session counters of |name|'s closed tunnel (see metrics.h). */
 void metrics_on_tunnel_closed(metrics *m, const char *name, const mux_session_stats *final)
 {

@@ -124,6 +124,8 @@ metrics_client *metrics_client_find(const metrics *m, const char *name);
 
 /* A client registered as |name|. Returns 1 when the name had registered before (a reconnect). */
 int metrics_on_registered(metrics *m, const char *name);
+/* Another replica of a name that has live tunnels registered: an accepted tunnel, not a reconnect. */
+void metrics_on_replica_registered(metrics *m);
 /* The tunnel of |name| closed; its session's final counters |final| (may be NULL) are kept. */
 void metrics_on_tunnel_closed(metrics *m, const char *name, const mux_session_stats *final);
 /* A HELLO was refused with |reason| (a MUX_CODE name such as "NAME_TAKEN"; at most

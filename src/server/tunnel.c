@@ -481,7 +481,13 @@ static int cb_on_hello(mux_session *s, const mux_hello_info *hello, void *user_d
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
     t->connected_unix_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
-    int reconnect = srv->metrics != NULL && metrics_on_registered(srv->metrics, name);
+    void *const *reps;
+    size_t nreps = registry_replicas(&srv->reg, name, &reps, NULL);
+    int reconnect = 0;
+    if (srv->metrics != NULL && nreps > 1)
+        metrics_on_replica_registered(srv->metrics); /* joins live replicas: not a reconnect of the name */
+    else if (srv->metrics != NULL)
+        reconnect = metrics_on_registered(srv->metrics, name);
     char url[512];
     int default_port =
         (strcmp(srv->scheme, "https") == 0 && srv->opt->port == 443) || (strcmp(srv->scheme, "http") == 0 && srv->opt->port == 80);
@@ -496,8 +502,6 @@ static int cb_on_hello(mux_session *s, const mux_hello_info *hello, void *user_d
         LOG_ERROR(LOG_EV_TUNNEL, "tunnel accept failed: name=%s: %s", name, mux_strerror(rv));
         return 0;
     }
-    void *const *reps;
-    size_t nreps = registry_replicas(&srv->reg, name, &reps, NULL);
     LOG_INFO(LOG_EV_TUNNEL, "tunnel registered: name=%s peer=%s url=%s software=%s replicas=%zu%s", name, t->peer, url,
              hello->software[0] ? hello->software : "-", nreps, reconnect ? " (reconnect)" : "");
     return 0;

@@ -149,6 +149,7 @@ check_not_contains "no failed request" "=" "$(echo "$counts" | tr ' ' '\n' | gre
 api=$(curl -s --max-time 5 "http://127.0.0.1:$AP/api/clients")
 check_match "api: the name has 2 replicas" '"name":"app"[^}]*"replicas":2' "$api"
 check_match "api: both tunnels listed" '"tunnels":\[\{"address":"127.0.0.1:[0-9]+"[^]]*\},\{"address":"127.0.0.1:[0-9]+"' "$api"
+check_match "api: a second replica is not counted as a reconnect" '"server":\{[^}]*"tunnels_accepted":2,"reconnects":0' "$api"
 check_contains "metrics: tunnelmux_client_replicas" 'tunnelmux_client_replicas{client="app"} 2' \
     "$(curl -s --max-time 5 "http://127.0.0.1:$AP/metrics")"
 
