@@ -59,6 +59,8 @@ typedef struct {
     int64_t local_max_connecting;     /* LOCAL_MAX_CONNECTING: new local connections not yet answered (0 = no limit) */
     int64_t local_queue_max;          /* LOCAL_QUEUE_MAX: streams waiting for one (beyond: 503; -1 = MAX_STREAMS) */
     int64_t local_connect_timeout_ms; /* LOCAL_CONNECT_TIMEOUT: TCP connect (+ TLS handshake) to the local service */
+    int64_t ha_connections;           /* HA_CONNECTIONS: tunnels per SERVER_URL host (one per address it resolves to) */
+    int64_t resolve_interval_ms;      /* RESOLVE_INTERVAL: re-resolve the hosts of SERVER_URL (0 = at start only) */
 } client_options;
 
 /* A parsed SERVER_URL. */
@@ -77,8 +79,10 @@ typedef struct {
  */
 int client_parse_url(const char *url, client_url *out, const char **reason);
 
-/* Most URLs in SERVER_URL (one tunnel each). */
+/* Most URLs in SERVER_URL. */
 #define CLIENT_MAX_SERVERS 16
+/* Most tunnels at once: HA_CONNECTIONS per URL, all URLs together. */
+#define CLIENT_MAX_TUNNELS 64
 
 /*
  * Parses SERVER_URL, a comma-separated list of URLs (spaces around an element ignored; one URL is
@@ -119,12 +123,16 @@ typedef struct {
 
 struct client;
 
-/* One element of SERVER_URL: its own tunnel, reconnected on its own (tunnel.c). */
+/* One tunnel slot: an address of one element of SERVER_URL (one per address its host resolves
+ * to, up to HA_CONNECTIONS), with its own tunnel, reconnected on its own (tunnel.c). */
 typedef struct client_server {
     struct client *c;
     client_url url;
-    int index;   /* position in SERVER_URL, from 1 (log lines, metrics label) */
-    tunnel *tun; /* the current connection to this server, NULL between attempts */
+    int index;     /* position of the URL in SERVER_URL, from 1 (log lines, metrics label) */
+    char addr[64]; /* numeric address dialled; "" = let lws resolve url.host (resolution failed) */
+    int in_use;    /* the slot is live (slots are reused after a retired address went away) */
+    int retiring;  /* its address left DNS: GOAWAY, no redial; the slot frees when the tunnel is gone */
+    tunnel *tun;   /* the current connection to this server, NULL between attempts */
     lws_sorted_usec_list_t reconnect_sul;
     int64_t attempts; /* consecutive failed attempts since the last WELCOME */
     int gave_up;      /* MAX_RETRIES exhausted for this server: no more attempts */
@@ -133,10 +141,13 @@ typedef struct client_server {
 typedef struct client {
     const client_options *opt;
     struct lws_context *lws;
-    client_server servers[CLIENT_MAX_SERVERS]; /* one per SERVER_URL element, each with its own tunnel */
-    size_t nservers;
-    SSL_CTX *tunnel_tls; /* for wss:// (NULL for ws://) */
-    SSL_CTX *local_tls;  /* for https local services (no verification: local certificates) */
+    client_url urls[CLIENT_MAX_SERVERS]; /* SERVER_URL */
+    size_t nurls;
+    client_server servers[CLIENT_MAX_TUNNELS]; /* tunnel slots (in_use), HA_CONNECTIONS per URL */
+    size_t nservers;                           /* slots ever used (high-water mark) */
+    lws_sorted_usec_list_t resolve_sul;        /* every RESOLVE_INTERVAL: tunnel_resolve_all */
+    SSL_CTX *tunnel_tls;                       /* for wss:// (NULL for ws://) */
+    SSL_CTX *local_tls;                        /* for https local services (no verification: local certificates) */
     http1_host_mode host_mode;
     char *host_value;     /* LOCAL_HOST:LOCAL_PORT or the literal HOST_HEADER value */
     char local_desc[300]; /* "LOCAL_HOST:PORT" for messages */
@@ -190,6 +201,12 @@ void tunnel_schedule_reconnect(client_server *srv, int64_t delay_ms);
 
 /* Graceful stop: GOAWAY on every tunnel, then close once the streams finished. */
 void tunnel_shutdown(client *c);
+
+/* Resolves the host of every SERVER_URL element and makes the tunnel slots match: one per address
+ * (at most HA_CONNECTIONS per URL; an address gone from DNS gets GOAWAY and is not redialled, a new
+ * one is dialled now). A host that does not resolve keeps its slots (or gets one that lets lws
+ * resolve at each attempt). Blocking (getaddrinfo), at start and every RESOLVE_INTERVAL. */
+void tunnel_resolve_all(client *c);
 
 /* Tunnels registered now (the daemon is up while this is > 0). */
 size_t tunnel_count_up(const client *c);

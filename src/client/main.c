@@ -160,6 +160,10 @@ static const cfg_option options_table[] = {
      "multiply the delay by this after each failed attempt (1 = fixed RECONNECT_DELAY)", NULL},
     {"RECONNECT_MAX_DELAY", "reconnect-max-delay", CFG_DURATION, "5m", O(reconnect_max_delay_ms), 0, 86400000,
      "upper bound of the grown delay (with RECONNECT_BACKOFF > 1)", NULL},
+    {"HA_CONNECTIONS", "ha-connections", CFG_INT, "4", O(ha_connections), 1, 16,
+     "tunnels per SERVER_URL host: one per address it resolves to, at most this many", NULL},
+    {"RESOLVE_INTERVAL", "resolve-interval", CFG_DURATION, "60s", O(resolve_interval_ms), 0, 86400000,
+     "re-resolve the SERVER_URL hosts this often: new addresses get a tunnel, gone ones are left (0 = at start only)", NULL},
     {"RECONNECT_JITTER", "reconnect-jitter", CFG_DOUBLE, "0", O(reconnect_jitter), 0, 1,
      "randomise each delay by +-this fraction (0.2 = 80%..120%) so clients do not return in lockstep", NULL},
     {"PING_INTERVAL", "ping-interval", CFG_DURATION, "15s", O(ping_interval_ms), 0, 3600000,
@@ -250,13 +254,10 @@ static int setup(client *c, const client_options *opt)
     }
     int any_tls = 0;
     for (size_t i = 0; i < nurls; i++) {
-        client_server *srv = &c->servers[i];
-        srv->c = c;
-        srv->url = urls[i];
-        srv->index = (int)i + 1;
+        c->urls[i] = urls[i];
         any_tls |= urls[i].tls;
     }
-    c->nservers = nurls;
+    c->nurls = nurls;
     int v6 = strchr(opt->local_host, ':') != NULL;
     snprintf(c->local_desc, sizeof(c->local_desc), v6 ? "[%s]:%lld" : "%s:%lld", opt->local_host, (long long)opt->local_port);
     if (strcmp(opt->host_header, "preserve") == 0) {
@@ -325,6 +326,7 @@ static void teardown(client *c)
     for (size_t i = 0; i < c->nservers; i++)
         lws_sul_cancel(&c->servers[i].reconnect_sul);
     lws_sul_cancel(&c->stop_sul);
+    lws_sul_cancel(&c->resolve_sul);
     lws_sul_cancel(&c->flush_sul);
     lws_sul_cancel(&c->heap_sul);
     upstream_pool_clear(c);
@@ -394,8 +396,8 @@ int main(int argc, char **argv)
         return 2;
     }
     char servers[CLIENT_MAX_SERVERS * 64] = "";
-    for (size_t i = 0; i < c->nservers; i++)
-        snprintf(servers + strlen(servers), sizeof(servers) - strlen(servers), "%s%.60s", i ? "," : "", c->servers[i].url.hostport);
+    for (size_t i = 0; i < c->nurls; i++)
+        snprintf(servers + strlen(servers), sizeof(servers) - strlen(servers), "%s%.60s", i ? "," : "", c->urls[i].hostport);
     LOG_INFO(LOG_EV_CONF, "tunnelmux-client %s: %s -> %s://%s as %s", TUNNELMUX_VERSION, servers,
              c->schema == LOCAL_SCHEMA_HTTPS  ? "https"
              : c->schema == LOCAL_SCHEMA_HTTP ? "http"
@@ -416,8 +418,7 @@ int main(int argc, char **argv)
     int wake_fd = setup_wake_pipe(c->lws);
     if (wake_fd < 0)
         LOG_WARN(LOG_EV_CONF, "no signal wake-up pipe: SIGTERM may be noticed only at the next timer");
-    for (size_t i = 0; i < c->nservers; i++) /* one tunnel per server, each reconnecting on its own */
-        tunnel_connect(&c->servers[i]);
+    tunnel_resolve_all(c); /* one tunnel per server address, each reconnecting on its own */
     lws_sul_schedule(c->lws, 0, &c->heap_sul, heap_cb, (lws_usec_t)HEAP_CHECK_MS * 1000);
     sig_atomic_t hup_seen = 0;
     while (!c->done) {

@@ -73,6 +73,8 @@ int client_metrics_render(const client *c, char **out, size_t *outlen)
         "# HELP tunnelmux_daemon_tunnel_state State of the tunnel to each SERVER_URL element (1 for the current state).\n"
         "# TYPE tunnelmux_daemon_tunnel_state gauge\n");
     for (size_t i = 0; i < c->nservers; i++) {
+        if (!c->servers[i].in_use)
+            continue;
         static const char *const states[] = {"up", "connecting", "down", "given_up"};
         const char *now = tunnel_state_name(&c->servers[i]);
         char label[sizeof(c->servers[i].url.hostport)]; /* a label value: no quote or backslash */
@@ -81,8 +83,8 @@ int client_metrics_render(const client *c, char **out, size_t *outlen)
             if (*p == '"' || *p == '\\')
                 *p = '_';
         for (size_t k = 0; k < sizeof(states) / sizeof(states[0]); k++)
-            put(buf, cap, &len, "tunnelmux_daemon_tunnel_state{server=\"%d\",url=\"%s\",state=\"%s\"} %d\n", c->servers[i].index,
-                label, states[k], strcmp(now, states[k]) == 0);
+            put(buf, cap, &len, "tunnelmux_daemon_tunnel_state{server=\"%d\",url=\"%s\",address=\"%s\",state=\"%s\"} %d\n",
+                c->servers[i].index, label, c->servers[i].addr, states[k], strcmp(now, states[k]) == 0);
     }
     metric(buf, cap, &len, "tunnelmux_daemon_connect_attempts_total", "counter", "Tunnel connections started.",
            m->connect_attempts);

@@ -13,6 +13,9 @@
 #  - safe retry: kill -9 of one replica while requests wait for their responses: every GET, and
 #    every POST with Idempotency-Key, is retried on the other replica (200); a POST without the key
 #    on the killed replica is not (502); tunnelmux_requests_retried_total counts the retries.
+#  - one URL whose host resolves to several addresses (a private /etc/hosts in a mount namespace
+#    of the daemon, servers on 127.0.0.1-3, one port): a tunnel per address; an address added to
+#    the hosts file gets a tunnel within RESOLVE_INTERVAL, a removed one is left (GOAWAY).
 #  - SERVER_URL as a comma-separated list: a malformed element stops the client at start-up with
 #    a one-line error naming the element (it used to be read as one URL and retried forever).
 source "$(dirname "$0")/lib.sh"
@@ -76,8 +79,8 @@ check_eq "server 1 serves the name" 200 "$(via "$S1_PORT")"
 check_eq "server 2 serves the name" 200 "$(via "$S2_PORT")"
 cm=$(curl -s --max-time 5 "http://127.0.0.1:$CMP/metrics")
 check_contains "daemon metrics: 2 tunnels up" "tunnelmux_daemon_tunnels_up 2" "$cm"
-check_contains "daemon metrics: tunnel 1 up" "tunnelmux_daemon_tunnel_state{server=\"1\",url=\"127.0.0.1:$S1_PORT\",state=\"up\"} 1" "$cm"
-check_contains "daemon metrics: tunnel 2 up" "tunnelmux_daemon_tunnel_state{server=\"2\",url=\"127.0.0.1:$S2_PORT\",state=\"up\"} 1" "$cm"
+check_contains "daemon metrics: tunnel 1 up" "tunnelmux_daemon_tunnel_state{server=\"1\",url=\"127.0.0.1:$S1_PORT\",address=\"127.0.0.1\",state=\"up\"} 1" "$cm"
+check_contains "daemon metrics: tunnel 2 up" "tunnelmux_daemon_tunnel_state{server=\"2\",url=\"127.0.0.1:$S2_PORT\",address=\"127.0.0.1\",state=\"up\"} 1" "$cm"
 kill -9 "$S1_PID"
 wait "$S1_PID" 2>/dev/null
 fails=0
@@ -102,6 +105,50 @@ stop_pid "$CM_PID"
 stop_pid "$S1_PID"
 stop_pid "$S2_PID"
 mv "$T/server.log" "$T/server-s1b.log"
+
+echo "== one host name, several addresses: a tunnel to each, re-resolved every RESOLVE_INTERVAL"
+if unshare --mount true 2>/dev/null; then
+    EP=$(free_port)
+    declare -a EPID
+    for k in 1 2 3; do
+        SERVER_PORT_WANTED=$EP start_server LISTEN_ADDR="127.0.0.$k" || exit 1
+        EPID[$k]=$SERVER_PID
+        mv "$T/server.log" "$T/server-ep$k.log"
+    done
+    printf '127.0.0.1 edge.%s\n127.0.0.2 edge.%s\n' "$DOMAIN" "$DOMAIN" >"$T/hosts"
+    # the daemon sees $T/hosts as /etc/hosts (its own mount namespace); rewriting the file in place
+    # is a DNS change for it
+    cat >"$T/client-ns.sh" <<SH
+#!/bin/sh
+mount --bind "$T/hosts" /etc/hosts && exec "$CLIENT_BIN"
+SH
+    chmod +x "$T/client-ns.sh"
+    REAL_CLIENT_BIN=$CLIENT_BIN
+    CLIENT_BIN=$T/client-ns-run.sh # start_client runs "$CLIENT_BIN" as one word
+    printf '#!/bin/sh\nexec unshare --mount %s\n' "$T/client-ns.sh" >"$CLIENT_BIN"
+    chmod +x "$CLIENT_BIN"
+    start_client dns "$PORT_ONE" SERVER_URL="ws://edge.$DOMAIN:$EP" RESOLVE_INTERVAL=1s HA_CONNECTIONS=4
+    DNS_PID=$CLIENT_PID
+    CLIENT_BIN=$REAL_CLIENT_BIN
+    viae() { curl -s -o /dev/null -w '%{http_code}' --max-time 5 --resolve "dns.$DOMAIN:$EP:127.0.0.$1" "http://dns.$DOMAIN:$EP/x"; }
+    for ((i = 0; i < 75; i++)); do [ "$(viae 1)" = 200 ] && [ "$(viae 2)" = 200 ] && break; sleep 0.2; done
+    check_eq "address 1 of the name: tunnel, serves" 200 "$(viae 1)"
+    check_eq "address 2 of the name: tunnel, serves" 200 "$(viae 2)"
+    check_eq "address 3 not in DNS yet: no tunnel (404)" 404 "$(viae 3)"
+    printf '127.0.0.1 edge.%s\n127.0.0.2 edge.%s\n127.0.0.3 edge.%s\n' "$DOMAIN" "$DOMAIN" "$DOMAIN" >"$T/hosts"
+    for ((i = 0; i < 50; i++)); do [ "$(viae 3)" = 200 ] && break; sleep 0.2; done
+    check_eq "address 3 added to DNS: tunnel within RESOLVE_INTERVAL, serves" 200 "$(viae 3)"
+    printf '127.0.0.2 edge.%s\n127.0.0.3 edge.%s\n' "$DOMAIN" "$DOMAIN" >"$T/hosts"
+    for ((i = 0; i < 50; i++)); do [ "$(viae 1)" = 502 ] && break; sleep 0.2; done
+    check_eq "address 1 removed from DNS: its tunnel is left (502: known, not connected)" 502 "$(viae 1)"
+    check_eq "address 2 still serves" 200 "$(viae 2)"
+    check_eq "address 3 still serves" 200 "$(viae 3)"
+    check_contains "daemon logged leaving the address" "no longer resolves to 127.0.0.1" "$(cat "$T/client-dns.log")"
+    stop_pid "$DNS_PID"
+    for k in 1 2 3; do stop_pid "${EPID[$k]}"; done
+else
+    echo "SKIP: no mount namespaces here (unshare --mount)"
+fi
 
 echo "== replicas"
 start_echo a || exit 1
