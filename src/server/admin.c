@@ -408,8 +408,11 @@ static int handle_healthz(struct admin *a, h2o_req_t *req)
               h2o_memis(req->method.base, req->method.len, H2O_STRLIT("HEAD"));
     if (!get)
         return respond(req, 405, "Method Not Allowed", "text/plain; charset=utf-8", H2O_STRLIT("use GET\n"));
-    if (a->srv->shutting_down)
+    a->srv->healthz_polled_ms = server_now(a->srv);
+    if (a->srv->shutting_down) {
+        a->srv->healthz_drained = 1;
         return respond(req, 503, "Service Unavailable", "text/plain; charset=utf-8", H2O_STRLIT("draining\n"));
+    }
     if (unix_ms() - a->srv->metrics->started_unix_ms < a->srv->opt->health_grace_ms)
         return respond(req, 503, "Service Unavailable", "text/plain; charset=utf-8", H2O_STRLIT("starting\n"));
     return respond(req, 200, "OK", "text/plain; charset=utf-8", H2O_STRLIT("ok\n"));

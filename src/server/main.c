@@ -305,7 +305,8 @@ typedef struct {
     server *srv;
 } server_handler;
 
-#define CLOSE_ROUNDS 50 /* exit: loop runs (10 ms each at most) for h2o to close what is still open */
+#define HEALTHZ_RECENT_MS 10000 /* drain: a /healthz poll this recent means a balancer checks us */
+#define CLOSE_ROUNDS 50         /* exit: loop runs (10 ms each at most) for h2o to close what is still open */
 
 /* Exit, after the drain: idle public and admin connections are closed by h2o itself (their
  * timeouts expire now), so that the contexts can be disposed. Bounded to CLOSE_ROUNDS runs. */
@@ -501,7 +502,13 @@ int main(int argc, char **argv)
     h2o_context_request_shutdown(&srv->ctx); /* h2: GOAWAY to public HTTP/2 connections */
     int64_t started = server_now(srv);
     int64_t deadline = started + opt.drain_timeout_ms;
-    while ((srv->ntunnels > 0 || srv->nrequests > 0) && stop_signals < 2 && server_now(srv) < deadline) {
+    /* a balancer checked /healthz in the last HEALTHZ_RECENT_MS: wait (within the deadline) until it saw the 503 */
+    int checked = srv->healthz_polled_ms > 0 && started - srv->healthz_polled_ms < HEALTHZ_RECENT_MS;
+    /* a balancer that health-checks us must see the 503 before we exit: else it keeps us "up" until
+     * its next check and a successor started at once would get traffic for names it has no tunnel
+     * for yet (docs/SCALING.md "Rolling upgrades") */
+    while ((srv->ntunnels > 0 || srv->nrequests > 0 || (checked && !srv->healthz_drained)) && stop_signals < 2 &&
+           server_now(srv) < deadline) {
         h2o_evloop_run(srv->ctx.loop, 100);
         maybe_reopen_log(&hup_seen);
     }

@@ -102,9 +102,11 @@ struct server {
     h2o_socket_cb upload_h1_read;          /* h2o's HTTP/1 request reader, learnt at the first plain accept */
     struct upload_pending *upload_pending; /* the head h2o is parsing right now (hook -> handler), or NULL */
     int shutting_down;
-    struct metrics *metrics; /* counters for /metrics, the admin API and the access log (metrics.h) */
-    struct admin *admin;     /* the admin listener (admin.h), NULL when off */
-    size_t nrequests;        /* public requests routed to a tunnel and not yet disposed by h2o (drain) */
+    int64_t healthz_polled_ms; /* loop time of the last GET /healthz (0 = never): a balancer checks us */
+    int healthz_drained;       /* GET /healthz answered 503 "draining" at least once since the drain started */
+    struct metrics *metrics;   /* counters for /metrics, the admin API and the access log (metrics.h) */
+    struct admin *admin;       /* the admin listener (admin.h), NULL when off */
+    size_t nrequests;          /* public requests routed to a tunnel and not yet disposed by h2o (drain) */
     /* security (docs/SECURITY.md) */
     auth_list tokens;              /* client tokens (AUTH_TOKEN, AUTH_TOKENS_FILE) */
     auth_list basic;               /* public credentials (BASIC_AUTH, BASIC_AUTH_FILE) */
