@@ -314,8 +314,8 @@ static void on_refuse(mux_session *s, unsigned code, const char *reason, uint32_
     tunnel *t = user_data;
     t->retry_after_ms = retry_after_ms;
     t->c->metrics.refusals++;
-    LOG_WARN(LOG_EV_TUNNEL, "refused by server %s: %s (%s)", t->srv->url.hostport, reason[0] ? reason : "no reason",
-             mux_code_name(code));
+    LOG_WARN(LOG_EV_TUNNEL, "refused by server: %s (%s) [%s]", reason[0] ? reason : "no reason", mux_code_name(code),
+             t->srv->url.hostport);
 }
 
 static void on_goaway(mux_session *s, uint32_t last_stream_id, unsigned code, const char *reason, void *user_data)
@@ -708,7 +708,7 @@ void tunnel_schedule_reconnect(client_server *srv, int64_t delay_ms)
                         .max_delay_ms = c->opt->reconnect_max_delay_ms,
                         .jitter = c->opt->reconnect_jitter};
     delay_ms = backoff_delay(&p, srv->attempts, delay_ms, &c->rng);
-    LOG_INFO(LOG_EV_TUNNEL, "retrying %s in %lld ms", srv->url.hostport, (long long)delay_ms);
+    LOG_INFO(LOG_EV_TUNNEL, "retrying in %lld ms [%s]", (long long)delay_ms, srv->url.hostport);
     lws_sul_schedule(c->lws, 0, &srv->reconnect_sul, reconnect_cb, (lws_usec_t)delay_ms * 1000);
 }
 
