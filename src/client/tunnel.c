@@ -302,7 +302,7 @@ static void on_welcome(mux_session *s, const mux_welcome_info *w, void *user_dat
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
     t->c->metrics.registered_unix_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
-    LOG_INFO(LOG_EV_TUNNEL, "registered as %s at %s%s%s (zstd %s; %zu of %zu tunnel(s) up)", t->c->opt->client_id,
+    LOG_INFO(LOG_EV_TUNNEL, "registered as %s at %s%s%s (zstd %s) [%zu of %zu tunnel(s) up]", t->c->opt->client_id,
              t->srv->url.hostport, w->public_url[0] ? ", public URL " : "", w->public_url,
              (w->capabilities & MUX_CAP_ZSTD) ? "on" : "off", tunnel_count_up(t->c), t->c->nservers);
     LOG_DEBUG(LOG_EV_TUNNEL, "server keepalive: PING after %u ms of silence, drops us after %u ms%s", w->ping_interval_ms,

@@ -383,7 +383,7 @@ static int handle_disconnect(struct admin *a, h2o_req_t *req, const char *name, 
         return respond_json_error(req, 404, "Not Found", "no such client connected");
     char ip[NI_MAXHOST];
     security_peer_ip(req, ip, sizeof(ip));
-    LOG_INFO(LOG_EV_CONF, "admin: disconnect of %s (%zu tunnel(s)) requested from %s", n, live, ip);
+    LOG_INFO(LOG_EV_CONF, "admin: disconnect of %s requested from %s (%zu tunnel(s))", n, ip, live);
     for (size_t k = 0; k < live; k++) /* every replica of the name */
         tunnel_disconnect(reps[k], "disconnected by an administrator");
     json_t *o = json_object();
