@@ -14,6 +14,8 @@ PACKAGES=(
   # tests, e2e, demo, benchmarks
   openssl ca-certificates curl nghttp2-client nginx python3 python3-websockets python3-h2
   wrk jq procps psmisc iproute2 coreutils git
+  # high-availability e2e (issue 19: tests/e2e/test_haproxy.sh)
+  haproxy
   # admin dashboard test (headless browser)
   chromium
 )

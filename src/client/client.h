@@ -3,7 +3,8 @@
  * local (upstream) connections. One thread; everything runs from the lws event loop.
  *
  *   main.c      options, lws context, signals, loop
- *   tunnel.c    the WebSocket to the server (RAW lws connection, own upgrade, mux_session CLIENT)
+ *   tunnel.c    the WebSocket to each server of SERVER_URL (RAW lws connection, own upgrade, mux_session
+ *               CLIENT); a stream belongs to the tunnel it arrived on
  *   upstream.c  one local connection per stream (RAW lws connection, HTTP/1.1 via http1.c)
  *   conn_queue  LOCAL_MAX_CONNECTIONS / LOCAL_MAX_CONNECTING budget and its FIFO of waiting streams
  *   tls_membio  OpenSSL over memory BIOs for wss:// and https local services
@@ -58,6 +59,8 @@ typedef struct {
     int64_t local_max_connecting;     /* LOCAL_MAX_CONNECTING: new local connections not yet answered (0 = no limit) */
     int64_t local_queue_max;          /* LOCAL_QUEUE_MAX: streams waiting for one (beyond: 503; -1 = MAX_STREAMS) */
     int64_t local_connect_timeout_ms; /* LOCAL_CONNECT_TIMEOUT: TCP connect (+ TLS handshake) to the local service */
+    int64_t ha_connections;           /* HA_CONNECTIONS: tunnels per SERVER_URL host (one per address it resolves to) */
+    int64_t resolve_interval_ms;      /* RESOLVE_INTERVAL: re-resolve the hosts of SERVER_URL (0 = at start only) */
 } client_options;
 
 /* A parsed SERVER_URL. */
@@ -75,6 +78,19 @@ typedef struct {
  * or the URL has a query, fragment, user info or control characters.
  */
 int client_parse_url(const char *url, client_url *out, const char **reason);
+
+/* Most URLs in SERVER_URL. */
+#define CLIENT_MAX_SERVERS 16
+/* Most tunnels at once: HA_CONNECTIONS per URL, all URLs together. */
+#define CLIENT_MAX_TUNNELS 64
+
+/*
+ * Parses SERVER_URL, a comma-separated list of URLs (spaces around an element ignored; one URL is
+ * a list of one), into |out| (|cap| entries) and |*n|. Returns 0, or -1 with a one-line reason in
+ * |err| naming the element by position: an empty element, a malformed URL (client_parse_url), a
+ * repeated URL, a mix of ws:// and wss://, or more than |cap| URLs.
+ */
+int client_parse_url_list(const char *list, client_url *out, size_t cap, size_t *n, char *err, size_t errlen);
 
 typedef enum {
     LOCAL_SCHEMA_DETECT = 0,
@@ -105,12 +121,33 @@ typedef struct {
     int64_t registered_unix_ms;                    /* wall clock of the last WELCOME */
 } client_metrics;
 
+struct client;
+
+/* One tunnel slot: an address of one element of SERVER_URL (one per address its host resolves
+ * to, up to HA_CONNECTIONS), with its own tunnel, reconnected on its own (tunnel.c). */
+typedef struct client_server {
+    struct client *c;
+    client_url url;
+    int index;     /* position of the URL in SERVER_URL, from 1 (log lines, metrics label) */
+    char addr[64]; /* numeric address dialled; "" = let lws resolve url.host (resolution failed) */
+    int in_use;    /* the slot is live (slots are reused after a retired address went away) */
+    int retiring;  /* its address left DNS: GOAWAY, no redial; the slot frees when the tunnel is gone */
+    tunnel *tun;   /* the current connection to this server, NULL between attempts */
+    lws_sorted_usec_list_t reconnect_sul;
+    int64_t attempts; /* consecutive failed attempts since the last WELCOME */
+    int gave_up;      /* MAX_RETRIES exhausted for this server: no more attempts */
+} client_server;
+
 typedef struct client {
     const client_options *opt;
     struct lws_context *lws;
-    client_url url;
-    SSL_CTX *tunnel_tls; /* for wss:// (NULL for ws://) */
-    SSL_CTX *local_tls;  /* for https local services (no verification: local certificates) */
+    client_url urls[CLIENT_MAX_SERVERS]; /* SERVER_URL */
+    size_t nurls;
+    client_server servers[CLIENT_MAX_TUNNELS]; /* tunnel slots (in_use), HA_CONNECTIONS per URL */
+    size_t nservers;                           /* slots ever used (high-water mark) */
+    lws_sorted_usec_list_t resolve_sul;        /* every RESOLVE_INTERVAL: tunnel_resolve_all */
+    SSL_CTX *tunnel_tls;                       /* for wss:// (NULL for ws://) */
+    SSL_CTX *local_tls;                        /* for https local services (no verification: local certificates) */
     http1_host_mode host_mode;
     char *host_value;     /* LOCAL_HOST:LOCAL_PORT or the literal HOST_HEADER value */
     char local_desc[300]; /* "LOCAL_HOST:PORT" for messages */
@@ -118,12 +155,10 @@ typedef struct client {
     int schema_fixed;     /* LOCAL_SCHEMA was given: never re-detect */
     local_addrs addrs;    /* addresses of LOCAL_HOST, the one that answered last first */
     uint8_t *scratch;     /* CLIENT_SCRATCH bytes for decrypted data */
-    tunnel *tun;          /* the current tunnel, NULL between attempts */
-    lws_sorted_usec_list_t reconnect_sul;
-    int64_t attempts; /* consecutive failed attempts since the last WELCOME */
-    uint64_t rng;     /* RECONNECT_JITTER random state (seeded at start-up) */
-    int stopping;     /* SIGTERM/SIGINT received */
+    uint64_t rng;         /* RECONNECT_JITTER random state (seeded at start-up) */
+    int stopping;         /* SIGTERM/SIGINT received */
     int64_t stop_deadline_ms;
+    lws_sorted_usec_list_t stop_sul; /* wakes the loop at stop_deadline_ms */
     client_metrics metrics;
     struct lws_vhost *metrics_vhost; /* METRICS_ADDR listener (NULL = off) */
     client_link pool;                /* idle keep-alive local connections (upstream.c), most recent first */
@@ -155,20 +190,35 @@ int64_t client_now_ms(void);
 /* The lws protocol callback of tunnel connections. */
 int tunnel_lws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len);
 
-/* Starts a connection attempt (c->tun must be NULL). Returns 0, or -1 when it could not even start
- * (a retry is scheduled). */
-int tunnel_connect(client *c);
+/* Starts a connection attempt to |srv| (srv->tun must be NULL). Returns 0, or -1 when it could
+ * not even start (a retry is scheduled). */
+int tunnel_connect(client_server *srv);
 
-/* Schedules the next attempt after RECONNECT_DELAY (or |delay_ms| if larger), or ends the loop
- * with exit code 1 when MAX_RETRIES is exhausted. */
-void tunnel_schedule_reconnect(client *c, int64_t delay_ms);
+/* Schedules the next attempt to |srv| after RECONNECT_DELAY (or |delay_ms| if larger); when
+ * MAX_RETRIES is exhausted for it, gives it up, and ends the loop with exit code 1 once every
+ * server was given up. */
+void tunnel_schedule_reconnect(client_server *srv, int64_t delay_ms);
 
-/* Graceful stop: GOAWAY, then close once the streams finished. */
+/* Graceful stop: GOAWAY on every tunnel, then close once the streams finished. */
 void tunnel_shutdown(client *c);
+
+/* Resolves the host of every SERVER_URL element and makes the tunnel slots match: one per address
+ * (at most HA_CONNECTIONS per URL; an address gone from DNS gets GOAWAY and is not redialled, a new
+ * one is dialled now). A host that does not resolve keeps its slots (or gets one that lets lws
+ * resolve at each attempt). Blocking (getaddrinfo), at start and every RESOLVE_INTERVAL. */
+void tunnel_resolve_all(client *c);
+
+/* Tunnels registered now (the daemon is up while this is > 0). */
+size_t tunnel_count_up(const client *c);
+
+/* "up", "connecting" or "down" for |srv|'s tunnel (client metrics). */
+const char *tunnel_state_name(const client_server *srv);
 
 /* Marks the tunnel for a flush at the end of this loop turn when the session has something to
  * send, and re-arms the session timer. Call after anything that may have queued frames. */
 void tunnel_kick(tunnel *t);
+/* tunnel_kick() on every tunnel of |c|. */
+void tunnel_kick_all(client *c);
 
 /* The main loop calls this between lws_service() turns: everything the turn queued on the session
  * leaves in one batch (writev straight to the socket for ws://). */

@@ -102,13 +102,12 @@ static int validate_schema(const cfg_option *opt, void *options, char *err, size
 
 static int validate_url(const cfg_option *opt, void *options, char *err, size_t errlen)
 {
-    client_url u;
-    const char *reason = "";
+    client_url u[CLIENT_MAX_SERVERS];
+    size_t n;
     const char *v = ((client_options *)options)->server_url;
-    if (v != NULL && client_parse_url(v, &u, &reason) == 0)
-        return 0;
-    snprintf(err, errlen, "invalid URL (%s); expected ws://HOST[:PORT][/PATH] or wss://...", reason);
-    return -1;
+    if (v == NULL)
+        v = "";
+    return client_parse_url_list(v, u, CLIENT_MAX_SERVERS, &n, err, errlen);
 }
 
 static int validate_host_header(const cfg_option *opt, void *options, char *err, size_t errlen)
@@ -123,7 +122,8 @@ static int validate_host_header(const cfg_option *opt, void *options, char *err,
 #define O(f) offsetof(client_options, f)
 static const cfg_option options_table[] = {
     {"SERVER_URL", "server-url", CFG_STRING, "ws://127.0.0.1:8080", O(server_url), 0, 0,
-     "tunnel endpoint ws[s]://HOST[:PORT][/PATH] (path default /_tunnel)", validate_url},
+     "tunnel endpoint ws[s]://HOST[:PORT][/PATH] (path default /_tunnel); a comma-separated list = one tunnel to each server",
+     validate_url},
     {"CLIENT_ID", "client-id", CFG_STRING, NULL, O(client_id), 0, 0, "name to register (RFC 1123 label; required)",
      cfg_validate_dns_label},
     {"LOCAL_HOST", "local-host", CFG_STRING, "localhost", O(local_host), 0, 0, "host of the local service", NULL},
@@ -160,6 +160,10 @@ static const cfg_option options_table[] = {
      "multiply the delay by this after each failed attempt (1 = fixed RECONNECT_DELAY)", NULL},
     {"RECONNECT_MAX_DELAY", "reconnect-max-delay", CFG_DURATION, "5m", O(reconnect_max_delay_ms), 0, 86400000,
      "upper bound of the grown delay (with RECONNECT_BACKOFF > 1)", NULL},
+    {"HA_CONNECTIONS", "ha-connections", CFG_INT, "4", O(ha_connections), 1, 16,
+     "tunnels per SERVER_URL host: one per address it resolves to, at most this many", NULL},
+    {"RESOLVE_INTERVAL", "resolve-interval", CFG_DURATION, "60s", O(resolve_interval_ms), 0, 86400000,
+     "re-resolve the SERVER_URL hosts this often: new addresses get a tunnel, gone ones are left (0 = at start only)", NULL},
     {"RECONNECT_JITTER", "reconnect-jitter", CFG_DOUBLE, "0", O(reconnect_jitter), 0, 1,
      "randomise each delay by +-this fraction (0.2 = 80%..120%) so clients do not return in lockstep", NULL},
     {"PING_INTERVAL", "ping-interval", CFG_DURATION, "15s", O(ping_interval_ms), 0, 3600000,
@@ -239,14 +243,21 @@ static struct lws_protocols protocols[] = {
 
 static int setup(client *c, const client_options *opt)
 {
-    char err[256];
-    const char *reason = "";
+    char err[512];
     memset(c, 0, sizeof(*c));
     c->opt = opt;
-    if (client_parse_url(opt->server_url, &c->url, &reason) != 0) {
-        fprintf(stderr, "SERVER_URL: %s\n", reason);
+    client_url urls[CLIENT_MAX_SERVERS];
+    size_t nurls = 0;
+    if (client_parse_url_list(opt->server_url, urls, CLIENT_MAX_SERVERS, &nurls, err, sizeof(err)) != 0) {
+        fprintf(stderr, "SERVER_URL: %s\n", err);
         return -1;
     }
+    int any_tls = 0;
+    for (size_t i = 0; i < nurls; i++) {
+        c->urls[i] = urls[i];
+        any_tls |= urls[i].tls;
+    }
+    c->nurls = nurls;
     int v6 = strchr(opt->local_host, ':') != NULL;
     snprintf(c->local_desc, sizeof(c->local_desc), v6 ? "[%s]:%lld" : "%s:%lld", opt->local_host, (long long)opt->local_port);
     if (strcmp(opt->host_header, "preserve") == 0) {
@@ -270,7 +281,7 @@ static int setup(client *c, const client_options *opt)
         fprintf(stderr, "out of memory\n");
         return -1;
     }
-    if (c->url.tls) {
+    if (any_tls) {
         c->tunnel_tls = tls_membio_ctx_new(!opt->tls_insecure, opt->tls_ca_file, err, sizeof(err));
         if (c->tunnel_tls == NULL) {
             fprintf(stderr, "%s\n", err);
@@ -312,7 +323,10 @@ static void heap_cb(lws_sorted_usec_list_t *sul)
 
 static void teardown(client *c)
 {
-    lws_sul_cancel(&c->reconnect_sul);
+    for (size_t i = 0; i < c->nservers; i++)
+        lws_sul_cancel(&c->servers[i].reconnect_sul);
+    lws_sul_cancel(&c->stop_sul);
+    lws_sul_cancel(&c->resolve_sul);
     lws_sul_cancel(&c->flush_sul);
     lws_sul_cancel(&c->heap_sul);
     upstream_pool_clear(c);
@@ -381,7 +395,10 @@ int main(int argc, char **argv)
         cfg_free(options_table, N_OPTIONS, &opt);
         return 2;
     }
-    LOG_INFO(LOG_EV_CONF, "tunnelmux-client %s: %s -> %s://%s as %s", TUNNELMUX_VERSION, c->url.hostport,
+    char servers[CLIENT_MAX_SERVERS * 64] = "";
+    for (size_t i = 0; i < c->nurls; i++)
+        snprintf(servers + strlen(servers), sizeof(servers) - strlen(servers), "%s%.60s", i ? "," : "", c->urls[i].hostport);
+    LOG_INFO(LOG_EV_CONF, "tunnelmux-client %s: %s -> %s://%s as %s", TUNNELMUX_VERSION, servers,
              c->schema == LOCAL_SCHEMA_HTTPS  ? "https"
              : c->schema == LOCAL_SCHEMA_HTTP ? "http"
                                               : "auto",
@@ -401,7 +418,7 @@ int main(int argc, char **argv)
     int wake_fd = setup_wake_pipe(c->lws);
     if (wake_fd < 0)
         LOG_WARN(LOG_EV_CONF, "no signal wake-up pipe: SIGTERM may be noticed only at the next timer");
-    tunnel_connect(c);
+    tunnel_resolve_all(c); /* one tunnel per server address, each reconnecting on its own */
     lws_sul_schedule(c->lws, 0, &c->heap_sul, heap_cb, (lws_usec_t)HEAP_CHECK_MS * 1000);
     sig_atomic_t hup_seen = 0;
     while (!c->done) {

@@ -49,12 +49,43 @@ int client_metrics_render(const client *c, char **out, size_t *outlen)
     mux_session_stats st;
     memset(&st, 0, sizeof(st));
     st.last_rtt_ms = -1;
-    mux_session *s = c->tun != NULL ? tunnel_session(c->tun) : NULL;
-    int up = s != NULL && mux_session_is_established(s);
-    if (s != NULL)
-        mux_session_get_stats(s, &st);
-    metric(buf, cap, &len, "tunnelmux_daemon_connected", "gauge", "1 while the tunnel is registered with the server.",
+    /* every tunnel's session summed (one per SERVER_URL element); the RTT is the slowest one's */
+    for (size_t i = 0; i < c->nservers; i++) {
+        mux_session *s = c->servers[i].tun != NULL ? tunnel_session(c->servers[i].tun) : NULL;
+        if (s == NULL)
+            continue;
+        mux_session_stats one;
+        mux_session_get_stats(s, &one);
+        st.bytes_in += one.bytes_in, st.bytes_out += one.bytes_out;
+        st.streams_active += one.streams_active;
+        st.zstd_contexts += one.zstd_contexts;
+        st.flow_blocked_ms += one.flow_blocked_ms;
+        if (mux_session_is_established(s) && one.last_rtt_ms > st.last_rtt_ms)
+            st.last_rtt_ms = one.last_rtt_ms;
+    }
+    size_t nup = tunnel_count_up(c);
+    int up = nup > 0;
+    metric(buf, cap, &len, "tunnelmux_daemon_connected", "gauge", "1 while at least one tunnel is registered with a server.",
            (uint64_t)up);
+    metric(buf, cap, &len, "tunnelmux_daemon_tunnels_up", "gauge", "Tunnels registered now (one per SERVER_URL element at most).",
+           (uint64_t)nup);
+    put(buf, cap, &len,
+        "# HELP tunnelmux_daemon_tunnel_state State of the tunnel to each SERVER_URL element (1 for the current state).\n"
+        "# TYPE tunnelmux_daemon_tunnel_state gauge\n");
+    for (size_t i = 0; i < c->nservers; i++) {
+        if (!c->servers[i].in_use)
+            continue;
+        static const char *const states[] = {"up", "connecting", "down", "given_up"};
+        const char *now = tunnel_state_name(&c->servers[i]);
+        char label[sizeof(c->servers[i].url.hostport)]; /* a label value: no quote or backslash */
+        snprintf(label, sizeof(label), "%s", c->servers[i].url.hostport);
+        for (char *p = label; *p; p++)
+            if (*p == '"' || *p == '\\')
+                *p = '_';
+        for (size_t k = 0; k < sizeof(states) / sizeof(states[0]); k++)
+            put(buf, cap, &len, "tunnelmux_daemon_tunnel_state{server=\"%d\",url=\"%s\",address=\"%s\",state=\"%s\"} %d\n",
+                c->servers[i].index, label, c->servers[i].addr, states[k], strcmp(now, states[k]) == 0);
+    }
     metric(buf, cap, &len, "tunnelmux_daemon_connect_attempts_total", "counter", "Tunnel connections started.",
            m->connect_attempts);
     metric(buf, cap, &len, "tunnelmux_daemon_registrations_total", "counter", "Registrations accepted by the server.",
@@ -73,9 +104,9 @@ int client_metrics_render(const client *c, char **out, size_t *outlen)
             (unsigned long long)m->responses[k]);
     metric(buf, cap, &len, "tunnelmux_daemon_stream_resets_total", "counter",
            "Streams this daemon aborted (local service unreachable or failed).", m->stream_resets);
-    metric(buf, cap, &len, "tunnelmux_daemon_active_streams", "gauge", "Streams open on the current tunnel.", st.streams_active);
+    metric(buf, cap, &len, "tunnelmux_daemon_active_streams", "gauge", "Streams open on the current tunnels.", st.streams_active);
     metric(buf, cap, &len, "tunnelmux_daemon_zstd_contexts", "gauge",
-           "zstd contexts allocated now on the current tunnel (0-2; released after 15-22 s without compressed traffic).",
+           "zstd contexts allocated now on the current tunnels (0-2 each; released after 15-22 s without compressed traffic).",
            st.zstd_contexts);
     /* local connection budget (LOCAL_MAX_CONNECTIONS, LOCAL_QUEUE_MAX, LOCAL_CONNECT_TIMEOUT) */
     const conn_queue *q = &c->lq;

@@ -14,6 +14,8 @@
 #include <sys/socket.h>
 #include <sys/uio.h>
 
+#include <arpa/inet.h>
+
 #include "backoff.h"
 #include "client.h"
 #include "common/config.h"
@@ -38,6 +40,7 @@ typedef enum {
 
 struct tunnel {
     client *c;
+    client_server *srv; /* the SERVER_URL element this tunnel goes to */
     struct lws *wsi;
     tls_membio *tls;
     tunnel_state state;
@@ -144,7 +147,7 @@ static int write_pending(tunnel *t)
                 continue;
             if (errno == EAGAIN || errno == EWOULDBLOCK)
                 break;
-            LOG_WARN(LOG_EV_TUNNEL, "tunnel: write to %s failed: %s", t->c->url.hostport, strerror(errno));
+            LOG_WARN(LOG_EV_TUNNEL, "tunnel: write to %s failed: %s", t->srv->url.hostport, strerror(errno));
             return -1;
         }
         size_t left = (size_t)n;
@@ -225,7 +228,7 @@ static void stall_cb(lws_sorted_usec_list_t *sul)
         lws_sul_schedule(t->c->lws, 0, &t->stall_sul, stall_cb, (lws_usec_t)left * 1000);
         return;
     }
-    LOG_WARN(LOG_EV_TUNNEL, "tunnel: %s took no data for %lld s (WRITE_TIMEOUT), reconnecting", t->c->url.hostport,
+    LOG_WARN(LOG_EV_TUNNEL, "tunnel: %s took no data for %lld s (WRITE_TIMEOUT), reconnecting", t->srv->url.hostport,
              (long long)(t->c->opt->write_timeout_ms / 1000));
     t->write_stalled = 1;
     lws_set_timeout(t->wsi, 1, LWS_TO_KILL_ASYNC);
@@ -256,7 +259,7 @@ static void tunnel_timer_cb(lws_sorted_usec_list_t *sul)
 {
     tunnel *t = lws_container_of(sul, tunnel, sul);
     if (t->state != T_OPEN) {
-        LOG_WARN(LOG_EV_TUNNEL, "tunnel: no WebSocket upgrade from %s within %d s", t->c->url.hostport,
+        LOG_WARN(LOG_EV_TUNNEL, "tunnel: no WebSocket upgrade from %s within %d s", t->srv->url.hostport,
                  TUNNEL_UPGRADE_TIMEOUT_MS / 1000);
         lws_set_timeout(t->wsi, 1, LWS_TO_KILL_ASYNC);
         return;
@@ -294,13 +297,14 @@ static void on_welcome(mux_session *s, const mux_welcome_info *w, void *user_dat
 {
     tunnel *t = user_data;
     t->welcomed = 1;
-    t->c->attempts = 0;
+    t->srv->attempts = 0;
     t->c->metrics.registrations++;
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
     t->c->metrics.registered_unix_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
-    LOG_INFO(LOG_EV_TUNNEL, "registered as %s at %s%s%s (zstd %s)", t->c->opt->client_id, t->c->url.hostport,
-             w->public_url[0] ? ", public URL " : "", w->public_url, (w->capabilities & MUX_CAP_ZSTD) ? "on" : "off");
+    LOG_INFO(LOG_EV_TUNNEL, "registered as %s at %s%s%s (zstd %s) [%zu of %zu tunnel(s) up]", t->c->opt->client_id,
+             t->srv->url.hostport, w->public_url[0] ? ", public URL " : "", w->public_url,
+             (w->capabilities & MUX_CAP_ZSTD) ? "on" : "off", tunnel_count_up(t->c), t->c->nservers);
     LOG_DEBUG(LOG_EV_TUNNEL, "server keepalive: PING after %u ms of silence, drops us after %u ms%s", w->ping_interval_ms,
               w->ping_timeout_ms, w->ping_timeout_ms == 0 ? " (not announced)" : "");
 }
@@ -310,12 +314,15 @@ static void on_refuse(mux_session *s, unsigned code, const char *reason, uint32_
     tunnel *t = user_data;
     t->retry_after_ms = retry_after_ms;
     t->c->metrics.refusals++;
-    LOG_WARN(LOG_EV_TUNNEL, "refused by server: %s (%s)", reason[0] ? reason : "no reason", mux_code_name(code));
+    LOG_WARN(LOG_EV_TUNNEL, "refused by server: %s (%s) [%s]", reason[0] ? reason : "no reason", mux_code_name(code),
+             t->srv->url.hostport);
 }
 
 static void on_goaway(mux_session *s, uint32_t last_stream_id, unsigned code, const char *reason, void *user_data)
 {
-    LOG_INFO(LOG_EV_TUNNEL, "server going away: %s (%s)", reason[0] ? reason : "no reason", mux_code_name(code));
+    tunnel *t = user_data;
+    LOG_INFO(LOG_EV_TUNNEL, "server going away: %s (%s) [%s]", reason[0] ? reason : "no reason", mux_code_name(code),
+             t->srv->url.hostport);
 }
 
 static int start_session(tunnel *t)
@@ -394,12 +401,12 @@ static int on_plain(tunnel *t, uint8_t *p, size_t len)
         if (r == MUX_ERR_AGAIN && t->hslen < sizeof(t->hs))
             return 0;
         if (r < 0) {
-            LOG_WARN(LOG_EV_TUNNEL, "tunnel: WebSocket upgrade refused by %s: HTTP %d (%s)", t->c->url.hostport, status, reason);
+            LOG_WARN(LOG_EV_TUNNEL, "tunnel: WebSocket upgrade refused by %s: HTTP %d (%s)", t->srv->url.hostport, status, reason);
             if (status == 429 || status == 503) /* throttled (PROTOCOL.md §4.2): wait at least as long as told */
                 t->retry_after_ms = retry_after_ms(t->hs, t->hslen);
             return -1;
         }
-        LOG_INFO(LOG_EV_TUNNEL, "connected to %s%s", t->c->url.hostport, t->c->url.path);
+        LOG_INFO(LOG_EV_TUNNEL, "connected to %s%s", t->srv->url.hostport, t->srv->url.path);
         if (start_session(t) != 0)
             return -1;
         /* bytes after the head: what was copied into hs beyond r, plus the rest of |p| */
@@ -434,13 +441,12 @@ fatal:
 
 static int send_upgrade(tunnel *t)
 {
-    client *c = t->c;
     char extra[64] = "";
     char req[4096];
     if (mux_ws_make_key(t->key) != 0)
         return -1;
     snprintf(extra, sizeof(extra), "User-Agent: tunnelmux-client/%s\r\n", TUNNELMUX_VERSION);
-    ssize_t n = mux_ws_client_request(req, sizeof(req), c->url.hostport, c->url.path, t->key, extra);
+    ssize_t n = mux_ws_client_request(req, sizeof(req), t->srv->url.hostport, t->srv->url.path, t->key, extra);
     if (n < 0) {
         LOG_ERROR(LOG_EV_TUNNEL, "tunnel: cannot build the upgrade request: %s", mux_strerror((int)n));
         return -1;
@@ -474,87 +480,263 @@ static void tunnel_free(tunnel *t)
     free(t);
 }
 
+size_t tunnel_count_up(const client *c)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < c->nservers; i++) {
+        const tunnel *t = c->servers[i].tun;
+        if (t != NULL && t->s != NULL && t->welcomed && mux_session_is_established(t->s))
+            n++;
+    }
+    return n;
+}
+
+const char *tunnel_state_name(const client_server *srv)
+{
+    const tunnel *t = srv->tun;
+    if (t == NULL)
+        return srv->gave_up ? "given_up" : "down";
+    if (t->s != NULL && t->welcomed && mux_session_is_established(t->s))
+        return "up";
+    return "connecting";
+}
+
+void tunnel_kick_all(client *c)
+{
+    for (size_t i = 0; i < c->nservers; i++)
+        if (c->servers[i].tun != NULL)
+            tunnel_kick(c->servers[i].tun);
+}
+
+/* Stops using |srv| (its address left DNS): GOAWAY on a registered tunnel (it closes once its
+ * streams finished, and is not redialled), a tunnel still connecting is dropped, an idle slot is
+ * freed at once. */
+static void retire(client_server *srv)
+{
+    srv->retiring = 1;
+    lws_sul_cancel(&srv->reconnect_sul);
+    tunnel *t = srv->tun;
+    LOG_INFO(LOG_EV_TUNNEL, "%s no longer resolves to %s: leaving that server", srv->url.host, srv->addr[0] ? srv->addr : "-");
+    if (t == NULL) {
+        srv->in_use = 0;
+        return;
+    }
+    if (t->s != NULL && mux_session_is_established(t->s)) {
+        mux_session_goaway(t->s, MUX_CODE_SHUTDOWN, "server address left DNS");
+        tunnel_kick(t);
+    } else if (t->wsi != NULL) {
+        lws_set_timeout(t->wsi, 1, LWS_TO_KILL_ASYNC);
+    }
+}
+
+/* A free slot for a new tunnel, or NULL when CLIENT_MAX_TUNNELS are in use. */
+static client_server *slot_alloc(client *c)
+{
+    for (size_t i = 0; i < CLIENT_MAX_TUNNELS; i++) {
+        client_server *srv = &c->servers[i];
+        if (srv->in_use || srv->tun != NULL)
+            continue;
+        memset(srv, 0, sizeof(*srv));
+        if (i >= c->nservers)
+            c->nservers = i + 1;
+        return srv;
+    }
+    return NULL;
+}
+
+/* Opens a slot for address |addr| ("" = let lws resolve) of URL |u| and dials it. */
+static void slot_open(client *c, size_t u, const char *addr)
+{
+    client_server *srv = slot_alloc(c);
+    if (srv == NULL) {
+        LOG_WARN(LOG_EV_TUNNEL, "%s: no tunnel to %s (CLIENT_MAX_TUNNELS=%d in use)", c->urls[u].hostport, addr,
+                 CLIENT_MAX_TUNNELS);
+        return;
+    }
+    srv->c = c;
+    srv->url = c->urls[u];
+    srv->index = (int)u + 1;
+    snprintf(srv->addr, sizeof(srv->addr), "%s", addr);
+    srv->in_use = 1;
+    if (addr[0])
+        LOG_INFO(LOG_EV_TUNNEL, "tunnel to %s at %s", srv->url.hostport, addr);
+    tunnel_connect(srv);
+}
+
+static void resolve_cb(lws_sorted_usec_list_t *sul)
+{
+    client *c = lws_container_of(sul, client, resolve_sul);
+    if (!c->stopping)
+        tunnel_resolve_all(c);
+}
+
+void tunnel_resolve_all(client *c)
+{
+    for (size_t u = 0; u < c->nurls; u++) {
+        const client_url *url = &c->urls[u];
+        char want[LOCAL_ADDR_MAX][64];
+        size_t nwant = 0;
+        unsigned char bin[sizeof(struct in6_addr)];
+        if (inet_pton(AF_INET, url->host, bin) == 1 || inet_pton(AF_INET6, url->host, bin) == 1) {
+            snprintf(want[0], sizeof(want[0]), "%s", url->host); /* a literal: one tunnel */
+            nwant = 1;
+        } else {
+            local_addrs la;
+            const char *reason = "";
+            if (local_addrs_resolve(&la, url->host, &reason) > 0) {
+                for (int k = 0; k < la.n && nwant < (size_t)c->opt->ha_connections; k++)
+                    snprintf(want[nwant++], sizeof(want[0]), "%s", la.a[k].text);
+            } else {
+                LOG_WARN(LOG_EV_TUNNEL, "cannot resolve %s: %s (its tunnels stay as they are)", url->host, reason);
+            }
+        }
+        size_t have = 0;
+        for (size_t i = 0; i < c->nservers; i++) {
+            client_server *srv = &c->servers[i];
+            if (!srv->in_use || srv->retiring || srv->index != (int)u + 1)
+                continue;
+            if (nwant == 0) { /* unresolvable: keep what we have */
+                have++;
+                continue;
+            }
+            int found = 0;
+            for (size_t k = 0; k < nwant; k++)
+                found |= strcmp(want[k], srv->addr) == 0;
+            if (found)
+                have++;
+            else
+                retire(srv); /* gone from DNS (or the unresolved "" slot, now that it resolves) */
+        }
+        if (nwant == 0 && have == 0) {
+            slot_open(c, u, ""); /* let lws resolve at each attempt, as with one URL before */
+            continue;
+        }
+        for (size_t k = 0; k < nwant; k++) {
+            int present = 0;
+            for (size_t i = 0; i < c->nservers; i++) {
+                client_server *srv = &c->servers[i];
+                present |= srv->in_use && !srv->retiring && srv->index == (int)u + 1 && strcmp(srv->addr, want[k]) == 0;
+            }
+            if (!present)
+                slot_open(c, u, want[k]);
+        }
+    }
+    if (c->opt->resolve_interval_ms > 0 && !c->stopping)
+        lws_sul_schedule(c->lws, 0, &c->resolve_sul, resolve_cb, (lws_usec_t)c->opt->resolve_interval_ms * 1000);
+}
+
+/* Stopping: 1 when no registered tunnel is left (the ones still connecting have nothing to drain;
+ * the context teardown closes them). */
+static int stop_quiet(const client *c)
+{
+    for (size_t i = 0; i < c->nservers; i++) {
+        const tunnel *t = c->servers[i].tun;
+        if (t != NULL && t->s != NULL && mux_session_is_established(t->s))
+            return 0;
+    }
+    return 1;
+}
+
 /* The connection is gone (or never came up). Frees |t| and decides what happens next. */
 static void tunnel_gone(tunnel *t, const char *why)
 {
     client *c = t->c;
+    client_server *srv = t->srv;
     if (t->wsi != NULL)
         lws_set_wsi_user(t->wsi, NULL);
     t->wsi = NULL;
-    if (c->tun == t)
-        c->tun = NULL;
+    if (srv->tun == t)
+        srv->tun = NULL;
     if (t->welcomed)
         c->metrics.tunnels_lost++;
     if (!c->stopping) {
         if (t->welcomed)
-            LOG_WARN(LOG_EV_TUNNEL, "tunnel lost: %s", why);
+            LOG_WARN(LOG_EV_TUNNEL, "tunnel lost: %s [%s; %zu of %zu tunnel(s) up]", why, srv->url.hostport, tunnel_count_up(c),
+                     c->nservers);
         else
-            LOG_WARN(LOG_EV_TUNNEL, "cannot register with %s: %s", c->url.hostport, why);
+            LOG_WARN(LOG_EV_TUNNEL, "cannot register with %s: %s", srv->url.hostport, why);
     }
     int64_t retry_after = t->retry_after_ms;
     tunnel_free(t); /* |why| may point into the session: not used after this */
     if (c->stopping) {
-        c->done = 1;
+        if (stop_quiet(c))
+            c->done = 1;
         return;
     }
-    tunnel_schedule_reconnect(c, retry_after);
+    if (srv->retiring) { /* its address left DNS: the slot is free again */
+        LOG_INFO(LOG_EV_TUNNEL, "tunnel to %s (%s) closed: the address is no longer in DNS", srv->url.hostport, srv->addr);
+        srv->in_use = 0;
+        return;
+    }
+    tunnel_schedule_reconnect(srv, retry_after);
 }
 
 static void reconnect_cb(lws_sorted_usec_list_t *sul)
 {
-    client *c = lws_container_of(sul, client, reconnect_sul);
-    if (c->stopping) {
-        c->done = 1; /* the stop deadline passed */
+    client_server *srv = lws_container_of(sul, client_server, reconnect_sul);
+    if (srv->c->stopping || srv->tun != NULL || !srv->in_use || srv->retiring)
         return;
-    }
-    if (c->tun != NULL)
-        return;
-    LOG_INFO(LOG_EV_TUNNEL, "reconnecting to %s (attempt %lld)", c->url.hostport, (long long)c->attempts + 1);
-    tunnel_connect(c);
+    LOG_INFO(LOG_EV_TUNNEL, "reconnecting to %s (attempt %lld)", srv->url.hostport, (long long)srv->attempts + 1);
+    tunnel_connect(srv);
 }
 
-void tunnel_schedule_reconnect(client *c, int64_t delay_ms)
+static void stop_cb(lws_sorted_usec_list_t *sul)
 {
-    c->attempts++;
-    if (c->opt->max_retries >= 0 && c->attempts > c->opt->max_retries) {
-        LOG_ERROR(LOG_EV_TUNNEL, "giving up after %lld failed attempt(s) (MAX_RETRIES=%lld)", (long long)c->attempts,
-                  (long long)c->opt->max_retries);
-        c->exit_code = 1;
-        c->done = 1;
+    client *c = lws_container_of(sul, client, stop_sul);
+    c->done = 1; /* the stop deadline passed */
+}
+
+void tunnel_schedule_reconnect(client_server *srv, int64_t delay_ms)
+{
+    client *c = srv->c;
+    srv->attempts++;
+    if (c->opt->max_retries >= 0 && srv->attempts > c->opt->max_retries) {
+        srv->gave_up = 1;
+        size_t left = 0;
+        for (size_t i = 0; i < c->nservers; i++)
+            left += c->servers[i].in_use && !c->servers[i].retiring && !c->servers[i].gave_up;
+        LOG_ERROR(LOG_EV_TUNNEL, "giving up after %lld failed attempt(s) (MAX_RETRIES=%lld) with %s%s", (long long)srv->attempts,
+                  (long long)c->opt->max_retries, srv->url.hostport, left > 0 ? "; other servers remain" : "");
+        if (left == 0) {
+            c->exit_code = 1;
+            c->done = 1;
+        }
         return;
     }
     backoff_policy p = {.delay_ms = c->opt->reconnect_delay_ms,
                         .backoff = c->opt->reconnect_backoff,
                         .max_delay_ms = c->opt->reconnect_max_delay_ms,
                         .jitter = c->opt->reconnect_jitter};
-    delay_ms = backoff_delay(&p, c->attempts, delay_ms, &c->rng);
-    LOG_INFO(LOG_EV_TUNNEL, "retrying in %lld ms", (long long)delay_ms);
-    lws_sul_schedule(c->lws, 0, &c->reconnect_sul, reconnect_cb, (lws_usec_t)delay_ms * 1000);
+    delay_ms = backoff_delay(&p, srv->attempts, delay_ms, &c->rng);
+    LOG_INFO(LOG_EV_TUNNEL, "retrying in %lld ms [%s]", (long long)delay_ms, srv->url.hostport);
+    lws_sul_schedule(c->lws, 0, &srv->reconnect_sul, reconnect_cb, (lws_usec_t)delay_ms * 1000);
 }
 
-int tunnel_connect(client *c)
+int tunnel_connect(client_server *srv)
 {
+    client *c = srv->c;
     tunnel *t = calloc(1, sizeof(*t));
     if (t == NULL) {
-        tunnel_schedule_reconnect(c, 0);
+        tunnel_schedule_reconnect(srv, 0);
         return -1;
     }
     t->c = c;
+    t->srv = srv;
     t->streams.next = t->streams.prev = &t->streams;
     c->metrics.connect_attempts++;
-    c->tun = t;
+    srv->tun = t;
     struct lws_client_connect_info ci;
     memset(&ci, 0, sizeof(ci));
     ci.context = c->lws;
-    ci.address = c->url.host;
-    ci.port = c->url.port;
-    ci.path = c->url.path;
-    ci.host = c->url.host;
+    ci.address = srv->addr[0] ? srv->addr : srv->url.host; /* TLS SNI and Host still name url.host */
+    ci.port = srv->url.port;
+    ci.path = srv->url.path;
+    ci.host = srv->url.host;
     ci.method = "RAW";
     ci.local_protocol_name = "tm-tunnel";
     ci.userdata = t;
     struct lws *wsi = lws_client_connect_via_info(&ci);
-    if (c->tun != t)
+    if (srv->tun != t)
         return -1; /* failed synchronously and already handled */
     if (wsi == NULL) {
         t->wsi = NULL;
@@ -570,36 +752,41 @@ void tunnel_shutdown(client *c)
 {
     c->stopping = 1;
     c->stop_deadline_ms = client_now_ms() + c->opt->drain_timeout_ms;
-    lws_sul_schedule(c->lws, 0, &c->reconnect_sul, reconnect_cb, (lws_usec_t)c->opt->drain_timeout_ms * 1000);
-    tunnel *t = c->tun;
-    if (t == NULL) {
-        c->done = 1;
-        return;
+    lws_sul_schedule(c->lws, 0, &c->stop_sul, stop_cb, (lws_usec_t)c->opt->drain_timeout_ms * 1000);
+    uint32_t in_flight = 0;
+    size_t registered = 0;
+    for (size_t i = 0; i < c->nservers; i++) {
+        client_server *srv = &c->servers[i];
+        lws_sul_cancel(&srv->reconnect_sul);
+        tunnel *t = srv->tun;
+        if (t == NULL || t->s == NULL || !mux_session_is_established(t->s))
+            continue; /* not registered: nothing in flight, nothing to say; the context teardown closes it */
+        mux_session_stats st;
+        mux_session_get_stats(t->s, &st);
+        mux_session_goaway(t->s, MUX_CODE_SHUTDOWN, "client shutting down");
+        in_flight += st.streams_active;
+        registered++;
+        tunnel_kick(t);
     }
-    if (t->s == NULL || !mux_session_is_established(t->s)) {
-        /* not registered: nothing in flight, nothing to say; the context teardown closes the
-         * connection (lws_set_timeout(LWS_TO_KILL_ASYNC) on a connection still waiting for its
-         * 101 was only acted on at the drain deadline) */
+    if (registered == 0) {
+        /* (lws_set_timeout(LWS_TO_KILL_ASYNC) on a connection still waiting for its 101 was only
+         * acted on at the drain deadline) */
         LOG_INFO(LOG_EV_TUNNEL, "not registered: nothing to drain");
         c->done = 1;
         return;
     }
-    mux_session_stats st;
-    mux_session_get_stats(t->s, &st);
-    mux_session_goaway(t->s, MUX_CODE_SHUTDOWN, "client shutting down");
-    if (st.streams_active == 0) {
+    if (in_flight == 0) {
         /* nothing in flight: the GOAWAY goes out on the next writable callback and the session
          * wants to close right after it; a server that does not take it (full socket) gets
          * TUNNEL_IDLE_FLUSH_MS, not DRAIN_TIMEOUT */
         int64_t flush_ms = c->opt->drain_timeout_ms < TUNNEL_IDLE_FLUSH_MS ? c->opt->drain_timeout_ms : TUNNEL_IDLE_FLUSH_MS;
         LOG_INFO(LOG_EV_TUNNEL, "GOAWAY sent: no stream in flight, closing");
         c->stop_deadline_ms = client_now_ms() + flush_ms;
-        lws_sul_schedule(c->lws, 0, &c->reconnect_sul, reconnect_cb, (lws_usec_t)flush_ms * 1000);
+        lws_sul_schedule(c->lws, 0, &c->stop_sul, stop_cb, (lws_usec_t)flush_ms * 1000);
     } else {
-        LOG_INFO(LOG_EV_TUNNEL, "GOAWAY sent: no new streams, draining %u in-flight stream(s) for up to %lld ms", st.streams_active,
+        LOG_INFO(LOG_EV_TUNNEL, "GOAWAY sent: no new streams, draining %u in-flight stream(s) for up to %lld ms", in_flight,
                  (long long)c->opt->drain_timeout_ms);
     }
-    tunnel_kick(t);
 }
 
 static void flush_sul_cb(lws_sorted_usec_list_t *sul)
@@ -617,18 +804,9 @@ void client_want_flush(client *c)
     lws_sul_schedule(c->lws, 0, &c->flush_sul, flush_sul_cb, 0);
 }
 
-/* Called by the main loop after every lws_service() turn (and by flush_sul for work queued by
- * timers): writes the request bytes streams queued, then what the turn queued on the session (one
- * writev for all of it), and hands a session that wants to close to the writable callback, which
- * closes the connection once everything left. */
-void tunnel_after_service(client *c)
+/* One tunnel's part of tunnel_after_service(). */
+static void flush_after_service(tunnel *t)
 {
-    if (c->flush_armed) {
-        c->flush_armed = 0;
-        lws_sul_cancel(&c->flush_sul);
-    }
-    upstream_flush_queued(c);
-    tunnel *t = c->tun;
     if (t == NULL || t->wsi == NULL || t->s == NULL || t->state != T_OPEN || !t->want_flush)
         return;
     if (choked(t)) {
@@ -643,6 +821,21 @@ void tunnel_after_service(client *c)
     if (mux_session_want_close(t->s))
         lws_callback_on_writable(t->wsi);
     tunnel_kick(t); /* timers; want_flush again when more than 64 rounds were pending */
+}
+
+/* Called by the main loop after every lws_service() turn (and by flush_sul for work queued by
+ * timers): writes the request bytes streams queued, then what the turn queued on the session (one
+ * writev for all of it), and hands a session that wants to close to the writable callback, which
+ * closes the connection once everything left. */
+void tunnel_after_service(client *c)
+{
+    if (c->flush_armed) {
+        c->flush_armed = 0;
+        lws_sul_cancel(&c->flush_sul);
+    }
+    upstream_flush_queued(c);
+    for (size_t i = 0; i < c->nservers; i++)
+        flush_after_service(c->servers[i].tun);
 }
 
 /*
@@ -675,7 +868,7 @@ int tunnel_lws_callback(struct lws *wsi, enum lws_callback_reasons reason, void 
     case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
         if (t != NULL) {
             char why[640];
-            snprintf(why, sizeof(why), "connection to %s failed: %s", t->c->url.hostport, in ? (const char *)in : "error");
+            snprintf(why, sizeof(why), "connection to %s failed: %s", t->srv->url.hostport, in ? (const char *)in : "error");
             t->wsi = wsi;
             tunnel_gone(t, why);
         }
@@ -686,8 +879,8 @@ int tunnel_lws_callback(struct lws *wsi, enum lws_callback_reasons reason, void 
             return 0;
         t->wsi = wsi;
         set_nodelay(wsi);
-        if (t->c->url.tls) {
-            t->tls = tls_membio_new(t->c->tunnel_tls, t->c->url.host, !t->c->opt->tls_insecure);
+        if (t->srv->url.tls) {
+            t->tls = tls_membio_new(t->c->tunnel_tls, t->srv->url.host, !t->c->opt->tls_insecure);
             t->stage = malloc(CLIENT_IO_BUF);
             if (t->tls == NULL || t->stage == NULL)
                 return -1;
@@ -710,7 +903,7 @@ int tunnel_lws_callback(struct lws *wsi, enum lws_callback_reasons reason, void 
             if (t_write(t, NULL, 0) != 0)
                 return -1;
             if (r < 0) {
-                LOG_WARN(LOG_EV_TUNNEL, "tunnel: %s (%s)", tls_membio_error(t->tls), t->c->url.hostport);
+                LOG_WARN(LOG_EV_TUNNEL, "tunnel: %s (%s)", tls_membio_error(t->tls), t->srv->url.hostport);
                 return -1;
             }
             if (r == 0)

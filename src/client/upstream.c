@@ -316,15 +316,14 @@ static int u_release(upstream *u)
 {
     /* u->tun is already NULL after a reset or a clean end: the last frames (CLOSE, or a head with
      * END_STREAM that closed the stream) still need a flush, so kick the client's tunnel even when
-     * |u| is freed here. */
-    tunnel *t = u->c->tun;
+     * |u| is freed here (all of them: |u| no longer says which one it was on). */
+    client *c = u->c;
     int freed = 0;
     if (--u->busy == 0 && u->dead) {
         u_free(u);
         freed = 1;
     }
-    if (t != NULL)
-        tunnel_kick(t);
+    tunnel_kick_all(c);
     return freed;
 }
 

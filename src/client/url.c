@@ -97,3 +97,51 @@ int client_parse_url(const char *url, client_url *out, const char **reason)
         snprintf(out->hostport, sizeof(out->hostport), v6 ? "[%s]:%d" : "%s:%d", out->host, out->port);
     return 0;
 }
+
+int client_parse_url_list(const char *list, client_url *out, size_t cap, size_t *n, char *err, size_t errlen)
+{
+    *n = 0;
+    const char *p = list;
+    for (size_t index = 1;; index++) {
+        const char *comma = strchr(p, ',');
+        size_t len = comma != NULL ? (size_t)(comma - p) : strlen(p);
+        while (len > 0 && (*p == ' ' || *p == '\t')) { /* "a, b" reads as "a,b" */
+            p++;
+            len--;
+        }
+        while (len > 0 && (p[len - 1] == ' ' || p[len - 1] == '\t'))
+            len--;
+        char one[1400];
+        const char *reason = "";
+        if (len == 0) {
+            snprintf(err, errlen, "URL %zu of the list is empty (URLs are separated by single commas)", index);
+            return -1;
+        }
+        if (len >= sizeof(one)) {
+            snprintf(err, errlen, "URL %zu of the list is too long", index);
+            return -1;
+        }
+        memcpy(one, p, len);
+        one[len] = '\0';
+        if (*n >= cap) {
+            snprintf(err, errlen, "more than %zu URLs", cap);
+            return -1;
+        }
+        if (client_parse_url(one, &out[*n], &reason) != 0) {
+            snprintf(err, errlen, "URL %zu of the list (\"%.200s\"): %s; expected ws://HOST[:PORT][/PATH] or wss://...", index, one,
+                     reason);
+            return -1;
+        }
+        for (size_t k = 0; k < *n; k++) {
+            if (out[k].tls == out[*n].tls && out[k].port == out[*n].port && strcmp(out[k].host, out[*n].host) == 0 &&
+                strcmp(out[k].path, out[*n].path) == 0) {
+                snprintf(err, errlen, "URL %zu of the list (\"%.200s\") repeats URL %zu", index, one, k + 1);
+                return -1;
+            }
+        }
+        (*n)++;
+        if (comma == NULL)
+            return 0;
+        p = comma + 1;
+    }
+}

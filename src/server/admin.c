@@ -67,8 +67,24 @@ static int64_t unix_ms(void)
 
 /* ---------------------------------------------------------------- live tunnel state */
 
-/* Fills a malloc'ed array with every registered tunnel and its public requests in progress; returns
- * the count (0 with *out NULL-safe). |held| (may be NULL): response bytes held for all readers. */
+/* Adds the counters of |b| (another replica of the same name) into |a|. */
+static void merge_stats(mux_session_stats *a, const mux_session_stats *b)
+{
+    a->bytes_in += b->bytes_in, a->bytes_out += b->bytes_out;
+    a->messages_in += b->messages_in, a->messages_out += b->messages_out;
+    a->frames_in += b->frames_in, a->frames_out += b->frames_out;
+    a->data_bytes_in += b->data_bytes_in, a->data_bytes_out += b->data_bytes_out;
+    a->streams_opened += b->streams_opened, a->streams_closed += b->streams_closed;
+    a->streams_active += b->streams_active;
+    a->flow_blocked_ms += b->flow_blocked_ms;
+    if (b->last_rtt_ms > a->last_rtt_ms)
+        a->last_rtt_ms = b->last_rtt_ms; /* the slowest replica */
+    a->zstd_contexts += b->zstd_contexts;
+}
+
+/* Fills a malloc'ed array with one entry per registered name (its replicas' tunnels summed) and its
+ * public requests in progress; returns the count (0 with *out NULL-safe). |held| (may be NULL):
+ * response bytes held for all readers. */
 static size_t gather_live(server *srv, metrics_live **out, uint64_t *held)
 {
     size_t n = 0, cap = srv->ntunnels > 0 ? srv->ntunnels : 1;
@@ -80,10 +96,24 @@ static size_t gather_live(server *srv, metrics_live **out, uint64_t *held)
         tunnel *t = H2O_STRUCT_FROM_MEMBER(tunnel, link, l);
         if (!t->registered || t->sess == NULL || t->dying || t->handed_over) /* handed over: draining, unnamed */
             continue;
+        void *const *reps;
+        size_t nreps = registry_replicas(&srv->reg, t->name, &reps, NULL);
+        if (nreps == 0 || reps[0] != t)
+            continue; /* the name's first replica gathers them all */
         v[n].name = t->name;
         v[n].peer = t->peer;
         v[n].connected_since_unix_ms = t->connected_unix_ms;
         mux_session_get_stats(t->sess, &v[n].stats);
+        v[n].replicas = 1;
+        for (size_t k = 1; k < nreps; k++) {
+            tunnel *r = reps[k];
+            if (r->sess == NULL || r->dying)
+                continue;
+            mux_session_stats st;
+            mux_session_get_stats(r->sess, &st);
+            merge_stats(&v[n].stats, &st);
+            v[n].replicas++;
+        }
         n++;
     }
     uint64_t h = tunnel_gather_requests(srv, v, n);
@@ -189,6 +219,20 @@ static char *render_clients_json(server *srv)
         json_t *o = json_object();
         json_object_set_new(o, "name", jstr(l->name));
         json_object_set_new(o, "address", jstr(l->peer));
+        json_object_set_new(o, "replicas", jint(l->replicas));
+        json_t *tuns = json_array();
+        void *const *reps;
+        size_t nreps = registry_replicas(&srv->reg, l->name, &reps, NULL);
+        for (size_t k = 0; k < nreps; k++) {
+            const tunnel *t = reps[k];
+            json_t *to = json_object();
+            json_object_set_new(to, "address", jstr(t->peer));
+            json_object_set_new(to, "connected_since_unix_ms", json_integer(t->connected_unix_ms));
+            json_object_set_new(to, "open_requests", jint(tunnel_open_requests(t)));
+            json_object_set_new(to, "state", json_string(t->goaway_recv ? "leaving" : t->dying ? "closing" : "serving"));
+            json_array_append_new(tuns, to);
+        }
+        json_object_set_new(o, "tunnels", tuns);
         iso_time(l->connected_since_unix_ms, when, sizeof(when));
         json_object_set_new(o, "connected_since", json_string(when));
         json_object_set_new(o, "connected_since_unix_ms", json_integer(l->connected_since_unix_ms));
@@ -329,13 +373,19 @@ static int handle_disconnect(struct admin *a, h2o_req_t *req, const char *name, 
     n[nlen] = '\0';
     for (size_t k = 0; k < nlen; k++)
         n[k] = (n[k] >= 'A' && n[k] <= 'Z') ? (char)(n[k] - 'A' + 'a') : n[k];
-    tunnel *t = registry_find(&a->srv->reg, n, NULL);
-    if (t == NULL || t->dying)
+    void *const *vals;
+    tunnel *reps[REGISTRY_MAX_REPLICAS];
+    size_t nreps = registry_replicas(&a->srv->reg, n, &vals, NULL), live = 0;
+    for (size_t k = 0; k < nreps && k < REGISTRY_MAX_REPLICAS; k++) /* copied: disconnecting changes the registry */
+        if (!((tunnel *)vals[k])->dying)
+            reps[live++] = vals[k];
+    if (live == 0)
         return respond_json_error(req, 404, "Not Found", "no such client connected");
     char ip[NI_MAXHOST];
     security_peer_ip(req, ip, sizeof(ip));
-    LOG_INFO(LOG_EV_CONF, "admin: disconnect of %s requested from %s", n, ip);
-    tunnel_disconnect(t, "disconnected by an administrator");
+    LOG_INFO(LOG_EV_CONF, "admin: disconnect of %s requested from %s (%zu tunnel(s))", n, ip, live);
+    for (size_t k = 0; k < live; k++) /* every replica of the name */
+        tunnel_disconnect(reps[k], "disconnected by an administrator");
     json_t *o = json_object();
     json_object_set_new(o, "disconnected", jstr(n));
     char *body = json_dumps(o, JSON_COMPACT);
@@ -347,9 +397,32 @@ static int handle_disconnect(struct admin *a, h2o_req_t *req, const char *name, 
     return 0;
 }
 
+/* GET /healthz (docs/SCALING.md): 200 "ok" while serving, 503 "starting" for HEALTH_GRACE after
+ * start (the daemons are reconnecting: their names would be 404 here), 503 "draining" from the
+ * start of a SIGTERM drain, so a load balancer stops sending public traffic before anything closes. It needs
+ * no credentials even with ADMIN_USER (health checkers rarely carry them) and reveals nothing but
+ * that one state: no counts, no names, no version. */
+static int handle_healthz(struct admin *a, h2o_req_t *req)
+{
+    int get = h2o_memis(req->method.base, req->method.len, H2O_STRLIT("GET")) ||
+              h2o_memis(req->method.base, req->method.len, H2O_STRLIT("HEAD"));
+    if (!get)
+        return respond(req, 405, "Method Not Allowed", "text/plain; charset=utf-8", H2O_STRLIT("use GET\n"));
+    a->srv->healthz_polled_ms = server_now(a->srv);
+    if (a->srv->shutting_down) {
+        a->srv->healthz_drained = 1;
+        return respond(req, 503, "Service Unavailable", "text/plain; charset=utf-8", H2O_STRLIT("draining\n"));
+    }
+    if (unix_ms() - a->srv->metrics->started_unix_ms < a->srv->opt->health_grace_ms)
+        return respond(req, 503, "Service Unavailable", "text/plain; charset=utf-8", H2O_STRLIT("starting\n"));
+    return respond(req, 200, "OK", "text/plain; charset=utf-8", H2O_STRLIT("ok\n"));
+}
+
 static int on_admin_req(h2o_handler_t *self, h2o_req_t *req)
 {
     struct admin *a = ((admin_handler *)self)->a;
+    if (h2o_memis(req->path_normalized.base, req->path_normalized.len, H2O_STRLIT("/healthz")))
+        return handle_healthz(a, req);
     if (a->auth) {
         char ip[NI_MAXHOST];
         security_peer_ip(req, ip, sizeof(ip));

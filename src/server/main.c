@@ -75,7 +75,10 @@ static const cfg_option options_table[] = {
     {"PORT", "port", CFG_INT, "8080", OFF(port), 1, 65535, "port for public HTTP and the /_tunnel endpoint", NULL},
     {"DOMAIN", "domain", CFG_STRING, "example.com", OFF(domain), 0, 0, "public requests for NAME.DOMAIN go to client NAME",
      validate_domain},
-    {"MAX_CLIENTS", "max-clients", CFG_INT, "100", OFF(max_clients), 1, 1000000, "most client daemons connected at once", NULL},
+    {"MAX_CLIENTS", "max-clients", CFG_INT, "100", OFF(max_clients), 1, 1000000,
+     "most client tunnels registered at once (each replica of a name counts)", NULL},
+    {"MAX_REPLICAS", "max-replicas", CFG_INT, "8", OFF(max_replicas), 1, REGISTRY_MAX_REPLICAS,
+     "most tunnels one name may have at once (replicas: daemons presenting the same token; 1 = one daemon per name)", NULL},
     {"CHUNK_SIZE", "chunk-size", CFG_SIZE, "8192", OFF(chunk_size), 512, 16 << 20, "largest DATA payload sent through a tunnel",
      NULL},
     {"MAX_MESSAGE_SIZE", "max-message-size", CFG_SIZE, "10485760", OFF(max_message_size), 65536, 1 << 30,
@@ -119,6 +122,10 @@ static const cfg_option options_table[] = {
      "drop a tunnel whose client sent nothing for this long (0 = never)", validate_ping},
     {"NAME_TAKEOVER_CHECK", "name-takeover-check", CFG_DURATION, "3s", OFF(takeover_check_ms), 0, 600000,
      "a HELLO for a connected name PINGs its holder; a holder silent this long loses the name to the newcomer (0 = never)", NULL},
+    {"HEALTH_GRACE", "health-grace", CFG_DURATION, "0s", OFF(health_grace_ms), 0, 3600000,
+     "GET /healthz answers 503 'starting' this long after start, while the daemons reconnect (behind a balancer: "
+     "docs/SCALING.md)",
+     NULL},
     {"DRAIN_TIMEOUT", "drain-timeout", CFG_DURATION, "30s", OFF(drain_timeout_ms), 0, 3600000,
      "on SIGTERM: GOAWAY, stop listening, wait this long for in-flight requests, then exit 0", NULL},
     /* security: docs/SECURITY.md */
@@ -298,7 +305,8 @@ typedef struct {
     server *srv;
 } server_handler;
 
-#define CLOSE_ROUNDS 50 /* exit: loop runs (10 ms each at most) for h2o to close what is still open */
+#define HEALTHZ_RECENT_MS 10000 /* drain: a /healthz poll this recent means a balancer checks us */
+#define CLOSE_ROUNDS 50         /* exit: loop runs (10 ms each at most) for h2o to close what is still open */
 
 /* Exit, after the drain: idle public and admin connections are closed by h2o itself (their
  * timeouts expire now), so that the contexts can be disposed. Bounded to CLOSE_ROUNDS runs. */
@@ -489,12 +497,18 @@ int main(int argc, char **argv)
              srv->ntunnels, srv->nrequests, (long long)opt.drain_timeout_ms);
     srv->shutting_down = 1;
     listener_close_all(srv);
-    admin_stop(srv);
+    /* the admin listener stays during the drain: /healthz answers 503 and /metrics shows it */
     tunnel_shutdown_all(srv);
     h2o_context_request_shutdown(&srv->ctx); /* h2: GOAWAY to public HTTP/2 connections */
     int64_t started = server_now(srv);
     int64_t deadline = started + opt.drain_timeout_ms;
-    while ((srv->ntunnels > 0 || srv->nrequests > 0) && stop_signals < 2 && server_now(srv) < deadline) {
+    /* a balancer checked /healthz in the last HEALTHZ_RECENT_MS: wait (within the deadline) until it saw the 503 */
+    int checked = srv->healthz_polled_ms > 0 && started - srv->healthz_polled_ms < HEALTHZ_RECENT_MS;
+    /* a balancer that health-checks us must see the 503 before we exit: else it keeps us "up" until
+     * its next check and a successor started at once would get traffic for names it has no tunnel
+     * for yet (docs/SCALING.md "Rolling upgrades") */
+    while ((srv->ntunnels > 0 || srv->nrequests > 0 || (checked && !srv->healthz_drained)) && stop_signals < 2 &&
+           server_now(srv) < deadline) {
         h2o_evloop_run(srv->ctx.loop, 100);
         maybe_reopen_log(&hup_seen);
     }
@@ -504,6 +518,7 @@ int main(int argc, char **argv)
                  srv->ntunnels, srv->nrequests);
     else
         LOG_INFO(LOG_EV_CONF, "drained in %lld ms", (long long)(server_now(srv) - started));
+    admin_stop(srv);
     tunnel_destroy_all(srv);
     /* let the public responses produced by the teardown (502s, aborts) go out */
     int64_t flush_until = server_now(srv) + 200;

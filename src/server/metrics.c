@@ -98,6 +98,11 @@ int metrics_on_registered(metrics *m, const char *name)
     return again;
 }
 
+void metrics_on_replica_registered(metrics *m)
+{
+    m->tunnels_accepted++;
+}
+
 /* Keeps the final session counters of |name|'s closed tunnel (see metrics.h). */
 void metrics_on_tunnel_closed(metrics *m, const char *name, const mux_session_stats *final)
 {
@@ -151,6 +156,11 @@ void metrics_on_rate_limited(metrics *m, const char *name)
 }
 
 /* Counts a request refused over the stream limit (see metrics.h). */
+void metrics_on_retry(metrics *m)
+{
+    m->retries++;
+}
+
 void metrics_on_stream_refused(metrics *m, const char *name)
 {
     m->streams_refused++;
@@ -386,6 +396,10 @@ int metrics_render_prometheus(const metrics *m, const metrics_live *live, size_t
          "Requests answered 429 because their address sent wrong basic-auth credentials (public names and admin).");
     sample_u64(&b, "tunnelmux_basic_auth_throttled_total", NULL, NULL, m->auth_throttled);
 
+    help(&b, "tunnelmux_requests_retried_total", "counter",
+         "Requests whose tunnel was lost before any response byte, sent again on another tunnel of the name (safe retry: "
+         "GET, HEAD, OPTIONS or Idempotency-Key, no body byte sent).");
+    sample_u64(&b, "tunnelmux_requests_retried_total", NULL, NULL, m->retries);
     help(&b, "tunnelmux_streams_refused_total", "counter",
          "Public requests refused (503) because their tunnel had MAX_STREAMS_PER_CLIENT streams open.");
     sample_u64(&b, "tunnelmux_streams_refused_total", NULL, NULL, m->streams_refused);
@@ -460,6 +474,10 @@ int metrics_render_prometheus(const metrics *m, const metrics_live *live, size_t
     for (size_t i = 0; i < nlive; i++)
         sample_u64(&b, "tunnelmux_client_active_streams", live[i].name, NULL,
                    live[i].requests_active > live[i].stats.streams_active ? live[i].requests_active : live[i].stats.streams_active);
+    help(&b, "tunnelmux_client_replicas", "gauge",
+         "Tunnels registered for the client name (replicas: daemons presenting the same token).");
+    for (size_t i = 0; i < nlive; i++)
+        sample_u64(&b, "tunnelmux_client_replicas", live[i].name, NULL, live[i].replicas);
     help(&b, "tunnelmux_client_response_bytes_held", "gauge",
          "Response bytes of the client received by the server and not yet written to their public readers.");
     for (size_t i = 0; i < nlive; i++)

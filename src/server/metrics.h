@@ -84,6 +84,7 @@ typedef struct {
     mux_session_stats stats;
     uint32_t requests_active;     /* public requests in progress: open streams and responses still buffered */
     uint64_t response_bytes_held; /* response bytes received from the tunnel, not yet written to readers */
+    uint32_t replicas;            /* tunnels of this name (their stats summed above; peer: the oldest's) */
 } metrics_live;
 
 typedef struct metrics metrics;
@@ -93,6 +94,7 @@ struct metrics {
     size_t nclients, capclients;
     metrics_requests total; /* every public request, routed or not */
     uint64_t unrouted;      /* requests that reached no client (404/502 before a tunnel) */
+    uint64_t retries;       /* requests sent again on another tunnel of their name (safe retry) */
     uint64_t tunnels_accepted;
     uint64_t reconnects; /* registrations of a name already seen */
     uint64_t rate_limited;
@@ -122,6 +124,8 @@ metrics_client *metrics_client_find(const metrics *m, const char *name);
 
 /* A client registered as |name|. Returns 1 when the name had registered before (a reconnect). */
 int metrics_on_registered(metrics *m, const char *name);
+/* Another replica of a name that has live tunnels registered: an accepted tunnel, not a reconnect. */
+void metrics_on_replica_registered(metrics *m);
 /* The tunnel of |name| closed; its session's final counters |final| (may be NULL) are kept. */
 void metrics_on_tunnel_closed(metrics *m, const char *name, const mux_session_stats *final);
 /* A HELLO was refused with |reason| (a MUX_CODE name such as "NAME_TAKEN"; at most
@@ -131,6 +135,8 @@ void metrics_on_refused(metrics *m, const char *reason);
 void metrics_on_rate_limited(metrics *m, const char *name);
 /* A public request for |name| was refused (503): its tunnel had MAX_STREAMS_PER_CLIENT streams open. */
 void metrics_on_stream_refused(metrics *m, const char *name);
+/* A request whose tunnel was lost before the response was sent again on another tunnel (safe retry). */
+void metrics_on_retry(metrics *m);
 /* A public reader was cut for taking no bytes for WRITE_TIMEOUT (proxy.c). */
 void metrics_on_reader_stalled(metrics *m);
 /* A request was answered 429 because its address sent wrong basic-auth credentials (security.c). */

@@ -68,6 +68,9 @@ struct proxy_stream {
     size_t body_off;
     size_t released_off; /* req->entity bytes below this were given back to the kernel */
     int has_body, body_done;
+    int64_t held;           /* a held-back HTTP/1.1 body's length (upload.h), else -1 */
+    int drop_authorization; /* security_admit: the Authorization header is ours (basic auth), not forwarded */
+    int retried;            /* safe retry done once already (proxy_on_tunnel_lost) */
     /* response */
     int response_started, ended, final_sent, aborted, stopped, sending;
     /* Response bytes wait as slices of tunnel reads (pointers into |zc_slab|, no copy) and copies
@@ -696,6 +699,63 @@ static void on_body_event(void *data, const char *err)
         tunnel_flush(t);
 }
 
+/*
+ * Sends |ps|'s request head (rebuilt from ps->req) as a new stream on |t|: the first time from
+ * proxy_handle_request, again for a safe retry. Returns the stream id (> 0), 0 when out of memory,
+ * or a negative MUX_ERR_* from mux_session_open_stream. Sets has_body, upgrade_req, body_done.
+ */
+static int32_t open_stream_on(proxy_stream *ps, tunnel *t)
+{
+    h2o_req_t *req = ps->req;
+    char ip[INET6_ADDRSTRLEN + 1], addr[INET6_ADDRSTRLEN + 16];
+    format_addr(req->conn, ip, sizeof(ip), addr, sizeof(addr));
+    mux_header *in = h2o_mem_alloc_pool(&req->pool, sizeof(*in) * (req->headers.size + 1));
+    size_t nin = 0;
+    for (size_t i = 0; i < req->headers.size; i++) {
+        const h2o_iovec_t *hn = req->headers.entries[i].name;
+        if (ps->held >= 0 && hn->len == UPLOAD_HIDDEN_HEADER_LEN && strncasecmp(hn->base, UPLOAD_HIDDEN_HEADER, hn->len) == 0)
+            continue; /* the renamed Content-Length: the real one is built from |held| */
+        in[nin].name = (mux_iovec){(uint8_t *)hn->base, hn->len};
+        in[nin].value = (mux_iovec){(uint8_t *)req->headers.entries[i].value.base, req->headers.entries[i].value.len};
+        nin++;
+    }
+    ps->has_body = req->entity.base != NULL || ps->held >= 0;
+    uint64_t body_len = ps->held >= 0 ? (uint64_t)ps->held : req->entity.len;
+    /* an upgrade with a request body is forwarded as a plain request (the body went first) */
+    ps->upgrade_req = req->version < 0x200 && req->upgrade.base != NULL && (!ps->has_body || body_len == 0);
+    if (ps->upgrade_req)
+        ps->has_body = 0;
+    const char *scheme = req->scheme != NULL ? req->scheme->name.base : ps->srv->scheme;
+    headers_request_info info = {.scheme = scheme,
+                                 .authority = req->input.authority.base,
+                                 .authority_len = req->input.authority.len,
+                                 .client_ip = ip,
+                                 .keep_upgrade = ps->upgrade_req,
+                                 .upgrade = req->upgrade.base,
+                                 .upgrade_len = req->upgrade.len,
+                                 .content_length = ps->has_body ? (int64_t)body_len : -1,
+                                 .drop_authorization = ps->drop_authorization};
+    headers_list hl;
+    if (headers_build_request(&hl, in, nin, &info, on_header_drop, ps) != 0)
+        return 0; /* out of memory */
+    h2o_iovec_t path = req->input.path;
+    mux_head head = {.flags = ps->upgrade_req                    ? MUX_HEAD_UPGRADE
+                              : (!ps->has_body || body_len == 0) ? MUX_HEAD_END_STREAM
+                                                                 : 0,
+                     .method = {(uint8_t *)req->method.base, req->method.len},
+                     .scheme = {(uint8_t *)scheme, strlen(scheme)},
+                     .authority = {(uint8_t *)req->input.authority.base, req->input.authority.len},
+                     .path = {(uint8_t *)path.base, path.len},
+                     .remote_addr = {(uint8_t *)addr, strlen(addr)},
+                     .headers = hl.v,
+                     .nheaders = hl.n};
+    if (ps->has_body && body_len == 0)
+        ps->body_done = 1;
+    int32_t id = mux_session_open_stream(t->sess, &head, ps);
+    headers_list_free(&hl);
+    return id;
+}
+
 int proxy_handle_request(server *srv, h2o_req_t *req)
 {
     /* first: a held-back HTTP/1.1 body (upload.h) makes the connection non-persistent whatever the answer */
@@ -729,7 +789,7 @@ int proxy_handle_request(server *srv, h2o_req_t *req)
         return 0;
     }
     int known = 0;
-    tunnel *t = registry_find(&srv->reg, name, &known);
+    tunnel *t = registry_pick(&srv->reg, name, tunnel_load, NULL, &known);
     if (t == NULL || t->sess == NULL || t->dying) {
         if (known)
             send_text(req, 502, "Bad Gateway", "tunnelmux: tunnel %s is not connected (host %s)\n", name, shost);
@@ -756,55 +816,14 @@ int proxy_handle_request(server *srv, h2o_req_t *req)
     ps->conn_id = req->conn->id;
     memcpy(ps->name, name, (size_t)nl + 1);
 
-    /* head */
-    char ip[INET6_ADDRSTRLEN + 1], addr[INET6_ADDRSTRLEN + 16];
-    format_addr(req->conn, ip, sizeof(ip), addr, sizeof(addr));
-    mux_header *in = h2o_mem_alloc_pool(&req->pool, sizeof(*in) * (req->headers.size + 1));
-    size_t nin = 0;
-    for (size_t i = 0; i < req->headers.size; i++) {
-        const h2o_iovec_t *hn = req->headers.entries[i].name;
-        if (held >= 0 && hn->len == UPLOAD_HIDDEN_HEADER_LEN && strncasecmp(hn->base, UPLOAD_HIDDEN_HEADER, hn->len) == 0)
-            continue; /* the renamed Content-Length: the real one is built from |held| */
-        in[nin].name = (mux_iovec){(uint8_t *)hn->base, hn->len};
-        in[nin].value = (mux_iovec){(uint8_t *)req->headers.entries[i].value.base, req->headers.entries[i].value.len};
-        nin++;
-    }
-    ps->has_body = req->entity.base != NULL || held >= 0;
-    uint64_t body_len = held >= 0 ? (uint64_t)held : req->entity.len;
-    /* an upgrade with a request body is forwarded as a plain request (the body went first) */
-    ps->upgrade_req = req->version < 0x200 && req->upgrade.base != NULL && (!ps->has_body || body_len == 0);
-    if (ps->upgrade_req)
-        ps->has_body = 0;
-    const char *scheme = req->scheme != NULL ? req->scheme->name.base : srv->scheme;
-    headers_request_info info = {.scheme = scheme,
-                                 .authority = req->input.authority.base,
-                                 .authority_len = req->input.authority.len,
-                                 .client_ip = ip,
-                                 .keep_upgrade = ps->upgrade_req,
-                                 .upgrade = req->upgrade.base,
-                                 .upgrade_len = req->upgrade.len,
-                                 .content_length = ps->has_body ? (int64_t)body_len : -1,
-                                 .drop_authorization = drop_authorization};
-    headers_list hl;
-    if (headers_build_request(&hl, in, nin, &info, on_header_drop, ps) != 0) {
+    ps->held = held;
+    ps->drop_authorization = drop_authorization;
+    int32_t id = open_stream_on(ps, t);
+    if (id == 0) {
+        ps->response_started = ps->final_sent = 1;
         send_text(req, 503, "Service Unavailable", "tunnelmux: out of memory\n");
         return 0;
     }
-    h2o_iovec_t path = req->input.path;
-    mux_head head = {.flags = ps->upgrade_req                    ? MUX_HEAD_UPGRADE
-                              : (!ps->has_body || body_len == 0) ? MUX_HEAD_END_STREAM
-                                                                 : 0,
-                     .method = {(uint8_t *)req->method.base, req->method.len},
-                     .scheme = {(uint8_t *)scheme, strlen(scheme)},
-                     .authority = {(uint8_t *)req->input.authority.base, req->input.authority.len},
-                     .path = {(uint8_t *)path.base, path.len},
-                     .remote_addr = {(uint8_t *)addr, strlen(addr)},
-                     .headers = hl.v,
-                     .nheaders = hl.n};
-    if (ps->has_body && body_len == 0)
-        ps->body_done = 1;
-    int32_t id = mux_session_open_stream(t->sess, &head, ps);
-    headers_list_free(&hl);
     if (id <= 0) {
         if (id == MUX_ERR_TOO_MANY_STREAMS)
             warn_busy(srv, name);
@@ -835,8 +854,13 @@ int proxy_handle_request(server *srv, h2o_req_t *req)
         }
     }
     h2o_timeout_link(srv->ctx.loop, &srv->read_timeout, &ps->head_timeout);
-    LOG_DEBUG(LOG_EV_STREAM, "stream %u (%s): %.*s %.*s from %s", ps->id, name, (int)req->method.len, req->method.base,
-              (int)(path.len > 200 ? 200 : path.len), path.base, addr);
+    if (log_enabled(LOG_LVL_DEBUG)) {
+        char ip[INET6_ADDRSTRLEN + 1], addr[INET6_ADDRSTRLEN + 16];
+        format_addr(req->conn, ip, sizeof(ip), addr, sizeof(addr));
+        h2o_iovec_t path = req->input.path;
+        LOG_DEBUG(LOG_EV_STREAM, "stream %u (%s): %.*s %.*s from %s", ps->id, name, (int)req->method.len, req->method.base,
+                  (int)(path.len > 200 ? 200 : path.len), path.base, addr);
+    }
     pump_body(ps);
     tunnel_flush(t);
     return 0;
@@ -1049,6 +1073,54 @@ void proxy_on_writable(proxy_stream *ps)
         pump_body(ps);
 }
 
+/* 1 when the request may be sent twice (RFC 9110 §9.2.2): GET, HEAD, OPTIONS, or any method with
+ * an Idempotency-Key header (draft-ietf-httpapi-idempotency-key-header). */
+static int idempotent(h2o_req_t *req)
+{
+    h2o_iovec_t m = req->method;
+    if (h2o_memis(m.base, m.len, H2O_STRLIT("GET")) || h2o_memis(m.base, m.len, H2O_STRLIT("HEAD")) ||
+        h2o_memis(m.base, m.len, H2O_STRLIT("OPTIONS")))
+        return 1;
+    return h2o_find_header_by_str(&req->headers, H2O_STRLIT("idempotency-key"), -1) != -1;
+}
+
+/*
+ * Safe retry (docs/SCALING.md): the tunnel of |ps| was lost before any response byte arrived. When
+ * the request is idempotent, no body byte went into the lost tunnel (a body still in memory can be
+ * sent again; a streamed one cannot), it is not an upgrade and was not retried already, it is sent
+ * once more on another tunnel of the name. Returns 1 when it was.
+ */
+static int retry_elsewhere(proxy_stream *ps)
+{
+    server *srv = ps->srv;
+    if (ps->retried || ps->response_started || ps->stopped || ps->upgrade_req || ps->ub != NULL || ps->body_off > 0 ||
+        !idempotent(ps->req))
+        return 0;
+    tunnel *t = registry_pick(&srv->reg, ps->name, tunnel_load, NULL, NULL); /* the lost one left the registry */
+    if (t == NULL || t->busy)
+        return 0;
+    ps->retried = 1;
+    ps->body_done = 0;
+    int32_t id = open_stream_on(ps, t);
+    if (id <= 0) {
+        LOG_INFO(LOG_EV_STREAM, "request for %s: safe retry on %s impossible: %s", ps->name, t->peer,
+                 id == 0 ? "out of memory" : mux_strerror(id));
+        return 0;
+    }
+    ps->id = (uint32_t)id;
+    ps->tunnel = t;
+    h2o_linklist_insert(&t->streams, &ps->link);
+    admin_tag_stream(ps->req, ps->id);
+    if (srv->metrics != NULL)
+        metrics_on_retry(srv->metrics);
+    LOG_INFO(LOG_EV_STREAM, "request for %s: tunnel lost before the response, retried on %s (stream %u): %.*s", ps->name, t->peer,
+             ps->id, (int)ps->req->method.len, ps->req->method.base);
+    h2o_timeout_link(srv->ctx.loop, &srv->read_timeout, &ps->head_timeout);
+    pump_body(ps);
+    tunnel_flush(t);
+    return 1;
+}
+
 void proxy_on_tunnel_lost(proxy_stream *ps)
 {
     ps->tunnel = NULL;
@@ -1059,6 +1131,8 @@ void proxy_on_tunnel_lost(proxy_stream *ps)
     }
     if (h2o_timeout_is_linked(&ps->head_timeout))
         h2o_timeout_unlink(&ps->head_timeout);
+    if (retry_elsewhere(ps))
+        return;
     if (!ps->response_started && !ps->stopped) {
         char host[128];
         safe_host(ps->req, host, sizeof(host));

@@ -20,7 +20,8 @@
 typedef struct {
     int64_t port;                  /* PORT */
     char *domain;                  /* DOMAIN */
-    int64_t max_clients;           /* MAX_CLIENTS */
+    int64_t max_clients;           /* MAX_CLIENTS: registered tunnels, replicas included */
+    int64_t max_replicas;          /* MAX_REPLICAS: tunnels per name (same credential) */
     uint64_t chunk_size;           /* CHUNK_SIZE */
     uint64_t max_message_size;     /* MAX_MESSAGE_SIZE */
     int64_t read_timeout_ms;       /* READ_TIMEOUT */
@@ -42,6 +43,7 @@ typedef struct {
     int64_t ping_interval_ms;      /* PING_INTERVAL (0 = no keepalive PINGs) */
     int64_t ping_timeout_ms;       /* PING_TIMEOUT (0 = never declare a silent client dead) */
     int64_t drain_timeout_ms;      /* DRAIN_TIMEOUT: how long SIGTERM waits for in-flight requests */
+    int64_t health_grace_ms;       /* HEALTH_GRACE: /healthz says 'starting' this long after start */
     int64_t takeover_check_ms;     /* NAME_TAKEOVER_CHECK: a holder silent this long after a liveness PING
                                       loses its name to a new HELLO (0 = never) */
     /* security (docs/SECURITY.md) */
@@ -100,9 +102,11 @@ struct server {
     h2o_socket_cb upload_h1_read;          /* h2o's HTTP/1 request reader, learnt at the first plain accept */
     struct upload_pending *upload_pending; /* the head h2o is parsing right now (hook -> handler), or NULL */
     int shutting_down;
-    struct metrics *metrics; /* counters for /metrics, the admin API and the access log (metrics.h) */
-    struct admin *admin;     /* the admin listener (admin.h), NULL when off */
-    size_t nrequests;        /* public requests routed to a tunnel and not yet disposed by h2o (drain) */
+    int64_t healthz_polled_ms; /* loop time of the last GET /healthz (0 = never): a balancer checks us */
+    int healthz_drained;       /* GET /healthz answered 503 "draining" at least once since the drain started */
+    struct metrics *metrics;   /* counters for /metrics, the admin API and the access log (metrics.h) */
+    struct admin *admin;       /* the admin listener (admin.h), NULL when off */
+    size_t nrequests;          /* public requests routed to a tunnel and not yet disposed by h2o (drain) */
     /* security (docs/SECURITY.md) */
     auth_list tokens;              /* client tokens (AUTH_TOKEN, AUTH_TOKENS_FILE) */
     auth_list basic;               /* public credentials (BASIC_AUTH, BASIC_AUTH_FILE) */

@@ -13,6 +13,8 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include <openssl/sha.h>
+
 #include "common/log.h"
 #include "h2o/http1.h"
 #include "mux/ws.h"
@@ -190,6 +192,23 @@ static void on_flush_entry(h2o_timeout_entry_t *e)
     do_flush(H2O_STRUCT_FROM_MEMBER(tunnel, flush_entry, e));
 }
 
+size_t tunnel_open_requests(const tunnel *t)
+{
+    size_t n = 0;
+    for (const h2o_linklist_t *l = t->streams.next; l != &t->streams; l = l->next)
+        n++;
+    return n;
+}
+
+long tunnel_load(void *tunnel_value, void *unused)
+{
+    (void)unused;
+    tunnel *t = tunnel_value;
+    if (t->sess == NULL || t->dying || t->lingering || t->released || t->handed_over || t->goaway_recv)
+        return -1;
+    return (long)tunnel_open_requests(t);
+}
+
 rxslab *tunnel_rx_slab(tunnel *t, const uint8_t *data, size_t len)
 {
     rxslab *slab = t->rx_slab;
@@ -361,6 +380,14 @@ static void hand_over(tunnel *holder, const char *new_peer)
     schedule_destroy(holder, reason);
 }
 
+/* What makes tunnels replicas of one name: the SHA-256 of the token they presented (the empty
+ * string without one, --insecure-no-auth). The token itself is not kept. */
+static void credential_digest(const char *token, uint8_t out[REGISTRY_CREDENTIAL_LEN])
+{
+    const char *tok = token != NULL ? token : "";
+    SHA256((const unsigned char *)tok, strlen(tok), out);
+}
+
 static int cb_on_hello(mux_session *s, const mux_hello_info *hello, void *user_data)
 {
     tunnel *t = user_data;
@@ -378,25 +405,59 @@ static int cb_on_hello(mux_session *s, const mux_hello_info *hello, void *user_d
     }
     if (check_auth(t, s, hello, name) != 0)
         return 0;
-    int added = registry_add(&srv->reg, name, t, (size_t)srv->opt->max_clients);
-    if (added == REGISTRY_TAKEN) {
-        tunnel *holder = registry_find(&srv->reg, name, NULL);
+    uint8_t cred[REGISTRY_CREDENTIAL_LEN];
+    credential_digest(hello->auth_token, cred);
+    size_t max_replicas = (size_t)srv->opt->max_replicas;
+    int added = registry_add(&srv->reg, name, t, cred, (size_t)srv->opt->max_clients, max_replicas);
+    if (added == REGISTRY_TAKEN || added == REGISTRY_REPLICAS_FULL) {
+        /* TAKEN: tunnels with another credential hold the name; it changes hands only when every
+         * one of them is found dead or leaving. REPLICAS_FULL: a dead or leaving replica makes room. */
+        tunnel *holders[REGISTRY_MAX_REPLICAS], *freeable[REGISTRY_MAX_REPLICAS];
+        void *const *vals;
+        size_t n = registry_replicas(&srv->reg, name, &vals, NULL), nfree = 0;
+        if (n > REGISTRY_MAX_REPLICAS)
+            n = REGISTRY_MAX_REPLICAS;
+        memcpy(holders, vals, n * sizeof(*holders)); /* hand_over changes the registry */
         uint32_t retry_after = 0;
-        char why[200];
-        if (holder == NULL || !may_take_over(t, holder, &retry_after, why, sizeof(why))) {
-            LOG_WARN(LOG_EV_TUNNEL, "tunnel refused: name=%s peer=%s reason=NAME_TAKEN (held by %s%s)", name, t->peer,
-                     holder != NULL ? holder->peer : "-", retry_after > 0 ? ", liveness check pending" : "");
-            refuse(t, MUX_CODE_NAME_TAKEN, "name is already connected", retry_after);
+        char why[200] = "";
+        for (size_t i = 0; i < n; i++) {
+            uint32_t ra = 0;
+            char w[200];
+            if (may_take_over(t, holders[i], &ra, w, sizeof(w))) {
+                if (nfree == 0)
+                    memcpy(why, w, sizeof(why));
+                freeable[nfree++] = holders[i];
+            } else if (ra > retry_after) {
+                retry_after = ra;
+            }
+        }
+        int take = added == REGISTRY_TAKEN ? nfree == n && n > 0 : nfree > 0;
+        if (!take) {
+            if (added == REGISTRY_TAKEN)
+                LOG_WARN(LOG_EV_TUNNEL,
+                         "tunnel refused: name=%s peer=%s reason=NAME_TAKEN (held by %s%s with another credential%s)", name,
+                         t->peer, n > 0 ? holders[0]->peer : "-", n > 1 ? " and others" : "",
+                         retry_after > 0 ? ", liveness check pending" : "");
+            else
+                LOG_WARN(LOG_EV_TUNNEL, "tunnel refused: name=%s peer=%s reason=NAME_TAKEN (MAX_REPLICAS=%zu tunnels hold it%s)",
+                         name, t->peer, max_replicas, retry_after > 0 ? ", liveness check pending" : "");
+            refuse(t, MUX_CODE_NAME_TAKEN,
+                   added == REGISTRY_TAKEN ? "name is already connected" : "name has MAX_REPLICAS tunnels already", retry_after);
             return 0;
         }
-        LOG_WARN(LOG_EV_TUNNEL, "tunnel takeover: name=%s from peer=%s to peer=%s: %s", name, holder->peer, t->peer, why);
-        hand_over(holder, t->peer);
-        added = registry_add(&srv->reg, name, t, (size_t)srv->opt->max_clients);
+        size_t ngive = added == REGISTRY_TAKEN ? nfree : 1;
+        for (size_t i = 0; i < ngive; i++) {
+            LOG_WARN(LOG_EV_TUNNEL, "tunnel takeover: name=%s from peer=%s to peer=%s: %s", name, freeable[i]->peer, t->peer,
+                     i == 0 ? why : "the other holders too");
+            hand_over(freeable[i], t->peer);
+        }
+        added = registry_add(&srv->reg, name, t, cred, (size_t)srv->opt->max_clients, max_replicas);
     }
     switch (added) {
     case REGISTRY_OK:
         break;
     case REGISTRY_TAKEN:
+    case REGISTRY_REPLICAS_FULL:
         LOG_WARN(LOG_EV_TUNNEL, "tunnel refused: name=%s peer=%s reason=NAME_TAKEN", name, t->peer);
         refuse(t, MUX_CODE_NAME_TAKEN, "name is already connected", 0);
         return 0;
@@ -420,7 +481,13 @@ static int cb_on_hello(mux_session *s, const mux_hello_info *hello, void *user_d
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
     t->connected_unix_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
-    int reconnect = srv->metrics != NULL && metrics_on_registered(srv->metrics, name);
+    void *const *reps;
+    size_t nreps = registry_replicas(&srv->reg, name, &reps, NULL);
+    int reconnect = 0;
+    if (srv->metrics != NULL && nreps > 1)
+        metrics_on_replica_registered(srv->metrics); /* joins live replicas: not a reconnect of the name */
+    else if (srv->metrics != NULL)
+        reconnect = metrics_on_registered(srv->metrics, name);
     char url[512];
     int default_port =
         (strcmp(srv->scheme, "https") == 0 && srv->opt->port == 443) || (strcmp(srv->scheme, "http") == 0 && srv->opt->port == 80);
@@ -435,8 +502,8 @@ static int cb_on_hello(mux_session *s, const mux_hello_info *hello, void *user_d
         LOG_ERROR(LOG_EV_TUNNEL, "tunnel accept failed: name=%s: %s", name, mux_strerror(rv));
         return 0;
     }
-    LOG_INFO(LOG_EV_TUNNEL, "tunnel registered: name=%s peer=%s url=%s software=%s%s", name, t->peer, url,
-             hello->software[0] ? hello->software : "-", reconnect ? " (reconnect)" : "");
+    LOG_INFO(LOG_EV_TUNNEL, "tunnel registered: name=%s peer=%s url=%s software=%s replicas=%zu%s", name, t->peer, url,
+             hello->software[0] ? hello->software : "-", nreps, reconnect ? " (reconnect)" : "");
     return 0;
 }
 

@@ -61,6 +61,13 @@ struct tunnel {
  * answers (400/426/503 on errors). Returns 0 (h2o handler convention). */
 int tunnel_handle_request(server *srv, h2o_req_t *req);
 
+/* registry_pick's load of a tunnel (a registry value): the public requests on it, or -1 when it
+ * must not get a new one (closing, handed over, it sent GOAWAY). */
+long tunnel_load(void *tunnel_value, void *unused);
+
+/* The public requests using |t| now (its streams list). */
+size_t tunnel_open_requests(const tunnel *t);
+
 /* Writes what the session has to send at the end of this loop turn (after every socket event of
  * the turn was handled, so that the frames of many requests leave in one write). Safe from
  * anywhere; never destroys |t| synchronously. */

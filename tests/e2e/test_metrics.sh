@@ -17,7 +17,9 @@ start_echo alpha || exit 1
 ECHO_A=$ECHO_PORT
 start_echo beta || exit 1
 ECHO_B=$ECHO_PORT
-start_server ADMIN_ADDR="127.0.0.1:$ADMIN_PORT" ADMIN_USER="$ADMIN_USER_V" ADMIN_PASSWORD="$ADMIN_PASS_V" LOG_FORMAT=json || exit 1
+# MAX_REPLICAS=1: a second daemon for a name is refused NAME_TAKEN (counted below), not a replica
+start_server ADMIN_ADDR="127.0.0.1:$ADMIN_PORT" ADMIN_USER="$ADMIN_USER_V" ADMIN_PASSWORD="$ADMIN_PASS_V" LOG_FORMAT=json \
+    MAX_REPLICAS=1 || exit 1
 start_client alpha "$ECHO_A" METRICS_ADDR="127.0.0.1:$CMETRICS_PORT" AUTH_TOKEN="$TOKEN"
 start_client beta "$ECHO_B" AUTH_TOKEN="$TOKEN"
 wait_ready alpha / || exit 1

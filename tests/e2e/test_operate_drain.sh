@@ -66,9 +66,13 @@ start_client s1 "$LPORT"
 ready s1 || exit 1
 download s1 "$T/dl1"
 sleep 1
+AP=$(admin_port) || exit 1
+check_eq "healthz while serving -> 200" 200 "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$AP/healthz")"
 t0=$(date +%s%N)
 kill -TERM "$SERVER_PID"
 sleep 0.5
+# the download is still in flight (4 s at 1 MiB/s): the server drains, and says so to a balancer
+check_eq "healthz while draining -> 503" 503 "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$AP/healthz")"
 (exec 3<>"/dev/tcp/127.0.0.1/$SERVER_PORT") 2>/dev/null && fail "port closed while draining" || pass "port closed while draining"
 wait_exit "$SERVER_PID" 25; rc=$RC
 ms=$((($(date +%s%N) - t0) / 1000000))

@@ -15,7 +15,9 @@ start_echo a || exit 1
 PORT_A=$ECHO_PORT
 start_echo b || exit 1
 PORT_B=$ECHO_PORT
-start_server NAME_TAKEOVER_CHECK=3s PING_INTERVAL=15s PING_TIMEOUT=45s || exit 1
+# MAX_REPLICAS=1: one daemon per name, the takeover special case (with replicas a same-token
+# daemon would simply join; test_ha.sh)
+start_server NAME_TAKEOVER_CHECK=3s PING_INTERVAL=15s PING_TIMEOUT=45s MAX_REPLICAS=1 || exit 1
 
 # who: which local service answered a request for NAME ("a", "b" or the HTTP status)
 who() {

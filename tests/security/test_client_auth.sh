@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # security: who may register (docs/SECURITY.md §2). Missing, wrong and other-name tokens are refused
-# with AUTH_FAILED and never register; a live name is never taken over (NAME_TAKEN); repeated
+# with AUTH_FAILED and never register; a live name is never taken over by another token
+# (NAME_TAKEN; the same token joins as a replica, docs/SCALING.md); repeated
 # failures from one address are throttled (REFUSE RATE_LIMITED, then 429 + Retry-After before the
 # upgrade); tokens never appear in any log; the legitimate tunnels keep working throughout.
 source "$(dirname "$0")/../e2e/lib.sh"
@@ -11,6 +12,7 @@ cat >"$T/tokens" <<TOK
 # token            names
 tok-alpha-5f2c9a   alpha
 tok-team-77e1d0    team-*,shared
+tok-ops-2b81e4     alpha,ops-*
 TOK
 start_echo alpha || exit 1
 start_server AUTH_TOKEN= AUTH_TOKENS_FILE="$T/tokens" AUTH_FAIL_DELAY=2s || exit 1
@@ -41,10 +43,11 @@ code=$(tcurl bravo / -o /dev/null -w '%{http_code}')
 check_eq "bravo never registered (404)" 404 "$code"
 check_eq "alpha still served by its own client" 200 "$(tcurl alpha / -o /dev/null -w '%{http_code}')"
 
-echo "== name hijack: a valid token for a live name is refused, never a takeover"
-out=$($TOOL evil "$SERVER_PORT" alpha tok-alpha-5f2c9a none)
-check_contains "second alpha -> REFUSE NAME_TAKEN (22)" "refuse=22" "$out"
+echo "== name hijack: another valid token for a live name is refused, never a takeover"
+out=$($TOOL evil "$SERVER_PORT" alpha tok-ops-2b81e4 none)
+check_contains "alpha with another token -> REFUSE NAME_TAKEN (22)" "refuse=22" "$out"
 check_contains "log: NAME_TAKEN" "name=alpha peer=127.0.0.1:" "$(grep NAME_TAKEN "$T/server.log")"
+check_contains "log: another credential" "with another credential" "$(grep NAME_TAKEN "$T/server.log")"
 check_eq "alpha still served after the hijack attempt" 200 "$(tcurl alpha / -o /dev/null -w '%{http_code}')"
 kill -0 "$ALPHA_PID" && pass "the original alpha client is still running" || fail "alpha client alive"
 
