@@ -31,6 +31,7 @@
 #include "common/http_token.h"
 #include "h2o/http1.h"
 #include "server/admin.h"
+#include "server/h2_body.h"
 #include "server/headers.h"
 #include "server/metrics.h"
 #include "server/route.h"
@@ -60,8 +61,9 @@ struct proxy_stream {
     uint64_t stall_acked;            /* the connection's acknowledged bytes at the last check */
     int stall_sampled;               /* stall_acked was taken while h2o held unwritten bytes */
     char name[ROUTE_MAX_NAME + 1];
-    /* request body: req->entity, or streamed from the connection (upload.h) */
+    /* request body: req->entity, or streamed from the connection (upload.h, h2_body.h) */
     upload_body *ub;
+    h2_body *hb;
     size_t body_off;
     size_t released_off; /* req->entity bytes below this were given back to the kernel */
     int has_body, body_done;
@@ -370,6 +372,8 @@ static void on_dispose(void *p)
         cancel(ps, "public client went away");
     upload_body_free(ps->ub);
     ps->ub = NULL;
+    h2_body_free(ps->hb, ps->final_sent && !ps->aborted && !ps->stopped);
+    ps->hb = NULL;
     if (h2o_timeout_is_linked(&ps->head_timeout))
         h2o_timeout_unlink(&ps->head_timeout);
     free(ps->pend);
@@ -445,25 +449,34 @@ static void pump_streamed_body(proxy_stream *ps, tunnel *t)
     size_t start = ps->body_off;
     const uint8_t *p;
     size_t n;
-    while ((n = upload_body_peek(ps->ub, &p)) > 0) {
+    while ((n = ps->ub != NULL ? upload_body_peek(ps->ub, &p) : h2_body_peek(ps->hb, &p)) > 0) {
         ssize_t w = mux_session_write(t->sess, ps->id, p, n < BODY_SLICE ? n : BODY_SLICE);
         if (w == MUX_ERR_AGAIN) {
-            upload_body_want(ps->ub, 0); /* backpressure to the client's TCP window; on_writable resumes */
+            /* backpressure: h1 to the client's TCP window, h2 to its stream window; on_writable resumes */
+            if (ps->ub != NULL)
+                upload_body_want(ps->ub, 0);
             break;
         }
         if (w < 0) {
             body_write_failed(ps, w);
             return;
         }
-        upload_body_consume(ps->ub, (size_t)w);
+        if (ps->ub != NULL) {
+            upload_body_consume(ps->ub, (size_t)w);
+        } else {
+            ratelimit_charge(&t->rl_bytes, (double)w, server_now(ps->srv));
+            h2_body_consume(ps->hb, (size_t)w); /* the user's HTTP/2 window for these bytes */
+        }
         ps->body_off += (size_t)w;
     }
-    if (upload_body_done(ps->ub)) {
-        ps->body_done = 1; /* ps->ub lives on until on_dispose: it drains what follows the body */
+    if (ps->ub != NULL ? upload_body_done(ps->ub) : h2_body_done(ps->hb)) {
+        ps->body_done = 1; /* the body object lives on until on_dispose (h1: it drains what follows the body) */
+        if (ps->hb != NULL)
+            admin_tag_body(ps->req, h2_body_received(ps->hb));
         mux_session_end_stream(t->sess, ps->id);
     } else if (n > 0) {
         /* paused above */
-    } else {
+    } else if (ps->ub != NULL) {
         upload_body_want(ps->ub, 1);
     }
     if (!ps->response_started && ps->body_off != start)
@@ -476,7 +489,7 @@ static void pump_body(proxy_stream *ps)
     tunnel *t = ps->tunnel;
     if (t == NULL || ps->id == 0 || !ps->has_body || ps->body_done)
         return;
-    if (ps->ub != NULL) {
+    if (ps->ub != NULL || ps->hb != NULL) {
         pump_streamed_body(ps, t);
         return;
     }
@@ -584,6 +597,7 @@ static void on_body_event(void *data, const char *err)
     proxy_stream *ps = data;
     if (err != NULL) {
         LOG_INFO(LOG_EV_STREAM, "stream %u (%s): %s", ps->id, ps->name, err);
+        int status = ps->hb != NULL ? h2_body_error_status(ps->hb) : 400;
         upload_body_free(ps->ub);
         ps->ub = NULL;
         tunnel *t = reset(ps, MUX_CODE_CANCEL, err);
@@ -593,7 +607,10 @@ static void on_body_event(void *data, const char *err)
             return;
         if (!ps->response_started) {
             ps->response_started = ps->final_sent = 1;
-            send_text(ps->req, 400, "Bad Request", "tunnelmux: %s\n", err);
+            if (status == 413)
+                send_text(ps->req, 413, "Payload Too Large", "tunnelmux: %s\n", err);
+            else
+                send_text(ps->req, 400, "Bad Request", "tunnelmux: %s\n", err);
         } else {
             abort_response(ps);
         }
@@ -609,6 +626,8 @@ int proxy_handle_request(server *srv, h2o_req_t *req)
 {
     /* first: a held-back HTTP/1.1 body (upload.h) makes the connection non-persistent whatever the answer */
     int64_t held = upload_take(srv, req);
+    int64_t h2_len = -1;
+    int h2_held = held < 0 && h2_body_held(req, &h2_len); /* an HTTP/2 body the hook holds (h2_body.h) */
     char name[ROUTE_MAX_NAME + 1], host[ROUTE_MAX_HOST + 1], shost[128];
     safe_host(req, shost, sizeof(shost));
     if (srv->shutting_down) {
@@ -677,8 +696,9 @@ int proxy_handle_request(server *srv, h2o_req_t *req)
         in[nin].value = (mux_iovec){(uint8_t *)req->headers.entries[i].value.base, req->headers.entries[i].value.len};
         nin++;
     }
-    ps->has_body = req->entity.base != NULL || held >= 0;
-    uint64_t body_len = held >= 0 ? (uint64_t)held : req->entity.len;
+    ps->has_body = req->entity.base != NULL || held >= 0 || h2_held;
+    /* -1: an HTTP/2 body without Content-Length (chunked towards the local service) */
+    int64_t body_len = held >= 0 ? held : h2_held ? h2_len : (int64_t)req->entity.len;
     /* an upgrade with a request body is forwarded as a plain request (the body went first) */
     ps->upgrade_req = req->version < 0x200 && req->upgrade.base != NULL && (!ps->has_body || body_len == 0);
     if (ps->upgrade_req)
@@ -691,7 +711,7 @@ int proxy_handle_request(server *srv, h2o_req_t *req)
                                  .keep_upgrade = ps->upgrade_req,
                                  .upgrade = req->upgrade.base,
                                  .upgrade_len = req->upgrade.len,
-                                 .content_length = ps->has_body ? (int64_t)body_len : -1,
+                                 .content_length = ps->has_body ? body_len : -1,
                                  .drop_authorization = drop_authorization};
     headers_list hl;
     if (headers_build_request(&hl, in, nin, &info, on_header_drop, ps) != 0) {
@@ -736,6 +756,16 @@ int proxy_handle_request(server *srv, h2o_req_t *req)
             tunnel_flush(reset(ps, MUX_CODE_INTERNAL_ERROR, "cannot read the request body"));
             ps->response_started = ps->final_sent = 1;
             send_text(req, 500, "Internal Server Error", "tunnelmux: cannot read the request body\n");
+            return 0;
+        }
+    } else if (h2_held) {
+        if (h2_len >= 0)
+            admin_tag_body(req, (uint64_t)h2_len);
+        ps->hb = h2_body_start(req, on_body_event, ps);
+        if (ps->hb == NULL) {
+            tunnel_flush(reset(ps, MUX_CODE_INTERNAL_ERROR, "cannot read the request body"));
+            ps->response_started = ps->final_sent = 1;
+            send_text(req, 400, "Bad Request", "tunnelmux: the request body cannot be read (over a limit or reset)\n");
             return 0;
         }
     }

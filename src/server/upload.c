@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "server/h2_body.h"
 #include "server/upload_head.h"
 
 /* Per accepted plain-HTTP socket: what puts the hook back after each request. */
@@ -131,6 +132,18 @@ static void hook_on_read(h2o_socket_t *sock, const char *err)
     struct upload_pending p;
     int eligible = 0;
     upload_head h;
+    if (err == NULL && sock->input->size > 0 && srv->upload_pending == NULL &&
+        (eligible = h2_body_is_preface(sock->input->bytes, sock->input->size)) != 0) {
+        /* HTTP/2 with prior knowledge: the rest is h2_body.c's (it chains our on_close) */
+        if (eligible > 0) {
+            uc->refs++;
+            sock->_cb.read = srv->upload_h1_read;
+            h2_body_accept_prior_knowledge(srv, sock, srv->upload_h1_read);
+            uc_release(uc);
+        }
+        return; /* a partial preface: wait for the rest */
+    }
+    eligible = 0;
     if (err == NULL && srv->upload_pending == NULL && sock->input->size > 0 && !bodiless_method(sock->input) &&
         upload_head_parse(sock->input->bytes, sock->input->size, H2O_MAX_REQLEN, UPLOAD_MIN_BODY, srv->opt->max_request_body, &h) ==
             UPLOAD_HEAD_ELIGIBLE) {
