@@ -406,15 +406,17 @@ static int on_data(h2_body_conn *hc, h2_body *b, const h2o_http2_frame_t *f, con
  * encoder) into a scratch request, and drops the fields (the tunnel has no request trailers). */
 static int decode_trailers(h2_body_conn *hc, const uint8_t *src, size_t len, const char **err_desc)
 {
-    h2o_req_t *req = malloc(sizeof(*req));
+    /* only the pool and the header list are touched (h2o_dispose_request would run a request's whole
+     * teardown on it) */
+    h2o_req_t *req = calloc(1, sizeof(*req));
     if (req == NULL) {
         *err_desc = "out of memory";
         return H2O_HTTP2_ERROR_INTERNAL;
     }
-    h2o_init_request(req, &hc->conn->super, NULL);
+    h2o_mem_init_pool(&req->pool);
     size_t cl = SIZE_MAX;
     int r = h2o_hpack_parse_headers(req, &hc->conn->_input_header_table, src, len, NULL, &cl, NULL, err_desc);
-    h2o_dispose_request(req);
+    h2o_mem_clear_pool(&req->pool);
     free(req);
     return r == H2O_HTTP2_ERROR_INVALID_HEADER_CHAR ? 0 : r; /* the table is updated either way */
 }

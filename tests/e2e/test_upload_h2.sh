@@ -1,0 +1,196 @@
+#!/usr/bin/env bash
+# e2e: streamed HTTP/2 request bodies (src/server/h2_body.c, docs/ARCHITECTURE.md §8) with real clients.
+#  1. h2c with prior knowledge: curl at 2 MiB/s (the local service sees the head while the body is
+#     still coming; SHA-256 equal at both ends), from a pipe without Content-Length (chunked to the
+#     local service), nghttp -d, h2load with bodies on many streams;
+#  2. python3-h2 edge cases: padded odd-sized frames written byte by byte, trailers with
+#     CONTINUATION (HPACK stays in step), RST_STREAM mid-body, an early 404 followed by
+#     RST_STREAM(NO_ERROR), the announced stream window, a peer that ignores flow control;
+#  3. backpressure: a 256 MiB upload to a local service reading 8 MiB/s: the uploader is paced and
+#     the server's RSS grows by at most 64 MiB; a 512 MiB upload at full speed, same bound;
+#  4. h2 over TLS (ALPN): curl --http2 at 2 MiB/s streams the same way; nghttp -d; RSS bound.
+source "$(dirname "$0")/lib.sh"
+require_binaries
+
+rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
+json() { python3 -c 'import json,sys; d=json.load(open(sys.argv[2])); print(d[sys.argv[1]])' "$1" "$2" 2>/dev/null; }
+MIB=1048576
+H2PY=/usr/bin/python3 # python3-h2 is a Debian package: the system interpreter has it
+
+# slow_local PORTFILE RATE: an HTTP/1.1 sink reading RATE bytes/s, answering 200 at the end of a
+# Content-Length or chunked body ("got N" lines on stdout); RATE 0 = never reads
+slow_local() {
+    python3 -c '
+import socket, sys, threading, time
+rate = int(sys.argv[2])
+ls = socket.socket(); ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+ls.bind(("127.0.0.1", 0)); ls.listen(16)
+open(sys.argv[1], "w").write(str(ls.getsockname()[1]))
+def serve(c):
+    c.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+    head = b""
+    while b"\r\n\r\n" not in head:
+        d = c.recv(4096)
+        if not d: return
+        head += d
+    if rate == 0:
+        time.sleep(3600)
+    got = len(head.split(b"\r\n\r\n", 1)[1])
+    t0 = time.time()
+    while True:
+        d = c.recv(65536)
+        if not d: break
+        got += len(d)
+        print("got", got, flush=True)
+        ahead = got / rate - (time.time() - t0)
+        if ahead > 0: time.sleep(ahead)
+    c.close()
+while True:
+    c, _ = ls.accept()
+    threading.Thread(target=serve, args=(c,), daemon=True).start()
+' "$1" "$2"
+}
+
+# paced_upload LABEL CURL-PROTO-ARGS...: 6 MiB at 2 MiB/s; the head must reach the local service
+# well before the end, the body intact
+paced_upload() {
+    local label=$1
+    shift
+    local t0 head done_
+    t0=$(date +%s.%N)
+    tcurl app /echo "$@" --limit-rate 2M -T "$T/6m.bin" -o "$T/p.json" -w '%{http_version}' >"$T/p.ver"
+    check_eq "$label: 6 MiB upload at 2 MiB/s over HTTP/2" 2 "$(cat "$T/p.ver")"
+    check_eq "$label: body intact (sha256 at the local service)" "$SUM6" "$(json body_sha256 "$T/p.json")"
+    head=$(python3 -c "import json; d=json.load(open('$T/p.json')); print('%.2f' % (d['head_at'] - $t0))" 2>/dev/null)
+    done_=$(python3 -c "import json; d=json.load(open('$T/p.json')); print('%.2f' % (d['body_done_at'] - $t0))" 2>/dev/null)
+    log "$label: the local service saw the head ${head} s and the end ${done_} s after the upload started"
+    check "$label: the head reached the local service while the body was coming (${head} s < 1.5 s)" \
+        python3 -c "import sys; sys.exit(0 if ${head:-99} < 1.5 else 1)"
+    check "$label: the body took the uploader's pace (${done_} s > 2)" python3 -c "import sys; sys.exit(0 if ${done_:-0} > 2 else 1)"
+    check_eq "$label: Content-Length forwarded" 6291456 \
+        "$(python3 -c "import json; d=json.load(open('$T/p.json')); print([v for k, v in d['headers'] if k.lower() == 'content-length'][0])" 2>/dev/null)"
+}
+
+# rss_upload LABEL NAME SIZE-MIB CURL-ARGS...: uploads SIZE MiB of zeroes from a pipe to NAME,
+# sampling the server's RSS; checks growth <= 64 MiB. Leaves the curl exit status in RSS_RC.
+rss_upload() {
+    local label=$1 name=$2 mib=$3
+    shift 3
+    local srv0 peak r
+    srv0=$(rss_kib "$SERVER_PID")
+    peak=$srv0
+    (head -c $((mib * MIB)) /dev/zero | exec curl -sS --max-time 120 --resolve "$name.$DOMAIN:$SERVER_PORT:127.0.0.1" \
+        ${CURL_TLS[@]+"${CURL_TLS[@]}"} "$@" -T - -o "$T/rss.out" "$(url "$name" /echo)") 2>>"$T/curl.err" &
+    local cpid=$!
+    PIDS+=("$cpid")
+    while kill -0 "$cpid" 2>/dev/null; do
+        r=$(rss_kib "$SERVER_PID")
+        [ "$r" -gt "$peak" ] && peak=$r
+        sleep 0.1
+    done
+    wait "$cpid"
+    RSS_RC=$?
+    log "$label: server RSS ${srv0} KiB, peak ${peak} KiB during a ${mib} MiB upload"
+    check "$label: server RSS growth $(((peak - srv0) / 1024)) MiB <= 64 during a ${mib} MiB upload" \
+        test $((peak - srv0)) -le $((64 * 1024))
+}
+
+start_echo app || exit 1
+gen_file "$T/6m.bin" 6M tm-upload-h2-6m
+SUM6=$(sha256sum <"$T/6m.bin" | cut -d' ' -f1)
+SINK_PF="$T/sink.port"
+spawn SINK_PID "$T/sink.log" slow_local "$SINK_PF" 0
+SLOW_PF="$T/slow.port"
+spawn SLOW_PID "$T/slow.log" slow_local "$SLOW_PF" $((8 * MIB))
+for ((i = 0; i < 50; i++)); do [ -s "$SINK_PF" ] && [ -s "$SLOW_PF" ] && break; sleep 0.1; done
+
+echo "== h2c with prior knowledge"
+start_server || exit 1
+start_client app "$ECHO_PORT"
+wait_ready app / || exit 1
+start_client sink "$(cat "$SINK_PF")"
+start_client slow "$(cat "$SLOW_PF")"
+AUTH="app.$DOMAIN:$SERVER_PORT"
+
+paced_upload "h2c curl" --http2-prior-knowledge
+
+cat "$T/6m.bin" | tcurl app /echo --http2-prior-knowledge -T - -o "$T/pipe.json" -w '%{http_code}' >"$T/pipe.code"
+check_eq "h2c from a pipe (no Content-Length): 200" 200 "$(cat "$T/pipe.code")"
+check_eq "h2c from a pipe: body intact" "$SUM6" "$(json body_sha256 "$T/pipe.json")"
+check_eq "h2c from a pipe: chunked to the local service" "chunked" \
+    "$(python3 -c "import json; d=json.load(open('$T/pipe.json')); print([v for k, v in d['headers'] if k.lower() == 'transfer-encoding'][0])" 2>/dev/null)"
+
+timeout 60 nghttp "http://127.0.0.1:$SERVER_PORT/ng" -H ":authority: $AUTH" -d "$T/6m.bin" >"$T/ng.json" 2>"$T/ng.err"
+check_eq "nghttp -d h2c: body intact" "$SUM6" "$(json body_sha256 "$T/ng.json")"
+
+head -c 300000 /dev/urandom >"$T/300k.bin"
+timeout 120 h2load -n 60 -c 2 -m 20 -d "$T/300k.bin" -H ":authority: $AUTH" "http://127.0.0.1:$SERVER_PORT/h2load" >"$T/h2load.out" 2>&1
+log "h2load: $(grep -E '^requests:|^status codes:' "$T/h2load.out" | tr '\n' ' ')"
+check_contains "h2load: 60 uploads of 300 KB on 2 connections x 20 streams, all succeeded" "60 succeeded, 0 failed" "$(cat "$T/h2load.out")"
+check_contains "h2load: all 200" "60 2xx" "$(cat "$T/h2load.out")"
+
+for c in padding trailers rst early window; do
+    timeout 60 "$H2PY" "$E2E_DIR/h2_edge.py" --port "$SERVER_PORT" --authority "$AUTH" "$c" >"$T/edge-$c.out" 2>&1
+    rc=$?
+    while IFS= read -r line; do
+        case "$line" in
+        "ok   "*) pass "python3-h2 $c: ${line#ok   }" ;;
+        "FAIL "*) fail "python3-h2 $c: ${line#FAIL }" ;;
+        esac
+    done <"$T/edge-$c.out"
+    check "python3-h2 $c: script finished cleanly" test "$rc" = 0
+done
+timeout 60 "$H2PY" "$E2E_DIR/h2_edge.py" --port "$SERVER_PORT" --authority "sink.$DOMAIN:$SERVER_PORT" overrun >"$T/edge-overrun.out" 2>&1
+log "overrun: $(grep sent "$T/edge-overrun.out")"
+check_contains "a peer ignoring the stream window gets FLOW_CONTROL_ERROR" "GOAWAY(FLOW_CONTROL_ERROR)" "$(cat "$T/server.log")"
+code=$(tcurl app /echo --http2-prior-knowledge -o /dev/null -w '%{http_code}')
+check_eq "the server serves on after that" 200 "$code"
+
+# ------------------------------------------------------------------ backpressure and memory
+srv0=$(rss_kib "$SERVER_PID")
+speak=$srv0
+(head -c $((256 * MIB)) /dev/zero | exec curl -sS --max-time 120 --http2-prior-knowledge --resolve "slow.$DOMAIN:$SERVER_PORT:127.0.0.1" \
+    -T - -o /dev/null "$(url slow /upload)") 2>/dev/null &
+CURL_PID=$!
+PIDS+=("$CURL_PID")
+t_start=$(date +%s%N)
+for ((i = 0; i < 16; i++)); do # 8 s on an idle machine
+    sleep 0.5
+    r=$(rss_kib "$SERVER_PID")
+    [ "$r" -gt "$speak" ] && speak=$r
+done
+got=$(tail -1 "$T/slow.log" | awk '{print $2}')
+elapsed_ms=$((($(date +%s%N) - t_start) / 1000000))
+paced=0
+kill -0 "$CURL_PID" 2>/dev/null && paced=1
+kill "$CURL_PID" 2>/dev/null
+wait "$CURL_PID" 2>/dev/null
+got_mib=$((${got:-0} / MIB))
+log "h2c upload to a local service reading 8 MiB/s: ${got_mib} MiB in ${elapsed_ms} ms; server RSS ${srv0} KiB, peak ${speak} KiB"
+check "h2c: the upload reached the slow local service (${got_mib} MiB)" test "$got_mib" -gt 4
+check "h2c: the local service set the pace (${got_mib} MiB <= $((8 * elapsed_ms / 1000 + 8)))" test "$got_mib" -le $((8 * elapsed_ms / 1000 + 8))
+check "h2c: the uploader was still sending after ${elapsed_ms} ms (paced through the HTTP/2 window)" test "$paced" = 1
+check "h2c: server RSS growth $(((speak - srv0) / 1024)) MiB <= 64 while the local service reads slowly" \
+    test $((speak - srv0)) -le $((64 * 1024))
+
+rss_upload "h2c full speed" app 512 --http2-prior-knowledge
+check_eq "h2c full speed: 512 MiB arrived" $((512 * MIB)) "$(json body_length "$T/rss.out")"
+check_not_contains "no request body spooled to a file" "spool" "$(ls -la /proc/"$SERVER_PID"/fd 2>/dev/null | grep -i deleted)"
+stop_pid "$SERVER_PID"
+
+echo "== h2 over TLS (ALPN)"
+make_cert "$T" || fail "openssl certificate"
+start_server TLS_CERT="$T/cert.pem" TLS_KEY="$T/key.pem" || exit 1
+SCHEME=https
+CURL_TLS=(--cacert "$T/cert.pem")
+start_client app "$ECHO_PORT" SERVER_URL="wss://127.0.0.1:$SERVER_PORT" TLS_CA_FILE="$T/cert.pem"
+wait_ready app / || exit 1
+paced_upload "h2 TLS curl" --http2
+timeout 60 nghttp "https://127.0.0.1:$SERVER_PORT/ng" -H ":authority: app.$DOMAIN:$SERVER_PORT" -d "$T/6m.bin" >"$T/ngt.json" 2>"$T/ngt.err"
+check_eq "nghttp -d over TLS: body intact" "$SUM6" "$(json body_sha256 "$T/ngt.json")"
+out=$(tcurl app /echo --http1.1 -T "$T/6m.bin" -o "$T/h1t.json" -w '%{http_code} %{http_version}')
+check_eq "HTTP/1.1 over TLS (h2o's buffered path) still works" "200 1.1" "$out"
+check_eq "HTTP/1.1 over TLS: body intact" "$SUM6" "$(json body_sha256 "$T/h1t.json")"
+rss_upload "h2 TLS full speed" app 512 --http2
+check_eq "h2 TLS full speed: 512 MiB arrived" $((512 * MIB)) "$(json body_length "$T/rss.out")"
+exit 0
