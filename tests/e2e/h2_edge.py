@@ -11,6 +11,9 @@ CASE:
   early       a body to an unknown name: the 404 arrives, then RST_STREAM(NO_ERROR), and the
               connection serves the next request
   window      the server's SETTINGS: INITIAL_WINDOW_SIZE is STREAM_WINDOW (argument --window)
+  hostage     one upload to a local service that never reads takes its stream window and stops; an
+              8 MiB upload beside it on the same connection completes (the connection window is shared)
+  stall       the user stops sending mid-body: READ_TIMEOUT answers 504 and RST_STREAM(NO_ERROR) follows
   overrun     DATA far beyond the stream window to a local service that never reads: the server ends
               the connection (GOAWAY FLOW_CONTROL_ERROR or a close)
 Prints "ok ..." / "FAIL ..." lines; exits 1 when any check failed. Every wait is bounded.
@@ -231,6 +234,47 @@ def case_early(a):
     check(status == 200, "the connection serves the next request (%s)" % status)
 
 
+def case_hostage(a):
+    c = Client(a.port, a.sink_authority)
+    sid = c.headers("/sink")
+    blob = body_of(1 << 20, "hostage")
+    sent, blocked_since, t_end = 0, None, time.time() + 10
+    while time.time() < t_end:  # what the windows allow (the sink never reads), until blocked for 1 s
+        win = min(c.conn.local_flow_control_window(sid), 16384)
+        if win > 0:
+            c.conn.send_data(sid, blob[:win])
+            c.flush()
+            sent += win
+            blocked_since = None
+            continue
+        blocked_since = blocked_since or time.time()
+        if time.time() - blocked_since > 1:
+            break
+        c.pump(0.05)
+    held = c.conn.local_flow_control_window(sid)
+    print("the stalled upload got %d bytes out before blocking" % sent, flush=True)
+    c.authority = a.authority
+    data = body_of(8 << 20, "beside")
+    sid2 = c.headers("/echo")
+    t0 = time.time()
+    c.send_body(sid2, data)
+    status, body, reset = c.response(sid2)
+    echo_ok("8 MiB upload beside a stalled one on the same connection (%.1f s)" % (time.time() - t0), status, body, data)
+    check(held < 16384, "the stalled stream is blocked on its own window (%d left)" % held)
+
+
+def case_stall(a):
+    c = Client(a.port, a.authority, timeout=40)
+    data = body_of(100000, "stall")
+    sid = c.headers("/echo", extra=[("content-length", str(len(data) * 3))])
+    c.send_body(sid, data, end=False)
+    t0 = time.time()
+    status, body, reset = c.response(sid, wait=35)
+    print("answered after %.1f s" % (time.time() - t0), flush=True)
+    check(status == 504, "a body that stops coming ends in 504 after READ_TIMEOUT (%s)" % status)
+    check(reset == 0, "then RST_STREAM(NO_ERROR) (%s)" % reset)
+
+
 def case_window(a):
     c = Client(a.port, a.authority)
     t = time.time() + 5
@@ -286,9 +330,10 @@ def main():
     ap.add_argument("--port", type=int, required=True)
     ap.add_argument("--authority", required=True)
     ap.add_argument("--window", type=int, default=1 << 20)
+    ap.add_argument("--sink-authority", default="")
     ap.add_argument("case")
     a = ap.parse_args()
-    {"padding": case_padding, "trailers": case_trailers, "rst": case_rst, "early": case_early, "window": case_window,
+    {"padding": case_padding, "trailers": case_trailers, "rst": case_rst, "early": case_early, "window": case_window, "hostage": case_hostage, "stall": case_stall,
      "overrun": case_overrun}[a.case](a)
     sys.exit(1 if FAILED else 0)
 

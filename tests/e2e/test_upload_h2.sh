@@ -5,7 +5,9 @@
 #     local service), nghttp -d, h2load with bodies on many streams;
 #  2. python3-h2 edge cases: padded odd-sized frames written byte by byte, trailers with
 #     CONTINUATION (HPACK stays in step), RST_STREAM mid-body, an early 404 followed by
-#     RST_STREAM(NO_ERROR), the announced stream window, a peer that ignores flow control;
+#     RST_STREAM(NO_ERROR), the announced stream window, a stalled upload beside a fast one on the
+#     same connection, a user that stops sending (READ_TIMEOUT 3 s: 504), a peer that ignores flow
+#     control (FLOW_CONTROL_ERROR);
 #  3. backpressure: a 256 MiB upload to a local service reading 8 MiB/s: the uploader is paced and
 #     the server's RSS grows by at most 64 MiB; a 512 MiB upload at full speed, same bound;
 #  4. h2 over TLS (ALPN): curl --http2 at 2 MiB/s streams the same way; nghttp -d; RSS bound.
@@ -105,7 +107,7 @@ spawn SLOW_PID "$T/slow.log" slow_local "$SLOW_PF" $((8 * MIB))
 for ((i = 0; i < 50; i++)); do [ -s "$SINK_PF" ] && [ -s "$SLOW_PF" ] && break; sleep 0.1; done
 
 echo "== h2c with prior knowledge"
-start_server || exit 1
+start_server READ_TIMEOUT=3s || exit 1
 start_client app "$ECHO_PORT"
 wait_ready app / || exit 1
 start_client sink "$(cat "$SINK_PF")"
@@ -129,8 +131,9 @@ log "h2load: $(grep -E '^requests:|^status codes:' "$T/h2load.out" | tr '\n' ' '
 check_contains "h2load: 60 uploads of 300 KB on 2 connections x 20 streams, all succeeded" "60 succeeded, 0 failed" "$(cat "$T/h2load.out")"
 check_contains "h2load: all 200" "60 2xx" "$(cat "$T/h2load.out")"
 
-for c in padding trailers rst early window; do
-    timeout 60 "$H2PY" "$E2E_DIR/h2_edge.py" --port "$SERVER_PORT" --authority "$AUTH" "$c" >"$T/edge-$c.out" 2>&1
+for c in padding trailers rst early window hostage stall; do
+    timeout 60 "$H2PY" "$E2E_DIR/h2_edge.py" --port "$SERVER_PORT" --authority "$AUTH" --sink-authority "sink.$DOMAIN:$SERVER_PORT" \
+        "$c" >"$T/edge-$c.out" 2>&1
     rc=$?
     while IFS= read -r line; do
         case "$line" in
