@@ -101,7 +101,7 @@ static void send_rst(h2_body *b, int code)
 
 static void send_settings(h2_body_conn *hc)
 {
-    hc->acks_before_ours = 1; /* h2o's own, sent with (or before) the preface */
+    /* acks_before_ours: h2o's own SETTINGS (one after the preface; one more in a 101 to h2c) */
     if (hc->window >= H2O_STREAM_WINDOW || !can_write(hc)) {
         hc->ours_acked = 1;
         return;
@@ -625,8 +625,9 @@ static void hc_on_close(void *data)
         prev(prev_data);
 }
 
-/* Puts the hook in front of |conn|'s reader; |preface_read|: h2o already read the client's preface. */
-static h2_body_conn *hook(server *srv, h2o_http2_conn_t *conn, int preface_read)
+/* Puts the hook in front of |conn|'s reader; |preface_read|: h2o already read the client's preface;
+ * |h2o_settings|: SETTINGS frames h2o sends before ours. */
+static h2_body_conn *hook(server *srv, h2o_http2_conn_t *conn, int preface_read, unsigned h2o_settings)
 {
     h2_body_conn *hc = calloc(1, sizeof(*hc));
     if (hc == NULL)
@@ -638,6 +639,7 @@ static h2_body_conn *hook(server *srv, h2o_http2_conn_t *conn, int preface_read)
     if (hc->window > H2O_STREAM_WINDOW)
         hc->window = H2O_STREAM_WINDOW;
     h2o_linklist_init_anchor(&hc->streams);
+    hc->acks_before_ours = h2o_settings;
     hc->prev_on_close = conn->sock->on_close.cb;
     hc->prev_on_close_data = conn->sock->on_close.data;
     conn->sock->on_close.cb = hc_on_close;
@@ -660,7 +662,7 @@ static void accept_h2(server *srv, h2o_socket_t *sock, struct timeval connected_
     h2o_buffer_init(&sock->input, &h2o_socket_buffer_prototype);
     h2o_http2_accept(&srv->accept_ctx, sock, connected_at);
     h2o_http2_conn_t *conn = sock->data;
-    if (hook(srv, conn, 0) == NULL)
+    if (hook(srv, conn, 0, 1) == NULL)
         LOG_WARN(LOG_EV_HTTP, "HTTP/2 connection: out of memory for the body hook; request bodies are buffered");
     h2o_buffer_dispose(&sock->input);
     sock->input = input;
@@ -742,7 +744,7 @@ void h2_body_accept_prior_knowledge(server *srv, h2o_socket_t *sock, h2o_socket_
         free(rest); /* h2o answered the preface as HTTP/1 (400): nothing after it is read */
         return;
     }
-    if (hook(srv, conn, 1) == NULL)
+    if (hook(srv, conn, 1, 1) == NULL)
         LOG_WARN(LOG_EV_HTTP, "HTTP/2 connection: out of memory for the body hook; request bodies are buffered");
     if (rest_len > 0) {
         h2o_iovec_t v = h2o_buffer_reserve(&sock->input, rest_len);
@@ -751,6 +753,23 @@ void h2_body_accept_prior_knowledge(server *srv, h2o_socket_t *sock, h2o_socket_
         free(rest);
         sock->_cb.read(sock, NULL);
     }
+}
+
+void h2_body_hook_upgraded(server *srv, h2o_req_t *req)
+{
+    if (req->version < 0x200 || req->conn->callbacks->get_socket == NULL)
+        return;
+    h2o_socket_t *sock = req->conn->callbacks->get_socket(req->conn);
+    if (sock == NULL || sock->on_close.cb == hc_on_close || sock->ssl != NULL)
+        return;
+    h2o_http2_conn_t *conn = (h2o_http2_conn_t *)req->conn;
+    h2o_http2_stream_t *s = H2O_STRUCT_FROM_MEMBER(h2o_http2_stream_t, req, req);
+    /* on_upgrade_complete keeps the HTTP/1 request's input and runs stream 1 before reading the
+     * preface: the one moment the reader can still be hooked */
+    if (s->stream_id != 1 || conn->_http1_req_input == NULL || conn->sock != sock || conn->_read_expect == hook_read)
+        return;
+    if (hook(srv, conn, 0, 2) == NULL)
+        LOG_WARN(LOG_EV_HTTP, "HTTP/2 connection: out of memory for the body hook; request bodies are buffered");
 }
 
 int h2_body_is_preface(const char *p, size_t len)

@@ -33,6 +33,10 @@ void h2_body_accept_tls(server *srv, h2o_socket_t *sock);
  * hooks it and lets h2o read the rest. */
 void h2_body_accept_prior_knowledge(server *srv, h2o_socket_t *sock, h2o_socket_cb h1_read);
 
+/* First thing for every request: hooks an h2c connection reached by `Upgrade: h2c` (h2o switched
+ * inside its HTTP/1 reader; |req| is its stream 1 and the client's preface is not read yet). */
+void h2_body_hook_upgraded(server *srv, h2o_req_t *req);
+
 /* 1: |p| (|len| bytes) starts with the whole HTTP/2 client preface; -1: it is a strict prefix of it
  * (wait for more); 0: it is not a preface. */
 int h2_body_is_preface(const char *p, size_t len);

@@ -626,6 +626,7 @@ int proxy_handle_request(server *srv, h2o_req_t *req)
 {
     /* first: a held-back HTTP/1.1 body (upload.h) makes the connection non-persistent whatever the answer */
     int64_t held = upload_take(srv, req);
+    h2_body_hook_upgraded(srv, req); /* later streams of an h2c-upgraded connection stream their bodies */
     int64_t h2_len = -1;
     int h2_held = held < 0 && h2_body_held(req, &h2_len); /* an HTTP/2 body the hook holds (h2_body.h) */
     char name[ROUTE_MAX_NAME + 1], host[ROUTE_MAX_HOST + 1], shost[128];

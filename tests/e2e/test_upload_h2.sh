@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # e2e: streamed HTTP/2 request bodies (src/server/h2_body.c, docs/ARCHITECTURE.md §8) with real clients.
-#  1. h2c with prior knowledge: curl at 2 MiB/s (the local service sees the head while the body is
+#  1. h2c with prior knowledge (and by Upgrade): curl at 2 MiB/s (the local service sees the head while the body is
 #     still coming; SHA-256 equal at both ends), from a pipe without Content-Length (chunked to the
 #     local service), nghttp -d, h2load with bodies on many streams;
 #  2. python3-h2 edge cases: padded odd-sized frames written byte by byte, trailers with
@@ -115,6 +115,17 @@ start_client slow "$(cat "$SLOW_PF")"
 AUTH="app.$DOMAIN:$SERVER_PORT"
 
 paced_upload "h2c curl" --http2-prior-knowledge
+
+# h2c reached by Upgrade: the upgrade request runs as stream 1 (body-less here), the next one streams
+R=(--resolve "app.$DOMAIN:$SERVER_PORT:127.0.0.1")
+t0=$(date +%s.%N)
+curl -sS --max-time 30 "${R[@]}" --http2 -o /dev/null "$(url app /first)" --next "${R[@]}" --http2 --limit-rate 2M \
+    -T "$T/6m.bin" -o "$T/upg.json" -w '%{http_version} %{num_connects}' "$(url app /echo)" >"$T/upg.out" 2>>"$T/curl.err"
+check_eq "h2c via Upgrade: the upload reused the upgraded connection" "2 0" "$(cat "$T/upg.out")"
+check_eq "h2c via Upgrade: body intact" "$SUM6" "$(json body_sha256 "$T/upg.json")"
+head=$(python3 -c "import json; d=json.load(open('$T/upg.json')); print('%.2f' % (d['head_at'] - $t0))" 2>/dev/null)
+check "h2c via Upgrade: the head reached the local service while the body was coming (${head} s < 1.5 s)" \
+    python3 -c "import sys; sys.exit(0 if ${head:-99} < 1.5 else 1)"
 
 cat "$T/6m.bin" | tcurl app /echo --http2-prior-knowledge -T - -o "$T/pipe.json" -w '%{http_code}' >"$T/pipe.code"
 check_eq "h2c from a pipe (no Content-Length): 200" 200 "$(cat "$T/pipe.code")"
