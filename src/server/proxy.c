@@ -64,6 +64,7 @@ struct proxy_stream {
     /* request body: req->entity, or streamed from the connection (upload.h, h2_body.h) */
     upload_body *ub;
     h2_body *hb;
+    int body_chunked; /* |ub| decodes a chunked body: its length is known at its end */
     size_t body_off;
     size_t released_off; /* req->entity bytes below this were given back to the kernel */
     int has_body, body_done;
@@ -462,6 +463,8 @@ static void pump_streamed_body(proxy_stream *ps, tunnel *t)
             return;
         }
         if (ps->ub != NULL) {
+            if (ps->body_chunked)
+                ratelimit_charge(&t->rl_bytes, (double)w, server_now(ps->srv));
             upload_body_consume(ps->ub, (size_t)w);
         } else {
             ratelimit_charge(&t->rl_bytes, (double)w, server_now(ps->srv));
@@ -473,6 +476,8 @@ static void pump_streamed_body(proxy_stream *ps, tunnel *t)
         ps->body_done = 1; /* the body object lives on until on_dispose (h1: it drains what follows the body) */
         if (ps->hb != NULL)
             admin_tag_body(ps->req, h2_body_received(ps->hb));
+        else if (ps->body_chunked)
+            admin_tag_body(ps->req, ps->body_off);
         mux_session_end_stream(t->sess, ps->id);
     } else if (n > 0) {
         /* paused above */
@@ -628,7 +633,8 @@ int proxy_handle_request(server *srv, h2o_req_t *req)
     int64_t held = upload_take(srv, req);
     h2_body_hook_upgraded(srv, req); /* later streams of an h2c-upgraded connection stream their bodies */
     int64_t h2_len = -1;
-    int h2_held = held < 0 && h2_body_held(req, &h2_len); /* an HTTP/2 body the hook holds (h2_body.h) */
+    int h1_held = held >= 0 || held == UPLOAD_LENGTH_CHUNKED; /* the connection streams it (upload.h) */
+    int h2_held = !h1_held && h2_body_held(req, &h2_len);     /* an HTTP/2 body the hook holds (h2_body.h) */
     char name[ROUTE_MAX_NAME + 1], host[ROUTE_MAX_HOST + 1], shost[128];
     safe_host(req, shost, sizeof(shost));
     if (srv->shutting_down) {
@@ -691,15 +697,16 @@ int proxy_handle_request(server *srv, h2o_req_t *req)
     size_t nin = 0;
     for (size_t i = 0; i < req->headers.size; i++) {
         const h2o_iovec_t *hn = req->headers.entries[i].name;
-        if (held >= 0 && hn->len == UPLOAD_HIDDEN_HEADER_LEN && strncasecmp(hn->base, UPLOAD_HIDDEN_HEADER, hn->len) == 0)
-            continue; /* the renamed Content-Length: the real one is built from |held| */
+        if (h1_held && ((hn->len == UPLOAD_HIDDEN_HEADER_LEN && strncasecmp(hn->base, UPLOAD_HIDDEN_HEADER, hn->len) == 0) ||
+                        (hn->len == UPLOAD_HIDDEN_TE_HEADER_LEN && strncasecmp(hn->base, UPLOAD_HIDDEN_TE_HEADER, hn->len) == 0)))
+            continue; /* the renamed framing header: the real one is built from |held| (none: chunked) */
         in[nin].name = (mux_iovec){(uint8_t *)hn->base, hn->len};
         in[nin].value = (mux_iovec){(uint8_t *)req->headers.entries[i].value.base, req->headers.entries[i].value.len};
         nin++;
     }
-    ps->has_body = req->entity.base != NULL || held >= 0 || h2_held;
-    /* -1: an HTTP/2 body without Content-Length (chunked towards the local service) */
-    int64_t body_len = held >= 0 ? held : h2_held ? h2_len : (int64_t)req->entity.len;
+    ps->has_body = req->entity.base != NULL || h1_held || h2_held;
+    /* -1: a chunked HTTP/1.1 body, an HTTP/2 body without Content-Length (chunked to the local service) */
+    int64_t body_len = h1_held ? (held >= 0 ? held : -1) : h2_held ? h2_len : (int64_t)req->entity.len;
     /* an upgrade with a request body is forwarded as a plain request (the body went first) */
     ps->upgrade_req = req->version < 0x200 && req->upgrade.base != NULL && (!ps->has_body || body_len == 0);
     if (ps->upgrade_req)
@@ -749,14 +756,20 @@ int proxy_handle_request(server *srv, h2o_req_t *req)
     admin_tag_stream(req, ps->id); /* for the access log */
     ps->tunnel = t;
     h2o_linklist_insert(&t->streams, &ps->link);
-    if (held >= 0) {
-        ratelimit_charge(&t->rl_bytes, (double)held, server_now(srv));
-        admin_tag_body(req, (uint64_t)held);
+    if (h1_held) {
+        if (held >= 0) {
+            ratelimit_charge(&t->rl_bytes, (double)held, server_now(srv));
+            admin_tag_body(req, (uint64_t)held);
+        }
+        ps->body_chunked = held == UPLOAD_LENGTH_CHUNKED;
         ps->ub = upload_body_start(srv, req, on_body_event, ps);
         if (ps->ub == NULL) {
             tunnel_flush(reset(ps, MUX_CODE_INTERNAL_ERROR, "cannot read the request body"));
             ps->response_started = ps->final_sent = 1;
-            send_text(req, 500, "Internal Server Error", "tunnelmux: cannot read the request body\n");
+            if (held == UPLOAD_LENGTH_CHUNKED)
+                send_text(req, 400, "Bad Request", "tunnelmux: malformed chunked request body\n");
+            else
+                send_text(req, 500, "Internal Server Error", "tunnelmux: cannot read the request body\n");
             return 0;
         }
     } else if (h2_held) {

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "server/phr.h"
 #include "server/h2_body.h"
 #include "server/upload_head.h"
 
@@ -26,7 +27,8 @@ struct upload_pending {
     upload_conn *uc;
     h2o_socket_t *sock;
     h2o_req_t *req;   /* set by upload_take() */
-    uint64_t len;     /* the body's length */
+    uint64_t len;     /* the body's length (UINT64_MAX: chunked) */
+    int chunked;      /* Transfer-Encoding: chunked */
     const char *body; /* body bytes h2o read together with the head (in its input buffer) */
     size_t body_len;
     int expect_continue; /* answer "100 Continue" when the body is taken */
@@ -44,9 +46,14 @@ struct upload_body {
     size_t pre_len;
     uint8_t *buf; /* UPLOAD_READ_BUF bytes; [buf_off, buf_len) not consumed yet */
     size_t buf_off, buf_len;
-    uint64_t left; /* body bytes not consumed yet */
-    int want;      /* the consumer takes more */
-    int reading;   /* h2o_socket_read_start is in effect */
+    uint64_t left; /* body bytes not consumed yet (chunked: UINT64_MAX until the last chunk was decoded) */
+    int chunked;   /* decode chunked framing in place as bytes arrive */
+    int chunk_end; /* chunked: the last chunk was decoded (|left| is exact from then on) */
+    int malformed; /* chunked: the bytes h2o had read already break the framing */
+    struct phr_chunked_decoder dec;
+    uint8_t *pre_copy; /* chunked: the bytes h2o had read, copied and decoded */
+    int want;          /* the consumer takes more */
+    int reading;       /* h2o_socket_read_start is in effect */
     int in_cb, free_pending;
     upload_body_cb cb; /* NULL: discard mode (an answered request's body) */
     void *data;
@@ -148,13 +155,18 @@ static void hook_on_read(h2o_socket_t *sock, const char *err)
         upload_head_parse(sock->input->bytes, sock->input->size, H2O_MAX_REQLEN, UPLOAD_MIN_BODY, srv->opt->max_request_body, &h) ==
             UPLOAD_HEAD_ELIGIBLE) {
         /* h2o must not see this body: same-length rename, before h2o parses the head */
-        memcpy(sock->input->bytes + h.cl_name_off, UPLOAD_HIDDEN_HEADER, UPLOAD_HIDDEN_HEADER_LEN);
+        if (h.chunked)
+            memcpy(sock->input->bytes + h.cl_name_off, UPLOAD_HIDDEN_TE_HEADER, UPLOAD_HIDDEN_TE_HEADER_LEN);
+        else
+            memcpy(sock->input->bytes + h.cl_name_off, UPLOAD_HIDDEN_HEADER, UPLOAD_HIDDEN_HEADER_LEN);
         size_t after = sock->input->size - h.head_len;
+        uint64_t len = h.chunked ? UINT64_MAX : h.content_length;
         p = (struct upload_pending){.uc = uc,
                                     .sock = sock,
-                                    .len = h.content_length,
+                                    .len = len,
+                                    .chunked = h.chunked,
                                     .body = sock->input->bytes + h.head_len,
-                                    .body_len = after < h.content_length ? after : (size_t)h.content_length,
+                                    .body_len = after < len ? after : (size_t)len,
                                     .expect_continue = h.expect_continue && after == 0};
         srv->upload_pending = &p;
         eligible = 1;
@@ -193,12 +205,29 @@ int64_t upload_take(server *srv, h2o_req_t *req)
     p->seen = 1;
     p->req = req;
     req->http1_is_persistent = 0; /* whatever happens next, nothing after this head is parsed */
-    return (int64_t)p->len;
+    return p->chunked ? UPLOAD_LENGTH_CHUNKED : (int64_t)p->len;
 }
 
 /* ---------------------------------------------------------------- body reader */
 
 static void body_on_read(h2o_socket_t *sock, const char *err);
+
+/* Decodes |*n| chunked bytes at |buf| in place (*n becomes the payload's length). At the last chunk,
+ * |left| becomes what is still to consume (this payload plus what was decoded before and is not
+ * consumed). Returns 0, or -1 when the framing is malformed. */
+static int decode_chunked(upload_body *ub, uint8_t *buf, size_t *n)
+{
+    size_t in = *n;
+    ssize_t r = phr_decode_chunked(&ub->dec, (char *)buf, n);
+    if (r == -1)
+        return -1;
+    (void)in;
+    if (r >= 0) { /* the last chunk and the trailers: what follows is not ours */
+        ub->chunk_end = 1;
+        ub->left = (buf == ub->pre_copy ? 0 : ub->pre_len) + *n;
+    }
+    return 0;
+}
 
 static upload_body *body_new(server *srv, h2o_socket_t *conn_sock, const struct upload_pending *p)
 {
@@ -226,6 +255,23 @@ static upload_body *body_new(server *srv, h2o_socket_t *conn_sock, const struct 
     ub->pre_len = p->body_len;
     ub->left = p->len;
     ub->want = 1;
+    if (p->chunked) {
+        ub->chunked = 1;
+        ub->dec.consume_trailer = 1;
+        if (p->body_len > 0 && (ub->pre_copy = malloc(p->body_len)) == NULL) {
+            h2o_socket_close(ub->sock);
+            free(ub->buf);
+            free(ub);
+            return NULL;
+        }
+        if (p->body_len > 0)
+            memcpy(ub->pre_copy, p->body, p->body_len);
+        ub->pre = ub->pre_copy;
+        if (decode_chunked(ub, ub->pre_copy, &ub->pre_len) != 0) {
+            LOG_INFO(LOG_EV_HTTP, "request body: malformed chunked framing");
+            ub->malformed = 1;
+        }
+    }
     return ub;
 }
 
@@ -253,6 +299,7 @@ static void do_free(upload_body *ub)
     if (h2o_timeout_is_linked(&ub->deadline))
         h2o_timeout_unlink(&ub->deadline);
     free(ub->buf);
+    free(ub->pre_copy);
     free(ub);
 }
 
@@ -290,7 +337,7 @@ static void fail(upload_body *ub, const char *why)
  * count, 0 when nothing is there yet, -1 at EOF or on an error. */
 static ssize_t read_some(upload_body *ub)
 {
-    size_t want = ub->left < UPLOAD_READ_BUF ? (size_t)ub->left : UPLOAD_READ_BUF;
+    size_t want = ub->chunked || ub->left >= UPLOAD_READ_BUF ? UPLOAD_READ_BUF : (size_t)ub->left;
     ssize_t n;
     while ((n = recv(h2o_socket_get_fd(ub->sock), ub->buf, want, 0)) < 0 && errno == EINTR)
         ;
@@ -317,7 +364,17 @@ static void body_on_read(h2o_socket_t *sock, const char *err)
             }
             if (n == 0)
                 break;
-            ub->left -= (size_t)n;
+            if (ub->chunked) {
+                size_t dn = (size_t)n;
+                if (decode_chunked(ub, ub->buf, &dn) != 0) {
+                    do_free(ub);
+                    return;
+                }
+                if (ub->chunk_end)
+                    ub->left = 0; /* the last chunk went by: nothing more to discard */
+            } else {
+                ub->left -= (size_t)n;
+            }
         }
         if (ub->left == 0) {
             do_free(ub);
@@ -338,6 +395,16 @@ static void body_on_read(h2o_socket_t *sock, const char *err)
     }
     ub->buf_off = 0;
     ub->buf_len = (size_t)n;
+    if (ub->chunked) {
+        if (decode_chunked(ub, ub->buf, &ub->buf_len) != 0) {
+            fail(ub, "malformed chunked request body");
+            return;
+        }
+        if (ub->buf_len == 0 && ub->left > 0) {
+            update_reading(ub); /* only framing so far */
+            return;
+        }
+    }
     ub->in_cb = 1;
     ub->cb(ub->data, NULL); /* usually consumes it all: reading goes on without an epoll_ctl */
     ub->in_cb = 0;
@@ -355,6 +422,10 @@ upload_body *upload_body_start(server *srv, h2o_req_t *req, upload_body_cb cb, v
     upload_body *ub = body_new(srv, p->sock, p);
     if (ub == NULL)
         return NULL;
+    if (ub->malformed) {
+        do_free(ub);
+        return NULL;
+    }
     if (p->expect_continue) {
         /* the client waits for this before sending the body (h2o answers it on its own path). Nothing
          * was written on this fresh request yet, so 25 bytes go straight into the socket buffer. */
@@ -390,7 +461,8 @@ void upload_body_consume(upload_body *ub, size_t n)
 {
     if (n == 0)
         return;
-    ub->left -= n;
+    if (!ub->chunked || ub->chunk_end)
+        ub->left -= n;
     if (ub->pre_len > 0) {
         ub->pre += n;
         ub->pre_len -= n;
@@ -445,7 +517,12 @@ static void discard_start(server *srv, h2o_socket_t *sock, const struct upload_p
         shutdown(h2o_socket_get_fd(sock), SHUT_RD);
         return;
     }
-    ub->left -= ub->pre_len;
+    if (ub->chunked && (ub->chunk_end || ub->malformed)) {
+        do_free(ub); /* the whole chunked body was in h2o's buffer (or broken: the connection closes) */
+        return;
+    }
+    if (!ub->chunked)
+        ub->left -= ub->pre_len;
     ub->pre_len = 0;
     ub->pre = NULL;
     ub->deadline.cb = on_discard_deadline;

@@ -7,9 +7,10 @@
  *
  *  1. upload_on_accept() puts a hook in front of h2o's HTTP/1 request reader. When a request head
  *     has arrived and is eligible (upload_head.h: one Content-Length of at least UPLOAD_MIN_BODY
- *     and at most MAX_REQUEST_BODY, nothing ambiguous), the hook renames that header in h2o's
- *     input buffer (same length) before h2o parses it: h2o sees a request without a body and runs
- *     the handler at once.
+ *     and at most MAX_REQUEST_BODY, or Transfer-Encoding: chunked, nothing ambiguous), the hook
+ *     renames that header in h2o's input buffer (same length) before h2o parses it: h2o sees a
+ *     request without a body and runs the handler at once. A chunked body is decoded as it is read
+ *     (picohttpparser's decoder, trailers dropped); the handler forwards it without a length.
  *  2. The handler calls upload_take() first thing. For such a request it returns the body's length
  *     and makes the connection non-persistent, so the body bytes can never reach h2o's parser.
  *  3. upload_body_start() reads the body through a second descriptor of the same socket (dup(2))
@@ -19,8 +20,8 @@
  *  4. A held-back body nobody started (the handler answered early: 404, 401, 429, 502, ...) is read
  *     and discarded, bounded by its length and READ_TIMEOUT, so the client gets that answer.
  *
- * TLS connections, HTTP/2, chunked and small bodies, GET/HEAD, and a request h2o had already
- * started reading from its buffer (pipelined) keep h2o's buffered path.
+ * TLS connections, small bodies, GET/HEAD, and a request h2o had already started reading from its
+ * buffer (pipelined) keep h2o's buffered path (HTTP/2 bodies: h2_body.h).
  *
  * Ownership: the per-connection hook state belongs to the socket (freed when it closes); an
  * upload_body belongs to whoever started it until upload_body_free().
@@ -46,12 +47,16 @@ typedef void (*upload_body_cb)(void *data, const char *err);
 /* Installs the request-head hook on a freshly accepted plain-HTTP socket (after h2o_accept). */
 void upload_on_accept(server *srv, h2o_socket_t *sock);
 
-/* First thing in the handler: the length of |req|'s held-back body (and the connection is made
- * non-persistent), or -1 when its body (if any) is in req->entity as usual. */
+/* upload_take(): a held-back chunked body (its length is known only at its end). */
+#define UPLOAD_LENGTH_CHUNKED (-2)
+
+/* First thing in the handler: the length of |req|'s held-back body, or UPLOAD_LENGTH_CHUNKED (and
+ * the connection is made non-persistent), or -1 when its body (if any) is in req->entity as usual. */
 int64_t upload_take(server *srv, h2o_req_t *req);
 
-/* Starts reading the held-back body of |req| (upload_take() returned >= 0 for it), calling |cb|
- * as bytes arrive. Returns NULL when the body cannot be read (the caller answers an error). */
+/* Starts reading the held-back body of |req| (upload_take() returned >= 0 or UPLOAD_LENGTH_CHUNKED),
+ * calling |cb| as bytes arrive. Returns NULL when the body cannot be read (the caller answers an
+ * error: for a chunked body, most likely its framing is malformed). */
 upload_body *upload_body_start(server *srv, h2o_req_t *req, upload_body_cb cb, void *data);
 
 /* The next contiguous body bytes available now: sets |*p| and returns their count (0 = none yet,
