@@ -9,6 +9,7 @@
 #include <h2o/http2_internal.h>
 
 #include "common/log.h"
+#include "server/upload.h"
 
 #define H2O_STREAM_WINDOW ((ssize_t)H2O_HTTP2_SETTINGS_HOST.initial_window_size) /* 16 MiB, h2o's SETTINGS (§8.1) */
 #define CONN_BUDGET ((size_t)16 * 1024 * 1024) /* records' bytes beyond which the connection window shrinks (§8.3) */
@@ -706,7 +707,15 @@ static void on_tls_handshake(h2o_socket_t *sock, const char *err)
             return;
         }
     }
+    /* HTTP/1.1 over TLS: upload.c's hook goes in before h2o reads a request (input moved aside as above) */
+    h2o_buffer_t *input = sock->input;
+    h2o_buffer_init(&sock->input, &h2o_socket_buffer_prototype);
     h2o_http1_accept(&srv->accept_ctx, sock, at);
+    upload_on_accept(srv, sock);
+    h2o_buffer_dispose(&sock->input);
+    sock->input = input;
+    if (sock->input->size != 0)
+        sock->_cb.read(sock, NULL);
 }
 
 void h2_body_accept_tls(server *srv, h2o_socket_t *sock)

@@ -20,6 +20,9 @@ typedef struct upload_conn {
     h2o_timeout_entry_t rehook; /* zero-delay: re-hooks once h2o restarted reading for the next request */
     int refs;                   /* the socket, each request that will ask for a re-hook, a hook call in progress */
     int closed;                 /* the socket is gone */
+    /* TLS: the body is read through h2o's own socket (no second descriptor can share its TLS state) */
+    struct upload_body *tls_reader; /* the body being read, or NULL */
+    h2o_buffer_t *saved_input;      /* h2o's input with the request head, set aside until the request ends */
 } upload_conn;
 
 /* The head h2o is parsing right now, between the hook and the handler (both in one call). */
@@ -47,6 +50,7 @@ struct upload_body {
     uint8_t *buf; /* UPLOAD_READ_BUF bytes; [buf_off, buf_len) not consumed yet */
     size_t buf_off, buf_len;
     uint64_t left; /* body bytes not consumed yet (chunked: UINT64_MAX until the last chunk was decoded) */
+    int tls;       /* |sock| is the TLS connection itself (h2o's): never closed here, bytes come in sock->input */
     int chunked;   /* decode chunked framing in place as bytes arrive */
     int chunk_end; /* chunked: the last chunk was decoded (|left| is exact from then on) */
     int malformed; /* chunked: the bytes h2o had read already break the framing */
@@ -58,6 +62,7 @@ struct upload_body {
     upload_body_cb cb; /* NULL: discard mode (an answered request's body) */
     void *data;
     h2o_timeout_entry_t deadline; /* discard mode: READ_TIMEOUT without progress */
+    h2o_timeout_entry_t pull;     /* TLS: zero-delay, hands over bytes h2o's reader left in sock->input */
 };
 
 /* ---------------------------------------------------------------- per-connection hook */
@@ -75,6 +80,10 @@ static void uc_on_close(void *data)
 {
     upload_conn *uc = data;
     uc->closed = 1;
+    if (uc->tls_reader != NULL) { /* cannot happen: h2o disposes of the request (and the reader) first */
+        uc->tls_reader->sock = NULL;
+        uc->tls_reader = NULL;
+    }
     if (h2o_timeout_is_linked(&uc->rehook))
         h2o_timeout_unlink(&uc->rehook);
     uc_release(uc);
@@ -100,6 +109,8 @@ static void on_rehook(h2o_timeout_entry_t *e)
 static void on_request_dispose(void *p)
 {
     upload_conn *uc = *(upload_conn **)p;
+    if (uc->saved_input != NULL) /* the request's strings pointed into it */
+        h2o_buffer_dispose(&uc->saved_input);
     if (!uc->closed && !h2o_timeout_is_linked(&uc->rehook))
         h2o_timeout_link(uc->srv->ctx.loop, &uc->srv->ctx.zero_timeout, &uc->rehook);
     uc_release(uc);
@@ -107,7 +118,7 @@ static void on_request_dispose(void *p)
 
 void upload_on_accept(server *srv, h2o_socket_t *sock)
 {
-    if (sock->ssl != NULL || sock->on_close.cb != NULL || sock->_cb.read == NULL)
+    if (sock->on_close.cb != NULL || sock->_cb.read == NULL)
         return;
     if (srv->upload_h1_read == NULL)
         srv->upload_h1_read = sock->_cb.read; /* h2o_accept on a plain socket starts the HTTP/1 reader */
@@ -125,6 +136,13 @@ void upload_on_accept(server *srv, h2o_socket_t *sock)
     sock->_cb.read = hook_on_read;
 }
 
+/* TLS: "100 Continue" would be a write of ours under h2o's writes: such a request keeps h2o's path. */
+static int eligible_tls_skip(const h2o_buffer_t *in)
+{
+    upload_head h;
+    return upload_head_parse(in->bytes, in->size, H2O_MAX_REQLEN, 0, 0, &h) == UPLOAD_HEAD_ELIGIBLE && h.expect_continue;
+}
+
 /* GET and HEAD (nearly every small request) are not parsed twice: a body on them, rare as it is,
  * keeps h2o's path. */
 static int bodiless_method(const h2o_buffer_t *in)
@@ -139,7 +157,7 @@ static void hook_on_read(h2o_socket_t *sock, const char *err)
     struct upload_pending p;
     int eligible = 0;
     upload_head h;
-    if (err == NULL && sock->input->size > 0 && srv->upload_pending == NULL &&
+    if (err == NULL && sock->ssl == NULL && sock->input->size > 0 && srv->upload_pending == NULL &&
         (eligible = h2_body_is_preface(sock->input->bytes, sock->input->size)) != 0) {
         /* HTTP/2 with prior knowledge: the rest is h2_body.c's (it chains our on_close) */
         if (eligible > 0) {
@@ -151,7 +169,8 @@ static void hook_on_read(h2o_socket_t *sock, const char *err)
         return; /* a partial preface: wait for the rest */
     }
     eligible = 0;
-    if (err == NULL && srv->upload_pending == NULL && sock->input->size > 0 && !bodiless_method(sock->input) &&
+    if (err == NULL && srv->upload_pending == NULL && !(sock->ssl != NULL && eligible_tls_skip(sock->input)) &&
+        sock->input->size > 0 && !bodiless_method(sock->input) &&
         upload_head_parse(sock->input->bytes, sock->input->size, H2O_MAX_REQLEN, UPLOAD_MIN_BODY, srv->opt->max_request_body, &h) ==
             UPLOAD_HEAD_ELIGIBLE) {
         /* h2o must not see this body: same-length rename, before h2o parses the head */
@@ -212,6 +231,9 @@ int64_t upload_take(server *srv, h2o_req_t *req)
 
 static void body_on_read(h2o_socket_t *sock, const char *err);
 
+static upload_body *body_init(upload_body *ub, const struct upload_pending *p);
+static void do_free(upload_body *ub);
+
 /* Decodes |*n| chunked bytes at |buf| in place (*n becomes the payload's length). At the last chunk,
  * |left| becomes what is still to consume (this payload plus what was decoded before and is not
  * consumed). Returns 0, or -1 when the framing is malformed. */
@@ -229,8 +251,12 @@ static int decode_chunked(upload_body *ub, uint8_t *buf, size_t *n)
     return 0;
 }
 
+static upload_body *body_new_tls(server *srv, h2o_socket_t *conn_sock, const struct upload_pending *p);
+
 static upload_body *body_new(server *srv, h2o_socket_t *conn_sock, const struct upload_pending *p)
 {
+    if (conn_sock->ssl != NULL)
+        return body_new_tls(srv, conn_sock, p);
     int fd = fcntl(h2o_socket_get_fd(conn_sock), F_DUPFD_CLOEXEC, 0);
     if (fd < 0) {
         LOG_WARN(LOG_EV_HTTP, "request body: cannot duplicate the connection's descriptor: %s", strerror(errno));
@@ -251,6 +277,33 @@ static upload_body *body_new(server *srv, h2o_socket_t *conn_sock, const struct 
     ub->sock = h2o_evloop_socket_create(srv->ctx.loop, fd, 0);
     h2o_socket_dont_read(ub->sock, 1);
     ub->sock->data = ub;
+    return body_init(ub, p);
+}
+
+/* The connection's own socket: h2o's input buffer (the request's strings point into it) is set
+ * aside until the request ends, and h2o's TLS reader fills a fresh one that this reader drains. */
+static upload_body *body_new_tls(server *srv, h2o_socket_t *conn_sock, const struct upload_pending *p)
+{
+    upload_conn *uc = conn_sock->on_close.data;
+    if (uc->tls_reader != NULL || uc->saved_input != NULL)
+        return NULL;
+    upload_body *ub = calloc(1, sizeof(*ub));
+    if (ub == NULL || (ub->buf = malloc(UPLOAD_READ_BUF)) == NULL) {
+        free(ub);
+        return NULL;
+    }
+    ub->srv = srv;
+    ub->sock = conn_sock;
+    ub->tls = 1;
+    uc->saved_input = conn_sock->input;
+    h2o_buffer_init(&conn_sock->input, &h2o_socket_buffer_prototype);
+    uc->tls_reader = ub;
+    return body_init(ub, p);
+}
+
+/* What both readers share: the bytes h2o had read, the length, chunked decoding. */
+static upload_body *body_init(upload_body *ub, const struct upload_pending *p)
+{
     ub->pre = (const uint8_t *)p->body;
     ub->pre_len = p->body_len;
     ub->left = p->len;
@@ -259,9 +312,7 @@ static upload_body *body_new(server *srv, h2o_socket_t *conn_sock, const struct 
         ub->chunked = 1;
         ub->dec.consume_trailer = 1;
         if (p->body_len > 0 && (ub->pre_copy = malloc(p->body_len)) == NULL) {
-            h2o_socket_close(ub->sock);
-            free(ub->buf);
-            free(ub);
+            do_free(ub);
             return NULL;
         }
         if (p->body_len > 0)
@@ -282,6 +333,16 @@ static void close_sock(upload_body *ub, int drain)
 {
     if (ub->sock == NULL)
         return;
+    if (ub->tls) { /* h2o's socket: stop reading, leave it to h2o */
+        upload_conn *uc = ub->sock->on_close.data;
+        if (ub->reading)
+            h2o_socket_read_stop(ub->sock);
+        if (uc != NULL && uc->tls_reader == ub)
+            uc->tls_reader = NULL;
+        ub->sock = NULL;
+        ub->reading = 0;
+        return;
+    }
     for (int i = 0; drain && i < 4; i++) {
         ssize_t n = recv(h2o_socket_get_fd(ub->sock), ub->buf, UPLOAD_READ_BUF, MSG_DONTWAIT);
         if (n <= 0 && !(n < 0 && errno == EINTR))
@@ -296,6 +357,8 @@ static void close_sock(upload_body *ub, int drain)
 static void do_free(upload_body *ub)
 {
     close_sock(ub, 1);
+    if (h2o_timeout_is_linked(&ub->pull))
+        h2o_timeout_unlink(&ub->pull);
     if (h2o_timeout_is_linked(&ub->deadline))
         h2o_timeout_unlink(&ub->deadline);
     free(ub->buf);
@@ -304,15 +367,19 @@ static void do_free(upload_body *ub)
 }
 
 /* Reads while the consumer wants bytes, none are buffered and some are still to come. */
+static void tls_on_read(h2o_socket_t *sock, const char *err);
+
 static void update_reading(upload_body *ub)
 {
     if (ub->sock == NULL)
         return;
     int buffered = ub->pre_len > 0 || ub->buf_off < ub->buf_len;
     int should = ub->left > 0 && (ub->cb == NULL || (ub->want && !buffered));
+    if (should && ub->tls && ub->sock->input->size > 0 && !h2o_timeout_is_linked(&ub->pull))
+        h2o_timeout_link(ub->srv->ctx.loop, &ub->srv->ctx.zero_timeout, &ub->pull); /* no read event will bring them */
     if (should && !ub->reading) {
         ub->reading = 1;
-        h2o_socket_read_start(ub->sock, body_on_read);
+        h2o_socket_read_start(ub->sock, ub->tls ? tls_on_read : body_on_read);
     } else if (!should && ub->reading) {
         ub->reading = 0;
         h2o_socket_read_stop(ub->sock);
@@ -414,6 +481,61 @@ static void body_on_read(h2o_socket_t *sock, const char *err)
         update_reading(ub);
 }
 
+/* TLS: moves what h2o decrypted into |buf| (at most UPLOAD_READ_BUF, and not past a known length)
+ * and hands it over, while the consumer takes everything and more is there. */
+static void tls_pull(upload_body *ub)
+{
+    for (int i = 0;
+         i < 64 && ub->sock != NULL && ub->left > 0 && ub->buf_off == ub->buf_len && ub->pre_len == 0 && ub->sock->input->size > 0;
+         i++) {
+        h2o_buffer_t *in = ub->sock->input;
+        size_t n = in->size < UPLOAD_READ_BUF ? in->size : UPLOAD_READ_BUF;
+        if (!ub->chunked && ub->left < n)
+            n = (size_t)ub->left;
+        memcpy(ub->buf, in->bytes, n);
+        h2o_buffer_consume(&ub->sock->input, n);
+        ub->buf_off = 0;
+        ub->buf_len = n;
+        if (ub->chunked && decode_chunked(ub, ub->buf, &ub->buf_len) != 0) {
+            fail(ub, "malformed chunked request body");
+            return;
+        }
+        if (ub->buf_len == 0 && ub->left > 0)
+            continue; /* only framing so far (at the last chunk the consumer must hear of the end) */
+        ub->in_cb = 1;
+        ub->cb(ub->data, NULL);
+        ub->in_cb = 0;
+        if (ub->free_pending) {
+            do_free(ub);
+            return;
+        }
+    }
+    update_reading(ub);
+}
+
+static void tls_on_read(h2o_socket_t *sock, const char *err)
+{
+    upload_conn *uc = sock->on_close.data;
+    upload_body *ub = uc != NULL ? uc->tls_reader : NULL;
+    if (ub == NULL) {
+        h2o_socket_read_stop(sock);
+        return;
+    }
+    if (err != NULL) {
+        fail(ub, "the client closed the connection before the end of the request body");
+        return;
+    }
+    if (ub->cb != NULL)
+        tls_pull(ub);
+}
+
+static void on_pull(h2o_timeout_entry_t *e)
+{
+    upload_body *ub = H2O_STRUCT_FROM_MEMBER(upload_body, pull, e);
+    if (ub->cb != NULL)
+        tls_pull(ub);
+}
+
 upload_body *upload_body_start(server *srv, h2o_req_t *req, upload_body_cb cb, void *data)
 {
     struct upload_pending *p = srv->upload_pending;
@@ -439,6 +561,7 @@ upload_body *upload_body_start(server *srv, h2o_req_t *req, upload_body_cb cb, v
     p->taken = 1;
     ub->cb = cb;
     ub->data = data;
+    ub->pull.cb = on_pull;
     update_reading(ub);
     return ub;
 }
@@ -512,6 +635,8 @@ static void discard_start(server *srv, h2o_socket_t *sock, const struct upload_p
 {
     if (p->body_len >= p->len)
         return; /* h2o already read it all */
+    if (sock->ssl != NULL)
+        return; /* TLS: h2o closes the connection after the answer (the body is not read) */
     upload_body *ub = body_new(srv, sock, p);
     if (ub == NULL) {
         shutdown(h2o_socket_get_fd(sock), SHUT_RD);

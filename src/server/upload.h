@@ -2,8 +2,9 @@
  * tunnelmux server — streamed HTTP/1.1 request bodies (docs/OPERATIONS.md "Uploads").
  *
  * h2o 2.2.5 runs a handler only after the whole request body arrived (docs/ARCHITECTURE.md §7), so a large
- * upload used to wait in memory or a spool file before its first byte entered the tunnel. On a
- * plain (non-TLS) HTTP/1.1 connection this module lets such bodies stream instead:
+ * upload used to wait in memory or a spool file before its first byte entered the tunnel. On an
+ * HTTP/1.1 connection (plain, or TLS: h2_body_accept_tls installs the hook) this module lets such
+ * bodies stream instead:
  *
  *  1. upload_on_accept() puts a hook in front of h2o's HTTP/1 request reader. When a request head
  *     has arrived and is eligible (upload_head.h: one Content-Length of at least UPLOAD_MIN_BODY
@@ -17,11 +18,16 @@
  *     with a socket of our own on the loop, while h2o's socket stays read-stopped: the request's
  *     strings point into h2o's input buffer, which must not move. Bytes h2o had already read after
  *     the head go first. The reader is paused and resumed by its consumer (tunnel credit).
+ *     Over TLS no second descriptor can share the TLS state: h2o's input buffer is set aside until
+ *     the request ends and h2o's own socket reads (and decrypts) into a fresh one that the reader
+ *     drains; Expect: 100-continue keeps h2o's path there (our interim answer would be a write
+ *     under h2o's).
  *  4. A held-back body nobody started (the handler answered early: 404, 401, 429, 502, ...) is read
- *     and discarded, bounded by its length and READ_TIMEOUT, so the client gets that answer.
+ *     and discarded (plain connections), bounded by its length and READ_TIMEOUT, so the client gets
+ *     that answer.
  *
- * TLS connections, small bodies, GET/HEAD, and a request h2o had already started reading from its
- * buffer (pipelined) keep h2o's buffered path (HTTP/2 bodies: h2_body.h).
+ * Small bodies, GET/HEAD, and a request h2o had already started reading from its buffer
+ * (pipelined) keep h2o's buffered path (HTTP/2 bodies: h2_body.h).
  *
  * Ownership: the per-connection hook state belongs to the socket (freed when it closes); an
  * upload_body belongs to whoever started it until upload_body_free().

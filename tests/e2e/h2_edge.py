@@ -21,6 +21,7 @@ Prints "ok ..." / "FAIL ..." lines; exits 1 when any check failed. Every wait is
 import argparse
 import hashlib
 import json
+import select
 import socket
 import sys
 import time
@@ -45,31 +46,38 @@ def check(cond, what):
 class Client:
     def __init__(self, port, authority, timeout=20):
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        self.sock.setblocking(False)
         self.authority = authority
         self.conn = h2.connection.H2Connection(config=h2.config.H2Configuration(client_side=True, header_encoding="utf-8"))
         self.conn.initiate_connection()
-        self.flush()
         self.events = []
         self.deadline = time.time() + timeout
         self.settings_seen = []
         self.closed = False
+        self.flush()
 
     def flush(self, chunk=None):
-        data = self.conn.data_to_send()
-        if not data:
-            return
-        if chunk is None:
-            self.sock.sendall(data)
-        else:
-            for i in range(0, len(data), chunk):
-                self.sock.sendall(data[i:i + chunk])
+        """Sends what h2 queued, reading (and answering) what the server sends meanwhile: a client
+        that only writes can deadlock with a server whose writes to it are blocked."""
+        for _ in range(1000):
+            data = self.conn.data_to_send()
+            if not data:
+                return
+            off = 0
+            while off < len(data):
+                if time.time() > self.deadline:
+                    raise TimeoutError("send")
+                r, w, _ = select.select([self.sock], [self.sock], [], 1.0)
+                if r and not self._read_once():
+                    raise ConnectionError("closed while sending")
+                if w:
+                    off += self.sock.send(data[off:off + (chunk or 65536)])
 
-    def pump(self, wait=0.2):
-        """Reads what arrived (up to |wait| s), feeds h2, answers (ACKs, pings). False at EOF."""
-        self.sock.settimeout(wait)
+    def _read_once(self):
+        """One recv of what is there; feeds h2. False at EOF."""
         try:
             d = self.sock.recv(1 << 20)
-        except socket.timeout:
+        except (BlockingIOError, socket.timeout):
             return True
         except ConnectionError:
             self.closed = True
@@ -81,6 +89,13 @@ class Client:
             if isinstance(ev, h2.events.RemoteSettingsChanged):
                 self.settings_seen.append({k: v.new_value for k, v in ev.changed_settings.items()})
             self.events.append(ev)
+        return True
+
+    def pump(self, wait=0.2):
+        """Reads what arrived (up to |wait| s), feeds h2, answers (ACKs, pings). False at EOF."""
+        r, _, _ = select.select([self.sock], [], [], wait)
+        if r and not self._read_once():
+            return False
         self.flush()
         return True
 
@@ -297,6 +312,7 @@ def case_overrun(a):
     frame.data = b"x" * 16384
     raw = frame.serialize()
     deadline = time.time() + 20
+    c.sock.settimeout(5)  # blocking writes from here on (the point is to ignore the server)
     try:
         while sent < (48 << 20) and time.time() < deadline:  # far beyond any window the server can grant
             c.sock.sendall(raw)

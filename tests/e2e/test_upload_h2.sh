@@ -10,7 +10,8 @@
 #     control (FLOW_CONTROL_ERROR);
 #  3. backpressure: a 256 MiB upload to a local service reading 8 MiB/s: the uploader is paced and
 #     the server's RSS grows by at most 64 MiB; a 512 MiB upload at full speed, same bound;
-#  4. h2 over TLS (ALPN): curl --http2 at 2 MiB/s streams the same way; nghttp -d; RSS bound.
+#  4. h2 over TLS (ALPN): curl --http2 at 2 MiB/s streams the same way; nghttp -d; RSS bound;
+#     HTTP/1.1 over TLS streams too, by length and chunked (Expect: 100-continue keeps h2o's path).
 source "$(dirname "$0")/lib.sh"
 require_binaries
 
@@ -191,6 +192,7 @@ rss_upload "h2c full speed" app 512 --http2-prior-knowledge
 check_eq "h2c full speed: 512 MiB arrived" $((512 * MIB)) "$(json body_length "$T/rss.out")"
 check_not_contains "no request body spooled to a file" "spool" "$(ls -la /proc/"$SERVER_PID"/fd 2>/dev/null | grep -i deleted)"
 stop_pid "$SERVER_PID"
+mv "$T/server.log" "$T/server-h2c.log"
 
 echo "== h2 over TLS (ALPN)"
 make_cert "$T" || fail "openssl certificate"
@@ -202,9 +204,29 @@ wait_ready app / || exit 1
 paced_upload "h2 TLS curl" --http2
 timeout 60 nghttp "https://127.0.0.1:$SERVER_PORT/ng" -H ":authority: app.$DOMAIN:$SERVER_PORT" -d "$T/6m.bin" >"$T/ngt.json" 2>"$T/ngt.err"
 check_eq "nghttp -d over TLS: body intact" "$SUM6" "$(json body_sha256 "$T/ngt.json")"
-out=$(tcurl app /echo --http1.1 -T "$T/6m.bin" -o "$T/h1t.json" -w '%{http_code} %{http_version}')
-check_eq "HTTP/1.1 over TLS (h2o's buffered path) still works" "200 1.1" "$out"
-check_eq "HTTP/1.1 over TLS: body intact" "$SUM6" "$(json body_sha256 "$T/h1t.json")"
+# HTTP/1.1 over TLS streams too (upload.c reads through h2o's TLS socket), by length and chunked
+for kind in length chunked; do
+    rm -f "$T/h1t.json"
+    t0=$(date +%s.%N)
+    if [ $kind = length ]; then
+        tcurl app /echo --http1.1 -H 'Expect:' --limit-rate 2M -T "$T/6m.bin" -o "$T/h1t.json"
+    else
+        cat "$T/6m.bin" | tcurl app /echo --http1.1 -H 'Expect:' --limit-rate 2M -T - -o "$T/h1t.json"
+    fi
+    check_eq "HTTP/1.1 over TLS ($kind): body intact" "$SUM6" "$(json body_sha256 "$T/h1t.json")"
+    head=$(python3 -c "import json; d=json.load(open('$T/h1t.json')); print('%.2f' % (d['head_at'] - $t0))" 2>/dev/null)
+    log "HTTP/1.1 over TLS ($kind): the local service saw the head ${head} s after the upload started"
+    check "HTTP/1.1 over TLS ($kind): the head reached the local service while the body was coming (${head} s < 1.5 s)" \
+        python3 -c "import sys; sys.exit(0 if ${head:-99} < 1.5 else 1)"
+done
+out=$(tcurl app /echo --http1.1 -T "$T/6m.bin" -o "$T/h1e.json" -w '%{http_code} %{http_version}')
+check_eq "HTTP/1.1 over TLS with Expect: 100-continue (h2o's buffered path)" "200 1.1" "$out"
+check_eq "HTTP/1.1 over TLS with Expect: body intact" "$SUM6" "$(json body_sha256 "$T/h1e.json")"
+code=$(tcurl nosuch /x --http1.1 -H 'Expect:' -T "$T/6m.bin" -o /dev/null -w '%{http_code}' 2>/dev/null)
+check_eq "HTTP/1.1 over TLS: an unknown name with a 6 MiB body gets its 404" 404 "$code"
+rss_upload "h1 TLS full speed" app 512 --http1.1 -H 'Expect:'
+check_eq "h1 TLS full speed: 512 MiB arrived (chunked from a pipe)" $((512 * MIB)) "$(json body_length "$T/rss.out")"
+
 rss_upload "h2 TLS full speed" app 512 --http2
 check_eq "h2 TLS full speed: 512 MiB arrived" $((512 * MIB)) "$(json body_length "$T/rss.out")"
 exit 0
