@@ -602,7 +602,7 @@ static void on_body_event(void *data, const char *err)
     proxy_stream *ps = data;
     if (err != NULL) {
         LOG_INFO(LOG_EV_STREAM, "stream %u (%s): %s", ps->id, ps->name, err);
-        int status = ps->hb != NULL ? h2_body_error_status(ps->hb) : 400;
+        int status = ps->hb != NULL ? h2_body_error_status(ps->hb) : ps->ub != NULL ? upload_body_error_status(ps->ub) : 400;
         upload_body_free(ps->ub);
         ps->ub = NULL;
         tunnel *t = reset(ps, MUX_CODE_CANCEL, err);

@@ -49,11 +49,14 @@ struct upload_body {
     size_t pre_len;
     uint8_t *buf; /* UPLOAD_READ_BUF bytes; [buf_off, buf_len) not consumed yet */
     size_t buf_off, buf_len;
-    uint64_t left; /* body bytes not consumed yet (chunked: UINT64_MAX until the last chunk was decoded) */
-    int tls;       /* |sock| is the TLS connection itself (h2o's): never closed here, bytes come in sock->input */
-    int chunked;   /* decode chunked framing in place as bytes arrive */
-    int chunk_end; /* chunked: the last chunk was decoded (|left| is exact from then on) */
-    int malformed; /* chunked: the bytes h2o had read already break the framing */
+    uint64_t left;      /* body bytes not consumed yet (chunked: UINT64_MAX until the last chunk was decoded) */
+    int tls;            /* |sock| is the TLS connection itself (h2o's): never closed here, bytes come in sock->input */
+    int chunked;        /* decode chunked framing in place as bytes arrive */
+    int chunk_end;      /* chunked: the last chunk was decoded (|left| is exact from then on) */
+    int malformed;      /* chunked: the bytes h2o had read already break the framing */
+    uint64_t decoded;   /* chunked: payload bytes decoded so far (MAX_REQUEST_BODY) */
+    uint64_t discarded; /* discard mode: bytes read and dropped */
+    int error_status;   /* the HTTP status fitting the last error (413 over MAX_REQUEST_BODY) */
     struct phr_chunked_decoder dec;
     uint8_t *pre_copy; /* chunked: the bytes h2o had read, copied and decoded */
     int want;          /* the consumer takes more */
@@ -233,10 +236,11 @@ static void body_on_read(h2o_socket_t *sock, const char *err);
 
 static upload_body *body_init(upload_body *ub, const struct upload_pending *p);
 static void do_free(upload_body *ub);
+static void release(upload_body *ub);
 
 /* Decodes |*n| chunked bytes at |buf| in place (*n becomes the payload's length). At the last chunk,
  * |left| becomes what is still to consume (this payload plus what was decoded before and is not
- * consumed). Returns 0, or -1 when the framing is malformed. */
+ * consumed). Returns 0, -1 when the framing is malformed, -2 past MAX_REQUEST_BODY (when set). */
 static int decode_chunked(upload_body *ub, uint8_t *buf, size_t *n)
 {
     size_t in = *n;
@@ -244,6 +248,12 @@ static int decode_chunked(upload_body *ub, uint8_t *buf, size_t *n)
     if (r == -1)
         return -1;
     (void)in;
+    ub->decoded += *n;
+    uint64_t max = ub->srv->opt->max_request_body;
+    if (max > 0 && ub->decoded > max) {
+        ub->error_status = 413;
+        return -2;
+    }
     if (r >= 0) { /* the last chunk and the trailers: what follows is not ours */
         ub->chunk_end = 1;
         ub->left = (buf == ub->pre_copy ? 0 : ub->pre_len) + *n;
@@ -422,10 +432,10 @@ static void body_on_read(h2o_socket_t *sock, const char *err)
         fail(ub, "the client closed the connection before the end of the request body");
         return;
     }
-    if (ub->cb == NULL) { /* discard: a few reads per wake-up, never more than the body */
+    if (ub->cb == NULL) { /* discard: a few reads per wake-up, never more than the body or UPLOAD_DISCARD_MAX */
         for (int i = 0; i < 8 && ub->left > 0; i++) {
             ssize_t n = read_some(ub);
-            if (n < 0) {
+            if (n < 0 || (ub->discarded += (uint64_t)(n > 0 ? n : 0)) > UPLOAD_DISCARD_MAX) {
                 do_free(ub);
                 return;
             }
@@ -433,7 +443,7 @@ static void body_on_read(h2o_socket_t *sock, const char *err)
                 break;
             if (ub->chunked) {
                 size_t dn = (size_t)n;
-                if (decode_chunked(ub, ub->buf, &dn) != 0) {
+                if (decode_chunked(ub, ub->buf, &dn) == -1) { /* past MAX_REQUEST_BODY is what we discard */
                     do_free(ub);
                     return;
                 }
@@ -463,8 +473,9 @@ static void body_on_read(h2o_socket_t *sock, const char *err)
     ub->buf_off = 0;
     ub->buf_len = (size_t)n;
     if (ub->chunked) {
-        if (decode_chunked(ub, ub->buf, &ub->buf_len) != 0) {
-            fail(ub, "malformed chunked request body");
+        int dr = decode_chunked(ub, ub->buf, &ub->buf_len);
+        if (dr != 0) {
+            fail(ub, dr == -2 ? "request body larger than MAX_REQUEST_BODY" : "malformed chunked request body");
             return;
         }
         if (ub->buf_len == 0 && ub->left > 0) {
@@ -476,7 +487,7 @@ static void body_on_read(h2o_socket_t *sock, const char *err)
     ub->cb(ub->data, NULL); /* usually consumes it all: reading goes on without an epoll_ctl */
     ub->in_cb = 0;
     if (ub->free_pending)
-        do_free(ub);
+        release(ub);
     else
         update_reading(ub);
 }
@@ -496,8 +507,9 @@ static void tls_pull(upload_body *ub)
         h2o_buffer_consume(&ub->sock->input, n);
         ub->buf_off = 0;
         ub->buf_len = n;
-        if (ub->chunked && decode_chunked(ub, ub->buf, &ub->buf_len) != 0) {
-            fail(ub, "malformed chunked request body");
+        int dr = ub->chunked ? decode_chunked(ub, ub->buf, &ub->buf_len) : 0;
+        if (dr != 0) {
+            fail(ub, dr == -2 ? "request body larger than MAX_REQUEST_BODY" : "malformed chunked request body");
             return;
         }
         if (ub->buf_len == 0 && ub->left > 0)
@@ -506,7 +518,7 @@ static void tls_pull(upload_body *ub)
         ub->cb(ub->data, NULL);
         ub->in_cb = 0;
         if (ub->free_pending) {
-            do_free(ub);
+            release(ub);
             return;
         }
     }
@@ -598,6 +610,11 @@ void upload_body_consume(upload_body *ub, size_t n)
                          * the connection closes after the response */
 }
 
+int upload_body_error_status(const upload_body *ub)
+{
+    return ub->error_status != 0 ? ub->error_status : 400;
+}
+
 int upload_body_done(const upload_body *ub)
 {
     return ub->left == 0;
@@ -609,16 +626,38 @@ void upload_body_want(upload_body *ub, int want)
     update_reading(ub);
 }
 
+static void on_discard_deadline(h2o_timeout_entry_t *e);
+
+/* The consumer let go before the end of the body (it answered early, or the body broke a limit):
+ * on a plain connection the rest is read and dropped (discard mode, bounded by READ_TIMEOUT without
+ * progress and UPLOAD_DISCARD_MAX), so closing the connection after the answer does not reset it
+ * under the client; otherwise the reader is freed. */
+static void release(upload_body *ub)
+{
+    if (ub->tls || ub->sock == NULL || ub->left == 0 || ub->malformed) {
+        do_free(ub);
+        return;
+    }
+    ub->cb = NULL;
+    ub->data = NULL;
+    ub->pre_len = 0;
+    ub->buf_off = ub->buf_len = 0;
+    ub->deadline.cb = on_discard_deadline;
+    if (h2o_timeout_is_linked(&ub->deadline))
+        h2o_timeout_unlink(&ub->deadline);
+    h2o_timeout_link(ub->srv->ctx.loop, &ub->srv->read_timeout, &ub->deadline);
+    update_reading(ub);
+}
+
 void upload_body_free(upload_body *ub)
 {
     if (ub == NULL)
         return;
     if (ub->in_cb) {
-        ub->free_pending = 1;
-        close_sock(ub, 1);
+        ub->free_pending = 1; /* released when the callback returns */
         return;
     }
-    do_free(ub);
+    release(ub);
 }
 
 /* ---------------------------------------------------------------- discarding an answered body */

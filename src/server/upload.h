@@ -41,6 +41,8 @@
 
 /* Bodies shorter than this keep h2o's path (one buffered piece is cheaper than a second socket). */
 #define UPLOAD_MIN_BODY (256 * 1024)
+/* Discard mode (upload_body_free before the end, an answered request): bytes read and dropped at most. */
+#define UPLOAD_DISCARD_MAX (64ULL * 1024 * 1024)
 /* Largest read from the connection at once: with the tunnel's credit, what one upload holds. */
 #define UPLOAD_READ_BUF (256 * 1024)
 
@@ -72,14 +74,19 @@ size_t upload_body_peek(upload_body *ub, const uint8_t **p);
 /* |n| bytes of the last peek were taken by the consumer. */
 void upload_body_consume(upload_body *ub, size_t n);
 
+/* The HTTP status that fits the last error reported to the callback (400, or 413 over MAX_REQUEST_BODY). */
+int upload_body_error_status(const upload_body *ub);
+
 /* 1 once every body byte was consumed. */
 int upload_body_done(const upload_body *ub);
 
 /* 1: read more whenever nothing is buffered (the default); 0: stop reading (backpressure). */
 void upload_body_want(upload_body *ub, int want);
 
-/* Stops reading and frees |ub| (safe from within its callback); what the client sent after the
- * body is read away first (bounded), so closing does not reset the connection under a response. */
+/* Releases |ub| (safe from within its callback). On a plain connection, what is left of the body is
+ * then read and dropped (up to UPLOAD_DISCARD_MAX, READ_TIMEOUT without progress), and what the
+ * client sent after the body is read away (bounded), so closing does not reset the connection under
+ * a response. */
 void upload_body_free(upload_body *ub);
 
 #endif
