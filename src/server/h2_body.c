@@ -42,9 +42,10 @@ struct h2_body {
     int error_status;           /* for the consumer's answer after an error */
     int busy;                   /* inside a callback: deletion waits */
     int delete_pending;
-    ssize_t window; /* the user's send window on this stream, as the user sees it */
-    size_t owed;    /* consumed bytes and padding not returned yet */
-    uint8_t *buf;   /* [off, len) received, not consumed */
+    int notify_pending; /* bytes arrived since the consumer was last called (batched per loop turn) */
+    ssize_t window;     /* the user's send window on this stream, as the user sees it */
+    size_t owed;        /* consumed bytes and padding not returned yet */
+    uint8_t *buf;       /* [off, len) received, not consumed */
     size_t off, len, cap;
     uint64_t received;
     h2_body_cb cb;
@@ -67,7 +68,8 @@ struct h2_body_conn {
     unsigned acks;   /* SETTINGS ACKs received */
     unsigned acks_before_ours;
     int ours_acked;
-    uint32_t trailer_id; /* collecting a trailer block's CONTINUATION frames for this stream */
+    h2o_timeout_entry_t notify_entry; /* zero-delay: calls the consumers of what this loop turn's reads delivered */
+    uint32_t trailer_id;              /* collecting a trailer block's CONTINUATION frames for this stream */
     uint8_t *trailer_buf;
     size_t trailer_len;
 };
@@ -229,6 +231,30 @@ static void notify(h2_body *b, const char *err)
         rec_delete(b);
 }
 
+static void on_notify_entry(h2o_timeout_entry_t *e)
+{
+    h2_body_conn *hc = H2O_STRUCT_FROM_MEMBER(h2_body_conn, notify_entry, e);
+    for (h2o_linklist_t *n = hc->streams.next; n != &hc->streams;) {
+        h2_body *b = H2O_STRUCT_FROM_MEMBER(h2_body, link, n);
+        b->busy++; /* keeps |b| (and so |n|) while its consumer runs */
+        if (b->notify_pending) {
+            b->notify_pending = 0;
+            notify(b, NULL);
+        }
+        n = n->next;
+        b->busy--;
+        if (b->busy == 0 && b->delete_pending)
+            rec_delete(b);
+    }
+}
+
+static void notify_later(h2_body *b)
+{
+    b->notify_pending = 1;
+    if (b->hc != NULL && !h2o_timeout_is_linked(&b->hc->notify_entry))
+        h2o_timeout_link(b->hc->srv->ctx.loop, &b->hc->srv->ctx.zero_timeout, &b->hc->notify_entry);
+}
+
 static void on_request_dispose(void *p)
 {
     h2_body *b = *(h2_body **)p;
@@ -382,7 +408,7 @@ static int on_data(h2_body_conn *hc, h2_body *b, const h2o_http2_frame_t *f, con
         if (f->flags & H2O_HTTP2_FRAME_FLAG_END_STREAM)
             on_user_end(b);
         else if (pl.length > 0)
-            notify(b, NULL);
+            notify_later(b); /* one call per loop turn, not per 16 KiB frame: one tunnel write for all */
         update_stream_window(b);
         break;
     }
@@ -609,6 +635,8 @@ static ssize_t hook_read(h2o_http2_conn_t *conn, const uint8_t *src, size_t len,
 static void hc_on_close(void *data)
 {
     h2_body_conn *hc = data;
+    if (h2o_timeout_is_linked(&hc->notify_entry))
+        h2o_timeout_unlink(&hc->notify_entry);
     while (!h2o_linklist_is_empty(&hc->streams)) {
         h2_body *b = H2O_STRUCT_FROM_MEMBER(h2_body, link, hc->streams.next);
         drop_buffer(b);
@@ -640,6 +668,7 @@ static h2_body_conn *hook(server *srv, h2o_http2_conn_t *conn, int preface_read,
     if (hc->window > H2O_STREAM_WINDOW)
         hc->window = H2O_STREAM_WINDOW;
     h2o_linklist_init_anchor(&hc->streams);
+    hc->notify_entry.cb = on_notify_entry;
     hc->acks_before_ours = h2o_settings;
     hc->prev_on_close = conn->sock->on_close.cb;
     hc->prev_on_close_data = conn->sock->on_close.data;

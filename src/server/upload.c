@@ -10,6 +10,8 @@
 
 #include "common/log.h"
 #include "server/phr.h"
+#include "server/route.h"
+#include "server/tunnel.h"
 #include "server/h2_body.h"
 #include "server/upload_head.h"
 
@@ -139,11 +141,27 @@ void upload_on_accept(server *srv, h2o_socket_t *sock)
     sock->_cb.read = hook_on_read;
 }
 
-/* TLS: "100 Continue" would be a write of ours under h2o's writes: such a request keeps h2o's path. */
-static int eligible_tls_skip(const h2o_buffer_t *in)
+/*
+ * TLS keeps h2o's path for a request whose answer would come before its body is read: over TLS the
+ * body cannot be read away after that answer (no second descriptor), and h2o closing the connection
+ * with the body still arriving resets it under the client. So: "100 Continue" (our write would go
+ * under h2o's), and a Host whose name has no connected tunnel (404, 502; h2o reads the body, then
+ * the answer goes out). Answers given later (401, 429, the local service's) close the connection
+ * after them as on HTTP/1.1 everywhere.
+ */
+static int eligible_tls_skip(server *srv, const h2o_buffer_t *in)
 {
     upload_head h;
-    return upload_head_parse(in->bytes, in->size, H2O_MAX_REQLEN, 0, 0, &h) == UPLOAD_HEAD_ELIGIBLE && h.expect_continue;
+    if (upload_head_parse(in->bytes, in->size, H2O_MAX_REQLEN, 0, 0, &h) != UPLOAD_HEAD_ELIGIBLE)
+        return 0;
+    if (h.expect_continue || h.host_len == 0)
+        return 1;
+    char name[ROUTE_MAX_NAME + 1];
+    if (route_lookup_name(in->bytes + h.host_off, h.host_len, srv->domain, name, sizeof(name), NULL, 0) < 0)
+        return 1;
+    int known = 0;
+    tunnel *t = registry_find(&srv->reg, name, &known);
+    return t == NULL || t->sess == NULL || t->dying;
 }
 
 /* GET and HEAD (nearly every small request) are not parsed twice: a body on them, rare as it is,
@@ -172,7 +190,7 @@ static void hook_on_read(h2o_socket_t *sock, const char *err)
         return; /* a partial preface: wait for the rest */
     }
     eligible = 0;
-    if (err == NULL && srv->upload_pending == NULL && !(sock->ssl != NULL && eligible_tls_skip(sock->input)) &&
+    if (err == NULL && srv->upload_pending == NULL && !(sock->ssl != NULL && eligible_tls_skip(srv, sock->input)) &&
         sock->input->size > 0 && !bodiless_method(sock->input) &&
         upload_head_parse(sock->input->bytes, sock->input->size, H2O_MAX_REQLEN, UPLOAD_MIN_BODY, srv->opt->max_request_body, &h) ==
             UPLOAD_HEAD_ELIGIBLE) {

@@ -42,6 +42,7 @@ int upload_head_parse(const char *buf, size_t len, size_t max_head, uint64_t min
     if (method_len == 7 && memcmp(method, "CONNECT", 7) == 0)
         return UPLOAD_HEAD_NO;
     int ncl = 0, nexpect = 0, nte = 0, te_chunked = 0;
+    size_t host_off = 0, host_len = 0;
     int64_t cl = -1;
     size_t cl_off = 0, te_off = 0;
     for (size_t i = 0; i < nh; i++) {
@@ -55,6 +56,9 @@ int upload_head_parse(const char *buf, size_t len, size_t max_head, uint64_t min
         } else if (name_is(&h[i], "expect")) {
             if (nexpect++ > 0 || !value_is(&h[i], "100-continue"))
                 return UPLOAD_HEAD_NO;
+        } else if (name_is(&h[i], "host")) {
+            host_off = (size_t)(h[i].value - buf);
+            host_len = h[i].value_len;
         } else if (name_is(&h[i], "transfer-encoding")) {
             if (++nte > 1)
                 return UPLOAD_HEAD_NO;
@@ -66,6 +70,8 @@ int upload_head_parse(const char *buf, size_t len, size_t max_head, uint64_t min
     }
     out->head_len = (size_t)r;
     out->expect_continue = nexpect > 0;
+    out->host_off = host_off;
+    out->host_len = host_len;
     if (nte == 1 && te_chunked && ncl == 0) {
         out->content_length = 0;
         out->cl_name_off = te_off;

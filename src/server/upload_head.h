@@ -24,7 +24,9 @@ typedef struct upload_head {
     size_t head_len;         /* bytes of the head, through the empty line */
     size_t cl_name_off;      /* offset of the framing header's name (Content-Length, or Transfer-Encoding when chunked) */
     int chunked;             /* Transfer-Encoding: chunked, length unknown */
-    int expect_continue;     /* the head has Expect: 100-continue (we answer it when the body is taken) */
+    size_t host_off;         /* the (last) Host header's value: offset and length (0: none) */
+    size_t host_len;
+    int expect_continue; /* the head has Expect: 100-continue (we answer it when the body is taken) */
 } upload_head;
 
 enum {

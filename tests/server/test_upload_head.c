@@ -23,6 +23,8 @@ START_TEST(test_eligible)
     ck_assert_uint_eq(h.head_len, strlen(req) - strlen("bodybytes"));
     ck_assert_int_eq(memcmp(req + h.cl_name_off, "Content-Length", 14), 0);
     ck_assert_int_eq(h.expect_continue, 0);
+    ck_assert_uint_eq(h.host_len, 3);
+    ck_assert_int_eq(memcmp(req + h.host_off, "a.b", 3), 0);
 
     /* case, whitespace around the value, the limits themselves */
     ck_assert_int_eq(parse("POST / HTTP/1.1\r\ncontent-LENGTH:\t 1000 \r\n\r\n", &h), UPLOAD_HEAD_ELIGIBLE);
