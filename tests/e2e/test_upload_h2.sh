@@ -12,6 +12,7 @@
 #     the server's RSS grows by at most 64 MiB; a 512 MiB upload at full speed, same bound;
 #  4. h2 over TLS (ALPN): curl --http2 at 2 MiB/s streams the same way; nghttp -d; RSS bound;
 #     HTTP/1.1 over TLS streams too, by length and chunked (Expect: 100-continue keeps h2o's path);
+#     headless Chromium uploads 32 MiB with fetch() over h2 (SHA-256 computed in the browser);
 #  5. MAX_REQUEST_BODY (default 0: none) caps streamed bodies when set: 413.
 source "$(dirname "$0")/lib.sh"
 require_binaries
@@ -232,6 +233,23 @@ check_eq "HTTP/1.1 over TLS: an unknown name with a 6 MiB body gets its 404" 404
 rss_upload "h1 TLS full speed" app 512 --http1.1 -H 'Expect:'
 check_eq "h1 TLS full speed: 512 MiB arrived (chunked from a pipe)" $((512 * MIB)) "$(json body_length "$T/rss.out")"
 
+# a browser: headless Chromium uploads 32 MiB with fetch() over h2 (skipped without chromium)
+CHROMIUM=$(command -v chromium || command -v chromium-browser || true)
+if [ -z "$CHROMIUM" ]; then
+    pass "skipped: no chromium for the fetch() upload"
+else
+    timeout 150 /usr/bin/python3 "$E2E_DIR/fetch_upload_cdp.py" --url "https://app.$DOMAIN:$SERVER_PORT" --mib 32 \
+        --profile "$T/chromium-profile" --chromium "$CHROMIUM" >"$T/fetch.out" 2>"$T/fetch.err"
+    rc=$?
+    log "Chromium fetch(): $(grep '^result' "$T/fetch.out")"
+    while IFS= read -r line; do
+        case "$line" in
+        "PASS "*) pass "Chromium: ${line#PASS }" ;;
+        "FAIL "*) fail "Chromium: ${line#FAIL }" ;;
+        esac
+    done <"$T/fetch.out"
+    check "Chromium fetch() driver finished cleanly" test "$rc" = 0
+fi
 rss_upload "h2 TLS full speed" app 512 --http2
 check_eq "h2 TLS full speed: 512 MiB arrived" $((512 * MIB)) "$(json body_length "$T/rss.out")"
 stop_pid "$SERVER_PID"
