@@ -267,14 +267,14 @@ static int decode_chunked(upload_body *ub, uint8_t *buf, size_t *n)
         return -1;
     (void)in;
     ub->decoded += *n;
+    if (r >= 0) { /* the last chunk and the trailers: what follows is not ours */
+        ub->chunk_end = 1;
+        ub->left = (buf == ub->pre_copy ? 0 : ub->pre_len) + *n;
+    }
     uint64_t max = ub->srv->opt->max_request_body;
     if (max > 0 && ub->decoded > max) {
         ub->error_status = 413;
         return -2;
-    }
-    if (r >= 0) { /* the last chunk and the trailers: what follows is not ours */
-        ub->chunk_end = 1;
-        ub->left = (buf == ub->pre_copy ? 0 : ub->pre_len) + *n;
     }
     return 0;
 }
@@ -416,7 +416,11 @@ static void update_reading(upload_body *ub)
 
 static void fail(upload_body *ub, const char *why)
 {
-    close_sock(ub, 0);
+    /* over MAX_REQUEST_BODY the client is still sending a valid body: keep the connection to read
+     * it away (discard mode) once the consumer answered 413 and let go; otherwise it is broken */
+    int keep = ub->error_status == 413;
+    if (!keep)
+        close_sock(ub, 0);
     if (ub->cb == NULL) {
         do_free(ub);
         return;
@@ -424,8 +428,12 @@ static void fail(upload_body *ub, const char *why)
     ub->in_cb = 1;
     ub->cb(ub->data, why);
     ub->in_cb = 0;
-    if (ub->free_pending)
-        do_free(ub);
+    if (ub->free_pending) {
+        if (keep)
+            release(ub);
+        else
+            do_free(ub);
+    }
 }
 
 /* One recv() of at most UPLOAD_READ_BUF bytes and of what is left of the body. Returns the byte

