@@ -21,6 +21,7 @@ Prints "ok ..." / "FAIL ..." lines; exits 1 when any check failed. Every wait is
 import argparse
 import hashlib
 import json
+import random
 import select
 import socket
 import sys
@@ -194,6 +195,46 @@ def case_padding(a):
     check(reset is None, "no reset after a complete upload")
 
 
+def case_tiny(a):
+    """Data integrity under small reads and partial tunnel writes: two bodies interleaved on one
+    connection in DATA frames of random sizes (some padded), written to the socket in random pieces
+    of 1..700 bytes (the server's reads split frames anywhere); one local service reads at 1 MiB/s,
+    so the tunnel credit and the stream window run out mid-frame. Both digests and lengths must
+    match what was sent."""
+    c = Client(a.port, a.authority, timeout=60)
+    rnd = random.Random(18)
+    streams = {}
+    for name, path, n, cl in (("slow", "/echo?read_rate=1048576", 3 << 20, False), ("fast", "/echo", 2 << 20, True)):
+        data = body_of(n, "tiny-" + name)
+        sid = c.headers(path, extra=[("content-length", str(n))] if cl else [])
+        streams[sid] = [name, data, 0]
+    while any(off < len(data) for _, data, off in streams.values()):
+        if time.time() > c.deadline:
+            raise TimeoutError("tiny: upload not done")
+        progressed = False
+        for sid, st in streams.items():
+            name, data, off = st
+            if off >= len(data):
+                continue
+            pad = rnd.choice([0, 0, 0, 1, 17, 255])
+            win = min(c.conn.local_flow_control_window(sid), c.conn.max_outbound_frame_size)
+            room = win - (pad + 1 if pad else 0)
+            if room <= 0:
+                continue
+            n = min(room, rnd.choice([1, 7, 100, 1000, 4093, 16384]), len(data) - off)
+            c.conn.send_data(sid, data[off:off + n], end_stream=off + n == len(data), pad_length=pad or None)
+            c.flush(rnd.randint(1, 700))
+            st[2] = off + n
+            progressed = True
+        if not progressed and not c.pump(0.2):
+            raise ConnectionError("tiny: closed while sending")
+    for sid, (name, data, _) in streams.items():
+        status, body, reset = c.response(sid, wait=30)
+        j = echo_ok("%s upload in tiny writes" % name, status, body, data)
+        check(j is not None and j.get("body_length") == len(data),
+              "%s: length at the local service %s == %d" % (name, j and j.get("body_length"), len(data)))
+
+
 def case_trailers(a):
     c = Client(a.port, a.authority)
     data = body_of(300000, "trailers")
@@ -350,7 +391,7 @@ def main():
     ap.add_argument("case")
     a = ap.parse_args()
     {"padding": case_padding, "trailers": case_trailers, "rst": case_rst, "early": case_early, "window": case_window, "hostage": case_hostage, "stall": case_stall,
-     "overrun": case_overrun}[a.case](a)
+     "overrun": case_overrun, "tiny": case_tiny}[a.case](a)
     sys.exit(1 if FAILED else 0)
 
 

@@ -3,7 +3,9 @@
 #  1. h2c with prior knowledge (and by Upgrade): curl at 2 MiB/s (the local service sees the head while the body is
 #     still coming; SHA-256 equal at both ends), from a pipe without Content-Length (chunked to the
 #     local service), nghttp -d, h2load with bodies on many streams;
-#  2. python3-h2 edge cases: padded odd-sized frames written byte by byte, trailers with
+#  2. python3-h2 edge cases: padded odd-sized frames written byte by byte, two bodies interleaved in
+#     random-sized (some padded) frames written in 1..700-byte pieces, one to a local service reading
+#     1 MiB/s (digest and length at the local service), trailers with
 #     CONTINUATION (HPACK stays in step), RST_STREAM mid-body, an early 404 followed by
 #     RST_STREAM(NO_ERROR), the announced stream window, a stalled upload beside a fast one on the
 #     same connection, a user that stops sending (READ_TIMEOUT 3 s: 504), a peer that ignores flow
@@ -149,7 +151,7 @@ log "h2load: $(grep -E '^requests:|^status codes:' "$T/h2load.out" | tr '\n' ' '
 check_contains "h2load: 60 uploads of 300 KB on 2 connections x 20 streams, all succeeded" "60 succeeded, 0 failed" "$(cat "$T/h2load.out")"
 check_contains "h2load: all 200" "60 2xx" "$(cat "$T/h2load.out")"
 
-for c in padding trailers rst early window hostage stall; do
+for c in padding tiny trailers rst early window hostage stall; do
     timeout 60 "$H2PY" "$E2E_DIR/h2_edge.py" --port "$SERVER_PORT" --authority "$AUTH" --sink-authority "sink.$DOMAIN:$SERVER_PORT" \
         "$c" >"$T/edge-$c.out" 2>&1
     rc=$?
