@@ -36,9 +36,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (r != UPLOAD_HEAD_ELIGIBLE)
         return 0;
     CHECK(h.head_len > 0 && h.head_len <= len && h.head_len <= max_head);
-    CHECK(h.cl_name_off + UPLOAD_HIDDEN_HEADER_LEN <= h.head_len);
-    CHECK(strncasecmp(buf + h.cl_name_off, "content-length", 14) == 0);
-    CHECK(h.content_length >= MIN_BODY && h.content_length <= MAX_BODY);
+    if (h.chunked) { /* Transfer-Encoding: chunked, the header to hide */
+        CHECK(h.cl_name_off + UPLOAD_HIDDEN_TE_HEADER_LEN <= h.head_len);
+        CHECK(strncasecmp(buf + h.cl_name_off, "transfer-encoding", 17) == 0);
+        CHECK(h.content_length == 0);
+    } else {
+        CHECK(h.cl_name_off + UPLOAD_HIDDEN_HEADER_LEN <= h.head_len);
+        CHECK(strncasecmp(buf + h.cl_name_off, "content-length", 14) == 0);
+        CHECK(h.content_length >= MIN_BODY && h.content_length <= MAX_BODY);
+    }
     for (size_t cut = 0; cut < h.head_len; cut += 1 + cut / 8) {
         upload_head p;
         CHECK(upload_head_parse(buf, cut, max_head, MIN_BODY, MAX_BODY, &p) == UPLOAD_HEAD_PARTIAL);

@@ -94,8 +94,10 @@ static const cfg_option options_table[] = {
     {"TLS_CERT", "tls-cert", CFG_STRING, NULL, OFF(tls_cert), 0, 0,
      "PEM certificate chain; with TLS_KEY, PORT speaks TLS (h2, http/1.1)", NULL},
     {"TLS_KEY", "tls-key", CFG_STRING, NULL, OFF(tls_key), 0, 0, "PEM private key for TLS_CERT", NULL},
-    {"MAX_REQUEST_BODY", "max-request-body", CFG_SIZE, "1G", OFF(max_request_body), 0, 0,
-     "largest public request body; h2o buffers the whole body (large ones in a temp file) before it is forwarded", NULL},
+    {"MAX_REQUEST_BODY", "max-request-body", CFG_SIZE, "0", OFF(max_request_body), 0, 0,
+     "largest public request body, 0 = no cap on streamed bodies (HTTP/2, HTTP/1.1 chunked or of 256 KiB and more); a body h2o "
+     "buffers whole (small, or TLS with Expect: 100-continue) is capped at this or, when 0, at 1 GiB",
+     NULL},
     {"BODY_SPOOL_DIR", "body-spool-dir", CFG_STRING, "", OFF(body_spool_dir), 0, 0,
      "directory for request bodies larger than BODY_SPOOL_THRESHOLD (unlinked files; empty = $TMPDIR or /tmp); a tmpfs "
      "here trades RAM for upload speed",
@@ -444,7 +446,8 @@ int main(int argc, char **argv)
     }
     h2o_config_init(&srv->config);
     srv->config.http2.graceful_shutdown_timeout = (uint64_t)opt.drain_timeout_ms;
-    srv->config.max_request_entity_size = (size_t)opt.max_request_body;
+    /* bodies h2o buffers whole always have a cap (memory, spool file): MAX_REQUEST_BODY, or 1 GiB */
+    srv->config.max_request_entity_size = opt.max_request_body > 0 ? (size_t)opt.max_request_body : (size_t)1 << 30;
     srv->config.server_name = h2o_iovec_init(H2O_STRLIT("")); /* no own Server header: the local service's passes */
     /* REQUEST_TIMEOUT is the public connections' read timeout: a request must keep arriving (slow
      * senders) and an idle keep-alive / h2 connection is closed after it */

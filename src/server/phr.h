@@ -7,6 +7,7 @@
 #define TM_SERVER_PHR_H
 
 #include <stddef.h>
+#include <sys/types.h>
 
 struct phr_header {
     const char *name;
@@ -18,5 +19,16 @@ struct phr_header {
 /* Returns the head's length, -1 when invalid, -2 when incomplete (picohttpparser.h). */
 int phr_parse_request(const char *buf, size_t len, const char **method, size_t *method_len, const char **path, size_t *path_len,
                       int *minor_version, struct phr_header *headers, size_t *num_headers, size_t last_len);
+
+/* In-place chunked decoder (picohttpparser.h): zero-initialise; consume_trailer = 1 to eat trailers.
+ * Returns -2 (more input), -1 (malformed) or the bytes left after the body; *bufsz becomes the
+ * decoded length. */
+struct phr_chunked_decoder {
+    size_t bytes_left_in_chunk;
+    char consume_trailer;
+    char _hex_count;
+    char _state;
+};
+ssize_t phr_decode_chunked(struct phr_chunked_decoder *decoder, char *buf, size_t *bufsz);
 
 #endif

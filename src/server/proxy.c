@@ -31,6 +31,7 @@
 #include "common/http_token.h"
 #include "h2o/http1.h"
 #include "server/admin.h"
+#include "server/h2_body.h"
 #include "server/headers.h"
 #include "server/metrics.h"
 #include "server/route.h"
@@ -63,12 +64,17 @@ struct proxy_stream {
     uint64_t stall_acked;            /* the connection's acknowledged bytes at the last check */
     int stall_sampled;               /* stall_acked was taken while h2o held unwritten bytes */
     char name[ROUTE_MAX_NAME + 1];
-    /* request body: req->entity, or streamed from the connection (upload.h) */
+    /* request body: req->entity, or streamed from the connection (upload.h, h2_body.h) */
     upload_body *ub;
+    h2_body *hb;
+    int body_chunked; /* |ub| decodes a chunked body: its length is known at its end */
     size_t body_off;
     size_t released_off; /* req->entity bytes below this were given back to the kernel */
     int has_body, body_done;
     int64_t held;           /* a held-back HTTP/1.1 body's length (upload.h), else -1 */
+    int h1_held;            /* the HTTP/1.1 connection streams the body (upload.h; |held| < 0: chunked) */
+    int h2_held;            /* the HTTP/2 hook holds the body (h2_body.h) */
+    int64_t h2_len;         /* its Content-Length, or -1 */
     int drop_authorization; /* security_admit: the Authorization header is ours (basic auth), not forwarded */
     int retried;            /* safe retry done once already (proxy_on_tunnel_lost) */
     /* response */
@@ -464,6 +470,8 @@ static void on_dispose(void *p)
     }
     upload_body_free(ps->ub);
     ps->ub = NULL;
+    h2_body_free(ps->hb, ps->final_sent && !ps->aborted && !ps->stopped);
+    ps->hb = NULL;
     if (h2o_timeout_is_linked(&ps->head_timeout))
         h2o_timeout_unlink(&ps->head_timeout);
     free(ps->pend);
@@ -539,25 +547,38 @@ static void pump_streamed_body(proxy_stream *ps, tunnel *t)
     size_t start = ps->body_off;
     const uint8_t *p;
     size_t n;
-    while ((n = upload_body_peek(ps->ub, &p)) > 0) {
+    while ((n = ps->ub != NULL ? upload_body_peek(ps->ub, &p) : h2_body_peek(ps->hb, &p)) > 0) {
         ssize_t w = mux_session_write(t->sess, ps->id, p, n < BODY_SLICE ? n : BODY_SLICE);
         if (w == MUX_ERR_AGAIN) {
-            upload_body_want(ps->ub, 0); /* backpressure to the client's TCP window; on_writable resumes */
+            /* backpressure: h1 to the client's TCP window, h2 to its stream window; on_writable resumes */
+            if (ps->ub != NULL)
+                upload_body_want(ps->ub, 0);
             break;
         }
         if (w < 0) {
             body_write_failed(ps, w);
             return;
         }
-        upload_body_consume(ps->ub, (size_t)w);
+        if (ps->ub != NULL) {
+            if (ps->body_chunked)
+                ratelimit_charge(&t->rl_bytes, (double)w, server_now(ps->srv));
+            upload_body_consume(ps->ub, (size_t)w);
+        } else {
+            ratelimit_charge(&t->rl_bytes, (double)w, server_now(ps->srv));
+            h2_body_consume(ps->hb, (size_t)w); /* the user's HTTP/2 window for these bytes */
+        }
         ps->body_off += (size_t)w;
     }
-    if (upload_body_done(ps->ub)) {
-        ps->body_done = 1; /* ps->ub lives on until on_dispose: it drains what follows the body */
+    if (ps->ub != NULL ? upload_body_done(ps->ub) : h2_body_done(ps->hb)) {
+        ps->body_done = 1; /* the body object lives on until on_dispose (h1: it drains what follows the body) */
+        if (ps->hb != NULL)
+            admin_tag_body(ps->req, h2_body_received(ps->hb));
+        else if (ps->body_chunked)
+            admin_tag_body(ps->req, ps->body_off);
         mux_session_end_stream(t->sess, ps->id);
     } else if (n > 0) {
         /* paused above */
-    } else {
+    } else if (ps->ub != NULL) {
         upload_body_want(ps->ub, 1);
     }
     if (!ps->response_started && ps->body_off != start)
@@ -570,7 +591,7 @@ static void pump_body(proxy_stream *ps)
     tunnel *t = ps->tunnel;
     if (t == NULL || ps->id == 0 || !ps->has_body || ps->body_done)
         return;
-    if (ps->ub != NULL) {
+    if (ps->ub != NULL || ps->hb != NULL) {
         pump_streamed_body(ps, t);
         return;
     }
@@ -678,6 +699,7 @@ static void on_body_event(void *data, const char *err)
     proxy_stream *ps = data;
     if (err != NULL) {
         LOG_INFO(LOG_EV_STREAM, "stream %u (%s): %s", ps->id, ps->name, err);
+        int status = ps->hb != NULL ? h2_body_error_status(ps->hb) : ps->ub != NULL ? upload_body_error_status(ps->ub) : 400;
         upload_body_free(ps->ub);
         ps->ub = NULL;
         tunnel *t = reset(ps, MUX_CODE_CANCEL, err);
@@ -687,7 +709,10 @@ static void on_body_event(void *data, const char *err)
             return;
         if (!ps->response_started) {
             ps->response_started = ps->final_sent = 1;
-            send_text(ps->req, 400, "Bad Request", "tunnelmux: %s\n", err);
+            if (status == 413)
+                send_text(ps->req, 413, "Payload Too Large", "tunnelmux: %s\n", err);
+            else
+                send_text(ps->req, 400, "Bad Request", "tunnelmux: %s\n", err);
         } else {
             abort_response(ps);
         }
@@ -713,14 +738,17 @@ static int32_t open_stream_on(proxy_stream *ps, tunnel *t)
     size_t nin = 0;
     for (size_t i = 0; i < req->headers.size; i++) {
         const h2o_iovec_t *hn = req->headers.entries[i].name;
-        if (ps->held >= 0 && hn->len == UPLOAD_HIDDEN_HEADER_LEN && strncasecmp(hn->base, UPLOAD_HIDDEN_HEADER, hn->len) == 0)
-            continue; /* the renamed Content-Length: the real one is built from |held| */
+        if (ps->h1_held &&
+            ((hn->len == UPLOAD_HIDDEN_HEADER_LEN && strncasecmp(hn->base, UPLOAD_HIDDEN_HEADER, hn->len) == 0) ||
+             (hn->len == UPLOAD_HIDDEN_TE_HEADER_LEN && strncasecmp(hn->base, UPLOAD_HIDDEN_TE_HEADER, hn->len) == 0)))
+            continue; /* the renamed framing header: the real one is built from |held| (none: chunked) */
         in[nin].name = (mux_iovec){(uint8_t *)hn->base, hn->len};
         in[nin].value = (mux_iovec){(uint8_t *)req->headers.entries[i].value.base, req->headers.entries[i].value.len};
         nin++;
     }
-    ps->has_body = req->entity.base != NULL || ps->held >= 0;
-    uint64_t body_len = ps->held >= 0 ? (uint64_t)ps->held : req->entity.len;
+    ps->has_body = req->entity.base != NULL || ps->h1_held || ps->h2_held;
+    /* -1: a chunked HTTP/1.1 body, an HTTP/2 body without Content-Length (chunked to the local service) */
+    int64_t body_len = ps->h1_held ? (ps->held >= 0 ? ps->held : -1) : ps->h2_held ? ps->h2_len : (int64_t)req->entity.len;
     /* an upgrade with a request body is forwarded as a plain request (the body went first) */
     ps->upgrade_req = req->version < 0x200 && req->upgrade.base != NULL && (!ps->has_body || body_len == 0);
     if (ps->upgrade_req)
@@ -733,7 +761,7 @@ static int32_t open_stream_on(proxy_stream *ps, tunnel *t)
                                  .keep_upgrade = ps->upgrade_req,
                                  .upgrade = req->upgrade.base,
                                  .upgrade_len = req->upgrade.len,
-                                 .content_length = ps->has_body ? (int64_t)body_len : -1,
+                                 .content_length = ps->has_body ? body_len : -1,
                                  .drop_authorization = ps->drop_authorization};
     headers_list hl;
     if (headers_build_request(&hl, in, nin, &info, on_header_drop, ps) != 0)
@@ -760,6 +788,10 @@ int proxy_handle_request(server *srv, h2o_req_t *req)
 {
     /* first: a held-back HTTP/1.1 body (upload.h) makes the connection non-persistent whatever the answer */
     int64_t held = upload_take(srv, req);
+    h2_body_hook_upgraded(srv, req); /* later streams of an h2c-upgraded connection stream their bodies */
+    int64_t h2_len = -1;
+    int h1_held = held >= 0 || held == UPLOAD_LENGTH_CHUNKED; /* the connection streams it (upload.h) */
+    int h2_held = !h1_held && h2_body_held(req, &h2_len);     /* an HTTP/2 body the hook holds (h2_body.h) */
     char name[ROUTE_MAX_NAME + 1], host[ROUTE_MAX_HOST + 1], shost[128];
     safe_host(req, shost, sizeof(shost));
     if (srv->shutting_down) {
@@ -817,6 +849,9 @@ int proxy_handle_request(server *srv, h2o_req_t *req)
     memcpy(ps->name, name, (size_t)nl + 1);
 
     ps->held = held;
+    ps->h1_held = h1_held;
+    ps->h2_held = h2_held;
+    ps->h2_len = h2_len;
     ps->drop_authorization = drop_authorization;
     int32_t id = open_stream_on(ps, t);
     if (id == 0) {
@@ -842,14 +877,30 @@ int proxy_handle_request(server *srv, h2o_req_t *req)
     admin_tag_stream(req, ps->id); /* for the access log */
     ps->tunnel = t;
     h2o_linklist_insert(&t->streams, &ps->link);
-    if (held >= 0) {
-        ratelimit_charge(&t->rl_bytes, (double)held, server_now(srv));
-        admin_tag_body(req, (uint64_t)held);
+    if (h1_held) {
+        if (held >= 0) {
+            ratelimit_charge(&t->rl_bytes, (double)held, server_now(srv));
+            admin_tag_body(req, (uint64_t)held);
+        }
+        ps->body_chunked = held == UPLOAD_LENGTH_CHUNKED;
         ps->ub = upload_body_start(srv, req, on_body_event, ps);
         if (ps->ub == NULL) {
             tunnel_flush(reset(ps, MUX_CODE_INTERNAL_ERROR, "cannot read the request body"));
             ps->response_started = ps->final_sent = 1;
-            send_text(req, 500, "Internal Server Error", "tunnelmux: cannot read the request body\n");
+            if (held == UPLOAD_LENGTH_CHUNKED)
+                send_text(req, 400, "Bad Request", "tunnelmux: malformed chunked request body\n");
+            else
+                send_text(req, 500, "Internal Server Error", "tunnelmux: cannot read the request body\n");
+            return 0;
+        }
+    } else if (h2_held) {
+        if (h2_len >= 0)
+            admin_tag_body(req, (uint64_t)h2_len);
+        ps->hb = h2_body_start(req, on_body_event, ps);
+        if (ps->hb == NULL) {
+            tunnel_flush(reset(ps, MUX_CODE_INTERNAL_ERROR, "cannot read the request body"));
+            ps->response_started = ps->final_sent = 1;
+            send_text(req, 400, "Bad Request", "tunnelmux: the request body cannot be read (over a limit or reset)\n");
             return 0;
         }
     }
@@ -1093,8 +1144,8 @@ static int idempotent(h2o_req_t *req)
 static int retry_elsewhere(proxy_stream *ps)
 {
     server *srv = ps->srv;
-    if (ps->retried || ps->response_started || ps->stopped || ps->upgrade_req || ps->ub != NULL || ps->body_off > 0 ||
-        !idempotent(ps->req))
+    if (ps->retried || ps->response_started || ps->stopped || ps->upgrade_req || ps->ub != NULL || ps->hb != NULL ||
+        ps->body_off > 0 || !idempotent(ps->req))
         return 0;
     tunnel *t = registry_pick(&srv->reg, ps->name, tunnel_load, NULL, NULL); /* the lost one left the registry */
     if (t == NULL || t->busy)

@@ -41,9 +41,10 @@ int upload_head_parse(const char *buf, size_t len, size_t max_head, uint64_t min
         return UPLOAD_HEAD_NO;
     if (method_len == 7 && memcmp(method, "CONNECT", 7) == 0)
         return UPLOAD_HEAD_NO;
-    int ncl = 0, nexpect = 0;
+    int ncl = 0, nexpect = 0, nte = 0, te_chunked = 0;
+    size_t host_off = 0, host_len = 0;
     int64_t cl = -1;
-    size_t cl_off = 0;
+    size_t cl_off = 0, te_off = 0;
     for (size_t i = 0; i < nh; i++) {
         if (h[i].name == NULL || h[i].name_len == 0)
             return UPLOAD_HEAD_NO; /* obs-fold or an empty name */
@@ -55,15 +56,32 @@ int upload_head_parse(const char *buf, size_t len, size_t max_head, uint64_t min
         } else if (name_is(&h[i], "expect")) {
             if (nexpect++ > 0 || !value_is(&h[i], "100-continue"))
                 return UPLOAD_HEAD_NO;
-        } else if (name_is(&h[i], "transfer-encoding") || name_is(&h[i], "upgrade") || name_is(&h[i], UPLOAD_HIDDEN_HEADER)) {
+        } else if (name_is(&h[i], "host")) {
+            host_off = (size_t)(h[i].value - buf);
+            host_len = h[i].value_len;
+        } else if (name_is(&h[i], "transfer-encoding")) {
+            if (++nte > 1)
+                return UPLOAD_HEAD_NO;
+            te_chunked = value_is(&h[i], "chunked");
+            te_off = (size_t)(h[i].name - buf);
+        } else if (name_is(&h[i], "upgrade") || name_is(&h[i], UPLOAD_HIDDEN_HEADER) || name_is(&h[i], UPLOAD_HIDDEN_TE_HEADER)) {
             return UPLOAD_HEAD_NO;
         }
     }
-    if (ncl != 1 || cl < 0 || (uint64_t)cl < min_body || (uint64_t)cl > max_body)
+    out->head_len = (size_t)r;
+    out->expect_continue = nexpect > 0;
+    out->host_off = host_off;
+    out->host_len = host_len;
+    if (nte == 1 && te_chunked && ncl == 0) {
+        out->content_length = 0;
+        out->cl_name_off = te_off;
+        out->chunked = 1;
+        return UPLOAD_HEAD_ELIGIBLE;
+    }
+    if (nte != 0 || ncl != 1 || cl < 0 || (uint64_t)cl < min_body || (max_body > 0 && (uint64_t)cl > max_body))
         return UPLOAD_HEAD_NO;
     out->content_length = (uint64_t)cl;
-    out->head_len = (size_t)r;
     out->cl_name_off = cl_off;
-    out->expect_continue = nexpect > 0;
+    out->chunked = 0;
     return UPLOAD_HEAD_ELIGIBLE;
 }

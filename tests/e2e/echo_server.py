@@ -20,6 +20,7 @@ Special paths (method-independent; the request body is consumed first):
   /many-headers?n=N        N headers X-H0: 0 ... X-H{N-1}: N-1 (plus Content-Type, Content-Length, Server, Date)
   /abort[?chunked=1]       head announcing 100000 bytes (or chunked), 1000 bytes sent, then the socket closes
   /empty                   200 with Content-Length: 0
+Any path with ?read_rate=N reads the request body at N bytes/s (4 KiB reads): a slow local service.
 The port actually bound is written to --port-file (when given) once the socket listens.
 """
 import argparse
@@ -74,9 +75,17 @@ class Handler(BaseHTTPRequestHandler):
         sys.stderr.write("echo[%s] %s - %s\n" % (self.server.name, self.address_string(), fmt % args))
 
     # ------------------------------------------------------------ request body
-    def read_body(self):
+    def read_body(self, rate=0):
         h = hashlib.sha256()
         total = 0
+        step = 4096 if rate > 0 else 1 << 16
+        t0 = time.time()
+
+        def pace():
+            if rate > 0:
+                ahead = total / rate - (time.time() - t0)
+                if ahead > 0:
+                    time.sleep(ahead)
         te = ",".join(self.headers.get_all("Transfer-Encoding") or []).lower()
         if "chunked" in te:
             while True:
@@ -92,22 +101,24 @@ class Handler(BaseHTTPRequestHandler):
                     break
                 left = size
                 while left > 0:
-                    data = self.rfile.read(min(left, 1 << 16))
+                    data = self.rfile.read(min(left, step))
                     if not data:
                         raise ConnectionError("EOF in chunk")
                     h.update(data)
                     total += len(data)
                     left -= len(data)
+                    pace()
                 self.rfile.readline(3)
         else:
             left = int(self.headers.get("Content-Length") or 0)
             while left > 0:
-                data = self.rfile.read(min(left, 1 << 16))
+                data = self.rfile.read(min(left, step))
                 if not data:
                     raise ConnectionError("EOF in body")
                 h.update(data)
                 total += len(data)
                 left -= len(data)
+                pace()
         return total, h.hexdigest()
 
     # ------------------------------------------------------------ responses
@@ -128,7 +139,7 @@ class Handler(BaseHTTPRequestHandler):
         path = url.path
         head_at = time.time()
         try:
-            length, digest = self.read_body()
+            length, digest = self.read_body(int(q.get("read_rate", ["0"])[0]))
         except (ConnectionError, ValueError) as e:
             self.log_message("bad body: %s", e)
             self.close_connection = True

@@ -10,7 +10,8 @@
 #     request (a pipelined request after it is not answered: the client retries it elsewhere, as
 #     after any Connection: close); a keep-alive connection streams its second request too;
 #  5. a client that stops mid-body: the local service sees the request cancelled, the tunnel serves on;
-#  6. small, chunked and HTTP/2 bodies keep h2o's path and still arrive intact.
+#  6. chunked bodies stream too (from a pipe at 2 MiB/s: head early, body intact, chunked to the
+#     local service; a malformed one gets 400); small bodies keep h2o's path and arrive intact.
 source "$(dirname "$0")/lib.sh"
 require_binaries
 
@@ -165,12 +166,44 @@ check_contains "pipelined small request + upload + request: three answers, the u
 check_contains "client stopped mid-body" "aborted" "$raw"
 check_eq "the tunnel serves after the aborted upload" 200 "$(tcurl up /echo -o /dev/null -w '%{http_code}')"
 
-# ------------------------------------------------------------------ 6. h2o's path for the rest
+# ------------------------------------------------------------------ 6. chunked, and h2o's path for the rest
+t0=$(date +%s.%N)
+cat "$T/big/6m.bin" | tcurl up /echo -H 'Expect:' --limit-rate 2M -T - -o "$T/ch.json" -D "$T/ch.h"
+check_eq "chunked upload from a pipe at 2 MiB/s: body intact" "$sum6" "$(json body_sha256 <"$T/ch.json")"
+head_delay=$(python3 -c "import json; d=json.load(open('$T/ch.json')); print('%.2f' % (d['head_at'] - $t0))" 2>/dev/null)
+log "chunked: the local service saw the head ${head_delay} s after the upload started"
+check "chunked: the head reached the local service while the body was coming (${head_delay} s < 1.5 s)" \
+    python3 -c "import sys; sys.exit(0 if ${head_delay:-99} < 1.5 else 1)"
+check_eq "chunked: forwarded chunked" chunked \
+    "$(python3 -c "import json; d=json.load(open('$T/ch.json')); print([v for k, v in d['headers'] if k.lower() == 'transfer-encoding'][0])" 2>/dev/null)"
+check_contains "chunked: a streamed request closes its connection" "Connection: close" "$(tr -d '\r' <"$T/ch.h")"
+srv0=$(rss_kib "$SERVER_PID")
+(head -c 268435456 /dev/zero | exec curl -sS --max-time 120 --resolve "up.$DOMAIN:$SERVER_PORT:127.0.0.1" -H 'Expect:' -T - \
+    -o "$T/ch3.json" "$(url up /echo)") &
+CURL_PID=$!
+PIDS+=("$CURL_PID")
+peak=$srv0
+while kill -0 "$CURL_PID" 2>/dev/null; do
+    r=$(rss_kib "$SERVER_PID")
+    [ "$r" -gt "$peak" ] && peak=$r
+    sleep 0.1
+done
+wait "$CURL_PID"
+log "server RSS ${srv0} KiB, peak ${peak} KiB during a 256 MiB chunked upload"
+check_eq "256 MiB chunked upload: all of it arrived" 268435456 "$(json body_length <"$T/ch3.json" 2>/dev/null)"
+check "server RSS growth $(((peak - srv0) / 1024)) MiB <= 64 during a 256 MiB chunked upload" test $((peak - srv0)) -le $((64 * 1024))
+check_eq "chunked body with Expect: 100-continue (curl's default)" "$sum6" \
+    "$(tcurl up /echo -H 'Transfer-Encoding: chunked' -T "$T/big/6m.bin" | json body_sha256)"
+bad=$(timeout 10 python3 -c '
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5)
+s.sendall(b"PUT /echo HTTP/1.1\r\nHost: up.%s\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n" % sys.argv[2].encode())
+print(s.recv(4096).split(b"\r\n")[0].decode())' "$SERVER_PORT" "$DOMAIN" 2>/dev/null)
+check_contains "malformed chunked framing: 400" "400" "$bad"
+
 printf 'small body' >"$T/small.txt"
 check_eq "small body (h2o path)" "$(sha256sum <"$T/small.txt" | cut -d' ' -f1)" \
     "$(tcurl up /echo -T "$T/small.txt" | json body_sha256)"
-check_eq "chunked body (h2o path)" "$sum6" \
-    "$(tcurl up /echo -H 'Transfer-Encoding: chunked' -T "$T/big/6m.bin" | json body_sha256)"
-check_eq "HTTP/2 body (h2o path)" "$sum6" \
+check_eq "HTTP/2 body (streamed by h2_body.c, test_upload_h2)" "$sum6" \
     "$(tcurl up /echo --http2-prior-knowledge -T "$T/big/6m.bin" | json body_sha256)"
 check_eq "server still alive" 1 "$(kill -0 "$SERVER_PID" 2>/dev/null && echo 1 || echo 0)"

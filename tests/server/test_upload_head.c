@@ -23,6 +23,8 @@ START_TEST(test_eligible)
     ck_assert_uint_eq(h.head_len, strlen(req) - strlen("bodybytes"));
     ck_assert_int_eq(memcmp(req + h.cl_name_off, "Content-Length", 14), 0);
     ck_assert_int_eq(h.expect_continue, 0);
+    ck_assert_uint_eq(h.host_len, 3);
+    ck_assert_int_eq(memcmp(req + h.host_off, "a.b", 3), 0);
 
     /* case, whitespace around the value, the limits themselves */
     ck_assert_int_eq(parse("POST / HTTP/1.1\r\ncontent-LENGTH:\t 1000 \r\n\r\n", &h), UPLOAD_HEAD_ELIGIBLE);
@@ -31,6 +33,19 @@ START_TEST(test_eligible)
     /* Expect: 100-continue is ours to answer */
     ck_assert_int_eq(parse("PUT / HTTP/1.1\r\nExpect: 100-Continue\r\nContent-Length: 2000\r\n\r\n", &h), UPLOAD_HEAD_ELIGIBLE);
     ck_assert_int_eq(h.expect_continue, 1);
+
+    /* chunked: no length, the Transfer-Encoding header is the one to hide */
+    const char *ch = "POST /c HTTP/1.1\r\nHost: a\r\ntransfer-ENCODING:  Chunked \r\n\r\n5\r\nhello\r\n";
+    ck_assert_int_eq(parse(ch, &h), UPLOAD_HEAD_ELIGIBLE);
+    ck_assert_int_eq(h.chunked, 1);
+    ck_assert_int_eq(memcmp(ch + h.cl_name_off, "transfer-ENCODING", 17), 0);
+    ck_assert_uint_eq(h.head_len, strlen(ch) - strlen("5\r\nhello\r\n"));
+    ck_assert_int_eq(parse("PUT / HTTP/1.1\r\nExpect: 100-continue\r\nTransfer-Encoding: chunked\r\n\r\n", &h),
+                     UPLOAD_HEAD_ELIGIBLE);
+    ck_assert_int_eq(h.chunked && h.expect_continue, 1);
+    /* a Content-Length one is not chunked */
+    ck_assert_int_eq(parse("PUT / HTTP/1.1\r\nContent-Length: 5000\r\n\r\n", &h), UPLOAD_HEAD_ELIGIBLE);
+    ck_assert_int_eq(h.chunked, 0);
 }
 END_TEST
 
@@ -44,7 +59,11 @@ START_TEST(test_not_eligible)
     /* anything ambiguous stays with h2o (and its smuggling checks) */
     ck_assert_int_eq(parse("PUT / HTTP/1.1\r\nContent-Length: 5000\r\nContent-Length: 5000\r\n\r\n", &h), UPLOAD_HEAD_NO);
     ck_assert_int_eq(parse("PUT / HTTP/1.1\r\nContent-Length: 5000\r\nTransfer-Encoding: chunked\r\n\r\n", &h), UPLOAD_HEAD_NO);
-    ck_assert_int_eq(parse("PUT / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n", &h), UPLOAD_HEAD_NO);
+    ck_assert_int_eq(parse("PUT / HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", &h), UPLOAD_HEAD_NO);
+    ck_assert_int_eq(parse("PUT / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n", &h),
+                     UPLOAD_HEAD_NO);
+    ck_assert_int_eq(parse("PUT / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nUpgrade: x\r\n\r\n", &h), UPLOAD_HEAD_NO);
+    ck_assert_int_eq(parse("PUT / HTTP/1.1\r\nx-tm-hidden-te-ch: 1\r\nTransfer-Encoding: chunked\r\n\r\n", &h), UPLOAD_HEAD_NO);
     ck_assert_int_eq(parse("PUT / HTTP/1.1\r\nContent-Length: +5000\r\n\r\n", &h), UPLOAD_HEAD_NO);
     ck_assert_int_eq(parse("PUT / HTTP/1.1\r\nContent-Length: 50 00\r\n\r\n", &h), UPLOAD_HEAD_NO);
     ck_assert_int_eq(parse("PUT / HTTP/1.1\r\nContent-Length: 5000,5000\r\n\r\n", &h), UPLOAD_HEAD_NO);
