@@ -306,6 +306,9 @@ typedef struct {
     uint32_t streams_active;
     uint64_t flow_blocked_ms; /* sum of time streams spent with data and no credit */
     int64_t last_rtt_ms;      /* -1 until the first PONG */
+    int64_t min_rtt_ms;       /* smallest RTT of the last 5..10 s; -1 until the first PONG */
+    int64_t srtt_ms;          /* smoothed RTT (RFC 6298); -1 until the first PONG */
+    int64_t rttvar_ms;        /* its variation (RFC 6298 RTTVAR); -1 until the first PONG */
     uint32_t zstd_contexts;   /* zstd contexts allocated now: 0, 1 (compressor or decompressor) or 2 */
 } mux_session_stats;
 

@@ -93,6 +93,13 @@ int client_metrics_render(const client *c, char **out, size_t *outlen)
             "# HELP tunnelmux_daemon_rtt_seconds Last tunnel round-trip time (PING/PONG).\n"
             "# TYPE tunnelmux_daemon_rtt_seconds gauge\ntunnelmux_daemon_rtt_seconds %.3f\n",
             (double)st.last_rtt_ms / 1000.0);
+    if (up && st.srtt_ms >= 0)
+        put(buf, cap, &len,
+            "# HELP tunnelmux_daemon_rtt_min_seconds Smallest tunnel round-trip time of the last 5-10 s.\n"
+            "# TYPE tunnelmux_daemon_rtt_min_seconds gauge\ntunnelmux_daemon_rtt_min_seconds %.3f\n"
+            "# HELP tunnelmux_daemon_rtt_smoothed_seconds Smoothed tunnel round-trip time (RFC 6298 SRTT).\n"
+            "# TYPE tunnelmux_daemon_rtt_smoothed_seconds gauge\ntunnelmux_daemon_rtt_smoothed_seconds %.3f\n",
+            (double)st.min_rtt_ms / 1000.0, (double)st.srtt_ms / 1000.0);
     if (len >= cap) {
         free(buf);
         return -1;

@@ -16,6 +16,7 @@
 #include "entropy.h"
 #include "frame_codec.h"
 #include "mem.h"
+#include "rtt.h"
 #include "session_internal.h"
 
 enum {
@@ -134,6 +135,8 @@ struct mux_session {
                                  registered together do not free (or re-create) together */
     int zend_pending;         /* idle: the next batch ends the zstd frame and frees the compressor */
     int ping_outstanding;
+    mux_rtt rtt;          /* from PONGs: keepalive PINGs when idle, probe PINGs while DATA flows */
+    int64_t last_data_ms; /* DATA last sent or received: the tunnel is busy, PING to measure RTT */
 
     mux_session_stats stats;
     const char *reason;
@@ -709,6 +712,8 @@ static int on_data(mux_session *s, const mux_frame *f)
     if (mux_rxwin_recv(&s->conn_rx, len) != 0)
         return perr(s, MUX_ERR_FLOW_CONTROL, "DATA over the connection window");
     s->stats.data_bytes_in += len;
+    if (len != 0)
+        s->last_data_ms = s->now;
     if (st->state == MUX_SS_CLOSING) { /* PROTOCOL.md §5.3, §6.3: discard, credit back at once */
         conn_consume(s, len);
         if (f->fin)
@@ -866,6 +871,7 @@ static int on_frame(mux_session *s, const mux_frame *f)
             s->ping_outstanding = 0;
             int64_t rtt = s->now - (int64_t)f->opaque;
             s->stats.last_rtt_ms = rtt;
+            mux_rtt_sample(&s->rtt, rtt, s->now);
             if (s->cb.on_rtt != NULL)
                 s->cb.on_rtt(s, rtt, s->ud);
         }
@@ -1424,6 +1430,8 @@ static int build_message(mux_session *s, size_t iov_room, size_t *bytes)
         st->tx_credit -= (int64_t)n;
         s->conn_tx_credit -= (int64_t)n;
         s->stats.data_bytes_out += n;
+        if (n != 0)
+            s->last_data_ms = s->now;
         s->stats.frames_out++;
         body += pl + n;
         unschedule(s, st);
@@ -1727,6 +1735,8 @@ int mux_session_new(mux_session **out, const mux_session_options *opt, const mux
     s->ud = user_data;
     s->now = s->created_ms = s->last_recv_ms = s->last_ping_ms = now_ms;
     s->stats.last_rtt_ms = -1;
+    mux_rtt_init(&s->rtt);
+    s->last_data_ms = -1;
     s->next_id = 1;
     s->peer_max_message = 64 * 1024; /* until the peer announces its own */
     s->reason = "";
@@ -1842,6 +1852,25 @@ int mux_session_want_close(const mux_session *s)
 
 /* ================================================================ time */
 
+/*
+ * PROTOCOL.md §8: a busy tunnel measures its RTT with PINGs too (keepalive PINGs only go out when
+ * nothing is received): while streams are open and DATA moved since the last PING, one PING every
+ * mux_rtt_probe_interval (2 x smoothed RTT, 100 ms .. 1 s), the next one once its PONG came back
+ * (or after 1 s if it was lost).
+ */
+static int probe_wanted(const mux_session *s)
+{
+    return s->active > 0 && s->last_data_ms >= 0 && s->last_data_ms >= s->last_ping_ms && s->goaway_recv == 0;
+}
+
+static int probe_due(const mux_session *s, int64_t now_ms)
+{
+    if (!probe_wanted(s))
+        return 0;
+    int64_t since = now_ms - s->last_ping_ms;
+    return s->ping_outstanding ? since >= MUX_RTT_PROBE_MAX_MS : since >= mux_rtt_probe_interval(&s->rtt);
+}
+
 /* Earliest armed deadline, or -1. */
 int64_t mux_session_next_timeout(const mux_session *s)
 {
@@ -1855,6 +1884,11 @@ int64_t mux_session_next_timeout(const mux_session *s)
     if (s->opt.ping_interval_ms != 0) {
         int64_t base = s->last_recv_ms > s->last_ping_ms ? s->last_recv_ms : s->last_ping_ms;
         int64_t p = base + s->opt.ping_interval_ms;
+        if (t < 0 || p < t)
+            t = p;
+    }
+    if (probe_wanted(s)) {
+        int64_t p = s->last_ping_ms + (s->ping_outstanding ? MUX_RTT_PROBE_MAX_MS : mux_rtt_probe_interval(&s->rtt));
         if (t < 0 || p < t)
             t = p;
     }
@@ -1914,6 +1948,8 @@ int mux_session_handle_timeout(mux_session *s, int64_t now_ms)
     }
     if (s->opt.ping_interval_ms != 0 && now_ms - s->last_recv_ms >= s->opt.ping_interval_ms &&
         now_ms - s->last_ping_ms >= s->opt.ping_interval_ms)
+        mux_session_ping(s, now_ms);
+    else if (probe_due(s, now_ms))
         mux_session_ping(s, now_ms);
     /* DESIGN §3, PROTOCOL.md §3.2: an idle connection gives its compression context back (~1.6 MiB
      * at level 3): the next batch ends the zstd frame so the peer frees its decompressor too, and
@@ -2188,7 +2224,7 @@ int mux_session_consume(mux_session *s, uint32_t id, size_t n)
     if (cap > s->opt.max_stream_window)
         cap = s->opt.max_stream_window;
     uint32_t before = st->rx.window;
-    uint32_t inc = mux_rxwin_consume(&st->rx, n, s->now, s->stats.last_rtt_ms, (uint32_t)cap);
+    uint32_t inc = mux_rxwin_consume(&st->rx, n, s->now, mux_rtt_smoothed(&s->rtt), (uint32_t)cap);
     s->rx_grown += st->rx.window - before;
     if (inc != 0 && st->state != MUX_SS_HALF_CLOSED_REMOTE) {
         int rv = queue_window(s, id, inc);
@@ -2256,6 +2292,9 @@ void mux_session_get_stats(const mux_session *s, mux_session_stats *out)
         return;
     *out = s->stats;
     out->streams_active = s->active;
+    out->min_rtt_ms = mux_rtt_min(&s->rtt);
+    out->srtt_ms = mux_rtt_smoothed(&s->rtt);
+    out->rttvar_ms = mux_rtt_variation(&s->rtt);
     out->zstd_contexts = (uint32_t)(mux_zstd_tx_live(s->ztx) + mux_zstd_rx_live(s->zrx));
     /* add the time of streams still blocked */
     for (const mux_stream *st = s->streams.all; st != NULL; st = st->anext)

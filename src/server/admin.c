@@ -198,6 +198,8 @@ static char *render_clients_json(server *srv)
         json_object_set_new(o, "zstd_contexts", jint(l->stats.zstd_contexts));
         json_object_set_new(o, "streams_total", jint((c ? c->tun_streams : 0) + l->stats.streams_opened));
         json_object_set_new(o, "rtt_ms", l->stats.last_rtt_ms >= 0 ? json_integer(l->stats.last_rtt_ms) : json_null());
+        json_object_set_new(o, "rtt_min_ms", l->stats.min_rtt_ms >= 0 ? json_integer(l->stats.min_rtt_ms) : json_null());
+        json_object_set_new(o, "rtt_smoothed_ms", l->stats.srtt_ms >= 0 ? json_integer(l->stats.srtt_ms) : json_null());
         json_object_set_new(o, "flow_blocked_ms", jint((c ? c->tun_flow_blocked_ms : 0) + l->stats.flow_blocked_ms));
         json_object_set_new(o, "tunnel_bytes_in", jint((c ? c->tun_bytes_in : 0) + l->stats.bytes_in));
         json_object_set_new(o, "tunnel_bytes_out", jint((c ? c->tun_bytes_out : 0) + l->stats.bytes_out));

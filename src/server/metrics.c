@@ -485,6 +485,23 @@ int metrics_render_prometheus(const metrics *m, const metrics_live *live, size_t
         sb_label(&b, live[i].name);
         sb_printf(&b, "\"} %.3f\n", (double)live[i].stats.last_rtt_ms / 1000.0);
     }
+    help(&b, "tunnelmux_client_rtt_min_seconds", "gauge",
+         "Smallest tunnel round-trip time of the last 5-10 s (PING/PONG, probed every 0.1-1 s while DATA flows).");
+    for (size_t i = 0; i < nlive; i++) {
+        if (live[i].stats.min_rtt_ms < 0)
+            continue;
+        sb_printf(&b, "tunnelmux_client_rtt_min_seconds{client=\"");
+        sb_label(&b, live[i].name);
+        sb_printf(&b, "\"} %.3f\n", (double)live[i].stats.min_rtt_ms / 1000.0);
+    }
+    help(&b, "tunnelmux_client_rtt_smoothed_seconds", "gauge", "Smoothed tunnel round-trip time (RFC 6298 SRTT).");
+    for (size_t i = 0; i < nlive; i++) {
+        if (live[i].stats.srtt_ms < 0)
+            continue;
+        sb_printf(&b, "tunnelmux_client_rtt_smoothed_seconds{client=\"");
+        sb_label(&b, live[i].name);
+        sb_printf(&b, "\"} %.3f\n", (double)live[i].stats.srtt_ms / 1000.0);
+    }
     help(&b, "tunnelmux_client_connected_since_seconds", "gauge", "Unix time the client's current tunnel registered.");
     for (size_t i = 0; i < nlive; i++) {
         sb_printf(&b, "tunnelmux_client_connected_since_seconds{client=\"");

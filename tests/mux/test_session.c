@@ -15,6 +15,7 @@
 #include "mux/mux.h"
 #include "mux/ws.h"
 #include "mux/peer.h"
+#include "rtt.h"
 
 #define MAXS 256
 
@@ -1781,6 +1782,63 @@ START_TEST(test_stalled_streams_do_not_block)
 }
 END_TEST
 
+START_TEST(test_busy_rtt_probe)
+{
+    /* PROTOCOL.md §8: a busy tunnel (DATA flowing, so no keepalive PING) still measures its RTT:
+     * a probe PING every 2 x SRTT (100 ms .. 1 s) while DATA moved since the last one */
+    mux_session_options so, co;
+    opts(&so, &co);
+    pair p;
+    pair_new(&p, &so, &co, 21);
+    p.cli.auto_respond = 0;
+    pump(&p, 1 << 20);
+    mux_session_stats st;
+    mux_session_get_stats(p.srv.s, &st);
+    ck_assert_int_eq(st.srtt_ms, -1);
+    ck_assert_int_eq(st.min_rtt_ms, -1);
+    /* no stream: only the keepalive timer (15 s) */
+    ck_assert_int_eq(mux_session_next_timeout(p.srv.s), p.net.now + 15000);
+    open_simple(&p, MUX_HEAD_END_STREAM);
+    pump(&p, 1 << 20);
+    mux_head r;
+    memset(&r, 0, sizeof(r));
+    r.status = 200;
+    ck_assert_int_eq(mux_session_respond(p.cli.s, 1, &r), 0);
+    p.cli.st[0].tx_total = 64 << 20;
+    int64_t lat[] = {30, 40, 20, 35, 50, 30};
+    for (size_t k = 0; k < sizeof(lat) / sizeof(lat[0]); k++) {
+        /* DATA flows: a probe is due MUX_RTT_PROBE_MIN_MS (or 2 x SRTT) after the last PING */
+        respond_rounds(&p, 2, 1);
+        int64_t due = mux_session_next_timeout(p.srv.s);
+        ck_assert_int_gt(due, p.net.now);
+        ck_assert_int_le(due, p.net.now + MUX_RTT_PROBE_MAX_MS);
+        p.net.now = due;
+        ck_assert_int_eq(mux_session_handle_timeout(p.srv.s, p.net.now), 0);
+        ck_assert(mux_session_want_write(p.srv.s));
+        transmit(&p.net, p.srv.s, p.cli.s, 1 << 20, 0);
+        p.net.now += lat[k];
+        transmit(&p.net, p.cli.s, p.srv.s, 1 << 20, 1); /* PONG (first: control before DATA) */
+        ck_assert_int_eq(p.srv.rtt, lat[k]);
+    }
+    mux_session_get_stats(p.srv.s, &st);
+    ck_assert_int_eq(st.min_rtt_ms, 20);
+    ck_assert_int_ge(st.srtt_ms, 25);
+    ck_assert_int_le(st.srtt_ms, 45);
+    ck_assert_int_eq(st.last_rtt_ms, 30);
+    /* nothing left to send (the app writes only in respond_rounds): no DATA since the last PING,
+     * no probe (keepalive only) */
+    pump(&p, 1 << 20);
+    p.net.now += MUX_RTT_PROBE_MAX_MS;
+    ck_assert_int_eq(mux_session_handle_timeout(p.srv.s, p.net.now), 0); /* at most one more probe */
+    pump(&p, 1 << 20);
+    p.net.now += MUX_RTT_PROBE_MAX_MS;
+    ck_assert_int_eq(mux_session_handle_timeout(p.srv.s, p.net.now), 0);
+    ck_assert(!mux_session_want_write(p.srv.s));
+    ck_assert_int_gt(mux_session_next_timeout(p.srv.s), p.net.now + MUX_RTT_PROBE_MAX_MS);
+    pair_del(&p);
+}
+END_TEST
+
 START_TEST(test_growth_budget)
 {
     /* auto-tuning grows a stream's window only within initial_conn_window of growth for all the
@@ -2071,6 +2129,7 @@ Suite *make_suite(void)
     tcase_add_test(tc, test_write_backpressure);
     tcase_add_test(tc, test_want_writable);
     tcase_add_test(tc, test_stalled_streams_do_not_block);
+    tcase_add_test(tc, test_busy_rtt_probe);
     tcase_add_test(tc, test_growth_budget);
     tcase_add_test(tc, test_autotune);
     tcase_add_test(tc, test_header_limit);
