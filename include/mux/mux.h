@@ -147,6 +147,10 @@ typedef struct {
                                         (MAX_MESSAGE_SIZE, default 10 MiB) */
     uint32_t send_message_size;      /* target size of the messages we build (default 256 KiB, capped
                                         by the peer's max_message_size) */
+    uint32_t send_batch_size;        /* mux_session_send() stops adding messages once a batch holds
+                                        this much (default 256 KiB, at least one message): what waits
+                                        below the scheduler while a batch is written, so a new
+                                        interactive response can overtake queued bulk (PROTOCOL.md §6.4) */
     uint32_t chunk_size;             /* largest DATA payload we send (CHUNK_SIZE, default 8 KiB).
                                         Receivers accept any DATA record that fits in a message
                                         (PROTOCOL.md §5), so peers need not agree on it. */
@@ -203,7 +207,9 @@ ssize_t mux_session_recv(mux_session *s, uint8_t *in, size_t len, int64_t now_ms
  * fatal error. The memory is owned by the session and stays valid and unchanged until
  * mux_session_send_done(); until then further calls return 0. Write them all, in order, then call
  * mux_session_send_done(). Control frames go first; DATA is taken from streams round-robin
- * within their credit; frames are batched into messages of up to send_message_size.
+ * within their credit, streams that sent little since their queue was last empty before bulk
+ * ones; frames are batched into messages of up to send_message_size, messages into a batch of
+ * about send_batch_size.
  */
 ssize_t mux_session_send(mux_session *s, mux_iovec *iov, size_t iovcnt, int64_t now_ms);
 

@@ -85,15 +85,16 @@ struct mux_session {
 
     /* streams */
     mux_stream_table streams;
-    uint32_t active;     /* streams not yet notified closed */
-    uint32_t stubs;      /* CLOSING streams kept only to absorb the peer's late frames */
-    uint32_t next_id;    /* server: next id to open */
-    uint32_t highest_id; /* highest stream id opened (by us on the server, by the peer on the client) */
-    mux_slist sendq;     /* streams with data and credit */
-    mux_slist blk_conn;  /* streams with data and stream credit, blocked on connection credit */
+    uint32_t active;             /* streams not yet notified closed */
+    uint32_t stubs;              /* CLOSING streams kept only to absorb the peer's late frames */
+    uint32_t next_id;            /* server: next id to open */
+    uint32_t highest_id;         /* highest stream id opened (by us on the server, by the peer on the client) */
+    mux_slist sendq;             /* bulk streams with data and credit */
+    mux_slist sendq_interactive; /* streams with data and credit that sent little lately: first */
+    mux_slist blk_conn;          /* streams with data and stream credit, blocked on connection credit */
     int64_t conn_tx_credit;
     mux_rxwin conn_rx;
-    uint64_t rx_grown; /* sum over streams of (window - initial_stream_window): auto-tuned growth,
+    uint64_t rx_grown; /* sum over streams of rx_charged (their auto-tuned growth, recharge_growth),
                           bounded by initial_conn_window (PROTOCOL.md §6.2) */
 
     /* send */
@@ -245,6 +246,9 @@ static void unschedule(mux_session *s, mux_stream *st)
     case MUX_LIST_SEND:
         mux_slist_remove(&s->sendq, st);
         break;
+    case MUX_LIST_SEND_INTERACTIVE:
+        mux_slist_remove(&s->sendq_interactive, st);
+        break;
     case MUX_LIST_BLK_CONN:
         mux_slist_remove(&s->blk_conn, st);
         /* fallthrough */
@@ -272,6 +276,8 @@ static void schedule(mux_session *s, mux_stream *st)
             list = MUX_LIST_BLK_CONN;
         else
             list = MUX_LIST_SEND;
+        if (list == MUX_LIST_SEND && st->burst_sent < MUX_INTERACTIVE_BYTES)
+            list = MUX_LIST_SEND_INTERACTIVE;
     }
     if (list == st->list)
         return;
@@ -279,6 +285,8 @@ static void schedule(mux_session *s, mux_stream *st)
     st->list = list;
     if (list == MUX_LIST_SEND)
         mux_slist_push(&s->sendq, st);
+    else if (list == MUX_LIST_SEND_INTERACTIVE)
+        mux_slist_push(&s->sendq_interactive, st);
     else if (list == MUX_LIST_BLK_CONN)
         mux_slist_push(&s->blk_conn, st);
     if (list == MUX_LIST_BLK_CONN || list == MUX_LIST_BLK_STREAM)
@@ -297,13 +305,25 @@ static void wake_conn_blocked(mux_session *s)
 
 /* ================================================================ stream lifecycle */
 
+/* Re-computes what |st|'s window growth takes from the budget (rx_grown): what it may still be
+ * made to hold — its window, or the credit already announced and not yet consumed if that is
+ * more (announced credit cannot be taken back) — beyond the initial window. */
+static void recharge_growth(mux_session *s, mux_stream *st)
+{
+    int64_t committed = st->rx.limit - st->rx.consumed;
+    if (committed < (int64_t)st->rx.window)
+        committed = st->rx.window;
+    uint64_t charge = committed > (int64_t)st->rx.base ? (uint64_t)(committed - st->rx.base) : 0;
+    s->rx_grown = s->rx_grown - st->rx_charged + charge;
+    st->rx_charged = charge;
+}
+
 /* Gives back the auto-tuned growth of |st|'s receive window (it is closing). */
 static void release_growth(mux_session *s, mux_stream *st)
 {
-    if (st->rx.window > s->opt.initial_stream_window) {
-        s->rx_grown -= st->rx.window - s->opt.initial_stream_window;
-        st->rx.window = s->opt.initial_stream_window;
-    }
+    s->rx_grown -= st->rx_charged;
+    st->rx_charged = 0;
+    st->rx.window = st->rx.base;
 }
 
 static void drop_queue(mux_session *s, mux_stream *st)
@@ -1290,7 +1310,15 @@ static int touch(mux_session *s, mux_stream *st)
 
 static int can_send_data(const mux_session *s)
 {
-    return !s->dead && s->hs == HS_ESTABLISHED && s->close_state == CLOSE_NONE && s->sendq.head != NULL;
+    return !s->dead && s->hs == HS_ESTABLISHED && s->close_state == CLOSE_NONE &&
+           (s->sendq_interactive.head != NULL || s->sendq.head != NULL);
+}
+
+/* The stream whose DATA goes next (PROTOCOL.md §6.4): interactive streams first, round-robin
+ * among them, then bulk streams round-robin. */
+static mux_stream *next_sender(const mux_session *s)
+{
+    return s->sendq_interactive.head != NULL ? s->sendq_interactive.head : s->sendq.head;
 }
 
 /* Closes the open scratch segment [*seg, scratch.len) into the plan. */
@@ -1331,7 +1359,7 @@ static int build_message(mux_session *s, size_t iov_room, size_t *bytes)
     int compress = 0;
     if (s->ctrl_plain == 0 && compression_on(s) && s->opt.enable_zstd && !s->dead) {
         compress = 1;
-        mux_stream *h = s->sendq.head;
+        mux_stream *h = next_sender(s);
         if (h != NULL && can_send_data(s)) {
             /* a message led by DATA of a stream that did not compress lately goes plain, its
              * control records with it (they are small; compressing them would drag the DATA
@@ -1392,7 +1420,7 @@ static int build_message(mux_session *s, size_t iov_room, size_t *bytes)
             break;
         if (body + MUX_DATA_PREFIX_MAX + 1 > limit)
             break;
-        mux_stream *st = s->sendq.head;
+        mux_stream *st = next_sender(s);
         size_t max = limit - body - MUX_DATA_PREFIX_MAX;
         if (max > s->opt.chunk_size)
             max = s->opt.chunk_size;
@@ -1405,8 +1433,8 @@ static int build_message(mux_session *s, size_t iov_room, size_t *bytes)
         int fin = (st->flags & MUX_SF_FIN_QUEUED) && n == st->txq.queued;
         if (n == 0 && !fin) {
             unschedule(s, st);
-            schedule(s, st);                 /* to a blocked list */
-            if (st->list == MUX_LIST_SEND) { /* cannot happen; avoid spinning */
+            schedule(s, st);                                                          /* to a blocked list */
+            if (st->list == MUX_LIST_SEND || st->list == MUX_LIST_SEND_INTERACTIVE) { /* cannot happen; avoid spinning */
                 unschedule(s, st);
                 break;
             }
@@ -1427,6 +1455,8 @@ static int build_message(mux_session *s, size_t iov_room, size_t *bytes)
                 return perr(s, MUX_ERR_INTERNAL, "out of memory building a message");
         }
         mux_txq_take(&st->txq, n);
+        /* a drained queue ends the burst: the stream's next write is interactive again */
+        st->burst_sent = st->txq.queued == 0 ? 0 : st->burst_sent + n;
         st->tx_credit -= (int64_t)n;
         s->conn_tx_credit -= (int64_t)n;
         s->stats.data_bytes_out += n;
@@ -1573,7 +1603,7 @@ ssize_t mux_session_send(mux_session *s, mux_iovec *iov, size_t iovcnt, int64_t 
     s->nplan = 0;
     s->batch_out = 1; /* from here on, chunks of streams freed while building go to the grave */
     size_t bytes = 0;
-    size_t batch_limit = 4 * msg_limit(s);
+    size_t batch_limit = s->opt.send_batch_size; /* the first message is always built */
     if (mux_buf_size(&s->wsctrl) > 0) {
         if (mux_buf_append(&s->scratch, s->wsctrl.base + s->wsctrl.pos, mux_buf_size(&s->wsctrl), 0, s->mem) != 0 ||
             plan_push(s, NULL, 0, s->scratch.len) != 0) {
@@ -1684,6 +1714,7 @@ void mux_session_options_default(mux_session_options *opt, mux_role role)
     opt->max_stream_window = 16 * 1024 * 1024;
     opt->max_message_size = 10 * 1024 * 1024;
     opt->send_message_size = 256 * 1024;
+    opt->send_batch_size = 256 * 1024;
     opt->chunk_size = 8 * 1024;
     opt->stream_send_buffer = 256 * 1024;
     opt->max_concurrent_streams = 100;
@@ -1725,6 +1756,8 @@ int mux_session_new(mux_session **out, const mux_session_options *opt, const mux
     if (s == NULL)
         return MUX_ERR_NOMEM;
     s->opt = *opt;
+    if (s->opt.send_batch_size == 0)
+        s->opt.send_batch_size = 1; /* one message a batch */
     if (s->opt.max_stream_window < s->opt.initial_stream_window)
         s->opt.max_stream_window = s->opt.initial_stream_window;
     if (s->opt.max_stream_window > 0x7fffffffu)
@@ -1925,6 +1958,18 @@ static void trim_idle_buffers(mux_session *s)
     mux_buf_shrink(&s->zin, 0, s->mem);
 }
 
+/* Grown receive windows of streams that stopped consuming go back to their initial size, so the
+ * growth budget (initial_conn_window) serves the streams that are busy now (PROTOCOL.md §6.2) —
+ * as fast as the credit they were already granted is used up (recharge_growth). */
+static void shrink_idle_windows(mux_session *s, int64_t now_ms)
+{
+    if (s->rx_grown == 0)
+        return;
+    for (mux_stream *st = s->streams.all; st != NULL; st = st->anext)
+        if (mux_rxwin_idle(&st->rx, now_ms, mux_rtt_smoothed(&s->rtt)) != 0)
+            recharge_growth(s, st);
+}
+
 /* Runs due timers; see mux.h. */
 int mux_session_handle_timeout(mux_session *s, int64_t now_ms)
 {
@@ -1956,6 +2001,7 @@ int mux_session_handle_timeout(mux_session *s, int64_t now_ms)
      * the next compressed message starts a new frame with the RESET bit */
     if (s->zstd_idle_jit > 0 && mux_zstd_tx_live(s->ztx) && now_ms - s->last_compress_ms >= s->zstd_idle_jit)
         s->zend_pending = 1;
+    shrink_idle_windows(s, now_ms);
     if (s->active == 0 && s->stubs == 0)
         trim_idle_buffers(s);
     return 0;
@@ -2223,9 +2269,8 @@ int mux_session_consume(mux_session *s, uint32_t id, size_t n)
     uint64_t cap = (uint64_t)st->rx.window + room;
     if (cap > s->opt.max_stream_window)
         cap = s->opt.max_stream_window;
-    uint32_t before = st->rx.window;
     uint32_t inc = mux_rxwin_consume(&st->rx, n, s->now, mux_rtt_smoothed(&s->rtt), (uint32_t)cap);
-    s->rx_grown += st->rx.window - before;
+    recharge_growth(s, st);
     if (inc != 0 && st->state != MUX_SS_HALF_CLOSED_REMOTE) {
         int rv = queue_window(s, id, inc);
         if (rv != 0)

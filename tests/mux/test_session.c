@@ -1782,6 +1782,89 @@ START_TEST(test_stalled_streams_do_not_block)
 }
 END_TEST
 
+/* Client side: queues |n| pattern bytes of the response body of |id| from offset |*off|. */
+static void cli_write_body(pair *p, uint32_t id, size_t n, uint64_t *off)
+{
+    static uint8_t buf[1 << 20];
+    ck_assert_uint_le(n, sizeof(buf));
+    peer_pattern_fill(buf, n, id, 1, *off);
+    ck_assert_int_eq(mux_session_write(p->cli.s, id, buf, n), (ssize_t)n);
+    *off += n;
+}
+
+START_TEST(test_interactive_first)
+{
+    /* PROTOCOL.md §6.4: a stream that sent little since its queue was last empty goes before bulk
+     * streams; a bulk stream whose queue drained is interactive again. One small message per
+     * batch, so the order shows batch by batch (the fake clock does not move: no timing). */
+    mux_session_options so, co;
+    opts(&so, &co);
+    co.stream_send_buffer = 1 << 20;
+    co.send_message_size = 4096;
+    co.send_batch_size = 1;
+    co.chunk_size = 2048;
+    pair p;
+    pair_new(&p, &so, &co, 23);
+    p.cli.auto_respond = 0;
+    pump(&p, 1 << 20);
+    for (int i = 0; i < 3; i++)
+        open_simple(&p, MUX_HEAD_END_STREAM);
+    pump(&p, 1 << 20);
+    mux_head r;
+    memset(&r, 0, sizeof(r));
+    r.status = 200;
+    for (uint32_t id = 1; id <= 5; id += 2)
+        ck_assert_int_eq(mux_session_respond(p.cli.s, id, &r), 0);
+    pump(&p, 1 << 20);
+    uint64_t off1 = 0, off3 = 0, off5 = 0;
+    /* stream 1: a download, 512 KiB queued; after 64 KiB it is bulk */
+    cli_write_body(&p, 1, 512 * 1024, &off1);
+    for (int i = 0; i < 40; i++)
+        transmit(&p.net, p.cli.s, p.srv.s, 1 << 20, 1);
+    uint64_t got1 = ts_of(&p.srv, 1)->rx_got;
+    ck_assert_uint_ge(got1, 64 * 1024);
+    ck_assert_uint_lt(got1, 512 * 1024);
+    /* stream 3: a small response (3 KiB) queued behind it goes whole in the very next message,
+     * before stream 1 sends anything more (round-robin would have sent a chunk of stream 1 first) */
+    cli_write_body(&p, 3, 3072, &off3);
+    transmit(&p.net, p.cli.s, p.srv.s, 1 << 20, 1);
+    ck_assert_uint_eq(ts_of(&p.srv, 3)->rx_got, 3072);               /* two chunks in one 4 KiB message */
+    ck_assert_uint_le(ts_of(&p.srv, 1)->rx_got, got1 + 4096 - 3072); /* stream 1 only fills the rest */
+    got1 = ts_of(&p.srv, 1)->rx_got;
+    /* two interactive streams share round-robin; the bulk one waits */
+    cli_write_body(&p, 3, 8192, &off3);
+    cli_write_body(&p, 5, 8192, &off5);
+    for (int i = 0; i < 8 && (ts_of(&p.srv, 3)->rx_got < off3 || ts_of(&p.srv, 5)->rx_got < off5); i++) {
+        ck_assert_uint_eq(ts_of(&p.srv, 1)->rx_got, got1);
+        transmit(&p.net, p.cli.s, p.srv.s, 1 << 20, 1);
+    }
+    ck_assert_uint_eq(ts_of(&p.srv, 3)->rx_got, 3072 + 8192);
+    ck_assert_uint_eq(ts_of(&p.srv, 5)->rx_got, 8192);
+    ck_assert_uint_lt(ts_of(&p.srv, 1)->rx_got, got1 + 4096);
+    got1 = ts_of(&p.srv, 1)->rx_got;
+    /* nothing interactive: bulk goes on */
+    transmit(&p.net, p.cli.s, p.srv.s, 1 << 20, 1);
+    ck_assert_uint_gt(ts_of(&p.srv, 1)->rx_got, got1);
+    /* stream 1 drains its queue: its next write is interactive again (ahead of stream 3's bulk) */
+    for (int i = 0; i < 400 && ts_of(&p.srv, 1)->rx_got < off1; i++) {
+        transmit(&p.net, p.cli.s, p.srv.s, 1 << 20, 1);
+        app_consume(&p.srv, 1);
+        transmit(&p.net, p.srv.s, p.cli.s, 1 << 20, 0);
+    }
+    ck_assert_uint_eq(ts_of(&p.srv, 1)->rx_got, off1);
+    cli_write_body(&p, 3, 256 * 1024, &off3);
+    for (int i = 0; i < 40; i++) /* stream 3 past 64 KiB: bulk */
+        transmit(&p.net, p.cli.s, p.srv.s, 1 << 20, 1);
+    uint64_t got3 = ts_of(&p.srv, 3)->rx_got;
+    ck_assert_uint_lt(got3, off3);
+    cli_write_body(&p, 1, 1024, &off1);
+    transmit(&p.net, p.cli.s, p.srv.s, 1 << 20, 1);
+    ck_assert_uint_eq(ts_of(&p.srv, 1)->rx_got, off1);
+    ck_assert_int_eq(ts_of(&p.srv, 1)->bad + ts_of(&p.srv, 3)->bad + ts_of(&p.srv, 5)->bad, 0);
+    pair_del(&p);
+}
+END_TEST
+
 START_TEST(test_busy_rtt_probe)
 {
     /* PROTOCOL.md §8: a busy tunnel (DATA flowing, so no keepalive PING) still measures its RTT:
@@ -2129,6 +2212,7 @@ Suite *make_suite(void)
     tcase_add_test(tc, test_write_backpressure);
     tcase_add_test(tc, test_want_writable);
     tcase_add_test(tc, test_stalled_streams_do_not_block);
+    tcase_add_test(tc, test_interactive_first);
     tcase_add_test(tc, test_busy_rtt_probe);
     tcase_add_test(tc, test_growth_budget);
     tcase_add_test(tc, test_autotune);
