@@ -302,6 +302,24 @@ int mux_session_goaway(mux_session *s, unsigned code, const char *reason);
 /* Queues a PING now (keepalive does this by itself). */
 int mux_session_ping(mux_session *s, int64_t now_ms);
 
+/* Why a stream with data to send did not send (per-stream stall accounting). */
+typedef enum {
+    MUX_STALL_CREDIT = 0, /* no stream credit: the peer's reader of this stream is slow */
+    MUX_STALL_PEER,       /* stream credit, but no connection credit: the peer as a whole */
+    MUX_STALL_SOCKET,     /* credit, waiting to be taken into a batch: the transport (batches
+                             ahead, a socket that does not take them, other streams first) */
+    MUX_STALL_CAUSES
+} mux_stall_cause;
+
+/* Stall times of one stream (mux_session_worst_streams). */
+typedef struct {
+    uint32_t id;
+    int open; /* 1: still open; 0: finished (among the worst finished lately) */
+    uint64_t stall_ms[MUX_STALL_CAUSES];
+    uint64_t bytes_sent; /* DATA payload sent */
+    int64_t age_ms;      /* open: since it opened; finished: how long it lived */
+} mux_stream_stall;
+
 /* Counters for logs and metrics. */
 typedef struct {
     uint64_t bytes_in, bytes_out; /* transport bytes */
@@ -310,15 +328,25 @@ typedef struct {
     uint64_t data_bytes_in, data_bytes_out; /* DATA payload */
     uint64_t streams_opened, streams_closed;
     uint32_t streams_active;
-    uint64_t flow_blocked_ms; /* sum of time streams spent with data and no credit */
-    int64_t last_rtt_ms;      /* -1 until the first PONG */
-    int64_t min_rtt_ms;       /* smallest RTT of the last 5..10 s; -1 until the first PONG */
-    int64_t srtt_ms;          /* smoothed RTT (RFC 6298); -1 until the first PONG */
-    int64_t rttvar_ms;        /* its variation (RFC 6298 RTTVAR); -1 until the first PONG */
-    uint32_t zstd_contexts;   /* zstd contexts allocated now: 0, 1 (compressor or decompressor) or 2 */
+    uint64_t flow_blocked_ms;            /* sum of time streams spent with data and no credit
+                                            (stall_ms[MUX_STALL_CREDIT] + stall_ms[MUX_STALL_PEER]) */
+    uint64_t stall_ms[MUX_STALL_CAUSES]; /* sum over streams, open ones included, by cause */
+    int64_t last_rtt_ms;                 /* -1 until the first PONG */
+    int64_t min_rtt_ms;                  /* smallest RTT of the last 5..10 s; -1 until the first PONG */
+    int64_t srtt_ms;                     /* smoothed RTT (RFC 6298); -1 until the first PONG */
+    int64_t rttvar_ms;                   /* its variation (RFC 6298 RTTVAR); -1 until the first PONG */
+    uint32_t zstd_contexts;              /* zstd contexts allocated now: 0, 1 (compressor or decompressor) or 2 */
 } mux_session_stats;
 
 void mux_session_get_stats(const mux_session *s, mux_session_stats *out);
+
+/*
+ * Fills up to |n| entries of |out| with the streams that stalled longest (sum of causes, open
+ * streams' current stall counted up to |now_ms|), worst first: the open streams and the worst
+ * MUX_WORST_FINISHED that finished on this session. Returns the number filled.
+ */
+#define MUX_WORST_FINISHED 8
+size_t mux_session_worst_streams(const mux_session *s, int64_t now_ms, mux_stream_stall *out, size_t n);
 
 /*
  * 1 once nothing more is expected from the peer: its WebSocket close frame has arrived, or it was

@@ -97,6 +97,7 @@ typedef struct {
     uint64_t responses[6];                         /* response heads sent, by status class (0 = other, 1..5 = 1xx..5xx) */
     uint64_t stream_resets;                        /* streams we aborted (local service unreachable or failed, ...) */
     uint64_t bytes_in, bytes_out, flow_blocked_ms; /* from finished tunnel sessions */
+    uint64_t stall_ms[MUX_STALL_CAUSES];           /* from finished tunnel sessions, by cause */
     int64_t registered_unix_ms;                    /* wall clock of the last WELCOME */
 } client_metrics;
 

@@ -88,6 +88,17 @@ int client_metrics_render(const client *c, char **out, size_t *outlen)
         "# TYPE tunnelmux_daemon_flow_blocked_seconds_total counter\n"
         "tunnelmux_daemon_flow_blocked_seconds_total %.3f\n",
         (double)(m->flow_blocked_ms + st.flow_blocked_ms) / 1000.0);
+    put(buf, cap, &len,
+        "# HELP tunnelmux_daemon_stream_stall_seconds_total Time streams had response data for the tunnel and did not "
+        "send it, by cause: credit (the public reader is slow), peer (the connection window), socket (the tunnel "
+        "socket).\n"
+        "# TYPE tunnelmux_daemon_stream_stall_seconds_total counter\n"
+        "tunnelmux_daemon_stream_stall_seconds_total{cause=\"credit\"} %.3f\n"
+        "tunnelmux_daemon_stream_stall_seconds_total{cause=\"peer\"} %.3f\n"
+        "tunnelmux_daemon_stream_stall_seconds_total{cause=\"socket\"} %.3f\n",
+        (double)(m->stall_ms[MUX_STALL_CREDIT] + st.stall_ms[MUX_STALL_CREDIT]) / 1000.0,
+        (double)(m->stall_ms[MUX_STALL_PEER] + st.stall_ms[MUX_STALL_PEER]) / 1000.0,
+        (double)(m->stall_ms[MUX_STALL_SOCKET] + st.stall_ms[MUX_STALL_SOCKET]) / 1000.0);
     if (up && st.last_rtt_ms >= 0)
         put(buf, cap, &len,
             "# HELP tunnelmux_daemon_rtt_seconds Last tunnel round-trip time (PING/PONG).\n"
@@ -117,6 +128,8 @@ void client_metrics_session_done(client *c, const mux_session *s)
     c->metrics.bytes_in += st.bytes_in;
     c->metrics.bytes_out += st.bytes_out;
     c->metrics.flow_blocked_ms += st.flow_blocked_ms;
+    for (int k = 0; k < MUX_STALL_CAUSES; k++)
+        c->metrics.stall_ms[k] += st.stall_ms[k];
 }
 
 static int simple_response(struct lws *wsi, unsigned status, const char *body)

@@ -139,6 +139,9 @@ struct mux_session {
     mux_rtt rtt;          /* from PONGs: keepalive PINGs when idle, probe PINGs while DATA flows */
     int64_t last_data_ms; /* DATA last sent or received: the tunnel is busy, PING to measure RTT */
 
+    mux_stream_stall worst[MUX_WORST_FINISHED]; /* finished streams that stalled longest, worst first */
+    size_t nworst;
+
     mux_session_stats stats;
     const char *reason;
     char reason_buf[160];
@@ -240,8 +243,32 @@ static void conn_consume(mux_session *s, size_t n)
 
 /* ================================================================ scheduling */
 
+/* The stall cause of a list (MUX_STALL_CAUSES: not stalled). */
+static int list_stall_cause(int list)
+{
+    switch (list) {
+    case MUX_LIST_SEND:
+    case MUX_LIST_SEND_INTERACTIVE:
+        return MUX_STALL_SOCKET;
+    case MUX_LIST_BLK_CONN:
+        return MUX_STALL_PEER;
+    case MUX_LIST_BLK_STREAM:
+        return MUX_STALL_CREDIT;
+    default:
+        return MUX_STALL_CAUSES;
+    }
+}
+
 static void unschedule(mux_session *s, mux_stream *st)
 {
+    int cause = list_stall_cause(st->list);
+    if (cause < MUX_STALL_CAUSES && s->now > st->blocked_since) {
+        uint64_t ms = (uint64_t)(s->now - st->blocked_since);
+        st->stall_ms[cause] += ms;
+        s->stats.stall_ms[cause] += ms;
+        if (cause != MUX_STALL_SOCKET)
+            s->stats.flow_blocked_ms += ms;
+    }
     switch (st->list) {
     case MUX_LIST_SEND:
         mux_slist_remove(&s->sendq, st);
@@ -251,10 +278,6 @@ static void unschedule(mux_session *s, mux_stream *st)
         break;
     case MUX_LIST_BLK_CONN:
         mux_slist_remove(&s->blk_conn, st);
-        /* fallthrough */
-    case MUX_LIST_BLK_STREAM:
-        if (s->now > st->blocked_since)
-            s->stats.flow_blocked_ms += (uint64_t)(s->now - st->blocked_since);
         break;
     default:
         break;
@@ -289,8 +312,7 @@ static void schedule(mux_session *s, mux_stream *st)
         mux_slist_push(&s->sendq_interactive, st);
     else if (list == MUX_LIST_BLK_CONN)
         mux_slist_push(&s->blk_conn, st);
-    if (list == MUX_LIST_BLK_CONN || list == MUX_LIST_BLK_STREAM)
-        st->blocked_since = s->now;
+    st->blocked_since = s->now;
 }
 
 /* Connection credit arrived: every stream blocked on it may send again. */
@@ -301,6 +323,48 @@ static void wake_conn_blocked(mux_session *s)
         unschedule(s, st);
         schedule(s, st);
     }
+}
+
+/* ---------------------------------------------------------------- stall records */
+
+static uint64_t stall_total(const mux_stream_stall *x)
+{
+    uint64_t t = 0;
+    for (int c = 0; c < MUX_STALL_CAUSES; c++)
+        t += x->stall_ms[c];
+    return t;
+}
+
+/* Inserts |x| into |out| (|*n| entries, at most |cap|, worst first) if it is among the worst. */
+static void worst_insert(mux_stream_stall *out, size_t *n, size_t cap, const mux_stream_stall *x)
+{
+    uint64_t t = stall_total(x);
+    size_t i = *n;
+    if (cap == 0 || (i == cap && stall_total(&out[cap - 1]) >= t))
+        return;
+    if (i == cap)
+        i--;
+    while (i > 0 && stall_total(&out[i - 1]) < t) {
+        out[i] = out[i - 1];
+        i--;
+    }
+    out[i] = *x;
+    if (*n < cap)
+        (*n)++;
+}
+
+/* Its stall record as of |now| (the current list's time included). */
+static void stream_stall_of(const mux_stream *st, int64_t now, mux_stream_stall *x)
+{
+    memset(x, 0, sizeof(*x));
+    x->id = st->id;
+    x->open = 1;
+    memcpy(x->stall_ms, st->stall_ms, sizeof(x->stall_ms));
+    int cause = list_stall_cause(st->list);
+    if (cause < MUX_STALL_CAUSES && now > st->blocked_since)
+        x->stall_ms[cause] += (uint64_t)(now - st->blocked_since);
+    x->bytes_sent = st->bytes_sent;
+    x->age_ms = now - st->opened_ms;
 }
 
 /* ================================================================ stream lifecycle */
@@ -344,6 +408,12 @@ static void stream_free(mux_session *s, mux_stream *st, unsigned code, const cha
     void *sud = st->user_data;
     int notify = !(st->flags & MUX_SF_NOTIFIED);
     unschedule(s, st);
+    if (notify) {
+        mux_stream_stall x;
+        stream_stall_of(st, s->now, &x);
+        x.open = 0;
+        worst_insert(s->worst, &s->nworst, MUX_WORST_FINISHED, &x);
+    }
     mux_stream_table_remove(&s->streams, st);
     release_growth(s, st);
     drop_queue(s, st);
@@ -442,6 +512,7 @@ static mux_stream *stream_new(mux_session *s, uint32_t id)
     st->state = MUX_SS_OPEN;
     st->tx_credit = s->peer_stream_window;
     mux_rxwin_init(&st->rx, s->opt.initial_stream_window, s->now);
+    st->opened_ms = s->now;
     if (mux_stream_table_insert(&s->streams, st, s->mem) != 0) {
         mux_mem_free(s->mem, st);
         return NULL;
@@ -1457,6 +1528,7 @@ static int build_message(mux_session *s, size_t iov_room, size_t *bytes)
         mux_txq_take(&st->txq, n);
         /* a drained queue ends the burst: the stream's next write is interactive again */
         st->burst_sent = st->txq.queued == 0 ? 0 : st->burst_sent + n;
+        st->bytes_sent += n;
         st->tx_credit -= (int64_t)n;
         s->conn_tx_credit -= (int64_t)n;
         s->stats.data_bytes_out += n;
@@ -2341,10 +2413,32 @@ void mux_session_get_stats(const mux_session *s, mux_session_stats *out)
     out->srtt_ms = mux_rtt_smoothed(&s->rtt);
     out->rttvar_ms = mux_rtt_variation(&s->rtt);
     out->zstd_contexts = (uint32_t)(mux_zstd_tx_live(s->ztx) + mux_zstd_rx_live(s->zrx));
-    /* add the time of streams still blocked */
-    for (const mux_stream *st = s->streams.all; st != NULL; st = st->anext)
-        if ((st->list == MUX_LIST_BLK_CONN || st->list == MUX_LIST_BLK_STREAM) && s->now > st->blocked_since)
-            out->flow_blocked_ms += (uint64_t)(s->now - st->blocked_since);
+    /* add the time of streams still stalled */
+    for (const mux_stream *st = s->streams.all; st != NULL; st = st->anext) {
+        int cause = list_stall_cause(st->list);
+        if (cause < MUX_STALL_CAUSES && s->now > st->blocked_since) {
+            out->stall_ms[cause] += (uint64_t)(s->now - st->blocked_since);
+            if (cause != MUX_STALL_SOCKET)
+                out->flow_blocked_ms += (uint64_t)(s->now - st->blocked_since);
+        }
+    }
+}
+
+size_t mux_session_worst_streams(const mux_session *s, int64_t now_ms, mux_stream_stall *out, size_t n)
+{
+    if (s == NULL || out == NULL)
+        return 0;
+    size_t got = 0;
+    for (size_t i = 0; i < s->nworst; i++)
+        worst_insert(out, &got, n, &s->worst[i]);
+    for (const mux_stream *st = s->streams.all; st != NULL; st = st->anext) {
+        if (st->flags & MUX_SF_NOTIFIED)
+            continue;
+        mux_stream_stall x;
+        stream_stall_of(st, now_ms > s->now ? now_ms : s->now, &x);
+        worst_insert(out, &got, n, &x);
+    }
+    return got;
 }
 
 int mux_session_peer_closed(const mux_session *s)

@@ -140,14 +140,17 @@ typedef struct mux_stream {
     mux_stream_state state;
     unsigned flags; /* MUX_SF_* */
     void *user_data;
-    struct mux_stream *hnext;         /* hash chain */
-    struct mux_stream *aprev, *anext; /* all streams */
-    struct mux_stream *lprev, *lnext; /* scheduling list */
-    int list;                         /* MUX_LIST_* */
-    int64_t blocked_since;            /* when it entered a blocked list */
+    struct mux_stream *hnext;            /* hash chain */
+    struct mux_stream *aprev, *anext;    /* all streams */
+    struct mux_stream *lprev, *lnext;    /* scheduling list */
+    int list;                            /* MUX_LIST_* */
+    int64_t blocked_since;               /* when it entered its current list (blocked or ready) */
+    uint64_t stall_ms[MUX_STALL_CAUSES]; /* time with data to send, by cause (mux_stall_cause) */
     mux_txq txq;
     int64_t tx_credit;   /* credit granted by the peer minus payload sent */
     uint64_t burst_sent; /* DATA payload sent since the send queue was last empty (interactive vs bulk) */
+    uint64_t bytes_sent; /* DATA payload sent */
+    int64_t opened_ms;
     mux_rxwin rx;
     uint64_t rx_charged;    /* its share of the session's rx_grown (recharge_growth) */
     uint8_t incompressible; /* >0: recent messages with its DATA did not compress */

@@ -1865,6 +1865,80 @@ START_TEST(test_interactive_first)
 }
 END_TEST
 
+START_TEST(test_stall_accounting)
+{
+    /* per-stream stall times by cause, with the fake clock: no credit (the peer's reader), no
+     * connection credit, and ready but not yet taken by the transport (the socket) */
+    mux_session_options so, co;
+    opts(&so, &co);
+    so.initial_stream_window = so.max_stream_window = 65536; /* the server grants the responses */
+    co.stream_send_buffer = 1 << 20;
+    pair p;
+    pair_new(&p, &so, &co, 29);
+    p.cli.auto_respond = 0;
+    pump(&p, 1 << 20);
+    open_simple(&p, MUX_HEAD_END_STREAM);
+    open_simple(&p, MUX_HEAD_END_STREAM);
+    pump(&p, 1 << 20);
+    mux_head r;
+    memset(&r, 0, sizeof(r));
+    r.status = 200;
+    ck_assert_int_eq(mux_session_respond(p.cli.s, 1, &r), 0);
+    ck_assert_int_eq(mux_session_respond(p.cli.s, 3, &r), 0);
+    pump(&p, 1 << 20);
+    uint64_t off1 = 0, off3 = 0;
+    /* stream 1: more than its window, the server's reader does not consume: stalled on credit */
+    p.srv.st[0].stalled = 1;
+    cli_write_body(&p, 1, 128 * 1024, &off1);
+    pump(&p, 1 << 20);
+    p.net.now += 300;
+    /* stream 3: ready, but the transport takes nothing for 40 ms (a write carries no time: the
+     * session's clock is the last call's) */
+    ck_assert_int_eq(mux_session_handle_timeout(p.cli.s, p.net.now), 0);
+    cli_write_body(&p, 3, 1000, &off3);
+    p.net.now += 40;
+    mux_stream_stall w[4];
+    size_t n = mux_session_worst_streams(p.cli.s, p.net.now, w, 4);
+    ck_assert_uint_eq(n, 2);
+    ck_assert_uint_eq(w[0].id, 1);
+    ck_assert_int_eq(w[0].open, 1);
+    ck_assert_uint_eq(w[0].stall_ms[MUX_STALL_CREDIT], 340);
+    ck_assert_uint_eq(w[0].stall_ms[MUX_STALL_SOCKET], 0);
+    ck_assert_uint_eq(w[0].bytes_sent, 65536);
+    ck_assert_uint_eq(w[1].id, 3);
+    ck_assert_uint_eq(w[1].stall_ms[MUX_STALL_SOCKET], 40);
+    ck_assert_uint_eq(w[1].stall_ms[MUX_STALL_CREDIT], 0);
+    pump(&p, 1 << 20); /* stream 3 goes, and finishes */
+    ck_assert_int_eq(mux_session_end_stream(p.cli.s, 3), 0);
+    pump(&p, 1 << 20);
+    mux_session_stats st;
+    mux_session_get_stats(p.cli.s, &st);
+    ck_assert_uint_eq(st.stall_ms[MUX_STALL_CREDIT], 340);
+    ck_assert_uint_eq(st.stall_ms[MUX_STALL_SOCKET], 40);
+    ck_assert_uint_eq(st.stall_ms[MUX_STALL_PEER], 0);
+    ck_assert_uint_eq(st.flow_blocked_ms, 340);
+    /* the reader resumes: credit comes back, the stall stops growing */
+    p.srv.st[0].stalled = 0;
+    app_consume(&p.srv, 1);
+    pump(&p, 1 << 20);
+    p.net.now += 500;
+    n = mux_session_worst_streams(p.cli.s, p.net.now, w, 4);
+    ck_assert_uint_ge(n, 1);
+    ck_assert_uint_eq(w[0].id, 1);
+    ck_assert_uint_eq(w[0].stall_ms[MUX_STALL_CREDIT], 340);
+    /* finished streams stay listed among the worst */
+    ck_assert_int_eq(mux_session_reset_stream(p.cli.s, 1, MUX_CODE_CANCEL, "done"), 0);
+    pump(&p, 1 << 20);
+    n = mux_session_worst_streams(p.cli.s, p.net.now, w, 4);
+    ck_assert_uint_eq(n, 2);
+    ck_assert_uint_eq(w[0].id, 1);
+    ck_assert_int_eq(w[0].open, 0);
+    ck_assert_uint_eq(w[1].id, 3);
+    ck_assert_uint_eq(mux_session_worst_streams(p.cli.s, p.net.now, w, 1), 1);
+    pair_del(&p);
+}
+END_TEST
+
 START_TEST(test_busy_rtt_probe)
 {
     /* PROTOCOL.md §8: a busy tunnel (DATA flowing, so no keepalive PING) still measures its RTT:
@@ -2213,6 +2287,7 @@ Suite *make_suite(void)
     tcase_add_test(tc, test_want_writable);
     tcase_add_test(tc, test_stalled_streams_do_not_block);
     tcase_add_test(tc, test_interactive_first);
+    tcase_add_test(tc, test_stall_accounting);
     tcase_add_test(tc, test_busy_rtt_probe);
     tcase_add_test(tc, test_growth_budget);
     tcase_add_test(tc, test_autotune);
