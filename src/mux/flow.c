@@ -18,6 +18,7 @@ void mux_rxwin_init(mux_rxwin *w, uint32_t window, int64_t now_ms)
     w->epoch_consumed = 0;
     w->base = window;
     w->last_ms = now_ms;
+    w->queue_ms = 0;
 }
 
 /* How long a grown window may go unused before it shrinks back: MUX_RXWIN_IDLE_MS, or 8 RTTs
@@ -59,7 +60,9 @@ int mux_rxwin_recv(mux_rxwin *w, size_t len)
  * the window, else 0. Auto-tuning (PROTOCOL.md §6.2): when a whole window was consumed within
  * 2 * |rtt_ms| — the delivery rate times 2 RTT (the bandwidth-delay product with headroom 2)
  * exceeds the window — the window grows to that (at least 4x; at most |max_window|) and the
- * growth rides on this increment. A window grown and then unused for idle_limit shrinks back first (mux_rxwin_idle).
+ * growth rides on this increment, while the path's queueing delay (w->queue_ms) is at most
+ * MUX_RXWIN_QUEUE_MS; above twice that the window shrinks by a quarter per window consumed. A
+ * window grown and then unused for idle_limit shrinks back first (mux_rxwin_idle).
  */
 uint32_t mux_rxwin_consume(mux_rxwin *w, size_t n, int64_t now_ms, int64_t rtt_ms, uint32_t max_window)
 {
@@ -72,7 +75,11 @@ uint32_t mux_rxwin_consume(mux_rxwin *w, size_t n, int64_t now_ms, int64_t rtt_m
     w->epoch_consumed += (int64_t)n;
     if (w->epoch_consumed >= w->window) {
         int64_t elapsed = now_ms - w->epoch_ms;
-        if (rtt_ms > 0 && max_window > w->window && elapsed < 2 * rtt_ms) {
+        if (w->queue_ms > 2 * MUX_RXWIN_QUEUE_MS && w->window > w->base) {
+            /* a queue builds on the path: what this window adds in flight only waits there */
+            uint32_t nw = w->window - w->window / 4;
+            w->window = nw > w->base ? nw : w->base;
+        } else if (rtt_ms > 0 && max_window > w->window && elapsed < 2 * rtt_ms && w->queue_ms <= MUX_RXWIN_QUEUE_MS) {
             /* while window-limited the measured rate is the window's own (a window per RTT), so
              * grow 4x a round trip (1 MiB reaches 32 MiB in three); straight to 2 x the measured
              * bandwidth-delay product when that is more */

@@ -63,9 +63,18 @@ typedef struct {
     uint32_t window;  /* current window size (grows with auto-tuning) */
     int64_t epoch_ms; /* auto-tuning: start of the current window's worth of consumption */
     int64_t epoch_consumed;
-    uint32_t base;   /* the initial window: what an idle window shrinks back to */
-    int64_t last_ms; /* last consumption */
+    uint32_t base;    /* the initial window: what an idle window shrinks back to */
+    int64_t last_ms;  /* last consumption */
+    int64_t queue_ms; /* set by the caller before consuming: the path's queueing delay now (smoothed
+                         minus minimum RTT); above MUX_RXWIN_QUEUE_MS the window stops growing,
+                         above twice that it shrinks */
 } mux_rxwin;
+
+/* Queueing delay a grown window may cause on the path (PROTOCOL.md §6.2): windows grow only while
+ * the smoothed RTT stays within this of the minimum, and shrink by a quarter a window while it is
+ * more than twice this above (bytes in flight beyond bandwidth x RTT only wait in a queue, where
+ * an interactive response waits behind them). */
+#define MUX_RXWIN_QUEUE_MS 5
 
 /* A grown window unused this long (or 8 RTTs, if longer) shrinks back to its initial size. */
 #define MUX_RXWIN_IDLE_MS 1000

@@ -111,6 +111,40 @@ START_TEST(test_rxwin_grow_to_path_and_shrink_idle)
 }
 END_TEST
 
+START_TEST(test_rxwin_queue_brake)
+{
+    /* PROTOCOL.md §6.2: windows grow only while the path shows no queue (smoothed - minimum RTT
+     * within MUX_RXWIN_QUEUE_MS), and shrink by a quarter per window while it is more than twice
+     * that; never below the initial window */
+    mux_rxwin w;
+    mux_rxwin_init(&w, 1000, 0);
+    w.queue_ms = MUX_RXWIN_QUEUE_MS;
+    ck_assert_int_eq(mux_rxwin_recv(&w, 1000), 0);
+    mux_rxwin_consume(&w, 1000, 60, 50, 64000);
+    ck_assert_uint_eq(w.window, 4000); /* at the threshold: grows (4x) */
+    w.queue_ms = MUX_RXWIN_QUEUE_MS + 1;
+    ck_assert_int_eq(mux_rxwin_recv(&w, 4000), 0);
+    mux_rxwin_consume(&w, 4000, 120, 50, 64000);
+    ck_assert_uint_eq(w.window, 4000); /* a little queue: holds */
+    w.queue_ms = 2 * MUX_RXWIN_QUEUE_MS + 1;
+    ck_assert_int_eq(mux_rxwin_recv(&w, 4000), 0);
+    uint32_t inc = mux_rxwin_consume(&w, 4000, 180, 50, 64000);
+    ck_assert_uint_eq(w.window, 3000); /* a queue: shrinks */
+    ck_assert_uint_eq(inc, 3000);      /* what is announced follows the smaller window */
+    for (int i = 0; i < 20; i++) {
+        ck_assert_int_eq(mux_rxwin_recv(&w, (size_t)(w.limit - w.received)), 0);
+        mux_rxwin_consume(&w, (size_t)(w.received - w.consumed), 200 + i, 50, 64000);
+    }
+    ck_assert_uint_eq(w.window, 1000); /* down to the initial window, no further */
+    ck_assert_int_eq(w.limit - w.consumed, 1000);
+    /* the queue drains: it grows again */
+    w.queue_ms = 0;
+    ck_assert_int_eq(mux_rxwin_recv(&w, 1000), 0);
+    mux_rxwin_consume(&w, 1000, 280, 50, 64000);
+    ck_assert_uint_eq(w.window, 4000);
+}
+END_TEST
+
 START_TEST(test_txcredit)
 {
     int64_t c = 0;
@@ -171,6 +205,7 @@ Suite *make_suite(void)
     tcase_add_test(tc, test_rxwin_basic);
     tcase_add_test(tc, test_rxwin_autotune);
     tcase_add_test(tc, test_rxwin_grow_to_path_and_shrink_idle);
+    tcase_add_test(tc, test_rxwin_queue_brake);
     tcase_add_test(tc, test_txcredit);
     tcase_add_test(tc, test_envelope_header);
     tcase_add_test(tc, test_envelope_record);
