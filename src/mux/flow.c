@@ -19,6 +19,12 @@ void mux_rxwin_init(mux_rxwin *w, uint32_t window, int64_t now_ms)
     w->base = window;
     w->last_ms = now_ms;
     w->queue_ms = 0;
+    w->queue_ok_ms = MUX_RXWIN_QUEUE_MS;
+}
+
+int64_t mux_rxwin_queue_allowance(int64_t min_rtt_ms)
+{
+    return min_rtt_ms / 4 > MUX_RXWIN_QUEUE_MS ? min_rtt_ms / 4 : MUX_RXWIN_QUEUE_MS;
 }
 
 /* How long a grown window may go unused before it shrinks back: MUX_RXWIN_IDLE_MS, or 8 RTTs
@@ -61,7 +67,7 @@ int mux_rxwin_recv(mux_rxwin *w, size_t len)
  * 2 * |rtt_ms| — the delivery rate times 2 RTT (the bandwidth-delay product with headroom 2)
  * exceeds the window — the window grows to that (at least 4x; at most |max_window|) and the
  * growth rides on this increment, while the path's queueing delay (w->queue_ms) is at most
- * MUX_RXWIN_QUEUE_MS; above twice that the window shrinks by a quarter per window consumed. A
+ * w->queue_ok_ms; above four times that the window shrinks by an eighth per window consumed. A
  * window grown and then unused for idle_limit shrinks back first (mux_rxwin_idle).
  */
 uint32_t mux_rxwin_consume(mux_rxwin *w, size_t n, int64_t now_ms, int64_t rtt_ms, uint32_t max_window)
@@ -75,11 +81,11 @@ uint32_t mux_rxwin_consume(mux_rxwin *w, size_t n, int64_t now_ms, int64_t rtt_m
     w->epoch_consumed += (int64_t)n;
     if (w->epoch_consumed >= w->window) {
         int64_t elapsed = now_ms - w->epoch_ms;
-        if (w->queue_ms > 2 * MUX_RXWIN_QUEUE_MS && w->window > w->base) {
+        if (w->queue_ms > 4 * w->queue_ok_ms && w->window > w->base) {
             /* a queue builds on the path: what this window adds in flight only waits there */
-            uint32_t nw = w->window - w->window / 4;
+            uint32_t nw = w->window - w->window / 8;
             w->window = nw > w->base ? nw : w->base;
-        } else if (rtt_ms > 0 && max_window > w->window && elapsed < 2 * rtt_ms && w->queue_ms <= MUX_RXWIN_QUEUE_MS) {
+        } else if (rtt_ms > 0 && max_window > w->window && elapsed < 2 * rtt_ms && w->queue_ms <= w->queue_ok_ms) {
             /* while window-limited the measured rate is the window's own (a window per RTT), so
              * grow 4x a round trip (1 MiB reaches 32 MiB in three); straight to 2 x the measured
              * bandwidth-delay product when that is more */

@@ -2342,6 +2342,7 @@ int mux_session_consume(mux_session *s, uint32_t id, size_t n)
     if (cap > s->opt.max_stream_window)
         cap = s->opt.max_stream_window;
     st->rx.queue_ms = mux_rtt_smoothed(&s->rtt) - mux_rtt_min(&s->rtt); /* 0 before the first sample */
+    st->rx.queue_ok_ms = mux_rxwin_queue_allowance(mux_rtt_min(&s->rtt));
     uint32_t inc = mux_rxwin_consume(&st->rx, n, s->now, mux_rtt_smoothed(&s->rtt), (uint32_t)cap);
     recharge_growth(s, st);
     if (inc != 0 && st->state != MUX_SS_HALF_CLOSED_REMOTE) {

@@ -63,17 +63,18 @@ typedef struct {
     uint32_t window;  /* current window size (grows with auto-tuning) */
     int64_t epoch_ms; /* auto-tuning: start of the current window's worth of consumption */
     int64_t epoch_consumed;
-    uint32_t base;    /* the initial window: what an idle window shrinks back to */
-    int64_t last_ms;  /* last consumption */
-    int64_t queue_ms; /* set by the caller before consuming: the path's queueing delay now (smoothed
-                         minus minimum RTT); above MUX_RXWIN_QUEUE_MS the window stops growing,
-                         above twice that it shrinks */
+    uint32_t base;       /* the initial window: what an idle window shrinks back to */
+    int64_t last_ms;     /* last consumption */
+    int64_t queue_ms;    /* set by the caller before consuming: the path's queueing delay now (smoothed
+                            minus minimum RTT), and ... */
+    int64_t queue_ok_ms; /* ... how much of it the window may cause (mux_rxwin_queue_allowance) */
 } mux_rxwin;
 
 /* Queueing delay a grown window may cause on the path (PROTOCOL.md §6.2): windows grow only while
- * the smoothed RTT stays within this of the minimum, and shrink by a quarter a window while it is
- * more than twice this above (bytes in flight beyond bandwidth x RTT only wait in a queue, where
- * an interactive response waits behind them). */
+ * the smoothed RTT stays within max(MUX_RXWIN_QUEUE_MS, min RTT / 4) of the minimum, and shrink by
+ * an eighth a window while it is more than four times that above (bytes in flight beyond bandwidth
+ * x RTT only wait in a queue, where an interactive response waits behind them). The margins
+ * tolerate the jitter of busy hosts, which delays PONGs without any queue on the path. */
 #define MUX_RXWIN_QUEUE_MS 5
 
 /* A grown window unused this long (or 8 RTTs, if longer) shrinks back to its initial size. */
@@ -88,6 +89,9 @@ int mux_rxwin_recv(mux_rxwin *w, size_t len);
  * |max_window| > window, doubles the window when a whole window was consumed within 2 RTT.
  */
 uint32_t mux_rxwin_consume(mux_rxwin *w, size_t n, int64_t now_ms, int64_t rtt_ms, uint32_t max_window);
+/* How much queueing delay a path with minimum RTT |min_rtt_ms| may show while windows grow:
+ * max(MUX_RXWIN_QUEUE_MS, min RTT / 4). */
+int64_t mux_rxwin_queue_allowance(int64_t min_rtt_ms);
 /* Shrinks a grown window unused for MUX_RXWIN_IDLE_MS (or 8 x |rtt_ms|) back to its initial size;
  * returns the bytes it gave back (0 = unchanged). */
 uint32_t mux_rxwin_idle(mux_rxwin *w, int64_t now_ms, int64_t rtt_ms);

@@ -114,8 +114,10 @@ END_TEST
 START_TEST(test_rxwin_queue_brake)
 {
     /* PROTOCOL.md §6.2: windows grow only while the path shows no queue (smoothed - minimum RTT
-     * within MUX_RXWIN_QUEUE_MS), and shrink by a quarter per window while it is more than twice
-     * that; never below the initial window */
+     * within the allowance: MUX_RXWIN_QUEUE_MS, or a quarter of the minimum RTT), and shrink by an
+     * eighth per window while it is more than four times that; never below the initial window */
+    ck_assert_int_eq(mux_rxwin_queue_allowance(0), MUX_RXWIN_QUEUE_MS);
+    ck_assert_int_eq(mux_rxwin_queue_allowance(100), 25);
     mux_rxwin w;
     mux_rxwin_init(&w, 1000, 0);
     w.queue_ms = MUX_RXWIN_QUEUE_MS;
@@ -126,11 +128,15 @@ START_TEST(test_rxwin_queue_brake)
     ck_assert_int_eq(mux_rxwin_recv(&w, 4000), 0);
     mux_rxwin_consume(&w, 4000, 120, 50, 64000);
     ck_assert_uint_eq(w.window, 4000); /* a little queue: holds */
-    w.queue_ms = 2 * MUX_RXWIN_QUEUE_MS + 1;
+    w.queue_ms = 4 * MUX_RXWIN_QUEUE_MS;
+    ck_assert_int_eq(mux_rxwin_recv(&w, 4000), 0);
+    mux_rxwin_consume(&w, 4000, 150, 50, 64000);
+    ck_assert_uint_eq(w.window, 4000); /* up to 4x the allowance: holds */
+    w.queue_ms = 4 * MUX_RXWIN_QUEUE_MS + 1;
     ck_assert_int_eq(mux_rxwin_recv(&w, 4000), 0);
     uint32_t inc = mux_rxwin_consume(&w, 4000, 180, 50, 64000);
-    ck_assert_uint_eq(w.window, 3000); /* a queue: shrinks */
-    ck_assert_uint_eq(inc, 3000);      /* what is announced follows the smaller window */
+    ck_assert_uint_eq(w.window, 3500); /* a queue: shrinks */
+    ck_assert_uint_eq(inc, 3500);      /* what is announced follows the smaller window */
     for (int i = 0; i < 20; i++) {
         ck_assert_int_eq(mux_rxwin_recv(&w, (size_t)(w.limit - w.received)), 0);
         mux_rxwin_consume(&w, (size_t)(w.received - w.consumed), 200 + i, 50, 64000);
