@@ -87,7 +87,7 @@ uint32_t mux_rxwin_consume(mux_rxwin *w, size_t n, int64_t now_ms, int64_t rtt_m
             w->window = nw > w->base ? nw : w->base;
         } else if (rtt_ms > 0 && max_window > w->window && elapsed < 2 * rtt_ms && w->queue_ms <= w->queue_ok_ms) {
             /* while window-limited the measured rate is the window's own (a window per RTT), so
-             * grow 4x a round trip (1 MiB reaches 32 MiB in three); straight to 2 x the measured
+             * grow 4x a round trip (1 MiB reaches 16 MiB in two); straight to 2 x the measured
              * bandwidth-delay product when that is more */
             uint64_t nw = (uint64_t)w->window * 4;
             uint64_t bdp2 = (uint64_t)w->epoch_consumed * 2 * (uint64_t)rtt_ms / (uint64_t)(elapsed > 0 ? elapsed : 1);
