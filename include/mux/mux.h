@@ -147,6 +147,10 @@ typedef struct {
                                         (MAX_MESSAGE_SIZE, default 10 MiB) */
     uint32_t send_message_size;      /* target size of the messages we build (default 256 KiB, capped
                                         by the peer's max_message_size) */
+    uint32_t send_batch_size;        /* mux_session_send() stops adding messages once a batch holds
+                                        this much (default 256 KiB, at least one message): what waits
+                                        below the scheduler while a batch is written, so a new
+                                        interactive response can overtake queued bulk (PROTOCOL.md §6.4) */
     uint32_t chunk_size;             /* largest DATA payload we send (CHUNK_SIZE, default 8 KiB).
                                         Receivers accept any DATA record that fits in a message
                                         (PROTOCOL.md §5), so peers need not agree on it. */
@@ -203,7 +207,9 @@ ssize_t mux_session_recv(mux_session *s, uint8_t *in, size_t len, int64_t now_ms
  * fatal error. The memory is owned by the session and stays valid and unchanged until
  * mux_session_send_done(); until then further calls return 0. Write them all, in order, then call
  * mux_session_send_done(). Control frames go first; DATA is taken from streams round-robin
- * within their credit; frames are batched into messages of up to send_message_size.
+ * within their credit, streams that sent little since their queue was last empty before bulk
+ * ones; frames are batched into messages of up to send_message_size, messages into a batch of
+ * about send_batch_size.
  */
 ssize_t mux_session_send(mux_session *s, mux_iovec *iov, size_t iovcnt, int64_t now_ms);
 
@@ -296,6 +302,24 @@ int mux_session_goaway(mux_session *s, unsigned code, const char *reason);
 /* Queues a PING now (keepalive does this by itself). */
 int mux_session_ping(mux_session *s, int64_t now_ms);
 
+/* Why a stream with data to send did not send (per-stream stall accounting). */
+typedef enum {
+    MUX_STALL_CREDIT = 0, /* no stream credit: the peer's reader of this stream is slow */
+    MUX_STALL_PEER,       /* stream credit, but no connection credit: the peer as a whole */
+    MUX_STALL_SOCKET,     /* credit, waiting to be taken into a batch: the transport (batches
+                             ahead, a socket that does not take them, other streams first) */
+    MUX_STALL_CAUSES
+} mux_stall_cause;
+
+/* Stall times of one stream (mux_session_worst_streams). */
+typedef struct {
+    uint32_t id;
+    int open; /* 1: still open; 0: finished (among the worst finished lately) */
+    uint64_t stall_ms[MUX_STALL_CAUSES];
+    uint64_t bytes_sent; /* DATA payload sent */
+    int64_t age_ms;      /* open: since it opened; finished: how long it lived */
+} mux_stream_stall;
+
 /* Counters for logs and metrics. */
 typedef struct {
     uint64_t bytes_in, bytes_out; /* transport bytes */
@@ -304,12 +328,25 @@ typedef struct {
     uint64_t data_bytes_in, data_bytes_out; /* DATA payload */
     uint64_t streams_opened, streams_closed;
     uint32_t streams_active;
-    uint64_t flow_blocked_ms; /* sum of time streams spent with data and no credit */
-    int64_t last_rtt_ms;      /* -1 until the first PONG */
-    uint32_t zstd_contexts;   /* zstd contexts allocated now: 0, 1 (compressor or decompressor) or 2 */
+    uint64_t flow_blocked_ms;            /* sum of time streams spent with data and no credit
+                                            (stall_ms[MUX_STALL_CREDIT] + stall_ms[MUX_STALL_PEER]) */
+    uint64_t stall_ms[MUX_STALL_CAUSES]; /* sum over streams, open ones included, by cause */
+    int64_t last_rtt_ms;                 /* -1 until the first PONG */
+    int64_t min_rtt_ms;                  /* smallest RTT of the last 5..10 s; -1 until the first PONG */
+    int64_t srtt_ms;                     /* smoothed RTT (RFC 6298); -1 until the first PONG */
+    int64_t rttvar_ms;                   /* its variation (RFC 6298 RTTVAR); -1 until the first PONG */
+    uint32_t zstd_contexts;              /* zstd contexts allocated now: 0, 1 (compressor or decompressor) or 2 */
 } mux_session_stats;
 
 void mux_session_get_stats(const mux_session *s, mux_session_stats *out);
+
+/*
+ * Fills up to |n| entries of |out| with the streams that stalled longest (sum of causes, open
+ * streams' current stall counted up to |now_ms|), worst first: the open streams and the worst
+ * MUX_WORST_FINISHED that finished on this session. Returns the number filled.
+ */
+#define MUX_WORST_FINISHED 8
+size_t mux_session_worst_streams(const mux_session *s, int64_t now_ms, mux_stream_stall *out, size_t n);
 
 /*
  * 1 once nothing more is expected from the peer: its WebSocket close frame has arrived, or it was

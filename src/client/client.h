@@ -36,8 +36,11 @@ typedef struct {
     int64_t write_timeout_ms;
     int64_t reconnect_delay_ms;
     int64_t max_retries;
-    int64_t max_streams;    /* MAX_STREAMS: concurrent streams the tunnel accepts */
-    uint64_t stream_window; /* STREAM_WINDOW: credit granted per stream (request-body bytes) */
+    int64_t max_streams;           /* MAX_STREAMS: concurrent streams the tunnel accepts */
+    uint64_t stream_window;        /* STREAM_WINDOW: credit granted per stream (request-body bytes) */
+    uint64_t max_stream_window;    /* MAX_STREAM_WINDOW: auto-tuning cap of one stream's window */
+    uint64_t max_conn_window;      /* MAX_CONN_WINDOW: connection window and growth budget */
+    uint64_t tunnel_notsent_lowat; /* TUNNEL_NOTSENT_LOWAT: TCP_NOTSENT_LOWAT of the tunnel socket (0 = unset) */
     char *auth_token;
     char *auth_token_file; /* AUTH_TOKEN_FILE: first line is the token (wins over AUTH_TOKEN) */
     char *host_header;
@@ -118,6 +121,7 @@ typedef struct {
     uint64_t local_connect_timeouts;               /* local connect attempts ended by LOCAL_CONNECT_TIMEOUT */
     uint64_t local_connects;                       /* fresh local connections started (not from the keep-alive pool) */
     uint64_t bytes_in, bytes_out, flow_blocked_ms; /* from finished tunnel sessions */
+    uint64_t stall_ms[MUX_STALL_CAUSES];           /* from finished tunnel sessions, by cause */
     int64_t registered_unix_ms;                    /* wall clock of the last WELCOME */
 } client_metrics;
 

@@ -156,6 +156,16 @@ static const cfg_option options_table[] = {
      "connecting to the local service (TCP, and TLS for https) may take this long; then the next address, else 502", NULL},
     {"STREAM_WINDOW", "stream-window", CFG_SIZE, "1M", O(stream_window), 65536, 16 << 20,
      "credit granted per stream: request-body bytes the server may send ahead of the local service", NULL},
+    {"TUNNEL_NOTSENT_LOWAT", "tunnel-notsent-lowat", CFG_SIZE, "128k", O(tunnel_notsent_lowat), 0, 1 << 30,
+     "unsent bytes the kernel may hold on the tunnel socket (TCP_NOTSENT_LOWAT; 0 = the kernel's default): "
+     "less lets small responses overtake bulk data sooner",
+     NULL},
+    {"MAX_STREAM_WINDOW", "max-stream-window", CFG_SIZE, "16M", O(max_stream_window), 65536, 1 << 30,
+     "largest window auto-tuning gives one stream (towards bandwidth x RTT; at most MAX_CONN_WINDOW)", NULL},
+    {"MAX_CONN_WINDOW", "max-conn-window", CFG_SIZE, "64M", O(max_conn_window), 65536, 1 << 30,
+     "the tunnel's connection window (request-body bytes in flight), and how much auto-tuning may grow its "
+     "streams' windows in all",
+     NULL},
     {"RECONNECT_BACKOFF", "reconnect-backoff", CFG_DOUBLE, "1", O(reconnect_backoff), 1, 10,
      "multiply the delay by this after each failed attempt (1 = fixed RECONNECT_DELAY)", NULL},
     {"RECONNECT_MAX_DELAY", "reconnect-max-delay", CFG_DURATION, "5m", O(reconnect_max_delay_ms), 0, 86400000,

@@ -163,11 +163,29 @@ int client_metrics_render(const client *c, char **out, size_t *outlen)
         "# TYPE tunnelmux_daemon_flow_blocked_seconds_total counter\n"
         "tunnelmux_daemon_flow_blocked_seconds_total %.3f\n",
         (double)(m->flow_blocked_ms + st.flow_blocked_ms) / 1000.0);
+    put(buf, cap, &len,
+        "# HELP tunnelmux_daemon_stream_stall_seconds_total Time streams had response data for the tunnel and did not "
+        "send it, by cause: credit (the public reader is slow), peer (the connection window), socket (the tunnel "
+        "socket).\n"
+        "# TYPE tunnelmux_daemon_stream_stall_seconds_total counter\n"
+        "tunnelmux_daemon_stream_stall_seconds_total{cause=\"credit\"} %.3f\n"
+        "tunnelmux_daemon_stream_stall_seconds_total{cause=\"peer\"} %.3f\n"
+        "tunnelmux_daemon_stream_stall_seconds_total{cause=\"socket\"} %.3f\n",
+        (double)(m->stall_ms[MUX_STALL_CREDIT] + st.stall_ms[MUX_STALL_CREDIT]) / 1000.0,
+        (double)(m->stall_ms[MUX_STALL_PEER] + st.stall_ms[MUX_STALL_PEER]) / 1000.0,
+        (double)(m->stall_ms[MUX_STALL_SOCKET] + st.stall_ms[MUX_STALL_SOCKET]) / 1000.0);
     if (up && st.last_rtt_ms >= 0)
         put(buf, cap, &len,
             "# HELP tunnelmux_daemon_rtt_seconds Last tunnel round-trip time (PING/PONG).\n"
             "# TYPE tunnelmux_daemon_rtt_seconds gauge\ntunnelmux_daemon_rtt_seconds %.3f\n",
             (double)st.last_rtt_ms / 1000.0);
+    if (up && st.srtt_ms >= 0)
+        put(buf, cap, &len,
+            "# HELP tunnelmux_daemon_rtt_min_seconds Smallest tunnel round-trip time of the last 5-10 s.\n"
+            "# TYPE tunnelmux_daemon_rtt_min_seconds gauge\ntunnelmux_daemon_rtt_min_seconds %.3f\n"
+            "# HELP tunnelmux_daemon_rtt_smoothed_seconds Smoothed tunnel round-trip time (RFC 6298 SRTT).\n"
+            "# TYPE tunnelmux_daemon_rtt_smoothed_seconds gauge\ntunnelmux_daemon_rtt_smoothed_seconds %.3f\n",
+            (double)st.min_rtt_ms / 1000.0, (double)st.srtt_ms / 1000.0);
     if (len >= cap) {
         free(buf);
         return -1;
@@ -185,6 +203,8 @@ void client_metrics_session_done(client *c, const mux_session *s)
     c->metrics.bytes_in += st.bytes_in;
     c->metrics.bytes_out += st.bytes_out;
     c->metrics.flow_blocked_ms += st.flow_blocked_ms;
+    for (int k = 0; k < MUX_STALL_CAUSES; k++)
+        c->metrics.stall_ms[k] += st.stall_ms[k];
 }
 
 static int simple_response(struct lws *wsi, unsigned status, const char *body)

@@ -333,6 +333,12 @@ static int start_session(tunnel *t)
     o.max_message_size = (uint32_t)c->opt->max_message_size;
     o.max_concurrent_streams = (uint32_t)c->opt->max_streams;
     o.initial_stream_window = (uint32_t)c->opt->stream_window;
+    o.initial_conn_window = (uint32_t)c->opt->max_conn_window;
+    o.max_stream_window = (uint32_t)c->opt->max_stream_window;
+    if (o.max_stream_window > o.initial_conn_window)
+        o.max_stream_window = o.initial_conn_window;
+    if (o.initial_stream_window > o.initial_conn_window)
+        o.initial_stream_window = o.initial_conn_window;
     o.client_id = c->opt->client_id;
     o.auth_token = c->opt->auth_token ? c->opt->auth_token : "";
     o.software = "tunnelmux-client/" TUNNELMUX_VERSION;
@@ -455,12 +461,19 @@ static int send_upgrade(tunnel *t)
     return t_write(t, (const uint8_t *)req, (size_t)n);
 }
 
-static void set_nodelay(struct lws *wsi)
+/* TCP_NODELAY, and TCP_NOTSENT_LOWAT (|lowat| > 0): little unsent data below the scheduler, so
+ * interactive DATA overtakes bulk (PROTOCOL.md §6.4). */
+static void set_sockopts(struct lws *wsi, uint64_t lowat)
 {
     int fd = lws_get_socket_fd(wsi);
     int one = 1;
-    if (fd >= 0)
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    if (fd < 0)
+        return;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    if (lowat != 0) {
+        int v = (int)lowat;
+        setsockopt(fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &v, sizeof(v));
+    }
 }
 
 /* ---------------------------------------------------------------- lifecycle */
@@ -878,7 +891,7 @@ int tunnel_lws_callback(struct lws *wsi, enum lws_callback_reasons reason, void 
         if (t == NULL || t->state != T_CONNECTING)
             return 0;
         t->wsi = wsi;
-        set_nodelay(wsi);
+        set_sockopts(wsi, t->c->opt->tunnel_notsent_lowat);
         if (t->srv->url.tls) {
             t->tls = tls_membio_new(t->c->tunnel_tls, t->srv->url.host, !t->c->opt->tls_insecure);
             t->stage = malloc(CLIENT_IO_BUF);

@@ -16,6 +16,7 @@
 #include "entropy.h"
 #include "frame_codec.h"
 #include "mem.h"
+#include "rtt.h"
 #include "session_internal.h"
 
 enum {
@@ -84,15 +85,16 @@ struct mux_session {
 
     /* streams */
     mux_stream_table streams;
-    uint32_t active;     /* streams not yet notified closed */
-    uint32_t stubs;      /* CLOSING streams kept only to absorb the peer's late frames */
-    uint32_t next_id;    /* server: next id to open */
-    uint32_t highest_id; /* highest stream id opened (by us on the server, by the peer on the client) */
-    mux_slist sendq;     /* streams with data and credit */
-    mux_slist blk_conn;  /* streams with data and stream credit, blocked on connection credit */
+    uint32_t active;             /* streams not yet notified closed */
+    uint32_t stubs;              /* CLOSING streams kept only to absorb the peer's late frames */
+    uint32_t next_id;            /* server: next id to open */
+    uint32_t highest_id;         /* highest stream id opened (by us on the server, by the peer on the client) */
+    mux_slist sendq;             /* bulk streams with data and credit */
+    mux_slist sendq_interactive; /* streams with data and credit that sent little lately: first */
+    mux_slist blk_conn;          /* streams with data and stream credit, blocked on connection credit */
     int64_t conn_tx_credit;
     mux_rxwin conn_rx;
-    uint64_t rx_grown; /* sum over streams of (window - initial_stream_window): auto-tuned growth,
+    uint64_t rx_grown; /* sum over streams of rx_charged (their auto-tuned growth, recharge_growth),
                           bounded by initial_conn_window (PROTOCOL.md §6.2) */
 
     /* send */
@@ -134,6 +136,11 @@ struct mux_session {
                                  registered together do not free (or re-create) together */
     int zend_pending;         /* idle: the next batch ends the zstd frame and frees the compressor */
     int ping_outstanding;
+    mux_rtt rtt;          /* from PONGs: keepalive PINGs when idle, probe PINGs while DATA flows */
+    int64_t last_data_ms; /* DATA last sent or received: the tunnel is busy, PING to measure RTT */
+
+    mux_stream_stall worst[MUX_WORST_FINISHED]; /* finished streams that stalled longest, worst first */
+    size_t nworst;
 
     mux_session_stats stats;
     const char *reason;
@@ -236,18 +243,41 @@ static void conn_consume(mux_session *s, size_t n)
 
 /* ================================================================ scheduling */
 
+/* The stall cause of a list (MUX_STALL_CAUSES: not stalled). */
+static int list_stall_cause(int list)
+{
+    switch (list) {
+    case MUX_LIST_SEND:
+    case MUX_LIST_SEND_INTERACTIVE:
+        return MUX_STALL_SOCKET;
+    case MUX_LIST_BLK_CONN:
+        return MUX_STALL_PEER;
+    case MUX_LIST_BLK_STREAM:
+        return MUX_STALL_CREDIT;
+    default:
+        return MUX_STALL_CAUSES;
+    }
+}
+
 static void unschedule(mux_session *s, mux_stream *st)
 {
+    int cause = list_stall_cause(st->list);
+    if (cause < MUX_STALL_CAUSES && s->now > st->blocked_since) {
+        uint64_t ms = (uint64_t)(s->now - st->blocked_since);
+        st->stall_ms[cause] += ms;
+        s->stats.stall_ms[cause] += ms;
+        if (cause != MUX_STALL_SOCKET)
+            s->stats.flow_blocked_ms += ms;
+    }
     switch (st->list) {
     case MUX_LIST_SEND:
         mux_slist_remove(&s->sendq, st);
         break;
+    case MUX_LIST_SEND_INTERACTIVE:
+        mux_slist_remove(&s->sendq_interactive, st);
+        break;
     case MUX_LIST_BLK_CONN:
         mux_slist_remove(&s->blk_conn, st);
-        /* fallthrough */
-    case MUX_LIST_BLK_STREAM:
-        if (s->now > st->blocked_since)
-            s->stats.flow_blocked_ms += (uint64_t)(s->now - st->blocked_since);
         break;
     default:
         break;
@@ -269,6 +299,8 @@ static void schedule(mux_session *s, mux_stream *st)
             list = MUX_LIST_BLK_CONN;
         else
             list = MUX_LIST_SEND;
+        if (list == MUX_LIST_SEND && st->burst_sent < MUX_INTERACTIVE_BYTES)
+            list = MUX_LIST_SEND_INTERACTIVE;
     }
     if (list == st->list)
         return;
@@ -276,10 +308,11 @@ static void schedule(mux_session *s, mux_stream *st)
     st->list = list;
     if (list == MUX_LIST_SEND)
         mux_slist_push(&s->sendq, st);
+    else if (list == MUX_LIST_SEND_INTERACTIVE)
+        mux_slist_push(&s->sendq_interactive, st);
     else if (list == MUX_LIST_BLK_CONN)
         mux_slist_push(&s->blk_conn, st);
-    if (list == MUX_LIST_BLK_CONN || list == MUX_LIST_BLK_STREAM)
-        st->blocked_since = s->now;
+    st->blocked_since = s->now;
 }
 
 /* Connection credit arrived: every stream blocked on it may send again. */
@@ -292,15 +325,69 @@ static void wake_conn_blocked(mux_session *s)
     }
 }
 
+/* ---------------------------------------------------------------- stall records */
+
+static uint64_t stall_total(const mux_stream_stall *x)
+{
+    uint64_t t = 0;
+    for (int c = 0; c < MUX_STALL_CAUSES; c++)
+        t += x->stall_ms[c];
+    return t;
+}
+
+/* Inserts |x| into |out| (|*n| entries, at most |cap|, worst first) if it is among the worst. */
+static void worst_insert(mux_stream_stall *out, size_t *n, size_t cap, const mux_stream_stall *x)
+{
+    uint64_t t = stall_total(x);
+    size_t i = *n;
+    if (cap == 0 || (i == cap && stall_total(&out[cap - 1]) >= t))
+        return;
+    if (i == cap)
+        i--;
+    while (i > 0 && stall_total(&out[i - 1]) < t) {
+        out[i] = out[i - 1];
+        i--;
+    }
+    out[i] = *x;
+    if (*n < cap)
+        (*n)++;
+}
+
+/* Its stall record as of |now| (the current list's time included). */
+static void stream_stall_of(const mux_stream *st, int64_t now, mux_stream_stall *x)
+{
+    memset(x, 0, sizeof(*x));
+    x->id = st->id;
+    x->open = 1;
+    memcpy(x->stall_ms, st->stall_ms, sizeof(x->stall_ms));
+    int cause = list_stall_cause(st->list);
+    if (cause < MUX_STALL_CAUSES && now > st->blocked_since)
+        x->stall_ms[cause] += (uint64_t)(now - st->blocked_since);
+    x->bytes_sent = st->bytes_sent;
+    x->age_ms = now - st->opened_ms;
+}
+
 /* ================================================================ stream lifecycle */
+
+/* Re-computes what |st|'s window growth takes from the budget (rx_grown): what it may still be
+ * made to hold — its window, or the credit already announced and not yet consumed if that is
+ * more (announced credit cannot be taken back) — beyond the initial window. */
+static void recharge_growth(mux_session *s, mux_stream *st)
+{
+    int64_t committed = st->rx.limit - st->rx.consumed;
+    if (committed < (int64_t)st->rx.window)
+        committed = st->rx.window;
+    uint64_t charge = committed > (int64_t)st->rx.base ? (uint64_t)(committed - st->rx.base) : 0;
+    s->rx_grown = s->rx_grown - st->rx_charged + charge;
+    st->rx_charged = charge;
+}
 
 /* Gives back the auto-tuned growth of |st|'s receive window (it is closing). */
 static void release_growth(mux_session *s, mux_stream *st)
 {
-    if (st->rx.window > s->opt.initial_stream_window) {
-        s->rx_grown -= st->rx.window - s->opt.initial_stream_window;
-        st->rx.window = s->opt.initial_stream_window;
-    }
+    s->rx_grown -= st->rx_charged;
+    st->rx_charged = 0;
+    st->rx.window = st->rx.base;
 }
 
 static void drop_queue(mux_session *s, mux_stream *st)
@@ -321,6 +408,12 @@ static void stream_free(mux_session *s, mux_stream *st, unsigned code, const cha
     void *sud = st->user_data;
     int notify = !(st->flags & MUX_SF_NOTIFIED);
     unschedule(s, st);
+    if (notify) {
+        mux_stream_stall x;
+        stream_stall_of(st, s->now, &x);
+        x.open = 0;
+        worst_insert(s->worst, &s->nworst, MUX_WORST_FINISHED, &x);
+    }
     mux_stream_table_remove(&s->streams, st);
     release_growth(s, st);
     drop_queue(s, st);
@@ -419,6 +512,7 @@ static mux_stream *stream_new(mux_session *s, uint32_t id)
     st->state = MUX_SS_OPEN;
     st->tx_credit = s->peer_stream_window;
     mux_rxwin_init(&st->rx, s->opt.initial_stream_window, s->now);
+    st->opened_ms = s->now;
     if (mux_stream_table_insert(&s->streams, st, s->mem) != 0) {
         mux_mem_free(s->mem, st);
         return NULL;
@@ -709,6 +803,8 @@ static int on_data(mux_session *s, const mux_frame *f)
     if (mux_rxwin_recv(&s->conn_rx, len) != 0)
         return perr(s, MUX_ERR_FLOW_CONTROL, "DATA over the connection window");
     s->stats.data_bytes_in += len;
+    if (len != 0)
+        s->last_data_ms = s->now;
     if (st->state == MUX_SS_CLOSING) { /* PROTOCOL.md §5.3, §6.3: discard, credit back at once */
         conn_consume(s, len);
         if (f->fin)
@@ -866,6 +962,7 @@ static int on_frame(mux_session *s, const mux_frame *f)
             s->ping_outstanding = 0;
             int64_t rtt = s->now - (int64_t)f->opaque;
             s->stats.last_rtt_ms = rtt;
+            mux_rtt_sample(&s->rtt, rtt, s->now);
             if (s->cb.on_rtt != NULL)
                 s->cb.on_rtt(s, rtt, s->ud);
         }
@@ -1284,7 +1381,15 @@ static int touch(mux_session *s, mux_stream *st)
 
 static int can_send_data(const mux_session *s)
 {
-    return !s->dead && s->hs == HS_ESTABLISHED && s->close_state == CLOSE_NONE && s->sendq.head != NULL;
+    return !s->dead && s->hs == HS_ESTABLISHED && s->close_state == CLOSE_NONE &&
+           (s->sendq_interactive.head != NULL || s->sendq.head != NULL);
+}
+
+/* The stream whose DATA goes next (PROTOCOL.md §6.4): interactive streams first, round-robin
+ * among them, then bulk streams round-robin. */
+static mux_stream *next_sender(const mux_session *s)
+{
+    return s->sendq_interactive.head != NULL ? s->sendq_interactive.head : s->sendq.head;
 }
 
 /* Closes the open scratch segment [*seg, scratch.len) into the plan. */
@@ -1325,7 +1430,7 @@ static int build_message(mux_session *s, size_t iov_room, size_t *bytes)
     int compress = 0;
     if (s->ctrl_plain == 0 && compression_on(s) && s->opt.enable_zstd && !s->dead) {
         compress = 1;
-        mux_stream *h = s->sendq.head;
+        mux_stream *h = next_sender(s);
         if (h != NULL && can_send_data(s)) {
             /* a message led by DATA of a stream that did not compress lately goes plain, its
              * control records with it (they are small; compressing them would drag the DATA
@@ -1386,7 +1491,7 @@ static int build_message(mux_session *s, size_t iov_room, size_t *bytes)
             break;
         if (body + MUX_DATA_PREFIX_MAX + 1 > limit)
             break;
-        mux_stream *st = s->sendq.head;
+        mux_stream *st = next_sender(s);
         size_t max = limit - body - MUX_DATA_PREFIX_MAX;
         if (max > s->opt.chunk_size)
             max = s->opt.chunk_size;
@@ -1399,8 +1504,8 @@ static int build_message(mux_session *s, size_t iov_room, size_t *bytes)
         int fin = (st->flags & MUX_SF_FIN_QUEUED) && n == st->txq.queued;
         if (n == 0 && !fin) {
             unschedule(s, st);
-            schedule(s, st);                 /* to a blocked list */
-            if (st->list == MUX_LIST_SEND) { /* cannot happen; avoid spinning */
+            schedule(s, st);                                                          /* to a blocked list */
+            if (st->list == MUX_LIST_SEND || st->list == MUX_LIST_SEND_INTERACTIVE) { /* cannot happen; avoid spinning */
                 unschedule(s, st);
                 break;
             }
@@ -1421,9 +1526,14 @@ static int build_message(mux_session *s, size_t iov_room, size_t *bytes)
                 return perr(s, MUX_ERR_INTERNAL, "out of memory building a message");
         }
         mux_txq_take(&st->txq, n);
+        /* a drained queue ends the burst: the stream's next write is interactive again */
+        st->burst_sent = st->txq.queued == 0 ? 0 : st->burst_sent + n;
+        st->bytes_sent += n;
         st->tx_credit -= (int64_t)n;
         s->conn_tx_credit -= (int64_t)n;
         s->stats.data_bytes_out += n;
+        if (n != 0)
+            s->last_data_ms = s->now;
         s->stats.frames_out++;
         body += pl + n;
         unschedule(s, st);
@@ -1565,7 +1675,7 @@ ssize_t mux_session_send(mux_session *s, mux_iovec *iov, size_t iovcnt, int64_t 
     s->nplan = 0;
     s->batch_out = 1; /* from here on, chunks of streams freed while building go to the grave */
     size_t bytes = 0;
-    size_t batch_limit = 4 * msg_limit(s);
+    size_t batch_limit = s->opt.send_batch_size; /* the first message is always built */
     if (mux_buf_size(&s->wsctrl) > 0) {
         if (mux_buf_append(&s->scratch, s->wsctrl.base + s->wsctrl.pos, mux_buf_size(&s->wsctrl), 0, s->mem) != 0 ||
             plan_push(s, NULL, 0, s->scratch.len) != 0) {
@@ -1676,6 +1786,7 @@ void mux_session_options_default(mux_session_options *opt, mux_role role)
     opt->max_stream_window = 16 * 1024 * 1024;
     opt->max_message_size = 10 * 1024 * 1024;
     opt->send_message_size = 256 * 1024;
+    opt->send_batch_size = 256 * 1024;
     opt->chunk_size = 8 * 1024;
     opt->stream_send_buffer = 256 * 1024;
     opt->max_concurrent_streams = 100;
@@ -1717,6 +1828,8 @@ int mux_session_new(mux_session **out, const mux_session_options *opt, const mux
     if (s == NULL)
         return MUX_ERR_NOMEM;
     s->opt = *opt;
+    if (s->opt.send_batch_size == 0)
+        s->opt.send_batch_size = 1; /* one message a batch */
     if (s->opt.max_stream_window < s->opt.initial_stream_window)
         s->opt.max_stream_window = s->opt.initial_stream_window;
     if (s->opt.max_stream_window > 0x7fffffffu)
@@ -1727,6 +1840,8 @@ int mux_session_new(mux_session **out, const mux_session_options *opt, const mux
     s->ud = user_data;
     s->now = s->created_ms = s->last_recv_ms = s->last_ping_ms = now_ms;
     s->stats.last_rtt_ms = -1;
+    mux_rtt_init(&s->rtt);
+    s->last_data_ms = -1;
     s->next_id = 1;
     s->peer_max_message = 64 * 1024; /* until the peer announces its own */
     s->reason = "";
@@ -1842,6 +1957,25 @@ int mux_session_want_close(const mux_session *s)
 
 /* ================================================================ time */
 
+/*
+ * PROTOCOL.md §8: a busy tunnel measures its RTT with PINGs too (keepalive PINGs only go out when
+ * nothing is received): while streams are open and DATA moved since the last PING, one PING every
+ * mux_rtt_probe_interval (2 x smoothed RTT, 100 ms .. 1 s), the next one once its PONG came back
+ * (or after 1 s if it was lost).
+ */
+static int probe_wanted(const mux_session *s)
+{
+    return s->active > 0 && s->last_data_ms >= 0 && s->last_data_ms >= s->last_ping_ms && s->goaway_recv == 0;
+}
+
+static int probe_due(const mux_session *s, int64_t now_ms)
+{
+    if (!probe_wanted(s))
+        return 0;
+    int64_t since = now_ms - s->last_ping_ms;
+    return s->ping_outstanding ? since >= MUX_RTT_PROBE_MAX_MS : since >= mux_rtt_probe_interval(&s->rtt);
+}
+
 /* Earliest armed deadline, or -1. */
 int64_t mux_session_next_timeout(const mux_session *s)
 {
@@ -1855,6 +1989,11 @@ int64_t mux_session_next_timeout(const mux_session *s)
     if (s->opt.ping_interval_ms != 0) {
         int64_t base = s->last_recv_ms > s->last_ping_ms ? s->last_recv_ms : s->last_ping_ms;
         int64_t p = base + s->opt.ping_interval_ms;
+        if (t < 0 || p < t)
+            t = p;
+    }
+    if (probe_wanted(s)) {
+        int64_t p = s->last_ping_ms + (s->ping_outstanding ? MUX_RTT_PROBE_MAX_MS : mux_rtt_probe_interval(&s->rtt));
         if (t < 0 || p < t)
             t = p;
     }
@@ -1891,6 +2030,18 @@ static void trim_idle_buffers(mux_session *s)
     mux_buf_shrink(&s->zin, 0, s->mem);
 }
 
+/* Grown receive windows of streams that stopped consuming go back to their initial size, so the
+ * growth budget (initial_conn_window) serves the streams that are busy now (PROTOCOL.md §6.2) —
+ * as fast as the credit they were already granted is used up (recharge_growth). */
+static void shrink_idle_windows(mux_session *s, int64_t now_ms)
+{
+    if (s->rx_grown == 0)
+        return;
+    for (mux_stream *st = s->streams.all; st != NULL; st = st->anext)
+        if (mux_rxwin_idle(&st->rx, now_ms, mux_rtt_smoothed(&s->rtt)) != 0)
+            recharge_growth(s, st);
+}
+
 /* Runs due timers; see mux.h. */
 int mux_session_handle_timeout(mux_session *s, int64_t now_ms)
 {
@@ -1915,11 +2066,14 @@ int mux_session_handle_timeout(mux_session *s, int64_t now_ms)
     if (s->opt.ping_interval_ms != 0 && now_ms - s->last_recv_ms >= s->opt.ping_interval_ms &&
         now_ms - s->last_ping_ms >= s->opt.ping_interval_ms)
         mux_session_ping(s, now_ms);
+    else if (probe_due(s, now_ms))
+        mux_session_ping(s, now_ms);
     /* DESIGN §3, PROTOCOL.md §3.2: an idle connection gives its compression context back (~1.6 MiB
      * at level 3): the next batch ends the zstd frame so the peer frees its decompressor too, and
      * the next compressed message starts a new frame with the RESET bit */
     if (s->zstd_idle_jit > 0 && mux_zstd_tx_live(s->ztx) && now_ms - s->last_compress_ms >= s->zstd_idle_jit)
         s->zend_pending = 1;
+    shrink_idle_windows(s, now_ms);
     if (s->active == 0 && s->stubs == 0)
         trim_idle_buffers(s);
     return 0;
@@ -2187,9 +2341,10 @@ int mux_session_consume(mux_session *s, uint32_t id, size_t n)
     uint64_t cap = (uint64_t)st->rx.window + room;
     if (cap > s->opt.max_stream_window)
         cap = s->opt.max_stream_window;
-    uint32_t before = st->rx.window;
-    uint32_t inc = mux_rxwin_consume(&st->rx, n, s->now, s->stats.last_rtt_ms, (uint32_t)cap);
-    s->rx_grown += st->rx.window - before;
+    st->rx.queue_ms = mux_rtt_smoothed(&s->rtt) - mux_rtt_min(&s->rtt); /* 0 before the first sample */
+    st->rx.queue_ok_ms = mux_rxwin_queue_allowance(mux_rtt_min(&s->rtt));
+    uint32_t inc = mux_rxwin_consume(&st->rx, n, s->now, mux_rtt_smoothed(&s->rtt), (uint32_t)cap);
+    recharge_growth(s, st);
     if (inc != 0 && st->state != MUX_SS_HALF_CLOSED_REMOTE) {
         int rv = queue_window(s, id, inc);
         if (rv != 0)
@@ -2256,11 +2411,36 @@ void mux_session_get_stats(const mux_session *s, mux_session_stats *out)
         return;
     *out = s->stats;
     out->streams_active = s->active;
+    out->min_rtt_ms = mux_rtt_min(&s->rtt);
+    out->srtt_ms = mux_rtt_smoothed(&s->rtt);
+    out->rttvar_ms = mux_rtt_variation(&s->rtt);
     out->zstd_contexts = (uint32_t)(mux_zstd_tx_live(s->ztx) + mux_zstd_rx_live(s->zrx));
-    /* add the time of streams still blocked */
-    for (const mux_stream *st = s->streams.all; st != NULL; st = st->anext)
-        if ((st->list == MUX_LIST_BLK_CONN || st->list == MUX_LIST_BLK_STREAM) && s->now > st->blocked_since)
-            out->flow_blocked_ms += (uint64_t)(s->now - st->blocked_since);
+    /* add the time of streams still stalled */
+    for (const mux_stream *st = s->streams.all; st != NULL; st = st->anext) {
+        int cause = list_stall_cause(st->list);
+        if (cause < MUX_STALL_CAUSES && s->now > st->blocked_since) {
+            out->stall_ms[cause] += (uint64_t)(s->now - st->blocked_since);
+            if (cause != MUX_STALL_SOCKET)
+                out->flow_blocked_ms += (uint64_t)(s->now - st->blocked_since);
+        }
+    }
+}
+
+size_t mux_session_worst_streams(const mux_session *s, int64_t now_ms, mux_stream_stall *out, size_t n)
+{
+    if (s == NULL || out == NULL)
+        return 0;
+    size_t got = 0;
+    for (size_t i = 0; i < s->nworst; i++)
+        worst_insert(out, &got, n, &s->worst[i]);
+    for (const mux_stream *st = s->streams.all; st != NULL; st = st->anext) {
+        if (st->flags & MUX_SF_NOTIFIED)
+            continue;
+        mux_stream_stall x;
+        stream_stall_of(st, now_ms > s->now ? now_ms : s->now, &x);
+        worst_insert(out, &got, n, &x);
+    }
+    return got;
 }
 
 int mux_session_peer_closed(const mux_session *s)

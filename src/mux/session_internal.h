@@ -63,7 +63,22 @@ typedef struct {
     uint32_t window;  /* current window size (grows with auto-tuning) */
     int64_t epoch_ms; /* auto-tuning: start of the current window's worth of consumption */
     int64_t epoch_consumed;
+    uint32_t base;       /* the initial window: what an idle window shrinks back to */
+    int64_t last_ms;     /* last consumption */
+    int64_t queue_ms;    /* set by the caller before consuming: the path's queueing delay now (smoothed
+                            minus minimum RTT), and ... */
+    int64_t queue_ok_ms; /* ... how much of it the window may cause (mux_rxwin_queue_allowance) */
 } mux_rxwin;
+
+/* Queueing delay a grown window may cause on the path (PROTOCOL.md §6.2): windows grow only while
+ * the smoothed RTT stays within max(MUX_RXWIN_QUEUE_MS, min RTT / 4) of the minimum, and shrink by
+ * an eighth a window while it is more than four times that above (bytes in flight beyond bandwidth
+ * x RTT only wait in a queue, where an interactive response waits behind them). The margins
+ * tolerate the jitter of busy hosts, which delays PONGs without any queue on the path. */
+#define MUX_RXWIN_QUEUE_MS 5
+
+/* A grown window unused this long (or 8 RTTs, if longer) shrinks back to its initial size. */
+#define MUX_RXWIN_IDLE_MS 1000
 
 void mux_rxwin_init(mux_rxwin *w, uint32_t window, int64_t now_ms);
 /* Accounts |len| received bytes. MUX_ERR_FLOW_CONTROL when the peer exceeded its credit. */
@@ -74,6 +89,12 @@ int mux_rxwin_recv(mux_rxwin *w, size_t len);
  * |max_window| > window, doubles the window when a whole window was consumed within 2 RTT.
  */
 uint32_t mux_rxwin_consume(mux_rxwin *w, size_t n, int64_t now_ms, int64_t rtt_ms, uint32_t max_window);
+/* How much queueing delay a path with minimum RTT |min_rtt_ms| may show while windows grow:
+ * max(MUX_RXWIN_QUEUE_MS, min RTT / 4). */
+int64_t mux_rxwin_queue_allowance(int64_t min_rtt_ms);
+/* Shrinks a grown window unused for MUX_RXWIN_IDLE_MS (or 8 x |rtt_ms|) back to its initial size;
+ * returns the bytes it gave back (0 = unchanged). */
+uint32_t mux_rxwin_idle(mux_rxwin *w, int64_t now_ms, int64_t rtt_ms);
 /* Adds a WINDOW increment to send credit. MUX_ERR_WINDOW_OVERFLOW for 0 or past 2^31-1. */
 int mux_txcredit_add(int64_t *credit, uint32_t increment);
 
@@ -114,21 +135,37 @@ enum {
 };
 
 /* Which scheduling list a stream is in (haproxy H2_SF_BLK_* style). */
-enum { MUX_LIST_NONE = 0, MUX_LIST_SEND, MUX_LIST_BLK_CONN, MUX_LIST_BLK_STREAM };
+enum {
+    MUX_LIST_NONE = 0,
+    MUX_LIST_SEND,             /* bulk: has data and credit */
+    MUX_LIST_SEND_INTERACTIVE, /* has data and credit, and sent little since its queue was last empty:
+                                  served before bulk (PROTOCOL.md §6.4) */
+    MUX_LIST_BLK_CONN,
+    MUX_LIST_BLK_STREAM
+};
+
+/* A stream is interactive while it sent less than this since its send queue was last empty
+ * (heads, small bodies, WebSocket messages); past it, bulk (PROTOCOL.md §6.4). */
+#define MUX_INTERACTIVE_BYTES (64 * 1024)
 
 typedef struct mux_stream {
     uint32_t id;
     mux_stream_state state;
     unsigned flags; /* MUX_SF_* */
     void *user_data;
-    struct mux_stream *hnext;         /* hash chain */
-    struct mux_stream *aprev, *anext; /* all streams */
-    struct mux_stream *lprev, *lnext; /* scheduling list */
-    int list;                         /* MUX_LIST_* */
-    int64_t blocked_since;            /* when it entered a blocked list */
+    struct mux_stream *hnext;            /* hash chain */
+    struct mux_stream *aprev, *anext;    /* all streams */
+    struct mux_stream *lprev, *lnext;    /* scheduling list */
+    int list;                            /* MUX_LIST_* */
+    int64_t blocked_since;               /* when it entered its current list (blocked or ready) */
+    uint64_t stall_ms[MUX_STALL_CAUSES]; /* time with data to send, by cause (mux_stall_cause) */
     mux_txq txq;
-    int64_t tx_credit; /* credit granted by the peer minus payload sent */
+    int64_t tx_credit;   /* credit granted by the peer minus payload sent */
+    uint64_t burst_sent; /* DATA payload sent since the send queue was last empty (interactive vs bulk) */
+    uint64_t bytes_sent; /* DATA payload sent */
+    int64_t opened_ms;
     mux_rxwin rx;
+    uint64_t rx_charged;    /* its share of the session's rx_grown (recharge_growth) */
     uint8_t incompressible; /* >0: recent messages with its DATA did not compress */
     uint8_t probe_shift;    /* failed re-probes in a row: the next one waits INCOMPRESSIBLE_PROBE << this */
     uint16_t probe;         /* counts skipped compressions, to re-probe */

@@ -104,6 +104,7 @@ static size_t gather_live(server *srv, metrics_live **out, uint64_t *held)
         v[n].peer = t->peer;
         v[n].connected_since_unix_ms = t->connected_unix_ms;
         mux_session_get_stats(t->sess, &v[n].stats);
+        v[n].nworst = mux_session_worst_streams(t->sess, server_now(srv), v[n].worst, METRICS_WORST_STREAMS);
         v[n].replicas = 1;
         for (size_t k = 1; k < nreps; k++) {
             tunnel *r = reps[k];
@@ -242,7 +243,28 @@ static char *render_clients_json(server *srv)
         json_object_set_new(o, "zstd_contexts", jint(l->stats.zstd_contexts));
         json_object_set_new(o, "streams_total", jint((c ? c->tun_streams : 0) + l->stats.streams_opened));
         json_object_set_new(o, "rtt_ms", l->stats.last_rtt_ms >= 0 ? json_integer(l->stats.last_rtt_ms) : json_null());
+        json_object_set_new(o, "rtt_min_ms", l->stats.min_rtt_ms >= 0 ? json_integer(l->stats.min_rtt_ms) : json_null());
+        json_object_set_new(o, "rtt_smoothed_ms", l->stats.srtt_ms >= 0 ? json_integer(l->stats.srtt_ms) : json_null());
         json_object_set_new(o, "flow_blocked_ms", jint((c ? c->tun_flow_blocked_ms : 0) + l->stats.flow_blocked_ms));
+        json_t *stall = json_object();
+        static const char *const causes[MUX_STALL_CAUSES] = {"credit", "peer", "socket"};
+        for (int k = 0; k < MUX_STALL_CAUSES; k++)
+            json_object_set_new(stall, causes[k], jint((c ? c->tun_stall_ms[k] : 0) + l->stats.stall_ms[k]));
+        json_object_set_new(o, "stall_ms", stall);
+        json_t *worst = json_array();
+        for (size_t k = 0; k < l->nworst; k++) {
+            const mux_stream_stall *w = &l->worst[k];
+            json_t *e = json_object();
+            json_object_set_new(e, "stream_id", jint(w->id));
+            json_object_set_new(e, "open", json_boolean(w->open));
+            json_object_set_new(e, "credit_ms", jint(w->stall_ms[MUX_STALL_CREDIT]));
+            json_object_set_new(e, "peer_ms", jint(w->stall_ms[MUX_STALL_PEER]));
+            json_object_set_new(e, "socket_ms", jint(w->stall_ms[MUX_STALL_SOCKET]));
+            json_object_set_new(e, "bytes_sent", jint(w->bytes_sent));
+            json_object_set_new(e, "age_ms", jint(w->age_ms > 0 ? (uint64_t)w->age_ms : 0));
+            json_array_append_new(worst, e);
+        }
+        json_object_set_new(o, "worst_streams", worst);
         json_object_set_new(o, "tunnel_bytes_in", jint((c ? c->tun_bytes_in : 0) + l->stats.bytes_in));
         json_object_set_new(o, "tunnel_bytes_out", jint((c ? c->tun_bytes_out : 0) + l->stats.bytes_out));
         if (c != NULL) {

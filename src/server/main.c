@@ -165,8 +165,14 @@ static const cfg_option options_table[] = {
      "credit granted per stream: response bytes a client may send ahead of the public reader; times "
      "MAX_STREAMS_PER_CLIENT, what one client's slow readers may make the server hold",
      NULL},
-    {"MAX_BUFFER_PER_CLIENT", "max-buffer-per-client", CFG_SIZE, "16M", OFF(max_buffer_per_client), 65536, 1 << 30,
+    {"MAX_BUFFER_PER_CLIENT", "max-buffer-per-client", CFG_SIZE, "64M", OFF(max_buffer_per_client), 65536, 1 << 30,
      "the tunnel's connection window, and how much auto-tuning may grow its streams' windows in all", NULL},
+    {"TUNNEL_NOTSENT_LOWAT", "tunnel-notsent-lowat", CFG_SIZE, "128k", OFF(tunnel_notsent_lowat), 0, 1 << 30,
+     "unsent bytes the kernel may hold on a tunnel socket (TCP_NOTSENT_LOWAT; 0 = the kernel's default): "
+     "less lets small responses overtake bulk data sooner",
+     NULL},
+    {"MAX_STREAM_WINDOW", "max-stream-window", CFG_SIZE, "16M", OFF(max_stream_window), 65536, 1 << 30,
+     "largest window auto-tuning gives one stream (towards bandwidth x RTT; at most MAX_BUFFER_PER_CLIENT)", NULL},
     {"COMPRESSION", "compression", CFG_BOOL, "on", OFF(compression), 0, 0,
      "offer zstd compression of tunnel messages (used when the client offers it too; streams that do not compress "
      "are sent plain)",

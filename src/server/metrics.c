@@ -113,6 +113,8 @@ void metrics_on_tunnel_closed(metrics *m, const char *name, const mux_session_st
     c->tun_bytes_out += final->bytes_out;
     c->tun_streams += final->streams_opened;
     c->tun_flow_blocked_ms += final->flow_blocked_ms;
+    for (int k = 0; k < MUX_STALL_CAUSES; k++)
+        c->tun_stall_ms[k] += final->stall_ms[k];
 }
 
 /* Counts a refused HELLO by reason (see metrics.h). */
@@ -495,6 +497,20 @@ int metrics_render_prometheus(const metrics *m, const metrics_live *live, size_t
         sb_label(&b, c->name);
         sb_printf(&b, "\"} %.3f\n", (double)ms / 1000.0);
     }
+    help(&b, "tunnelmux_client_stream_stall_seconds_total", "counter",
+         "Time the server's streams of the client had data for the tunnel and did not send it, by cause: credit (the "
+         "local service reads slowly), peer (the tunnel's connection window), socket (waiting for the tunnel socket).");
+    static const char *const causes[MUX_STALL_CAUSES] = {"credit", "peer", "socket"};
+    for (size_t i = 0; i < m->nclients; i++) {
+        const metrics_client *c = m->clients[i];
+        const metrics_live *l = find_live(live, nlive, c->name);
+        for (int k = 0; k < MUX_STALL_CAUSES; k++) {
+            uint64_t ms = c->tun_stall_ms[k] + (l ? l->stats.stall_ms[k] : 0);
+            sb_printf(&b, "tunnelmux_client_stream_stall_seconds_total{client=\"");
+            sb_label(&b, c->name);
+            sb_printf(&b, "\",cause=\"%s\"} %.3f\n", causes[k], (double)ms / 1000.0);
+        }
+    }
     help(&b, "tunnelmux_client_rtt_seconds", "gauge", "Last tunnel round-trip time measured with PING/PONG.");
     for (size_t i = 0; i < nlive; i++) {
         if (live[i].stats.last_rtt_ms < 0)
@@ -502,6 +518,23 @@ int metrics_render_prometheus(const metrics *m, const metrics_live *live, size_t
         sb_printf(&b, "tunnelmux_client_rtt_seconds{client=\"");
         sb_label(&b, live[i].name);
         sb_printf(&b, "\"} %.3f\n", (double)live[i].stats.last_rtt_ms / 1000.0);
+    }
+    help(&b, "tunnelmux_client_rtt_min_seconds", "gauge",
+         "Smallest tunnel round-trip time of the last 5-10 s (PING/PONG, probed every 0.1-1 s while DATA flows).");
+    for (size_t i = 0; i < nlive; i++) {
+        if (live[i].stats.min_rtt_ms < 0)
+            continue;
+        sb_printf(&b, "tunnelmux_client_rtt_min_seconds{client=\"");
+        sb_label(&b, live[i].name);
+        sb_printf(&b, "\"} %.3f\n", (double)live[i].stats.min_rtt_ms / 1000.0);
+    }
+    help(&b, "tunnelmux_client_rtt_smoothed_seconds", "gauge", "Smoothed tunnel round-trip time (RFC 6298 SRTT).");
+    for (size_t i = 0; i < nlive; i++) {
+        if (live[i].stats.srtt_ms < 0)
+            continue;
+        sb_printf(&b, "tunnelmux_client_rtt_smoothed_seconds{client=\"");
+        sb_label(&b, live[i].name);
+        sb_printf(&b, "\"} %.3f\n", (double)live[i].stats.srtt_ms / 1000.0);
     }
     help(&b, "tunnelmux_client_connected_since_seconds", "gauge", "Unix time the client's current tunnel registered.");
     for (size_t i = 0; i < nlive; i++) {

@@ -47,6 +47,7 @@ struct metrics_client {
     uint64_t streams_refused; /* requests refused (503) with MAX_STREAMS_PER_CLIENT streams open */
     /* accumulated from this name's finished tunnel sessions (live ones are added at render time) */
     uint64_t tun_bytes_in, tun_bytes_out, tun_streams, tun_flow_blocked_ms;
+    uint64_t tun_stall_ms[MUX_STALL_CAUSES]; /* closed tunnels' stream stall times by cause */
     /* rates from the last sample (metrics_sample) */
     uint64_t sample_requests, sample_bytes_in, sample_bytes_out;
     int64_t sample_at_ms;
@@ -76,15 +77,19 @@ typedef struct {
     uint64_t bytes_in, bytes_out;
 } metrics_recent;
 
+#define METRICS_WORST_STREAMS 5
+
 /* Live state of one registered tunnel, gathered by the caller when rendering. */
 typedef struct {
     const char *name;
     const char *peer;
     int64_t connected_since_unix_ms;
     mux_session_stats stats;
-    uint32_t requests_active;     /* public requests in progress: open streams and responses still buffered */
-    uint64_t response_bytes_held; /* response bytes received from the tunnel, not yet written to readers */
-    uint32_t replicas;            /* tunnels of this name (their stats summed above; peer: the oldest's) */
+    uint32_t requests_active;                      /* public requests in progress: open streams and responses still buffered */
+    uint64_t response_bytes_held;                  /* response bytes received from the tunnel, not yet written to readers */
+    mux_stream_stall worst[METRICS_WORST_STREAMS]; /* streams that stalled longest (admin API) */
+    size_t nworst;
+    uint32_t replicas;                             /* tunnels of this name (their stats summed above; peer: the oldest's) */
 } metrics_live;
 
 typedef struct metrics metrics;

@@ -63,6 +63,8 @@ typedef struct {
     int64_t max_streams_per_connection; /* MAX_STREAMS_PER_CONNECTION (h2) */
     uint64_t max_buffer_per_client;     /* MAX_BUFFER_PER_CLIENT: connection window of a tunnel */
     uint64_t stream_window;             /* STREAM_WINDOW: credit granted per stream (response bytes) */
+    uint64_t max_stream_window;         /* MAX_STREAM_WINDOW: auto-tuning cap of one stream's window */
+    uint64_t tunnel_notsent_lowat;      /* TUNNEL_NOTSENT_LOWAT: TCP_NOTSENT_LOWAT of tunnel sockets (0 = unset) */
     int64_t zstd_window_log;            /* ZSTD_WINDOW_LOG */
     int compression;                    /* COMPRESSION: offer zstd to clients */
     int64_t zstd_level;                 /* ZSTD_LEVEL of what the server compresses */

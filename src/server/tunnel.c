@@ -610,6 +610,11 @@ static void on_upgrade_complete(void *user_data, h2o_socket_t *sock, size_t reqs
     sock->data = t;
     int one = 1;
     setsockopt(h2o_socket_get_fd(sock), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    /* PROTOCOL.md §6.4: little unsent data below the scheduler, so interactive DATA overtakes bulk */
+    if (srv->opt->tunnel_notsent_lowat != 0) {
+        int lowat = (int)srv->opt->tunnel_notsent_lowat;
+        setsockopt(h2o_socket_get_fd(sock), IPPROTO_TCP, TCP_NOTSENT_LOWAT, &lowat, sizeof(lowat));
+    }
 
     mux_session_options opt;
     mux_session_options_default(&opt, MUX_ROLE_SERVER);
@@ -622,6 +627,7 @@ static void on_upgrade_complete(void *user_data, h2o_socket_t *sock, size_t reqs
     opt.max_header_bytes = (uint32_t)srv->opt->max_header_bytes;
     opt.initial_conn_window = (uint32_t)srv->opt->max_buffer_per_client;
     opt.initial_stream_window = (uint32_t)srv->opt->stream_window;
+    opt.max_stream_window = (uint32_t)srv->opt->max_stream_window;
     if (opt.max_stream_window > opt.initial_conn_window)
         opt.max_stream_window = opt.initial_conn_window;
     if (opt.initial_stream_window > opt.initial_conn_window)

@@ -105,7 +105,7 @@ check_eq "alpha requests_total matches /metrics" \
 check_eq "beta 2xx in API" "$(mval "$T/m2" 'tunnelmux_client_requests_total{client="beta",code="2xx"}')" \
     "$(jq -r '.clients[] | select(.name == "beta") | .requests_by_class["2xx"]' "$T/api.json")"
 check_eq "alpha has rates, streams, rtt fields" "true" \
-    "$(jq -r '.clients[] | select(.name == "alpha") | (has("rates") and has("streams_active") and has("rtt_ms") and has("flow_blocked_ms"))' "$T/api.json")"
+    "$(jq -r '.clients[] | select(.name == "alpha") | (has("rates") and has("streams_active") and has("rtt_ms") and has("rtt_min_ms") and has("rtt_smoothed_ms") and has("flow_blocked_ms") and (.stall_ms | has("credit") and has("peer") and has("socket")) and (.worst_streams | type == "array"))' "$T/api.json")"
 check_eq "recent requests include the 503" "/status/503" "$(jq -r '[.recent[] | select(.status == 503)][0].path' "$T/api.json")"
 # a path with bytes that are not UTF-8 (raw 0xff): the API stays valid JSON, the byte shown as '?'
 python3 -c 'import socket,sys; s=socket.create_connection(("127.0.0.1", int(sys.argv[1]))); s.sendall(b"GET /raw\xff\xfe HTTP/1.1\r\nHost: alpha.'"$DOMAIN"':" + sys.argv[1].encode() + b"\r\nConnection: close\r\n\r\n"); s.recv(65536); s.close()' "$SERVER_PORT"

@@ -15,6 +15,7 @@
 #include "mux/mux.h"
 #include "mux/ws.h"
 #include "mux/peer.h"
+#include "rtt.h"
 
 #define MAXS 256
 
@@ -1781,6 +1782,220 @@ START_TEST(test_stalled_streams_do_not_block)
 }
 END_TEST
 
+/* Client side: queues |n| pattern bytes of the response body of |id| from offset |*off|. */
+static void cli_write_body(pair *p, uint32_t id, size_t n, uint64_t *off)
+{
+    static uint8_t buf[1 << 20];
+    ck_assert_uint_le(n, sizeof(buf));
+    peer_pattern_fill(buf, n, id, 1, *off);
+    ck_assert_int_eq(mux_session_write(p->cli.s, id, buf, n), (ssize_t)n);
+    *off += n;
+}
+
+START_TEST(test_interactive_first)
+{
+    /* PROTOCOL.md §6.4: a stream that sent little since its queue was last empty goes before bulk
+     * streams; a bulk stream whose queue drained is interactive again. One small message per
+     * batch, so the order shows batch by batch (the fake clock does not move: no timing). */
+    mux_session_options so, co;
+    opts(&so, &co);
+    co.stream_send_buffer = 1 << 20;
+    co.send_message_size = 4096;
+    co.send_batch_size = 1;
+    co.chunk_size = 2048;
+    pair p;
+    pair_new(&p, &so, &co, 23);
+    p.cli.auto_respond = 0;
+    pump(&p, 1 << 20);
+    for (int i = 0; i < 3; i++)
+        open_simple(&p, MUX_HEAD_END_STREAM);
+    pump(&p, 1 << 20);
+    mux_head r;
+    memset(&r, 0, sizeof(r));
+    r.status = 200;
+    for (uint32_t id = 1; id <= 5; id += 2)
+        ck_assert_int_eq(mux_session_respond(p.cli.s, id, &r), 0);
+    pump(&p, 1 << 20);
+    uint64_t off1 = 0, off3 = 0, off5 = 0;
+    /* stream 1: a download, 512 KiB queued; after 64 KiB it is bulk */
+    cli_write_body(&p, 1, 512 * 1024, &off1);
+    for (int i = 0; i < 40; i++)
+        transmit(&p.net, p.cli.s, p.srv.s, 1 << 20, 1);
+    uint64_t got1 = ts_of(&p.srv, 1)->rx_got;
+    ck_assert_uint_ge(got1, 64 * 1024);
+    ck_assert_uint_lt(got1, 512 * 1024);
+    /* stream 3: a small response (3 KiB) queued behind it goes whole in the very next message,
+     * before stream 1 sends anything more (round-robin would have sent a chunk of stream 1 first) */
+    cli_write_body(&p, 3, 3072, &off3);
+    transmit(&p.net, p.cli.s, p.srv.s, 1 << 20, 1);
+    ck_assert_uint_eq(ts_of(&p.srv, 3)->rx_got, 3072);               /* two chunks in one 4 KiB message */
+    ck_assert_uint_le(ts_of(&p.srv, 1)->rx_got, got1 + 4096 - 3072); /* stream 1 only fills the rest */
+    got1 = ts_of(&p.srv, 1)->rx_got;
+    /* two interactive streams share round-robin; the bulk one waits */
+    cli_write_body(&p, 3, 8192, &off3);
+    cli_write_body(&p, 5, 8192, &off5);
+    for (int i = 0; i < 8 && (ts_of(&p.srv, 3)->rx_got < off3 || ts_of(&p.srv, 5)->rx_got < off5); i++) {
+        ck_assert_uint_eq(ts_of(&p.srv, 1)->rx_got, got1);
+        transmit(&p.net, p.cli.s, p.srv.s, 1 << 20, 1);
+    }
+    ck_assert_uint_eq(ts_of(&p.srv, 3)->rx_got, 3072 + 8192);
+    ck_assert_uint_eq(ts_of(&p.srv, 5)->rx_got, 8192);
+    ck_assert_uint_lt(ts_of(&p.srv, 1)->rx_got, got1 + 4096);
+    got1 = ts_of(&p.srv, 1)->rx_got;
+    /* nothing interactive: bulk goes on */
+    transmit(&p.net, p.cli.s, p.srv.s, 1 << 20, 1);
+    ck_assert_uint_gt(ts_of(&p.srv, 1)->rx_got, got1);
+    /* stream 1 drains its queue: its next write is interactive again (ahead of stream 3's bulk) */
+    for (int i = 0; i < 400 && ts_of(&p.srv, 1)->rx_got < off1; i++) {
+        transmit(&p.net, p.cli.s, p.srv.s, 1 << 20, 1);
+        app_consume(&p.srv, 1);
+        transmit(&p.net, p.srv.s, p.cli.s, 1 << 20, 0);
+    }
+    ck_assert_uint_eq(ts_of(&p.srv, 1)->rx_got, off1);
+    cli_write_body(&p, 3, 256 * 1024, &off3);
+    for (int i = 0; i < 40; i++) /* stream 3 past 64 KiB: bulk */
+        transmit(&p.net, p.cli.s, p.srv.s, 1 << 20, 1);
+    uint64_t got3 = ts_of(&p.srv, 3)->rx_got;
+    ck_assert_uint_lt(got3, off3);
+    cli_write_body(&p, 1, 1024, &off1);
+    transmit(&p.net, p.cli.s, p.srv.s, 1 << 20, 1);
+    ck_assert_uint_eq(ts_of(&p.srv, 1)->rx_got, off1);
+    ck_assert_int_eq(ts_of(&p.srv, 1)->bad + ts_of(&p.srv, 3)->bad + ts_of(&p.srv, 5)->bad, 0);
+    pair_del(&p);
+}
+END_TEST
+
+START_TEST(test_stall_accounting)
+{
+    /* per-stream stall times by cause, with the fake clock: no credit (the peer's reader), no
+     * connection credit, and ready but not yet taken by the transport (the socket) */
+    mux_session_options so, co;
+    opts(&so, &co);
+    so.initial_stream_window = so.max_stream_window = 65536; /* the server grants the responses */
+    co.stream_send_buffer = 1 << 20;
+    pair p;
+    pair_new(&p, &so, &co, 29);
+    p.cli.auto_respond = 0;
+    pump(&p, 1 << 20);
+    open_simple(&p, MUX_HEAD_END_STREAM);
+    open_simple(&p, MUX_HEAD_END_STREAM);
+    pump(&p, 1 << 20);
+    mux_head r;
+    memset(&r, 0, sizeof(r));
+    r.status = 200;
+    ck_assert_int_eq(mux_session_respond(p.cli.s, 1, &r), 0);
+    ck_assert_int_eq(mux_session_respond(p.cli.s, 3, &r), 0);
+    pump(&p, 1 << 20);
+    uint64_t off1 = 0, off3 = 0;
+    /* stream 1: more than its window, the server's reader does not consume: stalled on credit */
+    p.srv.st[0].stalled = 1;
+    cli_write_body(&p, 1, 128 * 1024, &off1);
+    pump(&p, 1 << 20);
+    p.net.now += 300;
+    /* stream 3: ready, but the transport takes nothing for 40 ms (a write carries no time: the
+     * session's clock is the last call's) */
+    ck_assert_int_eq(mux_session_handle_timeout(p.cli.s, p.net.now), 0);
+    cli_write_body(&p, 3, 1000, &off3);
+    p.net.now += 40;
+    mux_stream_stall w[4];
+    size_t n = mux_session_worst_streams(p.cli.s, p.net.now, w, 4);
+    ck_assert_uint_eq(n, 2);
+    ck_assert_uint_eq(w[0].id, 1);
+    ck_assert_int_eq(w[0].open, 1);
+    ck_assert_uint_eq(w[0].stall_ms[MUX_STALL_CREDIT], 340);
+    ck_assert_uint_eq(w[0].stall_ms[MUX_STALL_SOCKET], 0);
+    ck_assert_uint_eq(w[0].bytes_sent, 65536);
+    ck_assert_uint_eq(w[1].id, 3);
+    ck_assert_uint_eq(w[1].stall_ms[MUX_STALL_SOCKET], 40);
+    ck_assert_uint_eq(w[1].stall_ms[MUX_STALL_CREDIT], 0);
+    pump(&p, 1 << 20); /* stream 3 goes, and finishes */
+    ck_assert_int_eq(mux_session_end_stream(p.cli.s, 3), 0);
+    pump(&p, 1 << 20);
+    mux_session_stats st;
+    mux_session_get_stats(p.cli.s, &st);
+    ck_assert_uint_eq(st.stall_ms[MUX_STALL_CREDIT], 340);
+    ck_assert_uint_eq(st.stall_ms[MUX_STALL_SOCKET], 40);
+    ck_assert_uint_eq(st.stall_ms[MUX_STALL_PEER], 0);
+    ck_assert_uint_eq(st.flow_blocked_ms, 340);
+    /* the reader resumes: credit comes back, the stall stops growing */
+    p.srv.st[0].stalled = 0;
+    app_consume(&p.srv, 1);
+    pump(&p, 1 << 20);
+    p.net.now += 500;
+    n = mux_session_worst_streams(p.cli.s, p.net.now, w, 4);
+    ck_assert_uint_ge(n, 1);
+    ck_assert_uint_eq(w[0].id, 1);
+    ck_assert_uint_eq(w[0].stall_ms[MUX_STALL_CREDIT], 340);
+    /* finished streams stay listed among the worst */
+    ck_assert_int_eq(mux_session_reset_stream(p.cli.s, 1, MUX_CODE_CANCEL, "done"), 0);
+    pump(&p, 1 << 20);
+    n = mux_session_worst_streams(p.cli.s, p.net.now, w, 4);
+    ck_assert_uint_eq(n, 2);
+    ck_assert_uint_eq(w[0].id, 1);
+    ck_assert_int_eq(w[0].open, 0);
+    ck_assert_uint_eq(w[1].id, 3);
+    ck_assert_uint_eq(mux_session_worst_streams(p.cli.s, p.net.now, w, 1), 1);
+    pair_del(&p);
+}
+END_TEST
+
+START_TEST(test_busy_rtt_probe)
+{
+    /* PROTOCOL.md §8: a busy tunnel (DATA flowing, so no keepalive PING) still measures its RTT:
+     * a probe PING every 2 x SRTT (100 ms .. 1 s) while DATA moved since the last one */
+    mux_session_options so, co;
+    opts(&so, &co);
+    pair p;
+    pair_new(&p, &so, &co, 21);
+    p.cli.auto_respond = 0;
+    pump(&p, 1 << 20);
+    mux_session_stats st;
+    mux_session_get_stats(p.srv.s, &st);
+    ck_assert_int_eq(st.srtt_ms, -1);
+    ck_assert_int_eq(st.min_rtt_ms, -1);
+    /* no stream: only the keepalive timer (15 s) */
+    ck_assert_int_eq(mux_session_next_timeout(p.srv.s), p.net.now + 15000);
+    open_simple(&p, MUX_HEAD_END_STREAM);
+    pump(&p, 1 << 20);
+    mux_head r;
+    memset(&r, 0, sizeof(r));
+    r.status = 200;
+    ck_assert_int_eq(mux_session_respond(p.cli.s, 1, &r), 0);
+    p.cli.st[0].tx_total = 64 << 20;
+    int64_t lat[] = {30, 40, 20, 35, 50, 30};
+    for (size_t k = 0; k < sizeof(lat) / sizeof(lat[0]); k++) {
+        /* DATA flows: a probe is due MUX_RTT_PROBE_MIN_MS (or 2 x SRTT) after the last PING */
+        respond_rounds(&p, 2, 1);
+        int64_t due = mux_session_next_timeout(p.srv.s);
+        ck_assert_int_gt(due, p.net.now);
+        ck_assert_int_le(due, p.net.now + MUX_RTT_PROBE_MAX_MS);
+        p.net.now = due;
+        ck_assert_int_eq(mux_session_handle_timeout(p.srv.s, p.net.now), 0);
+        ck_assert(mux_session_want_write(p.srv.s));
+        transmit(&p.net, p.srv.s, p.cli.s, 1 << 20, 0);
+        p.net.now += lat[k];
+        transmit(&p.net, p.cli.s, p.srv.s, 1 << 20, 1); /* PONG (first: control before DATA) */
+        ck_assert_int_eq(p.srv.rtt, lat[k]);
+    }
+    mux_session_get_stats(p.srv.s, &st);
+    ck_assert_int_eq(st.min_rtt_ms, 20);
+    ck_assert_int_ge(st.srtt_ms, 25);
+    ck_assert_int_le(st.srtt_ms, 45);
+    ck_assert_int_eq(st.last_rtt_ms, 30);
+    /* nothing left to send (the app writes only in respond_rounds): no DATA since the last PING,
+     * no probe (keepalive only) */
+    pump(&p, 1 << 20);
+    p.net.now += MUX_RTT_PROBE_MAX_MS;
+    ck_assert_int_eq(mux_session_handle_timeout(p.srv.s, p.net.now), 0); /* at most one more probe */
+    pump(&p, 1 << 20);
+    p.net.now += MUX_RTT_PROBE_MAX_MS;
+    ck_assert_int_eq(mux_session_handle_timeout(p.srv.s, p.net.now), 0);
+    ck_assert(!mux_session_want_write(p.srv.s));
+    ck_assert_int_gt(mux_session_next_timeout(p.srv.s), p.net.now + MUX_RTT_PROBE_MAX_MS);
+    pair_del(&p);
+}
+END_TEST
+
 START_TEST(test_growth_budget)
 {
     /* auto-tuning grows a stream's window only within initial_conn_window of growth for all the
@@ -2071,6 +2286,9 @@ Suite *make_suite(void)
     tcase_add_test(tc, test_write_backpressure);
     tcase_add_test(tc, test_want_writable);
     tcase_add_test(tc, test_stalled_streams_do_not_block);
+    tcase_add_test(tc, test_interactive_first);
+    tcase_add_test(tc, test_stall_accounting);
+    tcase_add_test(tc, test_busy_rtt_probe);
     tcase_add_test(tc, test_growth_budget);
     tcase_add_test(tc, test_autotune);
     tcase_add_test(tc, test_header_limit);

@@ -65,6 +65,10 @@ START_TEST(test_counters_and_exposition)
     live[0].stats.streams_opened = 3;
     live[0].stats.flow_blocked_ms = 1500;
     live[0].stats.last_rtt_ms = 12;
+    live[0].stats.min_rtt_ms = 9;
+    live[0].stats.srtt_ms = 15;
+    live[0].stats.stall_ms[MUX_STALL_CREDIT] = 2500;
+    live[0].stats.stall_ms[MUX_STALL_SOCKET] = 40;
     char *text = NULL;
     size_t len = 0;
     ck_assert_int_eq(metrics_render_prometheus(m, live, 1, NULL, &text, &len), 0);
@@ -90,6 +94,11 @@ START_TEST(test_counters_and_exposition)
     ck_assert_double_eq(series(text, "tunnelmux_client_connected{client=\"beta\"}"), 0);
     ck_assert_double_eq(series(text, "tunnelmux_client_active_streams{client=\"alpha\"}"), 2);
     ck_assert_double_eq(series(text, "tunnelmux_client_rtt_seconds{client=\"alpha\"}"), 0.012);
+    ck_assert_double_eq(series(text, "tunnelmux_client_rtt_min_seconds{client=\"alpha\"}"), 0.009);
+    ck_assert_double_eq(series(text, "tunnelmux_client_rtt_smoothed_seconds{client=\"alpha\"}"), 0.015);
+    ck_assert_double_eq(series(text, "tunnelmux_client_stream_stall_seconds_total{client=\"alpha\",cause=\"credit\"}"), 2.5);
+    ck_assert_double_eq(series(text, "tunnelmux_client_stream_stall_seconds_total{client=\"alpha\",cause=\"peer\"}"), 0);
+    ck_assert_double_eq(series(text, "tunnelmux_client_stream_stall_seconds_total{client=\"alpha\",cause=\"socket\"}"), 0.04);
     ck_assert_double_eq(series(text, "tunnelmux_client_flow_blocked_seconds_total{client=\"alpha\"}"), 1.5);
     ck_assert_double_eq(series(text, "tunnelmux_client_tunnel_bytes_total{client=\"alpha\",direction=\"out\"}"), 2000);
     ck_assert_double_eq(series(text, "tunnelmux_refusals_total{reason=\"NAME_TAKEN\"}"), 2);

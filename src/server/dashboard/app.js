@@ -15,6 +15,12 @@ function fmtBytes(n) {
   while (n >= 1024 && i < u.length - 1) { n /= 1024; i++; }
   return (i === 0 ? String(Math.round(n)) : n.toFixed(1)) + " " + u[i];
 }
+// smoothed RTT with the minimum of the last 5-10 s (queueing shows as the gap between them)
+function fmtRtt(c) {
+  if (c.rtt_smoothed_ms == null) return c.rtt_ms == null ? "–" : c.rtt_ms + " ms";
+  return c.rtt_smoothed_ms + " ms (min " + c.rtt_min_ms + ")";
+}
+
 function fmtRate(n) { return n == null ? "–" : fmtBytes(n) + "/s"; }
 function fmtDuration(s) {
   const d = Math.floor(s / 86400), h = Math.floor(s / 3600) % 24, m = Math.floor(s / 60) % 60;
@@ -91,7 +97,7 @@ function render(data) {
               cell(c.streams_active, "num streams"), cell(c.requests_total, "num requests"), cell(classes(c), "num classes"),
               cell(r.requests_per_s == null ? "–" : r.requests_per_s.toFixed(1), "num rps"),
               cell(fmtRate(r.bytes_in_per_s), "num rin"), cell(fmtRate(r.bytes_out_per_s), "num rout"),
-              cell(c.rtt_ms == null ? "–" : c.rtt_ms + " ms", "num rtt"), cell(c.flow_blocked_ms + " ms", "num blocked"),
+              cell(fmtRtt(c), "num rtt"), cell(c.flow_blocked_ms + " ms", "num blocked"),
               cell(c.reconnects, "num reconnects"));
     const td = document.createElement("td");
     td.append(disconnectButton(c.name));
