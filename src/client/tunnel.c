@@ -591,8 +591,11 @@ void tunnel_resolve_all(client *c)
         size_t nwant = 0;
         unsigned char bin[sizeof(struct in6_addr)];
         if (inet_pton(AF_INET, url->host, bin) == 1 || inet_pton(AF_INET6, url->host, bin) == 1) {
-            snprintf(want[0], sizeof(want[0]), "%s", url->host); /* a literal: one tunnel */
-            nwant = 1;
+            size_t hl = strlen(url->host); /* an address literal: one tunnel (at most 45 characters) */
+            if (hl < sizeof(want[0])) {
+                memcpy(want[0], url->host, hl + 1);
+                nwant = 1;
+            }
         } else {
             local_addrs la;
             const char *reason = "";
