@@ -31,7 +31,8 @@ fi
 # slow_local PORTFILE RATE: an HTTP/1.1 sink reading RATE bytes/s, answering 200 at the end of a
 # Content-Length or chunked body ("got N" lines on stdout); RATE 0 = never reads
 slow_local() {
-    python3 -c '
+    # exec: the PID spawn records is python's own, so the cleanup trap stops it (a subshell's PID was recorded)
+    exec python3 -c '
 import socket, sys, threading, time
 rate = int(sys.argv[2])
 ls = socket.socket(); ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
