@@ -572,7 +572,14 @@ def cmd_hpack(port, authority, count, size):
             eof = True
             break
         got += d
-        if len(got) > 9:
+        # stop at the first frame that answers the request (h2o's SETTINGS and the upload hook's
+        # SETTINGS, issue 18, may arrive first and in separate segments)
+        j, answered = 0, False
+        while j + 9 <= len(got):
+            if got[j + 3] not in (4, 8):
+                answered = True
+            j += 9 + int.from_bytes(got[j:j + 3], "big")
+        if answered:
             break
     kinds = []
     i = 0
