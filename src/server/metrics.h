@@ -89,7 +89,7 @@ typedef struct {
     uint64_t response_bytes_held;                  /* response bytes received from the tunnel, not yet written to readers */
     mux_stream_stall worst[METRICS_WORST_STREAMS]; /* streams that stalled longest (admin API) */
     size_t nworst;
-    uint32_t replicas;                             /* tunnels of this name (their stats summed above; peer: the oldest's) */
+    uint32_t replicas; /* tunnels of this name (their stats summed above; peer: the oldest's) */
 } metrics_live;
 
 typedef struct metrics metrics;
