@@ -16,6 +16,7 @@
 
 #include <arpa/inet.h>
 
+#include "common/clock.h"
 #include "backoff.h"
 #include "client.h"
 #include "common/config.h"
@@ -73,9 +74,7 @@ struct tunnel {
 
 int64_t client_now_ms(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return clock_mono_ms();
 }
 
 mux_session *tunnel_session(tunnel *t)
@@ -299,9 +298,7 @@ static void on_welcome(mux_session *s, const mux_welcome_info *w, void *user_dat
     t->welcomed = 1;
     t->srv->attempts = 0;
     t->c->metrics.registrations++;
-    struct timespec now;
-    clock_gettime(CLOCK_REALTIME, &now);
-    t->c->metrics.registered_unix_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+    t->c->metrics.registered_unix_ms = clock_unix_ms();
     LOG_INFO(LOG_EV_TUNNEL, "registered as %s at %s%s%s (zstd %s) [%zu of %zu tunnel(s) up]", t->c->opt->client_id,
              t->srv->url.hostport, w->public_url[0] ? ", public URL " : "", w->public_url,
              (w->capabilities & MUX_CAP_ZSTD) ? "on" : "off", tunnel_count_up(t->c), t->c->nservers);

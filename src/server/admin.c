@@ -4,6 +4,7 @@
  * JSON is built with jansson (never hand-formatted); strings that are not valid UTF-8 (request
  * paths are attacker-controlled bytes) are sanitised first because jansson refuses them.
  */
+#include "common/clock.h"
 #include "server/admin.h"
 
 #include <arpa/inet.h>
@@ -57,13 +58,6 @@ struct admin {
     int auth;                                     /* basic auth required */
     unsigned char expected[SHA256_DIGEST_LENGTH]; /* SHA-256 of base64("user:password") */
 };
-
-static int64_t unix_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* ---------------------------------------------------------------- live tunnel state */
 
@@ -190,7 +184,7 @@ static char *render_clients_json(server *srv)
     metrics *m = srv->metrics;
     metrics_live *live;
     size_t nlive = gather_live(srv, &live, NULL);
-    int64_t now = unix_ms();
+    int64_t now = clock_unix_ms();
     char when[48];
     json_t *root = json_object();
     json_t *s = json_object();
@@ -435,7 +429,7 @@ static int handle_healthz(struct admin *a, h2o_req_t *req)
         a->srv->healthz_drained = 1;
         return respond(req, 503, "Service Unavailable", "text/plain; charset=utf-8", H2O_STRLIT("draining\n"));
     }
-    if (unix_ms() - a->srv->metrics->started_unix_ms < a->srv->opt->health_grace_ms)
+    if (clock_unix_ms() - a->srv->metrics->started_unix_ms < a->srv->opt->health_grace_ms)
         return respond(req, 503, "Service Unavailable", "text/plain; charset=utf-8", H2O_STRLIT("starting\n"));
     return respond(req, 200, "OK", "text/plain; charset=utf-8", H2O_STRLIT("ok\n"));
 }

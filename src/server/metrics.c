@@ -1,6 +1,7 @@
 /*
  * tunnelmux server — counters and the Prometheus text exposition (see metrics.h).
  */
+#include "common/clock.h"
 #include "server/metrics.h"
 
 #include <stdarg.h>
@@ -13,19 +14,12 @@ const double metrics_buckets[METRICS_NBUCKETS] = {0.001, 0.0025, 0.005, 0.01, 0.
 
 static const char *const class_names[METRICS_NCLASSES] = {"other", "1xx", "2xx", "3xx", "4xx", "5xx"};
 
-static int64_t unix_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Allocates zeroed metrics; see metrics.h. */
 metrics *metrics_new(void)
 {
     metrics *m = calloc(1, sizeof(*m));
     if (m != NULL)
-        m->started_unix_ms = unix_ms();
+        m->started_unix_ms = clock_unix_ms();
     return m;
 }
 

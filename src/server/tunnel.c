@@ -2,6 +2,7 @@
  * tunnelmux server — the /_tunnel endpoint (see tunnel.h; docs/ARCHITECTURE.md §7: raw upgrade,
  * [header, payload] iovec writes without copy, in-place unmasking on read).
  */
+#include "common/clock.h"
 #include "server/tunnel.h"
 
 #include <netinet/in.h>
@@ -478,9 +479,7 @@ static int cb_on_hello(mux_session *s, const mux_hello_info *hello, void *user_d
         ratelimit_init(&t->rl_requests, rps, o->rate_limit_burst > 0 ? (double)o->rate_limit_burst : 2 * rps, server_now(srv));
         ratelimit_init(&t->rl_bytes, bps, o->rate_limit_bps_burst > 0 ? (double)o->rate_limit_bps_burst : 2 * bps, server_now(srv));
     }
-    struct timespec now;
-    clock_gettime(CLOCK_REALTIME, &now);
-    t->connected_unix_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+    t->connected_unix_ms = clock_unix_ms();
     void *const *reps;
     size_t nreps = registry_replicas(&srv->reg, name, &reps, NULL);
     int reconnect = 0;
