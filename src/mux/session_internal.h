@@ -8,10 +8,13 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <string.h>
 
 #include "buf.h"
 #include "mux/mux.h"
 #include "mux/ws.h"
+#include "rtt.h"
 #include "zstd_codec.h"
 
 /* ---------------------------------------------------------------- send queue (stream.c) */
@@ -191,5 +194,176 @@ void mux_stream_table_remove(mux_stream_table *t, mux_stream *st);
 
 void mux_slist_push(mux_slist *l, mux_stream *st);
 void mux_slist_remove(mux_slist *l, mux_stream *st);
+
+/* ---------------------------------------------------------------- the session (session.c and its nouns) */
+
+enum {
+    HS_WAIT_HELLO,    /* server: nothing received yet */
+    HS_HELLO_PENDING, /* server: HELLO received, on_hello has not decided yet */
+    HS_WAIT_WELCOME,  /* client: HELLO queued, waiting for WELCOME/REFUSE */
+    HS_ESTABLISHED,   /* WELCOME sent (server) / received (client) */
+    HS_REFUSED,       /* REFUSE sent (server) / received (client) */
+};
+
+enum { CLOSE_NONE, CLOSE_QUEUED, CLOSE_IN_BATCH, CLOSE_SENT };
+
+/* A message arriving in pieces: before its first byte, an uncompressed one processed record by
+ * record where the records lie in the input, anything else (compressed, or a bad header byte
+ * that process_message will report) reassembled whole, or the rest ignored (REFUSE / death). */
+enum { RXM_UNDECIDED, RXM_RECORDS, RXM_WHOLE, RXM_SKIP };
+
+#define CTRL_FLOOD_LIMIT (1u << 20)    /* drop PONGs when this much control is unsent */
+#define CTRL_BACKLOG_LIMIT (16u << 20) /* fail a peer that makes us queue more control than this */
+#define RX_ZSTD_WINDOW_LOG_MAX 20      /* PROTOCOL.md §3.2: senders never exceed 20 */
+/* An incompressible stream is re-tried after INCOMPRESSIBLE_PROBE messages, the wait doubling after
+ * each failed re-try up to INCOMPRESSIBLE_PROBE << INCOMPRESSIBLE_PROBE_MAX_SHIFT (random or
+ * already compressed bodies then cost ~0.1% of their bytes in probes). */
+#define INCOMPRESSIBLE_PROBE 16
+#define INCOMPRESSIBLE_PROBE_MAX_SHIFT 6
+/* PROTOCOL.md §3.2: a message whose body (records before compression) is shorter goes plain.
+ * Keepalive and credit (PING, PONG, WINDOW: 5-15 bytes a record) and CLOSE never touch zstd, so an
+ * idle tunnel holds no context. Measured (level 3, window 17, warm window, PERFORMANCE.md): a 12-byte
+ * body grows by 10%, a 96-byte one saves 75 bytes, a 192-byte head 127 bytes; a cold frame adds 9
+ * bytes. The contexts that would cost: 1.6 MiB (compressor) + 0.6 MiB (decompressor) per tunnel. */
+#define COMPRESS_MIN_BODY 256
+
+typedef struct {
+    uint8_t *ptr; /* NULL: |off| is an offset in the scratch buffer */
+    size_t off;
+    size_t len;
+} plan_ent;
+
+struct mux_session {
+    mux_session_options opt;
+    char *client_id, *auth_token, *software; /* copies of the option strings */
+    mux_session_callbacks cb;
+    const mux_mem *mem;
+    void *ud;
+    int64_t now;
+
+    /* handshake */
+    int hs;
+    int rx_hello_msg; /* server: the message being processed carried the HELLO; the rest of it was
+                         sent before WELCOME, so only PING, PONG, GOAWAY may follow (PROTOCOL.md §4.1) */
+    uint32_t caps;
+    uint32_t peer_stream_window, peer_conn_window, peer_max_message;
+
+    /* receive */
+    mux_ws_decoder dec;
+    mux_buf rxmsg;     /* a message not wholly inside one recv() input: all of it (RXM_WHOLE) or the
+                          one record cut by the end of the input (RXM_RECORDS) */
+    int rx_in_msg;     /* a data message is arriving in pieces */
+    int rx_mode;       /* RXM_*: how that message is taken */
+    size_t rx_msg_len; /* its payload bytes so far */
+    uint8_t ctl[MUX_WS_MAX_CONTROL_PAYLOAD];
+    size_t ctllen;
+    mux_buf dbuf; /* decompressed body */
+    mux_zstd_tx *ztx;
+    mux_zstd_rx *zrx;
+
+    /* streams */
+    mux_stream_table streams;
+    uint32_t active;             /* streams not yet notified closed */
+    uint32_t stubs;              /* CLOSING streams kept only to absorb the peer's late frames */
+    uint32_t next_id;            /* server: next id to open */
+    uint32_t highest_id;         /* highest stream id opened (by us on the server, by the peer on the client) */
+    mux_slist sendq;             /* bulk streams with data and credit */
+    mux_slist sendq_interactive; /* streams with data and credit that sent little lately: first */
+    mux_slist blk_conn;          /* streams with data and stream credit, blocked on connection credit */
+    int64_t conn_tx_credit;
+    mux_rxwin conn_rx;
+    uint64_t rx_grown; /* sum over streams of rx_charged (their auto-tuned growth, recharge_growth),
+                          bounded by initial_conn_window (PROTOCOL.md §6.2) */
+
+    /* send */
+    mux_buf ctrl;      /* encoded control records waiting to be sent */
+    size_t ctrl_plain; /* leading bytes of |ctrl| that must not be compressed (handshake) */
+    mux_buf wsctrl;    /* complete WebSocket control frames (PONG) waiting */
+    int close_state;
+    uint16_t close_code;
+    mux_buf scratch; /* headers and records of the outstanding batch */
+    mux_buf zin;     /* plain records of a message to compress */
+    plan_ent *plan;
+    size_t nplan, plancap;
+    int batch_out;
+    uint32_t *touched; /* stream ids with DATA in the outstanding batch */
+    size_t ntouched, touchedcap;
+    uint32_t *wake; /* ids to fire on_writable for, in send_done */
+    size_t nwakecap;
+    int in_wake;
+    mux_chunk *grave; /* chunks of freed streams still referenced by the batch */
+    mux_chunk_pool pool;
+    mux_ws_keygen keygen;
+
+    /* lifecycle */
+    int dead;         /* fatal error or WebSocket close: no more processing */
+    int peer_closed;  /* nothing more is expected from the peer: its WebSocket close frame arrived, or
+                         it was declared dead (handshake or keepalive timeout) */
+    int linger_blind; /* after our failure the peer's framing cannot be followed: no close frame
+                         will be recognised (the transport waits for EOF instead) */
+    int fatal_rv;     /* the fatal error recv returns again */
+    int goaway_sent, goaway_recv;
+    uint32_t goaway_sent_last; /* last_stream_id of our GOAWAY: newer ids are ignored (PROTOCOL.md §4.8) */
+    unsigned goaway_recv_code;
+    uint32_t goaway_recv_last;
+
+    /* timers */
+    int64_t created_ms, last_recv_ms, last_ping_ms;
+    int64_t last_compress_ms; /* the compressor is released after zstd_idle_jit ms without use */
+    int64_t zstd_idle_jit;    /* opt.zstd_idle_ms stretched by a per-session random 0..50% so tunnels
+                                 registered together do not free (or re-create) together */
+    int zend_pending;         /* idle: the next batch ends the zstd frame and frees the compressor */
+    int ping_outstanding;
+    mux_rtt rtt;          /* from PONGs: keepalive PINGs when idle, probe PINGs while DATA flows */
+    int64_t last_data_ms; /* DATA last sent or received: the tunnel is busy, PING to measure RTT */
+
+    mux_stream_stall worst[MUX_WORST_FINISHED]; /* finished streams that stalled longest, worst first */
+    size_t nworst;
+
+    mux_session_stats stats;
+    const char *reason;
+    char reason_buf[160];
+};
+
+/* ---------------------------------------------------------------- small helpers shared by the session files */
+
+static inline int perr(mux_session *s, int rv, const char *reason)
+{
+    s->reason = reason;
+    return rv;
+}
+
+static inline int perrf(mux_session *s, int rv, const char *fmt, uint32_t a)
+{
+    snprintf(s->reason_buf, sizeof(s->reason_buf), fmt, a);
+    s->reason = s->reason_buf;
+    return rv;
+}
+
+static inline int is_server(const mux_session *s)
+{
+    return s->opt.role == MUX_ROLE_SERVER;
+}
+
+static inline int compression_on(const mux_session *s)
+{
+    return s->hs == HS_ESTABLISHED && (s->caps & MUX_CAP_ZSTD) != 0;
+}
+
+static inline size_t msg_limit(const mux_session *s)
+{
+    size_t l = s->opt.send_message_size;
+    if (s->peer_max_message != 0 && l > s->peer_max_message)
+        l = s->peer_max_message;
+    if (l < 256)
+        l = 256;
+    return l;
+}
+
+static inline mux_iovec iov_str(const char *str)
+{
+    mux_iovec v = {(uint8_t *)(uintptr_t)str, str != NULL ? strlen(str) : 0};
+    return v;
+}
 
 #endif
