@@ -74,132 +74,6 @@ static void conn_consume(mux_session *s, size_t n)
         queue_window(s, 0, inc); /* NOMEM: the credit is lost; the peer's connection window shrinks */
 }
 
-/* ================================================================ scheduling */
-
-/* The stall cause of a list (MUX_STALL_CAUSES: not stalled). */
-static int list_stall_cause(int list)
-{
-    switch (list) {
-    case MUX_LIST_SEND:
-    case MUX_LIST_SEND_INTERACTIVE:
-        return MUX_STALL_SOCKET;
-    case MUX_LIST_BLK_CONN:
-        return MUX_STALL_PEER;
-    case MUX_LIST_BLK_STREAM:
-        return MUX_STALL_CREDIT;
-    default:
-        return MUX_STALL_CAUSES;
-    }
-}
-
-static void unschedule(mux_session *s, mux_stream *st)
-{
-    int cause = list_stall_cause(st->list);
-    if (cause < MUX_STALL_CAUSES && s->now > st->blocked_since) {
-        uint64_t ms = (uint64_t)(s->now - st->blocked_since);
-        st->stall_ms[cause] += ms;
-        s->stats.stall_ms[cause] += ms;
-        if (cause != MUX_STALL_SOCKET)
-            s->stats.flow_blocked_ms += ms;
-    }
-    switch (st->list) {
-    case MUX_LIST_SEND:
-        mux_slist_remove(&s->sendq, st);
-        break;
-    case MUX_LIST_SEND_INTERACTIVE:
-        mux_slist_remove(&s->sendq_interactive, st);
-        break;
-    case MUX_LIST_BLK_CONN:
-        mux_slist_remove(&s->blk_conn, st);
-        break;
-    default:
-        break;
-    }
-    st->list = MUX_LIST_NONE;
-}
-
-/* Puts |st| in the list matching why it can or cannot send (haproxy H2_SF_BLK_* style). */
-static void schedule(mux_session *s, mux_stream *st)
-{
-    int want = st->txq.queued > 0 || (st->flags & MUX_SF_FIN_QUEUED);
-    int list = MUX_LIST_NONE;
-    if (want && st->state != MUX_SS_CLOSING) {
-        if (st->txq.queued == 0)
-            list = MUX_LIST_SEND; /* a bare fin needs no credit */
-        else if (st->tx_credit <= 0)
-            list = MUX_LIST_BLK_STREAM;
-        else if (s->conn_tx_credit <= 0)
-            list = MUX_LIST_BLK_CONN;
-        else
-            list = MUX_LIST_SEND;
-        if (list == MUX_LIST_SEND && st->burst_sent < MUX_INTERACTIVE_BYTES)
-            list = MUX_LIST_SEND_INTERACTIVE;
-    }
-    if (list == st->list)
-        return;
-    unschedule(s, st);
-    st->list = list;
-    if (list == MUX_LIST_SEND)
-        mux_slist_push(&s->sendq, st);
-    else if (list == MUX_LIST_SEND_INTERACTIVE)
-        mux_slist_push(&s->sendq_interactive, st);
-    else if (list == MUX_LIST_BLK_CONN)
-        mux_slist_push(&s->blk_conn, st);
-    st->blocked_since = s->now;
-}
-
-/* Connection credit arrived: every stream blocked on it may send again. */
-static void wake_conn_blocked(mux_session *s)
-{
-    while (s->blk_conn.head != NULL && s->conn_tx_credit > 0) {
-        mux_stream *st = s->blk_conn.head;
-        unschedule(s, st);
-        schedule(s, st);
-    }
-}
-
-/* ---------------------------------------------------------------- stall records */
-
-static uint64_t stall_total(const mux_stream_stall *x)
-{
-    uint64_t t = 0;
-    for (int c = 0; c < MUX_STALL_CAUSES; c++)
-        t += x->stall_ms[c];
-    return t;
-}
-
-/* Inserts |x| into |out| (|*n| entries, at most |cap|, worst first) if it is among the worst. */
-static void worst_insert(mux_stream_stall *out, size_t *n, size_t cap, const mux_stream_stall *x)
-{
-    uint64_t t = stall_total(x);
-    size_t i = *n;
-    if (cap == 0 || (i == cap && stall_total(&out[cap - 1]) >= t))
-        return;
-    if (i == cap)
-        i--;
-    while (i > 0 && stall_total(&out[i - 1]) < t) {
-        out[i] = out[i - 1];
-        i--;
-    }
-    out[i] = *x;
-    if (*n < cap)
-        (*n)++;
-}
-
-/* Its stall record as of |now| (the current list's time included). */
-static void stream_stall_of(const mux_stream *st, int64_t now, mux_stream_stall *x)
-{
-    memset(x, 0, sizeof(*x));
-    x->id = st->id;
-    x->open = 1;
-    memcpy(x->stall_ms, st->stall_ms, sizeof(x->stall_ms));
-    int cause = list_stall_cause(st->list);
-    if (cause < MUX_STALL_CAUSES && now > st->blocked_since)
-        x->stall_ms[cause] += (uint64_t)(now - st->blocked_since);
-    x->bytes_sent = st->bytes_sent;
-    x->age_ms = now - st->opened_ms;
-}
-
 /* ================================================================ stream lifecycle */
 
 /* Re-computes what |st|'s window growth takes from the budget (rx_grown): what it may still be
@@ -240,12 +114,12 @@ static void stream_free(mux_session *s, mux_stream *st, unsigned code, const cha
     uint32_t id = st->id;
     void *sud = st->user_data;
     int notify = !(st->flags & MUX_SF_NOTIFIED);
-    unschedule(s, st);
+    mux_unschedule(s, st);
     if (notify) {
         mux_stream_stall x;
-        stream_stall_of(st, s->now, &x);
+        mux_stream_stall_of(st, s->now, &x);
         x.open = 0;
-        worst_insert(s->worst, &s->nworst, MUX_WORST_FINISHED, &x);
+        mux_worst_insert(s->worst, &s->nworst, MUX_WORST_FINISHED, &x);
     }
     mux_stream_table_remove(&s->streams, st);
     release_growth(s, st);
@@ -270,7 +144,7 @@ static void stream_reset(mux_session *s, mux_stream *st, unsigned code, const ch
 {
     queue_simple(s, MUX_FRAME_CLOSE, st->id, code, reason);
     st->flags &= ~MUX_SF_FIN_QUEUED;
-    unschedule(s, st);
+    mux_unschedule(s, st);
     drop_queue(s, st);
     if (st->state == MUX_SS_HALF_CLOSED_REMOTE) {
         stream_free(s, st, code, reason, 0);
@@ -674,7 +548,7 @@ static int on_window(mux_session *s, const mux_frame *f)
     if (f->stream_id == 0) {
         if (mux_txcredit_add(&s->conn_tx_credit, f->increment) != 0)
             return perr(s, MUX_ERR_WINDOW_OVERFLOW, f->increment == 0 ? "WINDOW increment 0" : "connection credit past 2^31-1");
-        wake_conn_blocked(s);
+        mux_wake_conn_blocked(s);
         return 0;
     }
     mux_stream *st = mux_stream_table_find(&s->streams, f->stream_id);
@@ -687,7 +561,7 @@ static int on_window(mux_session *s, const mux_frame *f)
         return perrf(s, MUX_ERR_WINDOW_OVERFLOW,
                      f->increment == 0 ? "WINDOW increment 0 on stream %u" : "stream %u credit past 2^31-1", f->stream_id);
     if (st->list == MUX_LIST_BLK_STREAM)
-        schedule(s, st);
+        mux_schedule(s, st);
     return 0;
 }
 
@@ -1218,13 +1092,6 @@ static int can_send_data(const mux_session *s)
            (s->sendq_interactive.head != NULL || s->sendq.head != NULL);
 }
 
-/* The stream whose DATA goes next (PROTOCOL.md §6.4): interactive streams first, round-robin
- * among them, then bulk streams round-robin. */
-static mux_stream *next_sender(const mux_session *s)
-{
-    return s->sendq_interactive.head != NULL ? s->sendq_interactive.head : s->sendq.head;
-}
-
 /* Closes the open scratch segment [*seg, scratch.len) into the plan. */
 static int close_segment(mux_session *s, size_t *seg)
 {
@@ -1263,7 +1130,7 @@ static int build_message(mux_session *s, size_t iov_room, size_t *bytes)
     int compress = 0;
     if (s->ctrl_plain == 0 && compression_on(s) && s->opt.enable_zstd && !s->dead) {
         compress = 1;
-        mux_stream *h = next_sender(s);
+        mux_stream *h = mux_next_sender(s);
         if (h != NULL && can_send_data(s)) {
             /* a message led by DATA of a stream that did not compress lately goes plain, its
              * control records with it (they are small; compressing them would drag the DATA
@@ -1324,7 +1191,7 @@ static int build_message(mux_session *s, size_t iov_room, size_t *bytes)
             break;
         if (body + MUX_DATA_PREFIX_MAX + 1 > limit)
             break;
-        mux_stream *st = next_sender(s);
+        mux_stream *st = mux_next_sender(s);
         size_t max = limit - body - MUX_DATA_PREFIX_MAX;
         if (max > s->opt.chunk_size)
             max = s->opt.chunk_size;
@@ -1336,10 +1203,10 @@ static int build_message(mux_session *s, size_t iov_room, size_t *bytes)
         size_t n = st->txq.queued > 0 ? mux_txq_peek(&st->txq, &p, max) : 0;
         int fin = (st->flags & MUX_SF_FIN_QUEUED) && n == st->txq.queued;
         if (n == 0 && !fin) {
-            unschedule(s, st);
-            schedule(s, st);                                                          /* to a blocked list */
+            mux_unschedule(s, st);
+            mux_schedule(s, st);                                                      /* to a blocked list */
             if (st->list == MUX_LIST_SEND || st->list == MUX_LIST_SEND_INTERACTIVE) { /* cannot happen; avoid spinning */
-                unschedule(s, st);
+                mux_unschedule(s, st);
                 break;
             }
             continue;
@@ -1369,12 +1236,12 @@ static int build_message(mux_session *s, size_t iov_room, size_t *bytes)
             s->last_data_ms = s->now;
         s->stats.frames_out++;
         body += pl + n;
-        unschedule(s, st);
+        mux_unschedule(s, st);
         if (fin) {
             st->flags &= ~MUX_SF_FIN_QUEUED;
             stream_local_end(s, st); /* may free |st| (its chunks go to the grave) */
         } else {
-            schedule(s, st); /* back at the tail: round-robin */
+            mux_schedule(s, st); /* back at the tail: round-robin */
         }
     }
 
@@ -2059,7 +1926,7 @@ int mux_session_respond(mux_session *s, uint32_t id, const mux_head *head)
     if (f.head.flags & MUX_HEAD_END_STREAM)
         stream_local_end(s, st);
     else
-        schedule(s, st); /* data may have been waiting for the head */
+        mux_schedule(s, st); /* data may have been waiting for the head */
     return 0;
 }
 
@@ -2097,7 +1964,7 @@ ssize_t mux_session_write(mux_session *s, uint32_t id, const uint8_t *data, size
         return perr(s, MUX_ERR_NOMEM, "cannot grow the send queue");
     if ((size_t)w < len)
         st->flags |= MUX_SF_WANT_WRITABLE;
-    schedule(s, st);
+    mux_schedule(s, st);
     return w;
 }
 
@@ -2137,7 +2004,7 @@ int mux_session_end_stream(mux_session *s, uint32_t id)
     if (writable_state(s, st) != 0)
         return perr(s, MUX_ERR_INVALID_STATE, "our direction has ended or no response head yet");
     st->flags |= MUX_SF_FIN_QUEUED;
-    schedule(s, st);
+    mux_schedule(s, st);
     return 0;
 }
 
@@ -2250,7 +2117,7 @@ void mux_session_get_stats(const mux_session *s, mux_session_stats *out)
     out->zstd_contexts = (uint32_t)(mux_zstd_tx_live(s->ztx) + mux_zstd_rx_live(s->zrx));
     /* add the time of streams still stalled */
     for (const mux_stream *st = s->streams.all; st != NULL; st = st->anext) {
-        int cause = list_stall_cause(st->list);
+        int cause = mux_list_stall_cause(st->list);
         if (cause < MUX_STALL_CAUSES && s->now > st->blocked_since) {
             out->stall_ms[cause] += (uint64_t)(s->now - st->blocked_since);
             if (cause != MUX_STALL_SOCKET)
@@ -2265,13 +2132,13 @@ size_t mux_session_worst_streams(const mux_session *s, int64_t now_ms, mux_strea
         return 0;
     size_t got = 0;
     for (size_t i = 0; i < s->nworst; i++)
-        worst_insert(out, &got, n, &s->worst[i]);
+        mux_worst_insert(out, &got, n, &s->worst[i]);
     for (const mux_stream *st = s->streams.all; st != NULL; st = st->anext) {
         if (st->flags & MUX_SF_NOTIFIED)
             continue;
         mux_stream_stall x;
-        stream_stall_of(st, now_ms > s->now ? now_ms : s->now, &x);
-        worst_insert(out, &got, n, &x);
+        mux_stream_stall_of(st, now_ms > s->now ? now_ms : s->now, &x);
+        mux_worst_insert(out, &got, n, &x);
     }
     return got;
 }

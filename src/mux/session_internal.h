@@ -192,9 +192,6 @@ mux_stream *mux_stream_table_find(const mux_stream_table *t, uint32_t id);
 int mux_stream_table_insert(mux_stream_table *t, mux_stream *st, const mux_mem *mem);
 void mux_stream_table_remove(mux_stream_table *t, mux_stream *st);
 
-void mux_slist_push(mux_slist *l, mux_stream *st);
-void mux_slist_remove(mux_slist *l, mux_stream *st);
-
 /* ---------------------------------------------------------------- the session (session.c and its nouns) */
 
 enum {
@@ -365,5 +362,25 @@ static inline mux_iovec iov_str(const char *str)
     mux_iovec v = {(uint8_t *)(uintptr_t)str, str != NULL ? strlen(str) : 0};
     return v;
 }
+
+/* ---------------------------------------------------------------- scheduler (sched.c) */
+
+/* Appends |st| (in no list) at the tail of |l| / unlinks it. The lists borrow their streams. */
+void mux_slist_push(mux_slist *l, mux_stream *st);
+void mux_slist_remove(mux_slist *l, mux_stream *st);
+/* The stall cause (mux_stall_cause) a stream in list |list| (MUX_LIST_*) accrues; MUX_STALL_CAUSES: none. */
+int mux_list_stall_cause(int list);
+/* Takes |st| out of its list, adding the time spent there to its and the session's stall counters. */
+void mux_unschedule(mux_session *s, mux_stream *st);
+/* Puts |st| in the list matching why it can or cannot send (no-op when already there). */
+void mux_schedule(mux_session *s, mux_stream *st);
+/* Connection credit arrived: moves the streams blocked on it back to a ready list. */
+void mux_wake_conn_blocked(mux_session *s);
+/* Inserts |x| (copied) into |out| (|*n| entries, at most |cap|, worst first) if it is among the worst. */
+void mux_worst_insert(mux_stream_stall *out, size_t *n, size_t cap, const mux_stream_stall *x);
+/* Fills |x| with |st|'s stall record as of |now| (the current list's time included). */
+void mux_stream_stall_of(const mux_stream *st, int64_t now, mux_stream_stall *x);
+/* The stream whose DATA goes next (interactive first), or NULL; it stays in its list. */
+mux_stream *mux_next_sender(const mux_session *s);
 
 #endif

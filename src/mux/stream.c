@@ -1,6 +1,6 @@
 /*
- * tunnelmux — stream table (chained hash on the stream id + a list of all streams), scheduling
- * lists and the per-stream chunked send queue. Pure data structures; the per-stream state machine
+ * tunnelmux — stream table (chained hash on the stream id + a list of all streams) and the
+ * per-stream chunked send queue (the scheduling lists are in sched.c). Pure data structures; the per-stream state machine
  * lives in session.c.
  */
 #include <string.h>
@@ -99,34 +99,6 @@ void mux_stream_table_remove(mux_stream_table *t, mux_stream *st)
         st->anext->aprev = st->aprev;
     st->aprev = st->anext = st->hnext = NULL;
     t->count--;
-}
-
-/* ---------------------------------------------------------------- scheduling lists */
-
-/* Appends |st| at the tail of |l| (it must be in no list). */
-void mux_slist_push(mux_slist *l, mux_stream *st)
-{
-    st->lnext = NULL;
-    st->lprev = l->tail;
-    if (l->tail != NULL)
-        l->tail->lnext = st;
-    else
-        l->head = st;
-    l->tail = st;
-}
-
-/* Unlinks |st| from |l|. */
-void mux_slist_remove(mux_slist *l, mux_stream *st)
-{
-    if (st->lprev != NULL)
-        st->lprev->lnext = st->lnext;
-    else
-        l->head = st->lnext;
-    if (st->lnext != NULL)
-        st->lnext->lprev = st->lprev;
-    else
-        l->tail = st->lprev;
-    st->lprev = st->lnext = NULL;
 }
 
 /* ---------------------------------------------------------------- send queue */
