@@ -22,7 +22,7 @@
 /* ================================================================ helpers */
 
 /* Encodes |f| into the control queue. |plain|: must go in an uncompressed message. */
-static int queue_frame(mux_session *s, const mux_frame *f, int plain)
+int mux_queue_frame(mux_session *s, const mux_frame *f, int plain)
 {
     int rv = mux_frame_encode(f, &s->ctrl, s->mem);
     if (rv != 0)
@@ -32,7 +32,7 @@ static int queue_frame(mux_session *s, const mux_frame *f, int plain)
     return 0;
 }
 
-static int queue_simple(mux_session *s, mux_frame_type type, uint32_t id, unsigned code, const char *reason)
+int mux_queue_simple(mux_session *s, mux_frame_type type, uint32_t id, unsigned code, const char *reason)
 {
     mux_frame f;
     memset(&f, 0, sizeof(f));
@@ -41,223 +41,40 @@ static int queue_simple(mux_session *s, mux_frame_type type, uint32_t id, unsign
     f.last_stream_id = id;
     f.code = code;
     f.reason = iov_str(reason);
-    return queue_frame(s, &f, 0);
+    return mux_queue_frame(s, &f, 0);
 }
 
-static int queue_window(mux_session *s, uint32_t id, uint32_t inc)
+int mux_queue_window(mux_session *s, uint32_t id, uint32_t inc)
 {
     mux_frame f;
     memset(&f, 0, sizeof(f));
     f.type = MUX_FRAME_WINDOW;
     f.stream_id = id;
     f.increment = inc;
-    return queue_frame(s, &f, 0);
+    return mux_queue_frame(s, &f, 0);
 }
 
-static int queue_ping(mux_session *s, mux_frame_type type, uint64_t opaque)
+int mux_queue_ping(mux_session *s, mux_frame_type type, uint64_t opaque)
 {
     mux_frame f;
     memset(&f, 0, sizeof(f));
     f.type = type;
     f.opaque = opaque;
-    return queue_frame(s, &f, 0);
+    return mux_queue_frame(s, &f, 0);
 }
 
 /* Returns connection credit for |n| bytes received into a stream (or discarded): on receipt, so
  * streams whose readers are slow never hold the connection's credit (PROTOCOL.md §6.2). */
-static void conn_consume(mux_session *s, size_t n)
+void mux_conn_consume(mux_session *s, size_t n)
 {
     if (n == 0)
         return;
     uint32_t inc = mux_rxwin_consume(&s->conn_rx, n, s->now, 0, 0);
     if (inc != 0)
-        queue_window(s, 0, inc); /* NOMEM: the credit is lost; the peer's connection window shrinks */
+        mux_queue_window(s, 0, inc); /* NOMEM: the credit is lost; the peer's connection window shrinks */
 }
 
-/* ================================================================ stream lifecycle */
-
-/* Re-computes what |st|'s window growth takes from the budget (rx_grown): what it may still be
- * made to hold — its window, or the credit already announced and not yet consumed if that is
- * more (announced credit cannot be taken back) — beyond the initial window. */
-static void recharge_growth(mux_session *s, mux_stream *st)
-{
-    int64_t committed = st->rx.limit - st->rx.consumed;
-    if (committed < (int64_t)st->rx.window)
-        committed = st->rx.window;
-    uint64_t charge = committed > (int64_t)st->rx.base ? (uint64_t)(committed - st->rx.base) : 0;
-    s->rx_grown = s->rx_grown - st->rx_charged + charge;
-    st->rx_charged = charge;
-}
-
-/* Gives back the auto-tuned growth of |st|'s receive window (it is closing). */
-static void release_growth(mux_session *s, mux_stream *st)
-{
-    s->rx_grown -= st->rx_charged;
-    st->rx_charged = 0;
-    st->rx.window = st->rx.base;
-}
-
-static void drop_queue(mux_session *s, mux_stream *st)
-{
-    if (s->batch_out)
-        mux_txq_bury(&st->txq, &s->grave);
-    else {
-        mux_chunks_free(st->txq.head, &s->pool, s->mem);
-        st->txq.head = st->txq.tail = NULL;
-        st->txq.queued = st->txq.held = 0;
-    }
-}
-
-/* Forgets |st|. Fires on_stream_close (the last callback) unless it already fired. */
-static void stream_free(mux_session *s, mux_stream *st, unsigned code, const char *reason, int by_peer)
-{
-    uint32_t id = st->id;
-    void *sud = st->user_data;
-    int notify = !(st->flags & MUX_SF_NOTIFIED);
-    mux_unschedule(s, st);
-    if (notify) {
-        mux_stream_stall x;
-        mux_stream_stall_of(st, s->now, &x);
-        x.open = 0;
-        mux_worst_insert(s->worst, &s->nworst, MUX_WORST_FINISHED, &x);
-    }
-    mux_stream_table_remove(&s->streams, st);
-    release_growth(s, st);
-    drop_queue(s, st);
-    if (notify) {
-        s->active--;
-        s->stats.streams_closed++;
-    } else {
-        s->stubs--;
-    }
-    mux_mem_free(s->mem, st);
-    if (notify && s->cb.on_stream_close != NULL)
-        s->cb.on_stream_close(s, id, code, reason != NULL ? reason : "", by_peer, sud, s->ud);
-}
-
-/*
- * Aborts |st| from our side: CLOSE(code) is queued, queued data dropped, on_stream_close fires
- * (by_peer 0). If the peer's direction is still open the stream stays as a CLOSING stub that
- * discards the peer's late DATA (PROTOCOL.md §5.3).
- */
-static void stream_reset(mux_session *s, mux_stream *st, unsigned code, const char *reason)
-{
-    queue_simple(s, MUX_FRAME_CLOSE, st->id, code, reason);
-    st->flags &= ~MUX_SF_FIN_QUEUED;
-    mux_unschedule(s, st);
-    drop_queue(s, st);
-    if (st->state == MUX_SS_HALF_CLOSED_REMOTE) {
-        stream_free(s, st, code, reason, 0);
-        return;
-    }
-    uint32_t id = st->id;
-    void *sud = st->user_data;
-    release_growth(s, st);
-    st->rx.consumed = st->rx.received;
-    st->state = MUX_SS_CLOSING;
-    st->flags |= MUX_SF_NOTIFIED;
-    st->user_data = NULL;
-    s->active--;
-    s->stubs++;
-    s->stats.streams_closed++;
-    if (s->cb.on_stream_close != NULL)
-        s->cb.on_stream_close(s, id, code, reason != NULL ? reason : "", 0, sud, s->ud);
-}
-
-/* Our direction ended (DATA fin sent, or a head with END_STREAM queued). */
-static void stream_local_end(mux_session *s, mux_stream *st)
-{
-    switch (st->state) {
-    case MUX_SS_OPEN:
-        st->state = MUX_SS_HALF_CLOSED_LOCAL;
-        break;
-    case MUX_SS_HALF_CLOSED_REMOTE:
-        stream_free(s, st, MUX_CODE_NO_ERROR, "", 0);
-        break;
-    case MUX_SS_HALF_CLOSED_LOCAL:
-    case MUX_SS_CLOSING:
-        break;
-    }
-}
-
-/* The peer's direction of |id| ended (DATA fin or head END_STREAM). Fires on_end. */
-static void stream_remote_end(mux_session *s, uint32_t id)
-{
-    mux_stream *st = mux_stream_table_find(&s->streams, id);
-    if (st == NULL)
-        return;
-    switch (st->state) {
-    case MUX_SS_OPEN:
-    case MUX_SS_HALF_CLOSED_LOCAL: {
-        int was_local_done = st->state == MUX_SS_HALF_CLOSED_LOCAL;
-        st->state = MUX_SS_HALF_CLOSED_REMOTE;
-        if (s->cb.on_end != NULL && s->cb.on_end(s, id, st->user_data, s->ud) != 0) {
-            st = mux_stream_table_find(&s->streams, id);
-            if (st != NULL && st->state != MUX_SS_CLOSING)
-                stream_reset(s, st, MUX_CODE_CANCEL, "on_end failed");
-            return;
-        }
-        st = mux_stream_table_find(&s->streams, id);
-        if (st != NULL && was_local_done && st->state == MUX_SS_HALF_CLOSED_REMOTE)
-            stream_free(s, st, MUX_CODE_NO_ERROR, "", 0);
-        break;
-    }
-    case MUX_SS_CLOSING:
-        stream_free(s, st, MUX_CODE_CANCEL, "", 0);
-        break;
-    case MUX_SS_HALF_CLOSED_REMOTE:
-        break;
-    }
-}
-
-static mux_stream *stream_new(mux_session *s, uint32_t id)
-{
-    mux_stream *st = mux_mem_calloc(s->mem, 1, sizeof(*st));
-    if (st == NULL)
-        return NULL;
-    st->id = id;
-    st->state = MUX_SS_OPEN;
-    st->tx_credit = s->peer_stream_window;
-    mux_rxwin_init(&st->rx, s->opt.initial_stream_window, s->now);
-    st->opened_ms = s->now;
-    if (mux_stream_table_insert(&s->streams, st, s->mem) != 0) {
-        mux_mem_free(s->mem, st);
-        return NULL;
-    }
-    s->active++;
-    s->stats.streams_opened++;
-    return st;
-}
-
-/* A stub absorbing the peer's frames for a stream we refused (PROTOCOL.md §5.4). */
-static int stream_stub(mux_session *s, uint32_t id)
-{
-    if (s->stubs > 4 * s->opt.max_concurrent_streams + 64)
-        return perr(s, MUX_ERR_PROTO, "too many refused streams awaiting the peer's CLOSE");
-    mux_stream *st = mux_mem_calloc(s->mem, 1, sizeof(*st));
-    if (st == NULL)
-        return perr(s, MUX_ERR_INTERNAL, "out of memory for a refused stream");
-    st->id = id;
-    st->state = MUX_SS_CLOSING;
-    st->flags = MUX_SF_NOTIFIED;
-    mux_rxwin_init(&st->rx, s->opt.initial_stream_window, s->now);
-    if (mux_stream_table_insert(&s->streams, st, s->mem) != 0) {
-        mux_mem_free(s->mem, st);
-        return perr(s, MUX_ERR_INTERNAL, "out of memory for a refused stream");
-    }
-    s->stubs++;
-    return 0;
-}
-
-/* The session ends: every stream gets on_stream_close (PROTOCOL.md §8). */
-static void kill_streams(mux_session *s, unsigned code, const char *reason)
-{
-    mux_stream *st;
-    while ((st = s->streams.all) != NULL)
-        stream_free(s, st, code, reason, 1);
-}
-
-static void queue_ws_close(mux_session *s, uint16_t code)
+void mux_queue_ws_close(mux_session *s, uint16_t code)
 {
     if (s->close_state == CLOSE_NONE) {
         s->close_state = CLOSE_QUEUED;
@@ -287,7 +104,7 @@ static uint16_t ws_close_code(int rv)
  * Fatal error |rv| (reason in s->reason): queue GOAWAY (when |goaway|) and a WebSocket close,
  * close every stream, stop processing. Returns |rv|.
  */
-static int die(mux_session *s, int rv, int goaway)
+int mux_die(mux_session *s, int rv, int goaway)
 {
     if (s->dead)
         return s->fatal_rv != 0 ? s->fatal_rv : rv;
@@ -309,14 +126,14 @@ static int die(mux_session *s, int rv, int goaway)
         f.last_stream_id = is_server(s) ? 0 : s->highest_id;
         f.code = mux_error_to_code(rv);
         f.reason = iov_str(s->reason);
-        queue_frame(s, &f, 1);
+        mux_queue_frame(s, &f, 1);
         s->goaway_sent = 1;
     }
-    queue_ws_close(s, ws_close_code(rv));
+    mux_queue_ws_close(s, ws_close_code(rv));
     unsigned code = s->goaway_recv ? s->goaway_recv_code : MUX_CODE_INTERNAL_ERROR;
     if (code == MUX_CODE_NO_ERROR)
         code = MUX_CODE_INTERNAL_ERROR;
-    kill_streams(s, code, s->reason);
+    mux_kill_streams(s, code, s->reason);
     return rv;
 }
 
@@ -332,7 +149,7 @@ static int on_hello(mux_session *s, const mux_frame *f)
         r.type = MUX_FRAME_REFUSE;
         r.code = MUX_CODE_UNSUPPORTED_VERSION;
         r.reason = iov_str("unsupported protocol version");
-        queue_frame(s, &r, 1);
+        mux_queue_frame(s, &r, 1);
         s->hs = HS_REFUSED;
         return perrf(s, MUX_ERR_BAD_VERSION, "HELLO version %u not supported", f->hello.version);
     }
@@ -414,16 +231,16 @@ static int on_request(mux_session *s, const mux_frame *f, int hdr_limit)
         why = "too many concurrent streams";
     }
     if (code != 0) {
-        int rv = queue_simple(s, MUX_FRAME_CLOSE, id, code, why);
+        int rv = mux_queue_simple(s, MUX_FRAME_CLOSE, id, code, why);
         if (rv == 0 && (hdr_limit || !(f->head.flags & MUX_HEAD_END_STREAM)))
-            rv = stream_stub(s, id);
+            rv = mux_stream_stub(s, id);
         return rv;
     }
-    mux_stream *st = stream_new(s, id);
+    mux_stream *st = mux_stream_new(s, id);
     if (st == NULL) {
-        int rv = queue_simple(s, MUX_FRAME_CLOSE, id, MUX_CODE_INTERNAL_ERROR, "out of memory");
+        int rv = mux_queue_simple(s, MUX_FRAME_CLOSE, id, MUX_CODE_INTERNAL_ERROR, "out of memory");
         if (rv == 0 && !(f->head.flags & MUX_HEAD_END_STREAM))
-            rv = stream_stub(s, id);
+            rv = mux_stream_stub(s, id);
         return rv;
     }
     if (f->head.flags & MUX_HEAD_UPGRADE)
@@ -434,12 +251,12 @@ static int on_request(mux_session *s, const mux_frame *f, int hdr_limit)
         if (st != NULL && st->state != MUX_SS_CLOSING) {
             if (end)
                 st->state = MUX_SS_HALF_CLOSED_REMOTE;
-            stream_reset(s, st, MUX_CODE_CANCEL, "on_head failed");
+            mux_stream_reset(s, st, MUX_CODE_CANCEL, "on_head failed");
         }
         return 0;
     }
     if (end)
-        stream_remote_end(s, id);
+        mux_stream_remote_end(s, id);
     return 0;
 }
 
@@ -460,18 +277,18 @@ static int on_response(mux_session *s, const mux_frame *f, int hdr_limit)
     if (st->flags & MUX_SF_HEAD_FINAL)
         return perrf(s, MUX_ERR_DUPLICATE_OPEN, "second final response head on stream %u", id);
     if (hdr_limit) {
-        stream_reset(s, st, MUX_CODE_HEADERS_TOO_LARGE, "response head over header limits");
+        mux_stream_reset(s, st, MUX_CODE_HEADERS_TOO_LARGE, "response head over header limits");
         return 0;
     }
     unsigned status = f->head.status;
     if (status < 100 || status > 599) {
-        stream_reset(s, st, MUX_CODE_PROTOCOL_ERROR, "invalid response status");
+        mux_stream_reset(s, st, MUX_CODE_PROTOCOL_ERROR, "invalid response status");
         return 0;
     }
     int informational = 0;
     if (status == 101) {
         if (!(st->flags & MUX_SF_UPGRADE_REQ)) {
-            stream_reset(s, st, MUX_CODE_PROTOCOL_ERROR, "101 without an upgrade request");
+            mux_stream_reset(s, st, MUX_CODE_PROTOCOL_ERROR, "101 without an upgrade request");
             return 0;
         }
         st->flags |= MUX_SF_RAW | MUX_SF_HEAD_FINAL;
@@ -483,11 +300,11 @@ static int on_response(mux_session *s, const mux_frame *f, int hdr_limit)
     if (s->cb.on_head != NULL && s->cb.on_head(s, id, &f->head, st->user_data, s->ud) != 0) {
         st = mux_stream_table_find(&s->streams, id);
         if (st != NULL && st->state != MUX_SS_CLOSING)
-            stream_reset(s, st, MUX_CODE_CANCEL, "on_head failed");
+            mux_stream_reset(s, st, MUX_CODE_CANCEL, "on_head failed");
         return 0;
     }
     if (!informational && (f->head.flags & MUX_HEAD_END_STREAM))
-        stream_remote_end(s, id);
+        mux_stream_remote_end(s, id);
     return 0;
 }
 
@@ -499,7 +316,7 @@ static int on_data(mux_session *s, const mux_frame *f)
     if (st == NULL && s->goaway_sent && id > s->goaway_sent_last && id <= s->highest_id) {
         if (mux_rxwin_recv(&s->conn_rx, len) != 0)
             return perr(s, MUX_ERR_FLOW_CONTROL, "DATA over the connection window");
-        conn_consume(s, len); /* a stream we ignored after our GOAWAY */
+        mux_conn_consume(s, len); /* a stream we ignored after our GOAWAY */
         return 0;
     }
     if (st == NULL) {
@@ -513,9 +330,9 @@ static int on_data(mux_session *s, const mux_frame *f)
     if (len != 0)
         s->last_data_ms = s->now;
     if (st->state == MUX_SS_CLOSING) { /* PROTOCOL.md §5.3, §6.3: discard, credit back at once */
-        conn_consume(s, len);
+        mux_conn_consume(s, len);
         if (f->fin)
-            stream_free(s, st, MUX_CODE_CANCEL, "", 0);
+            mux_stream_free(s, st, MUX_CODE_CANCEL, "", 0);
         return 0;
     }
     if (st->state == MUX_SS_HALF_CLOSED_REMOTE)
@@ -524,22 +341,22 @@ static int on_data(mux_session *s, const mux_frame *f)
         return perrf(s, MUX_ERR_PROTO, "DATA before the response head on stream %u", id);
     if (mux_rxwin_recv(&st->rx, len) != 0)
         return perrf(s, MUX_ERR_FLOW_CONTROL, "DATA over the window of stream %u", id);
-    conn_consume(s, len); /* the stream's window holds it now (PROTOCOL.md §6.2) */
+    mux_conn_consume(s, len); /* the stream's window holds it now (PROTOCOL.md §6.2) */
     if (len != 0 && s->cb.on_data != NULL && s->cb.on_data(s, id, f->payload, len, st->user_data, s->ud) != 0) {
         st = mux_stream_table_find(&s->streams, id);
         if (st != NULL && st->state != MUX_SS_CLOSING) {
             if (f->fin && st->state == MUX_SS_HALF_CLOSED_LOCAL) {
-                stream_free(s, st, MUX_CODE_CANCEL, "on_data failed", 0); /* both ends done: nothing to abort */
+                mux_stream_free(s, st, MUX_CODE_CANCEL, "on_data failed", 0); /* both ends done: nothing to abort */
                 return 0;
             }
             if (f->fin)
                 st->state = MUX_SS_HALF_CLOSED_REMOTE;
-            stream_reset(s, st, MUX_CODE_CANCEL, "on_data failed");
+            mux_stream_reset(s, st, MUX_CODE_CANCEL, "on_data failed");
         }
         return 0;
     }
     if (f->fin)
-        stream_remote_end(s, id);
+        mux_stream_remote_end(s, id);
     return 0;
 }
 
@@ -579,7 +396,7 @@ static int on_close(mux_session *s, const mux_frame *f)
         return 0;
     }
     if (st->state == MUX_SS_CLOSING) {
-        stream_free(s, st, f->code, "", 1);
+        mux_stream_free(s, st, f->code, "", 1);
         return 0;
     }
     char reason[128];
@@ -589,8 +406,8 @@ static int on_close(mux_session *s, const mux_frame *f)
     reason[n] = '\0';
     /* answer when our direction has not ended, so the sender can forget the stream */
     if (st->state == MUX_SS_OPEN || st->state == MUX_SS_HALF_CLOSED_REMOTE)
-        queue_simple(s, MUX_FRAME_CLOSE, id, f->code, reason);
-    stream_free(s, st, f->code, reason, 1);
+        mux_queue_simple(s, MUX_FRAME_CLOSE, id, f->code, reason);
+    mux_stream_free(s, st, f->code, reason, 1);
     return 0;
 }
 
@@ -612,7 +429,7 @@ static int on_goaway(mux_session *s, const mux_frame *f)
         while (st != NULL) {
             mux_stream *next = st->anext;
             if (st->id > f->last_stream_id) {
-                stream_free(s, st, MUX_CODE_REFUSED_STREAM, "not processed (GOAWAY)", 1);
+                mux_stream_free(s, st, MUX_CODE_REFUSED_STREAM, "not processed (GOAWAY)", 1);
                 next = s->streams.all; /* callbacks may have changed the list: restart */
             }
             st = next;
@@ -662,7 +479,7 @@ static int on_frame(mux_session *s, const mux_frame *f)
         return on_close(s, f);
     case MUX_FRAME_PING:
         if (mux_buf_size(&s->ctrl) < CTRL_FLOOD_LIMIT)
-            return queue_ping(s, MUX_FRAME_PONG, f->opaque);
+            return mux_queue_ping(s, MUX_FRAME_PONG, f->opaque);
         return 0;
     case MUX_FRAME_PONG:
         if (s->ping_outstanding && f->opaque <= (uint64_t)s->now && (int64_t)f->opaque >= s->created_ms) {
@@ -787,7 +604,7 @@ static int on_ws_control(mux_session *s, unsigned op)
             code = (uint16_t)(s->ctl[0] << 8 | s->ctl[1]);
         if (code == 1005 || code == 1006 || code == 1015 || code < 1000)
             code = 1000;
-        queue_ws_close(s, code);
+        mux_queue_ws_close(s, code);
         s->peer_closed = 1;
         s->reason = "the peer closed the WebSocket";
         return MUX_ERR_WS_CLOSED;
@@ -1001,7 +818,7 @@ ssize_t mux_session_recv(mux_session *s, uint8_t *in, size_t len, int64_t now_ms
         ssize_t n = mux_ws_decoder_feed(&s->dec, in + off, len - off, &pc, &has, &why);
         if (n < 0) {
             s->reason = why != NULL ? why : mux_strerror((int)n);
-            int rv = die(s, (int)n, n != MUX_ERR_WS_PROTOCOL);
+            int rv = mux_die(s, (int)n, n != MUX_ERR_WS_PROTOCOL);
             ssize_t hdr = n == MUX_ERR_MESSAGE_TOO_LARGE ? mux_ws_decoder_skip_oversized(&s->dec) : -1;
             if (hdr < 0)
                 s->linger_blind = 1;
@@ -1018,22 +835,22 @@ ssize_t mux_session_recv(mux_session *s, uint8_t *in, size_t len, int64_t now_ms
                     code = MUX_CODE_INTERNAL_ERROR;
                 s->dead = 1;
                 s->fatal_rv = MUX_ERR_WS_CLOSED;
-                kill_streams(s, code, "the peer closed the connection");
+                mux_kill_streams(s, code, "the peer closed the connection");
                 return (ssize_t)len;
             }
             if (rv == MUX_ERR_REFUSED) {
                 s->dead = 1;
                 s->fatal_rv = MUX_ERR_REFUSED;
-                queue_ws_close(s, 1000);
+                mux_queue_ws_close(s, 1000);
                 linger_scan(s, in + off, len - off);
                 return rv;
             }
             if (rv < 0) {
                 if (rv == MUX_ERR_BAD_VERSION && s->hs == HS_REFUSED) {
-                    queue_ws_close(s, 1000); /* a refusal like any other (PROTOCOL.md §8) */
-                    rv = die(s, rv, 0);      /* REFUSE(UNSUPPORTED_VERSION) is queued instead of GOAWAY */
+                    mux_queue_ws_close(s, 1000); /* a refusal like any other (PROTOCOL.md §8) */
+                    rv = mux_die(s, rv, 0);      /* REFUSE(UNSUPPORTED_VERSION) is queued instead of GOAWAY */
                 } else
-                    rv = die(s, mux_is_fatal(rv) ? rv : MUX_ERR_INTERNAL, rv != MUX_ERR_WS_PROTOCOL);
+                    rv = mux_die(s, mux_is_fatal(rv) ? rv : MUX_ERR_INTERNAL, rv != MUX_ERR_WS_PROTOCOL);
                 linger_scan(s, in + off, len - off); /* the framing is intact: look for the peer's close */
                 return rv;
             }
@@ -1045,7 +862,7 @@ ssize_t mux_session_recv(mux_session *s, uint8_t *in, size_t len, int64_t now_ms
         linger_scan(s, in + off, len - off);
     if (!s->dead && mux_buf_size(&s->ctrl) > CTRL_BACKLOG_LIMIT) {
         s->reason = "control backlog: the peer keeps sending but does not read";
-        return die(s, MUX_ERR_PROTO, 1);
+        return mux_die(s, MUX_ERR_PROTO, 1);
     }
     return (ssize_t)len;
 }
@@ -1239,7 +1056,7 @@ static int build_message(mux_session *s, size_t iov_room, size_t *bytes)
         mux_unschedule(s, st);
         if (fin) {
             st->flags &= ~MUX_SF_FIN_QUEUED;
-            stream_local_end(s, st); /* may free |st| (its chunks go to the grave) */
+            mux_stream_local_end(s, st); /* may free |st| (its chunks go to the grave) */
         } else {
             mux_schedule(s, st); /* back at the tail: round-robin */
         }
@@ -1368,9 +1185,9 @@ ssize_t mux_session_send(mux_session *s, mux_iovec *iov, size_t iovcnt, int64_t 
     if (s->batch_out || s->close_state >= CLOSE_IN_BATCH)
         return 0;
     if (!s->dead && (s->goaway_sent || s->goaway_recv) && s->active == 0 && s->hs == HS_ESTABLISHED)
-        queue_ws_close(s, 1000); /* drained (PROTOCOL.md §8) */
+        mux_queue_ws_close(s, 1000); /* drained (PROTOCOL.md §8) */
     if (s->hs == HS_REFUSED && !s->dead && is_server(s))
-        queue_ws_close(s, 1000);
+        mux_queue_ws_close(s, 1000);
     mux_buf_reset(&s->scratch);
     s->nplan = 0;
     s->batch_out = 1; /* from here on, chunks of streams freed while building go to the grave */
@@ -1380,7 +1197,7 @@ ssize_t mux_session_send(mux_session *s, mux_iovec *iov, size_t iovcnt, int64_t 
         if (mux_buf_append(&s->scratch, s->wsctrl.base + s->wsctrl.pos, mux_buf_size(&s->wsctrl), 0, s->mem) != 0 ||
             plan_push(s, NULL, 0, s->scratch.len) != 0) {
             s->batch_out = 0;
-            return die(s, perr(s, MUX_ERR_INTERNAL, "out of memory"), 0);
+            return mux_die(s, perr(s, MUX_ERR_INTERNAL, "out of memory"), 0);
         }
         bytes += s->scratch.len;
         mux_buf_reset(&s->wsctrl);
@@ -1393,7 +1210,7 @@ ssize_t mux_session_send(mux_session *s, mux_iovec *iov, size_t iovcnt, int64_t 
             /* the batch may be half built: drop it and fail */
             s->nplan = 0;
             mux_buf_reset(&s->scratch);
-            rv = die(s, rv, 0);
+            rv = mux_die(s, rv, 0);
             s->batch_out = 0;
             mux_chunks_free(s->grave, &s->pool, s->mem);
             s->grave = NULL;
@@ -1585,7 +1402,7 @@ int mux_session_new(mux_session **out, const mux_session_options *opt, const mux
         f.initial_stream_window = opt->initial_stream_window;
         f.initial_conn_window = opt->initial_conn_window;
         f.max_message_size = opt->max_message_size;
-        if (queue_frame(s, &f, 1) != 0) {
+        if (mux_queue_frame(s, &f, 1) != 0) {
             mux_session_del(s);
             return MUX_ERR_NOMEM;
         }
@@ -1739,7 +1556,7 @@ static void shrink_idle_windows(mux_session *s, int64_t now_ms)
         return;
     for (mux_stream *st = s->streams.all; st != NULL; st = st->anext)
         if (mux_rxwin_idle(&st->rx, now_ms, mux_rtt_smoothed(&s->rtt)) != 0)
-            recharge_growth(s, st);
+            mux_recharge_growth(s, st);
 }
 
 /* Runs due timers; see mux.h. */
@@ -1754,14 +1571,14 @@ int mux_session_handle_timeout(mux_session *s, int64_t now_ms)
         if (s->opt.handshake_timeout_ms != 0 && now_ms - s->created_ms >= s->opt.handshake_timeout_ms) {
             s->reason = "handshake timeout";
             s->peer_closed = 1; /* silent peer: nothing to drain (no lingering close) */
-            return die(s, MUX_ERR_TIMEOUT, s->hs == HS_HELLO_PENDING);
+            return mux_die(s, MUX_ERR_TIMEOUT, s->hs == HS_HELLO_PENDING);
         }
         return 0;
     }
     if (s->opt.ping_timeout_ms != 0 && now_ms - s->last_recv_ms >= s->opt.ping_timeout_ms) {
         s->reason = "keepalive timeout: the peer is silent";
         s->peer_closed = 1; /* silent peer: nothing to drain (no lingering close) */
-        return die(s, MUX_ERR_TIMEOUT, 1);
+        return mux_die(s, MUX_ERR_TIMEOUT, 1);
     }
     if (s->opt.ping_interval_ms != 0 && now_ms - s->last_recv_ms >= s->opt.ping_interval_ms &&
         now_ms - s->last_ping_ms >= s->opt.ping_interval_ms)
@@ -1799,7 +1616,7 @@ int mux_session_accept(mux_session *s, const char *public_url)
     f.initial_stream_window = s->opt.initial_stream_window;
     f.initial_conn_window = s->opt.initial_conn_window;
     f.max_message_size = s->opt.max_message_size;
-    int rv = queue_frame(s, &f, 1);
+    int rv = mux_queue_frame(s, &f, 1);
     if (rv != 0)
         return MUX_ERR_NOMEM;
     s->hs = HS_ESTABLISHED;
@@ -1819,7 +1636,7 @@ int mux_session_refuse(mux_session *s, unsigned code, const char *reason, uint32
     f.code = code;
     f.reason = iov_str(reason);
     f.retry_after_ms = retry_after_ms;
-    int rv = queue_frame(s, &f, 1);
+    int rv = mux_queue_frame(s, &f, 1);
     if (rv != 0)
         return MUX_ERR_NOMEM;
     s->hs = HS_REFUSED;
@@ -1873,7 +1690,7 @@ int32_t mux_session_open_stream(mux_session *s, const mux_head *head, void *stre
     size_t mark = s->ctrl.len;
     if (mux_frame_encode(&f, &s->ctrl, s->mem) != 0)
         return perr(s, MUX_ERR_NOMEM, "cannot encode the request head");
-    mux_stream *st = stream_new(s, id);
+    mux_stream *st = mux_stream_new(s, id);
     if (st == NULL) {
         s->ctrl.len = mark;
         return perr(s, MUX_ERR_NOMEM, "cannot allocate a stream");
@@ -1884,7 +1701,7 @@ int32_t mux_session_open_stream(mux_session *s, const mux_head *head, void *stre
     if (head->flags & MUX_HEAD_UPGRADE)
         st->flags |= MUX_SF_UPGRADE_REQ;
     if (head->flags & MUX_HEAD_END_STREAM)
-        stream_local_end(s, st);
+        mux_stream_local_end(s, st);
     return (int32_t)id;
 }
 
@@ -1924,7 +1741,7 @@ int mux_session_respond(mux_session *s, uint32_t id, const mux_head *head)
     if (head->status == 101)
         st->flags |= MUX_SF_RAW;
     if (f.head.flags & MUX_HEAD_END_STREAM)
-        stream_local_end(s, st);
+        mux_stream_local_end(s, st);
     else
         mux_schedule(s, st); /* data may have been waiting for the head */
     return 0;
@@ -2018,7 +1835,7 @@ int mux_session_reset_stream(mux_session *s, uint32_t id, unsigned code, const c
     mux_stream *st = mux_stream_table_find(&s->streams, id);
     if (st == NULL || st->state == MUX_SS_CLOSING)
         return perr(s, MUX_ERR_STREAM_NOT_FOUND, "no such stream");
-    stream_reset(s, st, code, reason != NULL ? reason : "");
+    mux_stream_reset(s, st, code, reason != NULL ? reason : "");
     return 0;
 }
 
@@ -2044,9 +1861,9 @@ int mux_session_consume(mux_session *s, uint32_t id, size_t n)
     st->rx.queue_ms = mux_rtt_smoothed(&s->rtt) - mux_rtt_min(&s->rtt); /* 0 before the first sample */
     st->rx.queue_ok_ms = mux_rxwin_queue_allowance(mux_rtt_min(&s->rtt));
     uint32_t inc = mux_rxwin_consume(&st->rx, n, s->now, mux_rtt_smoothed(&s->rtt), (uint32_t)cap);
-    recharge_growth(s, st);
+    mux_recharge_growth(s, st);
     if (inc != 0 && st->state != MUX_SS_HALF_CLOSED_REMOTE) {
-        int rv = queue_window(s, id, inc);
+        int rv = mux_queue_window(s, id, inc);
         if (rv != 0)
             return rv;
     }
@@ -2081,7 +1898,7 @@ int mux_session_goaway(mux_session *s, unsigned code, const char *reason)
         return MUX_ERR_INVALID_ARGUMENT;
     if (s->dead || s->goaway_sent)
         return s->dead ? perr(s, MUX_ERR_INVALID_STATE, "session is closed") : 0;
-    int rv = queue_simple(s, MUX_FRAME_GOAWAY, s->highest_id, code, reason != NULL ? reason : "");
+    int rv = mux_queue_simple(s, MUX_FRAME_GOAWAY, s->highest_id, code, reason != NULL ? reason : "");
     if (rv != 0)
         return rv;
     s->goaway_sent = 1;
@@ -2097,7 +1914,7 @@ int mux_session_ping(mux_session *s, int64_t now_ms)
     if (s->dead || s->hs != HS_ESTABLISHED)
         return perr(s, MUX_ERR_INVALID_STATE, "not established");
     s->now = now_ms;
-    int rv = queue_ping(s, MUX_FRAME_PING, (uint64_t)now_ms);
+    int rv = mux_queue_ping(s, MUX_FRAME_PING, (uint64_t)now_ms);
     if (rv == 0) {
         s->ping_outstanding = 1;
         s->last_ping_ms = now_ms;

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "buf.h"
+#include "frame_codec.h"
 #include "mux/mux.h"
 #include "mux/ws.h"
 #include "rtt.h"
@@ -382,5 +383,43 @@ void mux_worst_insert(mux_stream_stall *out, size_t *n, size_t cap, const mux_st
 void mux_stream_stall_of(const mux_stream *st, int64_t now, mux_stream_stall *x);
 /* The stream whose DATA goes next (interactive first), or NULL; it stays in its list. */
 mux_stream *mux_next_sender(const mux_session *s);
+
+/* ---------------------------------------------------------------- engine helpers (session.c) */
+
+/* Encodes |f| (borrowed) into the control queue; |plain|: it must go in an uncompressed message
+ * (handshake). 0 or the encoder's error (reason set). */
+int mux_queue_frame(mux_session *s, const mux_frame *f, int plain);
+/* Queues a CLOSE or GOAWAY (|id| is the stream id / last_stream_id) with |code| and |reason|. */
+int mux_queue_simple(mux_session *s, mux_frame_type type, uint32_t id, unsigned code, const char *reason);
+/* Queues WINDOW(|id|, |inc|); id 0 is the connection. */
+int mux_queue_window(mux_session *s, uint32_t id, uint32_t inc);
+/* Queues PING or PONG carrying |opaque|. */
+int mux_queue_ping(mux_session *s, mux_frame_type type, uint64_t opaque);
+/* Returns connection credit for |n| bytes received into a stream or discarded (PROTOCOL.md §6.2). */
+void mux_conn_consume(mux_session *s, size_t n);
+/* Queues our WebSocket close frame with |code| (the first code wins). */
+void mux_queue_ws_close(mux_session *s, uint16_t code);
+/* Fatal error |rv| (reason in s->reason): GOAWAY when |goaway|, WebSocket close, every stream
+ * closed, no more processing. Returns |rv| (or the first fatal error). */
+int mux_die(mux_session *s, int rv, int goaway);
+
+/* ---------------------------------------------------------------- stream lifecycle (stream.c) */
+
+/* Allocates stream |id| (OPEN, counted active) and inserts it; NULL when out of memory. */
+mux_stream *mux_stream_new(mux_session *s, uint32_t id);
+/* A CLOSING stub absorbing the peer's frames for a stream we refused (PROTOCOL.md §5.4). */
+int mux_stream_stub(mux_session *s, uint32_t id);
+/* Forgets |st| (freed here). Fires on_stream_close (the last callback) unless it already fired. */
+void mux_stream_free(mux_session *s, mux_stream *st, unsigned code, const char *reason, int by_peer);
+/* Aborts |st| from our side: CLOSE(code) queued, on_stream_close fires; a CLOSING stub may stay. */
+void mux_stream_reset(mux_session *s, mux_stream *st, unsigned code, const char *reason);
+/* Our direction of |st| ended (may free |st|). */
+void mux_stream_local_end(mux_session *s, mux_stream *st);
+/* The peer's direction of |id| ended: fires on_end (may free the stream). */
+void mux_stream_remote_end(mux_session *s, uint32_t id);
+/* The session ends: every stream gets on_stream_close (PROTOCOL.md §8). */
+void mux_kill_streams(mux_session *s, unsigned code, const char *reason);
+/* Re-computes what |st|'s window growth takes from the session's budget (rx_grown). */
+void mux_recharge_growth(mux_session *s, mux_stream *st);
 
 #endif

@@ -1,11 +1,12 @@
 /*
  * tunnelmux — stream table (chained hash on the stream id + a list of all streams) and the
- * per-stream chunked send queue (the scheduling lists are in sched.c). Pure data structures; the per-stream state machine
- * lives in session.c.
+ * per-stream chunked send queue (the scheduling lists are in sched.c); then the stream lifecycle:
+ * creation, the state machine (PROTOCOL.md §5.2), reset, and freeing with its last callback.
  */
 #include <string.h>
 
 #include "mem.h"
+#include "frame_codec.h"
 #include "session_internal.h"
 
 /* ---------------------------------------------------------------- table */
@@ -239,4 +240,187 @@ void mux_chunk_pool_free(mux_chunk_pool *pool, const mux_mem *mem)
         mux_mem_free(mem, c);
     }
     pool->nfree = 0;
+}
+
+/* ---------------------------------------------------------------- lifecycle */
+
+/* Re-computes what |st|'s window growth takes from the budget (rx_grown): what it may still be
+ * made to hold — its window, or the credit already announced and not yet consumed if that is
+ * more (announced credit cannot be taken back) — beyond the initial window. */
+void mux_recharge_growth(mux_session *s, mux_stream *st)
+{
+    int64_t committed = st->rx.limit - st->rx.consumed;
+    if (committed < (int64_t)st->rx.window)
+        committed = st->rx.window;
+    uint64_t charge = committed > (int64_t)st->rx.base ? (uint64_t)(committed - st->rx.base) : 0;
+    s->rx_grown = s->rx_grown - st->rx_charged + charge;
+    st->rx_charged = charge;
+}
+
+/* Gives back the auto-tuned growth of |st|'s receive window (it is closing). */
+static void release_growth(mux_session *s, mux_stream *st)
+{
+    s->rx_grown -= st->rx_charged;
+    st->rx_charged = 0;
+    st->rx.window = st->rx.base;
+}
+
+static void drop_queue(mux_session *s, mux_stream *st)
+{
+    if (s->batch_out)
+        mux_txq_bury(&st->txq, &s->grave);
+    else {
+        mux_chunks_free(st->txq.head, &s->pool, s->mem);
+        st->txq.head = st->txq.tail = NULL;
+        st->txq.queued = st->txq.held = 0;
+    }
+}
+
+/* Forgets |st|. Fires on_stream_close (the last callback) unless it already fired. */
+void mux_stream_free(mux_session *s, mux_stream *st, unsigned code, const char *reason, int by_peer)
+{
+    uint32_t id = st->id;
+    void *sud = st->user_data;
+    int notify = !(st->flags & MUX_SF_NOTIFIED);
+    mux_unschedule(s, st);
+    if (notify) {
+        mux_stream_stall x;
+        mux_stream_stall_of(st, s->now, &x);
+        x.open = 0;
+        mux_worst_insert(s->worst, &s->nworst, MUX_WORST_FINISHED, &x);
+    }
+    mux_stream_table_remove(&s->streams, st);
+    release_growth(s, st);
+    drop_queue(s, st);
+    if (notify) {
+        s->active--;
+        s->stats.streams_closed++;
+    } else {
+        s->stubs--;
+    }
+    mux_mem_free(s->mem, st);
+    if (notify && s->cb.on_stream_close != NULL)
+        s->cb.on_stream_close(s, id, code, reason != NULL ? reason : "", by_peer, sud, s->ud);
+}
+
+/*
+ * Aborts |st| from our side: CLOSE(code) is queued, queued data dropped, on_stream_close fires
+ * (by_peer 0). If the peer's direction is still open the stream stays as a CLOSING stub that
+ * discards the peer's late DATA (PROTOCOL.md §5.3).
+ */
+void mux_stream_reset(mux_session *s, mux_stream *st, unsigned code, const char *reason)
+{
+    mux_queue_simple(s, MUX_FRAME_CLOSE, st->id, code, reason);
+    st->flags &= ~MUX_SF_FIN_QUEUED;
+    mux_unschedule(s, st);
+    drop_queue(s, st);
+    if (st->state == MUX_SS_HALF_CLOSED_REMOTE) {
+        mux_stream_free(s, st, code, reason, 0);
+        return;
+    }
+    uint32_t id = st->id;
+    void *sud = st->user_data;
+    release_growth(s, st);
+    st->rx.consumed = st->rx.received;
+    st->state = MUX_SS_CLOSING;
+    st->flags |= MUX_SF_NOTIFIED;
+    st->user_data = NULL;
+    s->active--;
+    s->stubs++;
+    s->stats.streams_closed++;
+    if (s->cb.on_stream_close != NULL)
+        s->cb.on_stream_close(s, id, code, reason != NULL ? reason : "", 0, sud, s->ud);
+}
+
+/* Our direction ended (DATA fin sent, or a head with END_STREAM queued). */
+void mux_stream_local_end(mux_session *s, mux_stream *st)
+{
+    switch (st->state) {
+    case MUX_SS_OPEN:
+        st->state = MUX_SS_HALF_CLOSED_LOCAL;
+        break;
+    case MUX_SS_HALF_CLOSED_REMOTE:
+        mux_stream_free(s, st, MUX_CODE_NO_ERROR, "", 0);
+        break;
+    case MUX_SS_HALF_CLOSED_LOCAL:
+    case MUX_SS_CLOSING:
+        break;
+    }
+}
+
+/* The peer's direction of |id| ended (DATA fin or head END_STREAM). Fires on_end. */
+void mux_stream_remote_end(mux_session *s, uint32_t id)
+{
+    mux_stream *st = mux_stream_table_find(&s->streams, id);
+    if (st == NULL)
+        return;
+    switch (st->state) {
+    case MUX_SS_OPEN:
+    case MUX_SS_HALF_CLOSED_LOCAL: {
+        int was_local_done = st->state == MUX_SS_HALF_CLOSED_LOCAL;
+        st->state = MUX_SS_HALF_CLOSED_REMOTE;
+        if (s->cb.on_end != NULL && s->cb.on_end(s, id, st->user_data, s->ud) != 0) {
+            st = mux_stream_table_find(&s->streams, id);
+            if (st != NULL && st->state != MUX_SS_CLOSING)
+                mux_stream_reset(s, st, MUX_CODE_CANCEL, "on_end failed");
+            return;
+        }
+        st = mux_stream_table_find(&s->streams, id);
+        if (st != NULL && was_local_done && st->state == MUX_SS_HALF_CLOSED_REMOTE)
+            mux_stream_free(s, st, MUX_CODE_NO_ERROR, "", 0);
+        break;
+    }
+    case MUX_SS_CLOSING:
+        mux_stream_free(s, st, MUX_CODE_CANCEL, "", 0);
+        break;
+    case MUX_SS_HALF_CLOSED_REMOTE:
+        break;
+    }
+}
+
+mux_stream *mux_stream_new(mux_session *s, uint32_t id)
+{
+    mux_stream *st = mux_mem_calloc(s->mem, 1, sizeof(*st));
+    if (st == NULL)
+        return NULL;
+    st->id = id;
+    st->state = MUX_SS_OPEN;
+    st->tx_credit = s->peer_stream_window;
+    mux_rxwin_init(&st->rx, s->opt.initial_stream_window, s->now);
+    st->opened_ms = s->now;
+    if (mux_stream_table_insert(&s->streams, st, s->mem) != 0) {
+        mux_mem_free(s->mem, st);
+        return NULL;
+    }
+    s->active++;
+    s->stats.streams_opened++;
+    return st;
+}
+
+/* A stub absorbing the peer's frames for a stream we refused (PROTOCOL.md §5.4). */
+int mux_stream_stub(mux_session *s, uint32_t id)
+{
+    if (s->stubs > 4 * s->opt.max_concurrent_streams + 64)
+        return perr(s, MUX_ERR_PROTO, "too many refused streams awaiting the peer's CLOSE");
+    mux_stream *st = mux_mem_calloc(s->mem, 1, sizeof(*st));
+    if (st == NULL)
+        return perr(s, MUX_ERR_INTERNAL, "out of memory for a refused stream");
+    st->id = id;
+    st->state = MUX_SS_CLOSING;
+    st->flags = MUX_SF_NOTIFIED;
+    mux_rxwin_init(&st->rx, s->opt.initial_stream_window, s->now);
+    if (mux_stream_table_insert(&s->streams, st, s->mem) != 0) {
+        mux_mem_free(s->mem, st);
+        return perr(s, MUX_ERR_INTERNAL, "out of memory for a refused stream");
+    }
+    s->stubs++;
+    return 0;
+}
+
+/* The session ends: every stream gets on_stream_close (PROTOCOL.md §8). */
+void mux_kill_streams(mux_session *s, unsigned code, const char *reason)
+{
+    mux_stream *st;
+    while ((st = s->streams.all) != NULL)
+        mux_stream_free(s, st, code, reason, 1);
 }
