@@ -247,12 +247,7 @@ static int on_request(mux_session *s, const mux_frame *f, int hdr_limit)
         st->flags |= MUX_SF_UPGRADE_REQ;
     int end = (f->head.flags & MUX_HEAD_END_STREAM) != 0;
     if (s->cb.on_head != NULL && s->cb.on_head(s, id, &f->head, NULL, s->ud) != 0) {
-        st = mux_stream_table_find(&s->streams, id);
-        if (st != NULL && st->state != MUX_SS_CLOSING) {
-            if (end)
-                st->state = MUX_SS_HALF_CLOSED_REMOTE;
-            mux_stream_reset(s, st, MUX_CODE_CANCEL, "on_head failed");
-        }
+        mux_stream_callback_failed(s, id, end, "on_head failed");
         return 0;
     }
     if (end)
@@ -297,13 +292,13 @@ static int on_response(mux_session *s, const mux_frame *f, int hdr_limit)
     } else {
         st->flags |= MUX_SF_HEAD_FINAL;
     }
+    int end = !informational && (f->head.flags & MUX_HEAD_END_STREAM) != 0;
     if (s->cb.on_head != NULL && s->cb.on_head(s, id, &f->head, st->user_data, s->ud) != 0) {
-        st = mux_stream_table_find(&s->streams, id);
-        if (st != NULL && st->state != MUX_SS_CLOSING)
-            mux_stream_reset(s, st, MUX_CODE_CANCEL, "on_head failed");
+        /* the END_STREAM counts as on_request's does: a CLOSING stub would wait for a fin that came */
+        mux_stream_callback_failed(s, id, end, "on_head failed");
         return 0;
     }
-    if (!informational && (f->head.flags & MUX_HEAD_END_STREAM))
+    if (end)
         mux_stream_remote_end(s, id);
     return 0;
 }
@@ -343,16 +338,7 @@ static int on_data(mux_session *s, const mux_frame *f)
         return perrf(s, MUX_ERR_FLOW_CONTROL, "DATA over the window of stream %u", id);
     mux_conn_consume(s, len); /* the stream's window holds it now (PROTOCOL.md §6.2) */
     if (len != 0 && s->cb.on_data != NULL && s->cb.on_data(s, id, f->payload, len, st->user_data, s->ud) != 0) {
-        st = mux_stream_table_find(&s->streams, id);
-        if (st != NULL && st->state != MUX_SS_CLOSING) {
-            if (f->fin && st->state == MUX_SS_HALF_CLOSED_LOCAL) {
-                mux_stream_free(s, st, MUX_CODE_CANCEL, "on_data failed", 0); /* both ends done: nothing to abort */
-                return 0;
-            }
-            if (f->fin)
-                st->state = MUX_SS_HALF_CLOSED_REMOTE;
-            mux_stream_reset(s, st, MUX_CODE_CANCEL, "on_data failed");
-        }
+        mux_stream_callback_failed(s, id, f->fin, "on_data failed");
         return 0;
     }
     if (f->fin)

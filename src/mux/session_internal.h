@@ -120,12 +120,15 @@ ssize_t mux_envelope_record(const uint8_t *p, size_t len, const char **reason);
 
 /* ---------------------------------------------------------------- streams (stream.c) */
 
-/* PROTOCOL.md §5.2. One switch in session.c handles the transitions. */
+/* PROTOCOL.md §5.2. Every change goes through mux_stream_set_state() (stream.c), which checks the
+ * transition against its table and keeps the session's counters (active, stubs, opened/closed). */
 typedef enum {
+    MUX_SS_IDLE,               /* allocated, not yet in the table: counted nowhere */
     MUX_SS_OPEN,               /* both directions open */
     MUX_SS_HALF_CLOSED_LOCAL,  /* our end was sent, the peer still sends */
     MUX_SS_HALF_CLOSED_REMOTE, /* the peer's end arrived, we still send */
-    MUX_SS_CLOSING,            /* we sent CLOSE: discard DATA until the peer's fin/CLOSE */
+    MUX_SS_CLOSING,            /* we sent CLOSE: discard DATA until the peer's fin/CLOSE (a stub, counted in stubs) */
+    MUX_SS_CLOSED,             /* out of the table, being freed: counted nowhere */
 } mux_stream_state;
 
 enum {
@@ -419,6 +422,18 @@ void mux_stream_local_end(mux_session *s, mux_stream *st);
 void mux_stream_remote_end(mux_session *s, uint32_t id);
 /* The session ends: every stream gets on_stream_close (PROTOCOL.md §8). */
 void mux_kill_streams(mux_session *s, unsigned code, const char *reason);
+/* Moves |st| to |to|: asserts the transition is allowed (its predecessor is right) and keeps the
+ * session's counters: OPEN/HALF_CLOSED_* count as active (entering: streams_opened; leaving:
+ * streams_closed), CLOSING as a stub. */
+void mux_stream_set_state(mux_session *s, mux_stream *st, mux_stream_state to);
+/* The name of |state| for logs and test messages ("open", "half_closed_local", ...). */
+const char *mux_stream_state_to_str(mux_stream_state state);
+/*
+ * A callback about stream |id| (on_head, on_data, on_end) returned non-zero: looks the stream up
+ * again (the callback may have reset or closed it) and aborts it with CANCEL and |reason|, unless
+ * it is gone or already CLOSING. |fin|: the frame also ended the peer's direction.
+ */
+void mux_stream_callback_failed(mux_session *s, uint32_t id, int fin, const char *reason);
 /* Re-computes what |st|'s window growth takes from the session's budget (rx_grown). */
 void mux_recharge_growth(mux_session *s, mux_stream *st);
 

@@ -3,6 +3,7 @@
  * per-stream chunked send queue (the scheduling lists are in sched.c); then the stream lifecycle:
  * creation, the state machine (PROTOCOL.md §5.2), reset, and freeing with its last callback.
  */
+#include <assert.h>
 #include <string.h>
 
 #include "mem.h"
@@ -244,6 +245,64 @@ void mux_chunk_pool_free(mux_chunk_pool *pool, const mux_mem *mem)
 
 /* ---------------------------------------------------------------- lifecycle */
 
+#define SS_BIT(state) (1u << (state))
+
+/* The transitions mux_stream_set_state allows, by predecessor (PROTOCOL.md §5.2). */
+static const unsigned allowed_next[MUX_SS_CLOSED + 1] = {
+    [MUX_SS_IDLE] = SS_BIT(MUX_SS_OPEN) | SS_BIT(MUX_SS_CLOSING), /* opened, or a stub for a refused one */
+    [MUX_SS_OPEN] =
+        SS_BIT(MUX_SS_HALF_CLOSED_LOCAL) | SS_BIT(MUX_SS_HALF_CLOSED_REMOTE) | SS_BIT(MUX_SS_CLOSING) | SS_BIT(MUX_SS_CLOSED),
+    /* -> HALF_CLOSED_REMOTE: the peer's end arrived after ours (freed once on_end returned) */
+    [MUX_SS_HALF_CLOSED_LOCAL] = SS_BIT(MUX_SS_HALF_CLOSED_REMOTE) | SS_BIT(MUX_SS_CLOSING) | SS_BIT(MUX_SS_CLOSED),
+    [MUX_SS_HALF_CLOSED_REMOTE] = SS_BIT(MUX_SS_CLOSED), /* a reset frees it: nothing more will come */
+    [MUX_SS_CLOSING] = SS_BIT(MUX_SS_CLOSED),
+    [MUX_SS_CLOSED] = 0,
+};
+
+static int counts_active(mux_stream_state state)
+{
+    return state == MUX_SS_OPEN || state == MUX_SS_HALF_CLOSED_LOCAL || state == MUX_SS_HALF_CLOSED_REMOTE;
+}
+
+void mux_stream_set_state(mux_session *s, mux_stream *st, mux_stream_state to)
+{
+    mux_stream_state from = st->state;
+    int allowed = from <= MUX_SS_CLOSED && to <= MUX_SS_CLOSED && (allowed_next[from] & SS_BIT(to)) != 0;
+    assert(allowed);
+    (void)allowed;
+    st->state = to;
+    if (!counts_active(from) && counts_active(to)) {
+        s->active++;
+        s->stats.streams_opened++;
+    } else if (counts_active(from) && !counts_active(to)) {
+        s->active--;
+        s->stats.streams_closed++;
+    }
+    if (to == MUX_SS_CLOSING)
+        s->stubs++;
+    else if (from == MUX_SS_CLOSING)
+        s->stubs--;
+}
+
+const char *mux_stream_state_to_str(mux_stream_state state)
+{
+    switch (state) {
+    case MUX_SS_IDLE:
+        return "idle";
+    case MUX_SS_OPEN:
+        return "open";
+    case MUX_SS_HALF_CLOSED_LOCAL:
+        return "half_closed_local";
+    case MUX_SS_HALF_CLOSED_REMOTE:
+        return "half_closed_remote";
+    case MUX_SS_CLOSING:
+        return "closing";
+    case MUX_SS_CLOSED:
+        return "closed";
+    }
+    return "unknown";
+}
+
 /* Re-computes what |st|'s window growth takes from the budget (rx_grown): what it may still be
  * made to hold — its window, or the credit already announced and not yet consumed if that is
  * more (announced credit cannot be taken back) — beyond the initial window. */
@@ -292,12 +351,7 @@ void mux_stream_free(mux_session *s, mux_stream *st, unsigned code, const char *
     mux_stream_table_remove(&s->streams, st);
     release_growth(s, st);
     drop_queue(s, st);
-    if (notify) {
-        s->active--;
-        s->stats.streams_closed++;
-    } else {
-        s->stubs--;
-    }
+    mux_stream_set_state(s, st, MUX_SS_CLOSED);
     mux_mem_free(s->mem, st);
     if (notify && s->cb.on_stream_close != NULL)
         s->cb.on_stream_close(s, id, code, reason != NULL ? reason : "", by_peer, sud, s->ud);
@@ -322,12 +376,9 @@ void mux_stream_reset(mux_session *s, mux_stream *st, unsigned code, const char 
     void *sud = st->user_data;
     release_growth(s, st);
     st->rx.consumed = st->rx.received;
-    st->state = MUX_SS_CLOSING;
+    mux_stream_set_state(s, st, MUX_SS_CLOSING);
     st->flags |= MUX_SF_NOTIFIED;
     st->user_data = NULL;
-    s->active--;
-    s->stubs++;
-    s->stats.streams_closed++;
     if (s->cb.on_stream_close != NULL)
         s->cb.on_stream_close(s, id, code, reason != NULL ? reason : "", 0, sud, s->ud);
 }
@@ -337,13 +388,17 @@ void mux_stream_local_end(mux_session *s, mux_stream *st)
 {
     switch (st->state) {
     case MUX_SS_OPEN:
-        st->state = MUX_SS_HALF_CLOSED_LOCAL;
+        mux_stream_set_state(s, st, MUX_SS_HALF_CLOSED_LOCAL);
         break;
     case MUX_SS_HALF_CLOSED_REMOTE:
         mux_stream_free(s, st, MUX_CODE_NO_ERROR, "", 0);
         break;
     case MUX_SS_HALF_CLOSED_LOCAL:
     case MUX_SS_CLOSING:
+        break;
+    case MUX_SS_IDLE:
+    case MUX_SS_CLOSED:
+        assert(!"a stream in the table is never idle or closed");
         break;
     }
 }
@@ -358,11 +413,9 @@ void mux_stream_remote_end(mux_session *s, uint32_t id)
     case MUX_SS_OPEN:
     case MUX_SS_HALF_CLOSED_LOCAL: {
         int was_local_done = st->state == MUX_SS_HALF_CLOSED_LOCAL;
-        st->state = MUX_SS_HALF_CLOSED_REMOTE;
+        mux_stream_set_state(s, st, MUX_SS_HALF_CLOSED_REMOTE);
         if (s->cb.on_end != NULL && s->cb.on_end(s, id, st->user_data, s->ud) != 0) {
-            st = mux_stream_table_find(&s->streams, id);
-            if (st != NULL && st->state != MUX_SS_CLOSING)
-                mux_stream_reset(s, st, MUX_CODE_CANCEL, "on_end failed");
+            mux_stream_callback_failed(s, id, 0, "on_end failed");
             return;
         }
         st = mux_stream_table_find(&s->streams, id);
@@ -375,7 +428,25 @@ void mux_stream_remote_end(mux_session *s, uint32_t id)
         break;
     case MUX_SS_HALF_CLOSED_REMOTE:
         break;
+    case MUX_SS_IDLE:
+    case MUX_SS_CLOSED:
+        assert(!"a stream in the table is never idle or closed");
+        break;
     }
+}
+
+void mux_stream_callback_failed(mux_session *s, uint32_t id, int fin, const char *reason)
+{
+    mux_stream *st = mux_stream_table_find(&s->streams, id);
+    if (st == NULL || st->state == MUX_SS_CLOSING)
+        return;
+    if (fin && st->state == MUX_SS_HALF_CLOSED_LOCAL) {
+        mux_stream_free(s, st, MUX_CODE_CANCEL, reason, 0); /* both ends done: nothing to abort */
+        return;
+    }
+    if (fin && st->state == MUX_SS_OPEN) /* so the reset frees it rather than wait for this fin */
+        mux_stream_set_state(s, st, MUX_SS_HALF_CLOSED_REMOTE);
+    mux_stream_reset(s, st, MUX_CODE_CANCEL, reason);
 }
 
 mux_stream *mux_stream_new(mux_session *s, uint32_t id)
@@ -383,8 +454,7 @@ mux_stream *mux_stream_new(mux_session *s, uint32_t id)
     mux_stream *st = mux_mem_calloc(s->mem, 1, sizeof(*st));
     if (st == NULL)
         return NULL;
-    st->id = id;
-    st->state = MUX_SS_OPEN;
+    st->id = id; /* calloc: state MUX_SS_IDLE */
     st->tx_credit = s->peer_stream_window;
     mux_rxwin_init(&st->rx, s->opt.initial_stream_window, s->now);
     st->opened_ms = s->now;
@@ -392,8 +462,7 @@ mux_stream *mux_stream_new(mux_session *s, uint32_t id)
         mux_mem_free(s->mem, st);
         return NULL;
     }
-    s->active++;
-    s->stats.streams_opened++;
+    mux_stream_set_state(s, st, MUX_SS_OPEN);
     return st;
 }
 
@@ -405,15 +474,14 @@ int mux_stream_stub(mux_session *s, uint32_t id)
     mux_stream *st = mux_mem_calloc(s->mem, 1, sizeof(*st));
     if (st == NULL)
         return perr(s, MUX_ERR_INTERNAL, "out of memory for a refused stream");
-    st->id = id;
-    st->state = MUX_SS_CLOSING;
+    st->id = id; /* calloc: state MUX_SS_IDLE */
     st->flags = MUX_SF_NOTIFIED;
     mux_rxwin_init(&st->rx, s->opt.initial_stream_window, s->now);
     if (mux_stream_table_insert(&s->streams, st, s->mem) != 0) {
         mux_mem_free(s->mem, st);
         return perr(s, MUX_ERR_INTERNAL, "out of memory for a refused stream");
     }
-    s->stubs++;
+    mux_stream_set_state(s, st, MUX_SS_CLOSING);
     return 0;
 }
 

@@ -47,6 +47,7 @@ typedef struct {
     uint64_t unconsumed_total, max_unconsumed_total;
     int window_violations;
     int auto_respond;
+    int fail_heads; /* on_head returns non-zero (the application refuses the head) */
     peer_rng *rng;
     uint64_t resp_seed, resp_per;
     int closes;
@@ -104,6 +105,8 @@ static int cb_head(mux_session *s, uint32_t id, const mux_head *head, void *sud,
     if (t == NULL)
         return 1;
     t->heads++;
+    if (d->fail_heads)
+        return 1;
     if (!d->server) {
         t->used = 1;
         if (d->auto_respond) {
@@ -967,6 +970,54 @@ START_TEST(test_close_after_both_ends_is_ignored)
     rec(&env, &f);
     ck_assert_int_ge(inject_env(&p, 1, &env), 0);
     ck_assert_int_eq(mux_session_want_close(p.srv.s), 0);
+    pair_del(&p);
+}
+END_TEST
+
+/* on_head failing on a response head that carried END_STREAM frees the stream, as on_request and
+ * on_data do: a CLOSING stub would wait for a fin that already came (the client has forgotten the
+ * stream or only answers CLOSE by forgetting it), and stubs count against the stream limit. */
+START_TEST(test_response_head_failure_with_end_stream)
+{
+    mux_session_options so, co;
+    opts(&so, &co);
+    so.max_concurrent_streams = 1;
+    pair p;
+    pair_new(&p, &so, &co, 5);
+    pump(&p, 1 << 20);
+    p.cli.auto_respond = 0;
+    p.srv.fail_heads = 1;
+    /* round 0: the request had ended (server half-closed local); round 1: it had not (open) */
+    for (int round = 0; round < 2; round++) {
+        int32_t id = open_simple(&p, round == 0 ? MUX_HEAD_END_STREAM : 0);
+        pump(&p, 1 << 20);
+        mux_head r = {0};
+        r.status = 200;
+        r.flags = MUX_HEAD_END_STREAM;
+        ck_assert_int_eq(mux_session_respond(p.cli.s, (uint32_t)id, &r), 0);
+        pump(&p, 1 << 20);
+        tstream *s = ts_of(&p.srv, (uint32_t)id), *c = ts_of(&p.cli, (uint32_t)id);
+        ck_assert_int_eq(s->heads, 1);
+        ck_assert_int_eq(s->closed, 1);
+        ck_assert_uint_eq(s->close_code, MUX_CODE_CANCEL);
+        ck_assert_int_eq(s->close_by_peer, 0);
+        ck_assert_int_eq(c->closed, 1);
+        mux_session_stats st;
+        mux_session_get_stats(p.srv.s, &st);
+        ck_assert_uint_eq(st.streams_active, 0);
+    }
+    /* nothing left behind: the one allowed stream can be opened again */
+    p.srv.fail_heads = 0;
+    int32_t id = open_simple(&p, MUX_HEAD_END_STREAM);
+    pump(&p, 1 << 20);
+    mux_head r = {0};
+    r.status = 204;
+    r.flags = MUX_HEAD_END_STREAM;
+    ck_assert_int_eq(mux_session_respond(p.cli.s, (uint32_t)id, &r), 0);
+    pump(&p, 1 << 20);
+    ck_assert_int_eq(ts_of(&p.srv, (uint32_t)id)->closed, 1);
+    ck_assert_uint_eq(ts_of(&p.srv, (uint32_t)id)->close_code, MUX_CODE_NO_ERROR);
+    ck_assert(!mux_session_want_close(p.srv.s));
     pair_del(&p);
 }
 END_TEST
@@ -2252,6 +2303,7 @@ Suite *make_suite(void)
     tcase_add_test(tc, test_message_too_large);
     tcase_add_test(tc, test_unknown_stream);
     tcase_add_test(tc, test_linger_finds_peer_close);
+    tcase_add_test(tc, test_response_head_failure_with_end_stream);
     tcase_add_test(tc, test_data_after_close);
     tcase_add_test(tc, test_close_after_both_ends_is_ignored);
     tcase_add_test(tc, test_duplicate_open);
