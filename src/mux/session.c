@@ -911,17 +911,6 @@ static int close_segment(mux_session *s, size_t *seg)
  * all of it (compressed). Uses at most |iov_room| plan entries. Returns 1 when a message was
  * built, 0 when there was nothing to send, or a negative fatal error. Adds its size to |*bytes|.
  */
-/* Records whether |st|'s DATA compressed (|bad| 0) or not; a failed re-try doubles the wait
- * before the next one. */
-static void note_compression(mux_stream *st, int bad)
-{
-    if (!bad)
-        st->probe_shift = 0;
-    else if (st->incompressible && st->probe_shift < INCOMPRESSIBLE_PROBE_MAX_SHIFT)
-        st->probe_shift++;
-    st->incompressible = (uint8_t)bad;
-}
-
 static int build_message(mux_session *s, size_t iov_room, size_t *bytes)
 {
     int has_ctrl = mux_buf_size(&s->ctrl) > 0;
@@ -938,22 +927,18 @@ static int build_message(mux_session *s, size_t iov_room, size_t *bytes)
             /* a message led by DATA of a stream that did not compress lately goes plain, its
              * control records with it (they are small; compressing them would drag the DATA
              * through zstd) */
-            if (h->incompressible && ++h->probe < (INCOMPRESSIBLE_PROBE << h->probe_shift)) {
+            if (mux_compress_before(&h->compress) == MUX_COMPRESS_SKIP) {
                 compress = 0;
             } else {
                 /* a new stream, or a re-try: a flat byte histogram means zstd would only burn
                  * CPU (random, encrypted, already compressed); counts as a failed try */
-                h->probe = 0;
                 uint8_t *peek;
                 size_t n = mux_txq_peek(&h->txq, &peek, SIZE_MAX);
-                if (mux_looks_incompressible(peek, n)) {
-                    compress = 0;
-                    note_compression(h, 1);
-                }
+                compress = mux_compress_after_look(&h->compress, mux_looks_incompressible(peek, n));
             }
         }
         if (compress)
-            limit -= limit / 256 + 64; /* room for zstd's worst-case expansion */
+            limit = mux_compress_limit(limit); /* room for zstd's worst-case expansion */
     }
     size_t first = s->nplan;
     size_t start = s->scratch.len;
@@ -1054,7 +1039,7 @@ static int build_message(mux_session *s, size_t iov_room, size_t *bytes)
         return 0;
     }
 
-    if (compress && body - 1 < COMPRESS_MIN_BODY) {
+    if (compress && mux_compress_too_small(body - 1)) {
         /* small (control-only, a short head): plain, so it never touches the zstd contexts */
         if (mux_buf_append(&s->scratch, s->zin.base, s->zin.len, 0, s->mem) != 0)
             return perr(s, MUX_ERR_INTERNAL, "out of memory building a message");
@@ -1073,11 +1058,11 @@ static int build_message(mux_session *s, size_t iov_room, size_t *bytes)
             return perr(s, MUX_ERR_INTERNAL, "compression failed");
         size_t clen = s->scratch.len - before;
         /* remember which streams do not compress (PROTOCOL.md §3.2: measure, skip) */
-        int bad = clen * 10 > (body - 1) * 9;
+        int bad = mux_compress_did_not_pay(clen, body - 1);
         for (size_t i = 0; i < nmsg_ids; i++) {
             mux_stream *st = mux_stream_table_find(&s->streams, msg_ids[i]);
             if (st != NULL)
-                note_compression(st, bad);
+                mux_compress_note(&st->compress, bad);
         }
         paylen = 1 + clen;
         mux_buf_shrink(&s->zin, 1u << 20, s->mem);

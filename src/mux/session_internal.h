@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "buf.h"
+#include "compress_policy.h"
 #include "frame_codec.h"
 #include "mux/mux.h"
 #include "mux/ws.h"
@@ -172,10 +173,8 @@ typedef struct mux_stream {
     uint64_t bytes_sent; /* DATA payload sent */
     int64_t opened_ms;
     mux_rxwin rx;
-    uint64_t rx_charged;    /* its share of the session's rx_grown (recharge_growth) */
-    uint8_t incompressible; /* >0: recent messages with its DATA did not compress */
-    uint8_t probe_shift;    /* failed re-probes in a row: the next one waits INCOMPRESSIBLE_PROBE << this */
-    uint16_t probe;         /* counts skipped compressions, to re-probe */
+    uint64_t rx_charged;         /* its share of the session's rx_grown (recharge_growth) */
+    mux_compress_probe compress; /* whether its DATA compressed lately (compress_policy.h) */
 } mux_stream;
 
 typedef struct {
@@ -216,17 +215,6 @@ enum { RXM_UNDECIDED, RXM_RECORDS, RXM_WHOLE, RXM_SKIP };
 #define CTRL_FLOOD_LIMIT (1u << 20)    /* drop PONGs when this much control is unsent */
 #define CTRL_BACKLOG_LIMIT (16u << 20) /* fail a peer that makes us queue more control than this */
 #define RX_ZSTD_WINDOW_LOG_MAX 20      /* PROTOCOL.md §3.2: senders never exceed 20 */
-/* An incompressible stream is re-tried after INCOMPRESSIBLE_PROBE messages, the wait doubling after
- * each failed re-try up to INCOMPRESSIBLE_PROBE << INCOMPRESSIBLE_PROBE_MAX_SHIFT (random or
- * already compressed bodies then cost ~0.1% of their bytes in probes). */
-#define INCOMPRESSIBLE_PROBE 16
-#define INCOMPRESSIBLE_PROBE_MAX_SHIFT 6
-/* PROTOCOL.md §3.2: a message whose body (records before compression) is shorter goes plain.
- * Keepalive and credit (PING, PONG, WINDOW: 5-15 bytes a record) and CLOSE never touch zstd, so an
- * idle tunnel holds no context. Measured (level 3, window 17, warm window, PERFORMANCE.md): a 12-byte
- * body grows by 10%, a 96-byte one saves 75 bytes, a 192-byte head 127 bytes; a cold frame adds 9
- * bytes. The contexts that would cost: 1.6 MiB (compressor) + 0.6 MiB (decompressor) per tunnel. */
-#define COMPRESS_MIN_BODY 256
 
 typedef struct {
     uint8_t *ptr; /* NULL: |off| is an offset in the scratch buffer */
