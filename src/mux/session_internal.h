@@ -425,4 +425,9 @@ void mux_stream_callback_failed(mux_session *s, uint32_t id, int fin, const char
 /* Re-computes what |st|'s window growth takes from the session's budget (rx_grown). */
 void mux_recharge_growth(mux_session *s, mux_stream *st);
 
+/* ---------------------------------------------------------------- batch builder (tx_batch.c) */
+
+/* 1 when DATA may go out now: established, not closing, and a stream in a ready list. */
+int mux_can_send_data(const mux_session *s);
+
 #endif
