@@ -430,4 +430,24 @@ void mux_recharge_growth(mux_session *s, mux_stream *st);
 /* 1 when DATA may go out now: established, not closing, and a stream in a ready list. */
 int mux_can_send_data(const mux_session *s);
 
+/* ---------------------------------------------------------------- frame handlers (session.c) */
+
+/* Dispatches one decoded frame (|f| borrowed): one switch per frame type, role checks inside.
+ * 0, or a negative error with the reason set (the caller makes it fatal). */
+int mux_on_frame(mux_session *s, const mux_frame *f);
+/* CLIENT: a request head opens f->stream_id. |hdr_limit|: the head was over our header limits
+ * (only the id was decoded). */
+int mux_on_request(mux_session *s, const mux_frame *f, int hdr_limit);
+/* SERVER: the response head of one of our streams; |hdr_limit| as for mux_on_request. */
+int mux_on_response(mux_session *s, const mux_frame *f, int hdr_limit);
+
+/* ---------------------------------------------------------------- message layer (rx_message.c) */
+
+/* One piece of a WebSocket frame from the decoder (its data borrowed from the caller's input,
+ * unmasked in place). 0, MUX_ERR_WS_CLOSED (the peer's close), MUX_ERR_REFUSED or an error. */
+int mux_rx_ws_piece(mux_session *s, const mux_ws_piece *pc);
+/* Input after the session stopped processing: only the peer's WebSocket close is looked for
+ * (sets peer_closed) so the transport can close early (lingering close, PROTOCOL.md §8). */
+void mux_rx_linger_scan(mux_session *s, uint8_t *in, size_t len);
+
 #endif
