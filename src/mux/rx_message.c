@@ -302,3 +302,18 @@ void mux_rx_linger_scan(mux_session *s, uint8_t *in, size_t len)
             break;
     }
 }
+
+const char *mux_rx_mode_to_str(mux_rx_mode mode)
+{
+    switch (mode) {
+    case RXM_UNDECIDED:
+        return "undecided";
+    case RXM_RECORDS:
+        return "records";
+    case RXM_WHOLE:
+        return "whole";
+    case RXM_SKIP:
+        return "skip";
+    }
+    return "unknown";
+}

@@ -40,7 +40,7 @@ void mux_slist_remove(mux_slist *l, mux_stream *st)
 /* ---------------------------------------------------------------- which list, and why */
 
 /* The stall cause of a list (MUX_STALL_CAUSES: not stalled). */
-int mux_list_stall_cause(int list)
+int mux_list_stall_cause(mux_sched_list list)
 {
     switch (list) {
     case MUX_LIST_SEND:
@@ -85,7 +85,7 @@ void mux_unschedule(mux_session *s, mux_stream *st)
 void mux_schedule(mux_session *s, mux_stream *st)
 {
     int want = st->txq.queued > 0 || (st->flags & MUX_SF_FIN_QUEUED);
-    int list = MUX_LIST_NONE;
+    mux_sched_list list = MUX_LIST_NONE;
     if (want && st->state != MUX_SS_CLOSING) {
         if (st->txq.queued == 0)
             list = MUX_LIST_SEND; /* a bare fin needs no credit */
@@ -168,4 +168,21 @@ void mux_stream_stall_of(const mux_stream *st, int64_t now, mux_stream_stall *x)
 mux_stream *mux_next_sender(const mux_session *s)
 {
     return s->sendq_interactive.head != NULL ? s->sendq_interactive.head : s->sendq.head;
+}
+
+const char *mux_sched_list_to_str(mux_sched_list list)
+{
+    switch (list) {
+    case MUX_LIST_NONE:
+        return "none";
+    case MUX_LIST_SEND:
+        return "send";
+    case MUX_LIST_SEND_INTERACTIVE:
+        return "send_interactive";
+    case MUX_LIST_BLK_CONN:
+        return "blk_conn";
+    case MUX_LIST_BLK_STREAM:
+        return "blk_stream";
+    }
+    return "unknown";
 }

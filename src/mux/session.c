@@ -867,6 +867,38 @@ int mux_session_handle_timeout(mux_session *s, int64_t now_ms)
 
 /* ================================================================ queries */
 
+const char *mux_handshake_state_to_str(mux_handshake_state hs)
+{
+    switch (hs) {
+    case HS_WAIT_HELLO:
+        return "wait_hello";
+    case HS_HELLO_PENDING:
+        return "hello_pending";
+    case HS_WAIT_WELCOME:
+        return "wait_welcome";
+    case HS_ESTABLISHED:
+        return "established";
+    case HS_REFUSED:
+        return "refused";
+    }
+    return "unknown";
+}
+
+const char *mux_ws_close_state_to_str(mux_ws_close_state cs)
+{
+    switch (cs) {
+    case CLOSE_NONE:
+        return "none";
+    case CLOSE_QUEUED:
+        return "queued";
+    case CLOSE_IN_BATCH:
+        return "in_batch";
+    case CLOSE_SENT:
+        return "sent";
+    }
+    return "unknown";
+}
+
 int mux_session_is_established(const mux_session *s)
 {
     return s != NULL && s->hs == HS_ESTABLISHED;

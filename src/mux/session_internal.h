@@ -132,6 +132,7 @@ typedef enum {
     MUX_SS_CLOSED,             /* out of the table, being freed: counted nowhere */
 } mux_stream_state;
 
+/* Stream flag bits (mux_stream.flags). */
 enum {
     MUX_SF_UPGRADE_REQ = 0x01,   /* request head had MUX_HEAD_UPGRADE */
     MUX_SF_RAW = 0x02,           /* 101 seen: raw bytes both ways */
@@ -142,15 +143,18 @@ enum {
     MUX_SF_TOUCHED = 0x40,       /* referenced by the outstanding batch */
 };
 
-/* Which scheduling list a stream is in (haproxy H2_SF_BLK_* style). */
-enum {
-    MUX_LIST_NONE = 0,
-    MUX_LIST_SEND,             /* bulk: has data and credit */
-    MUX_LIST_SEND_INTERACTIVE, /* has data and credit, and sent little since its queue was last empty:
-                                  served before bulk (PROTOCOL.md §6.4) */
-    MUX_LIST_BLK_CONN,
-    MUX_LIST_BLK_STREAM
-};
+/* Which scheduling list a stream is in, i.e. why it is or is not sending (haproxy H2_SF_BLK_*
+ * style: each "blocked because" value names the list it implies). Kept by sched.c. */
+typedef enum {
+    MUX_LIST_NONE = 0,         /* in no list: nothing to send, or CLOSING */
+    MUX_LIST_SEND,             /* in sendq: bulk, has data and credit */
+    MUX_LIST_SEND_INTERACTIVE, /* in sendq_interactive: has data and credit, and sent little since its
+                                  queue was last empty: served before bulk (PROTOCOL.md §6.4) */
+    MUX_LIST_BLK_CONN,         /* in blk_conn: has data and stream credit, blocked because the
+                                  connection credit is used up (woken by WINDOW on stream 0) */
+    MUX_LIST_BLK_STREAM        /* in no list: blocked because its own credit is used up (rescheduled
+                                  by WINDOW on the stream) */
+} mux_sched_list;
 
 /* A stream is interactive while it sent less than this since its send queue was last empty
  * (heads, small bodies, WebSocket messages); past it, bulk (PROTOCOL.md §6.4). */
@@ -164,7 +168,7 @@ typedef struct mux_stream {
     struct mux_stream *hnext;            /* hash chain */
     struct mux_stream *aprev, *anext;    /* all streams */
     struct mux_stream *lprev, *lnext;    /* scheduling list */
-    int list;                            /* MUX_LIST_* */
+    mux_sched_list list;                 /* which list, and why (sched.c) */
     int64_t blocked_since;               /* when it entered its current list (blocked or ready) */
     uint64_t stall_ms[MUX_STALL_CAUSES]; /* time with data to send, by cause (mux_stall_cause) */
     mux_txq txq;
@@ -197,20 +201,32 @@ void mux_stream_table_remove(mux_stream_table *t, mux_stream *st);
 
 /* ---------------------------------------------------------------- the session (session.c and its nouns) */
 
-enum {
+/* The session handshake (PROTOCOL.md §4.1-4.2). */
+typedef enum {
     HS_WAIT_HELLO,    /* server: nothing received yet */
     HS_HELLO_PENDING, /* server: HELLO received, on_hello has not decided yet */
     HS_WAIT_WELCOME,  /* client: HELLO queued, waiting for WELCOME/REFUSE */
     HS_ESTABLISHED,   /* WELCOME sent (server) / received (client) */
-    HS_REFUSED,       /* REFUSE sent (server) / received (client) */
-};
+    HS_REFUSED,       /* REFUSE sent (server) / received (client): the connection only closes now */
+} mux_handshake_state;
 
-enum { CLOSE_NONE, CLOSE_QUEUED, CLOSE_IN_BATCH, CLOSE_SENT };
+/* Our WebSocket close frame (RFC 6455 §5.5.1). */
+typedef enum {
+    CLOSE_NONE,     /* not wanted yet */
+    CLOSE_QUEUED,   /* wanted (close_code set): goes out after the pending control records */
+    CLOSE_IN_BATCH, /* in the outstanding batch: nothing more is sent */
+    CLOSE_SENT,     /* the batch with it was written */
+} mux_ws_close_state;
 
 /* A message arriving in pieces: before its first byte, an uncompressed one processed record by
  * record where the records lie in the input, anything else (compressed, or a bad header byte
  * that process_message will report) reassembled whole, or the rest ignored (REFUSE / death). */
-enum { RXM_UNDECIDED, RXM_RECORDS, RXM_WHOLE, RXM_SKIP };
+typedef enum {
+    RXM_UNDECIDED, /* its first payload byte (the envelope header) has not arrived */
+    RXM_RECORDS,   /* uncompressed: records processed where they lie, a cut one carried in rxmsg */
+    RXM_WHOLE,     /* compressed or a bad header byte: reassembled in rxmsg, processed at its end */
+    RXM_SKIP,      /* REFUSE or a fatal error: the rest is ignored */
+} mux_rx_mode;
 
 #define CTRL_FLOOD_LIMIT (1u << 20)    /* drop PONGs when this much control is unsent */
 #define CTRL_BACKLOG_LIMIT (16u << 20) /* fail a peer that makes us queue more control than this */
@@ -231,19 +247,20 @@ struct mux_session {
     int64_t now;
 
     /* handshake */
-    int hs;
-    int rx_hello_msg; /* server: the message being processed carried the HELLO; the rest of it was
-                         sent before WELCOME, so only PING, PONG, GOAWAY may follow (PROTOCOL.md §4.1) */
+    mux_handshake_state hs;
+    unsigned rx_hello_msg : 1; /* flag: the message being processed carried the HELLO (server); the
+                                  rest of it was sent before WELCOME, so only PING, PONG, GOAWAY may
+                                  follow (PROTOCOL.md §4.1) */
     uint32_t caps;
     uint32_t peer_stream_window, peer_conn_window, peer_max_message;
 
     /* receive */
     mux_ws_decoder dec;
-    mux_buf rxmsg;     /* a message not wholly inside one recv() input: all of it (RXM_WHOLE) or the
-                          one record cut by the end of the input (RXM_RECORDS) */
-    int rx_in_msg;     /* a data message is arriving in pieces */
-    int rx_mode;       /* RXM_*: how that message is taken */
-    size_t rx_msg_len; /* its payload bytes so far */
+    mux_buf rxmsg;          /* a message not wholly inside one recv() input: all of it (RXM_WHOLE) or the
+                               one record cut by the end of the input (RXM_RECORDS) */
+    unsigned rx_in_msg : 1; /* flag: a data message is arriving in pieces */
+    mux_rx_mode rx_mode;    /* how that message is taken */
+    size_t rx_msg_len;      /* its payload bytes so far */
     uint8_t ctl[MUX_WS_MAX_CONTROL_PAYLOAD];
     size_t ctllen;
     mux_buf dbuf; /* decompressed body */
@@ -268,43 +285,45 @@ struct mux_session {
     mux_buf ctrl;      /* encoded control records waiting to be sent */
     size_t ctrl_plain; /* leading bytes of |ctrl| that must not be compressed (handshake) */
     mux_buf wsctrl;    /* complete WebSocket control frames (PONG) waiting */
-    int close_state;
-    uint16_t close_code;
-    mux_buf scratch; /* headers and records of the outstanding batch */
-    mux_buf zin;     /* plain records of a message to compress */
+    mux_ws_close_state close_state;
+    uint16_t close_code; /* of our close frame, once CLOSE_QUEUED */
+    mux_buf scratch;     /* headers and records of the outstanding batch */
+    mux_buf zin;         /* plain records of a message to compress */
     plan_ent *plan;
     size_t nplan, plancap;
-    int batch_out;
-    uint32_t *touched; /* stream ids with DATA in the outstanding batch */
+    unsigned batch_out : 1; /* flag: a batch was returned by send and not yet send_done: the chunks
+                               and scratch it points into must stay (freed chunks go to |grave|) */
+    uint32_t *touched;      /* stream ids with DATA in the outstanding batch */
     size_t ntouched, touchedcap;
     uint32_t *wake; /* ids to fire on_writable for, in send_done */
     size_t nwakecap;
-    int in_wake;
-    mux_chunk *grave; /* chunks of freed streams still referenced by the batch */
+    unsigned in_wake : 1; /* flag: send_done is firing on_writable (a nested send_done fires nothing) */
+    mux_chunk *grave;     /* chunks of freed streams still referenced by the batch */
     mux_chunk_pool pool;
     mux_ws_keygen keygen;
 
     /* lifecycle */
-    int dead;         /* fatal error or WebSocket close: no more processing */
-    int peer_closed;  /* nothing more is expected from the peer: its WebSocket close frame arrived, or
-                         it was declared dead (handshake or keepalive timeout) */
-    int linger_blind; /* after our failure the peer's framing cannot be followed: no close frame
-                         will be recognised (the transport waits for EOF instead) */
-    int fatal_rv;     /* the fatal error recv returns again */
-    int goaway_sent, goaway_recv;
+    unsigned dead : 1;         /* flag: fatal error or WebSocket close: no more processing */
+    unsigned peer_closed : 1;  /* flag: nothing more is expected from the peer: its WebSocket close
+                                  frame arrived, or it was declared dead (handshake or keepalive timeout) */
+    unsigned linger_blind : 1; /* flag: after our failure the peer's framing cannot be followed: no
+                                  close frame will be recognised (the transport waits for EOF instead) */
+    unsigned goaway_sent : 1;  /* flag: our GOAWAY is queued or sent: no new streams either way */
+    unsigned goaway_recv : 1;  /* flag: the peer's GOAWAY arrived (goaway_recv_code, _last) */
+    int fatal_rv;              /* the fatal error recv returns again */
     uint32_t goaway_sent_last; /* last_stream_id of our GOAWAY: newer ids are ignored (PROTOCOL.md §4.8) */
     unsigned goaway_recv_code;
     uint32_t goaway_recv_last;
 
     /* timers */
     int64_t created_ms, last_recv_ms, last_ping_ms;
-    int64_t last_compress_ms; /* the compressor is released after zstd_idle_jit ms without use */
-    int64_t zstd_idle_jit;    /* opt.zstd_idle_ms stretched by a per-session random 0..50% so tunnels
-                                 registered together do not free (or re-create) together */
-    int zend_pending;         /* idle: the next batch ends the zstd frame and frees the compressor */
-    int ping_outstanding;
-    mux_rtt rtt;          /* from PONGs: keepalive PINGs when idle, probe PINGs while DATA flows */
-    int64_t last_data_ms; /* DATA last sent or received: the tunnel is busy, PING to measure RTT */
+    int64_t last_compress_ms;      /* the compressor is released after zstd_idle_jit ms without use */
+    int64_t zstd_idle_jit;         /* opt.zstd_idle_ms stretched by a per-session random 0..50% so tunnels
+                                      registered together do not free (or re-create) together */
+    unsigned zend_pending : 1;     /* flag: idle: the next batch ends the zstd frame and frees the compressor */
+    unsigned ping_outstanding : 1; /* flag: our PING's PONG has not come back (one RTT sample at a time) */
+    mux_rtt rtt;                   /* from PONGs: keepalive PINGs when idle, probe PINGs while DATA flows */
+    int64_t last_data_ms;          /* DATA last sent or received: the tunnel is busy, PING to measure RTT */
 
     mux_stream_stall worst[MUX_WORST_FINISHED]; /* finished streams that stalled longest, worst first */
     size_t nworst;
@@ -361,7 +380,9 @@ static inline mux_iovec iov_str(const char *str)
 void mux_slist_push(mux_slist *l, mux_stream *st);
 void mux_slist_remove(mux_slist *l, mux_stream *st);
 /* The stall cause (mux_stall_cause) a stream in list |list| (MUX_LIST_*) accrues; MUX_STALL_CAUSES: none. */
-int mux_list_stall_cause(int list);
+int mux_list_stall_cause(mux_sched_list list);
+/* The name of |list| for logs ("none", "send", "send_interactive", "blk_conn", "blk_stream"). */
+const char *mux_sched_list_to_str(mux_sched_list list);
 /* Takes |st| out of its list, adding the time spent there to its and the session's stall counters. */
 void mux_unschedule(mux_session *s, mux_stream *st);
 /* Puts |st| in the list matching why it can or cannot send (no-op when already there). */
@@ -431,6 +452,11 @@ void mux_recharge_growth(mux_session *s, mux_stream *st);
 int mux_can_send_data(const mux_session *s);
 
 /* ---------------------------------------------------------------- frame handlers (session.c) */
+
+/* Names of the session-level states, for logs and test messages. */
+const char *mux_handshake_state_to_str(mux_handshake_state hs);
+const char *mux_ws_close_state_to_str(mux_ws_close_state cs);
+const char *mux_rx_mode_to_str(mux_rx_mode mode);
 
 /* Dispatches one decoded frame (|f| borrowed): one switch per frame type, role checks inside.
  * 0, or a negative error with the reason set (the caller makes it fatal). */

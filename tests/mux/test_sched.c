@@ -184,6 +184,38 @@ START_TEST(test_worst_insert_order)
 }
 END_TEST
 
+/* Every state of every session-level enum has its own name for the logs (no "unknown", no two alike). */
+START_TEST(test_state_names)
+{
+    const char *names[32];
+    size_t n = 0;
+    for (int v = MUX_LIST_NONE; v <= MUX_LIST_BLK_STREAM; v++)
+        names[n++] = mux_sched_list_to_str((mux_sched_list)v);
+    size_t lists = n;
+    for (int v = MUX_SS_IDLE; v <= MUX_SS_CLOSED; v++)
+        names[n++] = mux_stream_state_to_str((mux_stream_state)v);
+    size_t streams = n;
+    for (int v = HS_WAIT_HELLO; v <= HS_REFUSED; v++)
+        names[n++] = mux_handshake_state_to_str((mux_handshake_state)v);
+    size_t hs = n;
+    for (int v = RXM_UNDECIDED; v <= RXM_SKIP; v++)
+        names[n++] = mux_rx_mode_to_str((mux_rx_mode)v);
+    size_t rxm = n;
+    for (int v = CLOSE_NONE; v <= CLOSE_SENT; v++)
+        names[n++] = mux_ws_close_state_to_str((mux_ws_close_state)v);
+    size_t groups[] = {0, lists, streams, hs, rxm, n};
+    for (size_t g = 0; g + 1 < sizeof(groups) / sizeof(groups[0]); g++)
+        for (size_t i = groups[g]; i < groups[g + 1]; i++) {
+            ck_assert_str_ne(names[i], "unknown");
+            for (size_t j = groups[g]; j < i; j++)
+                ck_assert_str_ne(names[i], names[j]);
+        }
+    ck_assert_str_eq(mux_sched_list_to_str(MUX_LIST_BLK_CONN), "blk_conn");
+    ck_assert_str_eq(mux_stream_state_to_str(MUX_SS_HALF_CLOSED_REMOTE), "half_closed_remote");
+    ck_assert_str_eq(mux_stream_state_to_str((mux_stream_state)99), "unknown");
+}
+END_TEST
+
 Suite *make_suite(void);
 Suite *make_suite(void)
 {
@@ -194,6 +226,7 @@ Suite *make_suite(void)
     tcase_add_test(tc, test_wake_conn_blocked_keeps_order);
     tcase_add_test(tc, test_stall_time_by_cause);
     tcase_add_test(tc, test_worst_insert_order);
+    tcase_add_test(tc, test_state_names);
     suite_add_tcase(s, tc);
     return s;
 }
