@@ -1,7 +1,14 @@
 /*
- * tunnelmux — internal structures of the mux session (include/mux/mux.h), shared by session.c,
- * stream.c (stream table, per-stream send queue), flow.c (credit accounting) and envelope.c
- * (envelope header byte, record boundaries). Not a public header.
+ * tunnelmux — internal structures of the mux session (include/mux/mux.h), the private header
+ * shared by the files of one session: session.c (engine, frame handlers), stream.c (stream table,
+ * send queues, stream lifecycle), sched.c (send lists), submit.c (public submit API), tx_batch.c
+ * (batch builder), rx_message.c (message layer), timers.c, flow.c (credit accounting) and
+ * envelope.c (envelope header byte, record boundaries). Not a public header.
+ *
+ * Ownership: the session owns its streams (allocated in stream.c, freed by mux_stream_free or
+ * mux_session_del), their chunk queues and every buffer here; the scheduling lists and the stream
+ * table's chains only link streams (they borrow them). Frames passed to the mux_on_* handlers and
+ * pieces passed to mux_rx_ws_piece are borrowed for the call.
  */
 #ifndef MUX_SESSION_INTERNAL_H
 #define MUX_SESSION_INTERNAL_H
