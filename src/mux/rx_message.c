@@ -3,8 +3,9 @@
  * messages (in place when a whole frame is in the input; an uncompressed message arriving in pieces
  * is processed record by record where the records lie; anything else reassembled whole), the
  * envelope header byte is checked, zstd undone, and each record decoded and handed to the frame
- * handlers (session.c). WebSocket control frames (PING, PONG, CLOSE) are answered here, and after
- * the session stopped, the lingering close looks only for the peer's close frame.
+ * handlers (session.c). mux_session_recv, the entry point, is here; WebSocket control frames
+ * (PING, PONG, CLOSE) are answered here, and after the session stopped, the lingering close looks
+ * only for the peer's close frame.
  */
 #include <string.h>
 
@@ -211,7 +212,7 @@ static int end_pieced_message(mux_session *s)
     return rv;
 }
 
-int mux_rx_ws_piece(mux_session *s, const mux_ws_piece *pc)
+static int on_ws_piece(mux_session *s, const mux_ws_piece *pc)
 {
     switch (pc->opcode) {
     case MUX_WS_OP_PING:
@@ -280,7 +281,7 @@ int mux_rx_ws_piece(mux_session *s, const mux_ws_piece *pc)
  * peer has acknowledged ours (lingering close, RFC 6455 §7.1.1, PROTOCOL.md §8). An oversized
  * frame is skipped; any other framing error leaves the transport to wait for EOF.
  */
-void mux_rx_linger_scan(mux_session *s, uint8_t *in, size_t len)
+static void linger_scan(mux_session *s, uint8_t *in, size_t len)
 {
     size_t off = 0;
     while (off < len && !s->peer_closed && !s->linger_blind) {
@@ -316,4 +317,79 @@ const char *mux_rx_mode_to_str(mux_rx_mode mode)
         return "skip";
     }
     return "unknown";
+}
+
+/* Feeds transport bytes; see mux.h. */
+ssize_t mux_session_recv(mux_session *s, uint8_t *in, size_t len, int64_t now_ms)
+{
+    if (s == NULL || (in == NULL && len != 0))
+        return MUX_ERR_INVALID_ARGUMENT;
+    s->now = now_ms;
+    if (s->dead) {
+        linger_scan(s, in, len);
+        return s->fatal_rv != 0 && s->fatal_rv != MUX_ERR_WS_CLOSED ? s->fatal_rv : (ssize_t)len;
+    }
+    if (len == 0)
+        return 0;
+    if (s->hs == HS_REFUSED) {
+        linger_scan(s, in, len);
+        return (ssize_t)len; /* REFUSE sent or received: the connection only closes now */
+    }
+    s->last_recv_ms = now_ms;
+    s->stats.bytes_in += len;
+    size_t off = 0;
+    while (off < len && !s->dead) {
+        mux_ws_piece pc;
+        int has = 0;
+        const char *why = NULL;
+        ssize_t n = mux_ws_decoder_feed(&s->dec, in + off, len - off, &pc, &has, &why);
+        if (n < 0) {
+            s->reason = why != NULL ? why : mux_strerror((int)n);
+            int rv = mux_die(s, (int)n, n != MUX_ERR_WS_PROTOCOL);
+            ssize_t hdr = n == MUX_ERR_MESSAGE_TOO_LARGE ? mux_ws_decoder_skip_oversized(&s->dec) : -1;
+            if (hdr < 0)
+                s->linger_blind = 1;
+            else
+                linger_scan(s, in + off + (size_t)hdr, len - off - (size_t)hdr);
+            return rv;
+        }
+        off += (size_t)n;
+        if (has) {
+            int rv = on_ws_piece(s, &pc);
+            if (rv == MUX_ERR_WS_CLOSED) {
+                unsigned code = s->goaway_recv ? s->goaway_recv_code : MUX_CODE_INTERNAL_ERROR;
+                if (code == MUX_CODE_NO_ERROR)
+                    code = MUX_CODE_INTERNAL_ERROR;
+                s->dead = 1;
+                s->fatal_rv = MUX_ERR_WS_CLOSED;
+                mux_kill_streams(s, code, "the peer closed the connection");
+                return (ssize_t)len;
+            }
+            if (rv == MUX_ERR_REFUSED) {
+                s->dead = 1;
+                s->fatal_rv = MUX_ERR_REFUSED;
+                mux_queue_ws_close(s, 1000);
+                linger_scan(s, in + off, len - off);
+                return rv;
+            }
+            if (rv < 0) {
+                if (rv == MUX_ERR_BAD_VERSION && s->hs == HS_REFUSED) {
+                    mux_queue_ws_close(s, 1000); /* a refusal like any other (PROTOCOL.md §8) */
+                    rv = mux_die(s, rv, 0);      /* REFUSE(UNSUPPORTED_VERSION) is queued instead of GOAWAY */
+                } else
+                    rv = mux_die(s, mux_is_fatal(rv) ? rv : MUX_ERR_INTERNAL, rv != MUX_ERR_WS_PROTOCOL);
+                linger_scan(s, in + off, len - off); /* the framing is intact: look for the peer's close */
+                return rv;
+            }
+        } else if (n == 0) {
+            break; /* cannot happen with len > 0; guards against a spin */
+        }
+    }
+    if (s->dead && off < len)
+        linger_scan(s, in + off, len - off);
+    if (!s->dead && mux_buf_size(&s->ctrl) > CTRL_BACKLOG_LIMIT) {
+        s->reason = "control backlog: the peer keeps sending but does not read";
+        return mux_die(s, MUX_ERR_PROTO, 1);
+    }
+    return (ssize_t)len;
 }

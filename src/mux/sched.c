@@ -186,3 +186,9 @@ const char *mux_sched_list_to_str(mux_sched_list list)
     }
     return "unknown";
 }
+
+int mux_can_send_data(const mux_session *s)
+{
+    return !s->dead && s->hs == HS_ESTABLISHED && s->close_state == CLOSE_NONE &&
+           (s->sendq_interactive.head != NULL || s->sendq.head != NULL);
+}

@@ -1,10 +1,9 @@
 /*
- * tunnelmux — the mux session engine (include/mux/mux.h, docs/PROTOCOL.md): the control queue
- * helpers, the fatal-error path (die), one handler per frame type with the role and handshake
- * checks (the per-stream state machine they drive is in stream.c), mux_session_recv (WebSocket
- * decoder -> rx_message.c -> the handlers), creation and deletion, and the read-only queries.
- * Beside it: submit.c (the application's API), tx_batch.c (mux_session_send), sched.c (send
- * lists), timers.c (timeouts, keepalive), compress_policy.c, flow.c, envelope.c.
+ * tunnelmux — the mux session engine (include/mux/mux.h, docs/PROTOCOL.md): the fatal-error path
+ * (die), one handler per frame type with the role and handshake checks (the per-stream state machine they drive is in stream.c),
+ * creation and deletion, and the read-only queries. Beside it: rx_message.c (mux_session_recv: WebSocket messages and records up to
+ * the handlers here), submit.c (the application's API), tx_batch.c (mux_session_send), ctrl_queue.c (control records), sched.c
+ * (send lists), timers.c (timeouts, keepalive), compress_policy.c, flow.c, envelope.c.
  */
 #include <stdio.h>
 #include <string.h>
@@ -14,68 +13,7 @@
 #include "rtt.h"
 #include "session_internal.h"
 
-/* ================================================================ helpers */
-
-/* Encodes |f| into the control queue. |plain|: must go in an uncompressed message. */
-int mux_queue_frame(mux_session *s, const mux_frame *f, int plain)
-{
-    int rv = mux_frame_encode(f, &s->ctrl, s->mem);
-    if (rv != 0)
-        return perr(s, rv, "cannot encode a control frame");
-    if (plain)
-        s->ctrl_plain = mux_buf_size(&s->ctrl);
-    return 0;
-}
-
-int mux_queue_simple(mux_session *s, mux_frame_type type, uint32_t id, unsigned code, const char *reason)
-{
-    mux_frame f;
-    memset(&f, 0, sizeof(f));
-    f.type = type;
-    f.stream_id = id;
-    f.last_stream_id = id;
-    f.code = code;
-    f.reason = iov_str(reason);
-    return mux_queue_frame(s, &f, 0);
-}
-
-int mux_queue_window(mux_session *s, uint32_t id, uint32_t inc)
-{
-    mux_frame f;
-    memset(&f, 0, sizeof(f));
-    f.type = MUX_FRAME_WINDOW;
-    f.stream_id = id;
-    f.increment = inc;
-    return mux_queue_frame(s, &f, 0);
-}
-
-int mux_queue_ping(mux_session *s, mux_frame_type type, uint64_t opaque)
-{
-    mux_frame f;
-    memset(&f, 0, sizeof(f));
-    f.type = type;
-    f.opaque = opaque;
-    return mux_queue_frame(s, &f, 0);
-}
-
-/* Returns connection credit for |n| bytes received into a stream (or discarded): on receipt, so
- * streams whose readers are slow never hold the connection's credit (PROTOCOL.md §6.2). */
-void mux_conn_consume(mux_session *s, size_t n)
-{
-    if (n == 0)
-        return;
-    uint32_t inc = mux_rxwin_consume(&s->conn_rx, n, s->now, 0, 0);
-    if (inc != 0)
-        mux_queue_window(s, 0, inc); /* NOMEM: the credit is lost; the peer's connection window shrinks */
-}
-
-void mux_queue_ws_close(mux_session *s, uint16_t code)
-{
-    if (s->close_state == CLOSE_NONE) {
-        s->close_state = CLOSE_QUEUED;
-        s->close_code = code;
-    }
-}
+/* ================================================================ fatal errors */
 
 static uint16_t ws_close_code(int rv)
 {
@@ -476,83 +414,6 @@ int mux_on_frame(mux_session *s, const mux_frame *f)
         return on_goaway(s, f);
     }
     return perr(s, MUX_ERR_FRAME_DECODE, "unknown frame type");
-}
-
-/* ================================================================ receive */
-
-/* Feeds transport bytes; see mux.h. */
-ssize_t mux_session_recv(mux_session *s, uint8_t *in, size_t len, int64_t now_ms)
-{
-    if (s == NULL || (in == NULL && len != 0))
-        return MUX_ERR_INVALID_ARGUMENT;
-    s->now = now_ms;
-    if (s->dead) {
-        mux_rx_linger_scan(s, in, len);
-        return s->fatal_rv != 0 && s->fatal_rv != MUX_ERR_WS_CLOSED ? s->fatal_rv : (ssize_t)len;
-    }
-    if (len == 0)
-        return 0;
-    if (s->hs == HS_REFUSED) {
-        mux_rx_linger_scan(s, in, len);
-        return (ssize_t)len; /* REFUSE sent or received: the connection only closes now */
-    }
-    s->last_recv_ms = now_ms;
-    s->stats.bytes_in += len;
-    size_t off = 0;
-    while (off < len && !s->dead) {
-        mux_ws_piece pc;
-        int has = 0;
-        const char *why = NULL;
-        ssize_t n = mux_ws_decoder_feed(&s->dec, in + off, len - off, &pc, &has, &why);
-        if (n < 0) {
-            s->reason = why != NULL ? why : mux_strerror((int)n);
-            int rv = mux_die(s, (int)n, n != MUX_ERR_WS_PROTOCOL);
-            ssize_t hdr = n == MUX_ERR_MESSAGE_TOO_LARGE ? mux_ws_decoder_skip_oversized(&s->dec) : -1;
-            if (hdr < 0)
-                s->linger_blind = 1;
-            else
-                mux_rx_linger_scan(s, in + off + (size_t)hdr, len - off - (size_t)hdr);
-            return rv;
-        }
-        off += (size_t)n;
-        if (has) {
-            int rv = mux_rx_ws_piece(s, &pc);
-            if (rv == MUX_ERR_WS_CLOSED) {
-                unsigned code = s->goaway_recv ? s->goaway_recv_code : MUX_CODE_INTERNAL_ERROR;
-                if (code == MUX_CODE_NO_ERROR)
-                    code = MUX_CODE_INTERNAL_ERROR;
-                s->dead = 1;
-                s->fatal_rv = MUX_ERR_WS_CLOSED;
-                mux_kill_streams(s, code, "the peer closed the connection");
-                return (ssize_t)len;
-            }
-            if (rv == MUX_ERR_REFUSED) {
-                s->dead = 1;
-                s->fatal_rv = MUX_ERR_REFUSED;
-                mux_queue_ws_close(s, 1000);
-                mux_rx_linger_scan(s, in + off, len - off);
-                return rv;
-            }
-            if (rv < 0) {
-                if (rv == MUX_ERR_BAD_VERSION && s->hs == HS_REFUSED) {
-                    mux_queue_ws_close(s, 1000); /* a refusal like any other (PROTOCOL.md §8) */
-                    rv = mux_die(s, rv, 0);      /* REFUSE(UNSUPPORTED_VERSION) is queued instead of GOAWAY */
-                } else
-                    rv = mux_die(s, mux_is_fatal(rv) ? rv : MUX_ERR_INTERNAL, rv != MUX_ERR_WS_PROTOCOL);
-                mux_rx_linger_scan(s, in + off, len - off); /* the framing is intact: look for the peer's close */
-                return rv;
-            }
-        } else if (n == 0) {
-            break; /* cannot happen with len > 0; guards against a spin */
-        }
-    }
-    if (s->dead && off < len)
-        mux_rx_linger_scan(s, in + off, len - off);
-    if (!s->dead && mux_buf_size(&s->ctrl) > CTRL_BACKLOG_LIMIT) {
-        s->reason = "control backlog: the peer keeps sending but does not read";
-        return mux_die(s, MUX_ERR_PROTO, 1);
-    }
-    return (ssize_t)len;
 }
 
 /* ================================================================ lifecycle */

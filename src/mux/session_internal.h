@@ -402,8 +402,10 @@ void mux_worst_insert(mux_stream_stall *out, size_t *n, size_t cap, const mux_st
 void mux_stream_stall_of(const mux_stream *st, int64_t now, mux_stream_stall *x);
 /* The stream whose DATA goes next (interactive first), or NULL; it stays in its list. */
 mux_stream *mux_next_sender(const mux_session *s);
+/* 1 when DATA may go out now: established, not closing, and a stream in a ready list. */
+int mux_can_send_data(const mux_session *s);
 
-/* ---------------------------------------------------------------- engine helpers (session.c) */
+/* ---------------------------------------------------------------- control queue (ctrl_queue.c) */
 
 /* Encodes |f| (borrowed) into the control queue; |plain|: it must go in an uncompressed message
  * (handshake). 0 or the encoder's error (reason set). */
@@ -418,6 +420,8 @@ int mux_queue_ping(mux_session *s, mux_frame_type type, uint64_t opaque);
 void mux_conn_consume(mux_session *s, size_t n);
 /* Queues our WebSocket close frame with |code| (the first code wins). */
 void mux_queue_ws_close(mux_session *s, uint16_t code);
+/* ---------------------------------------------------------------- fatal errors (session.c) */
+
 /* Fatal error |rv| (reason in s->reason): GOAWAY when |goaway|, WebSocket close, every stream
  * closed, no more processing. Returns |rv| (or the first fatal error). */
 int mux_die(mux_session *s, int rv, int goaway);
@@ -453,11 +457,6 @@ void mux_stream_callback_failed(mux_session *s, uint32_t id, int fin, const char
 /* Re-computes what |st|'s window growth takes from the session's budget (rx_grown). */
 void mux_recharge_growth(mux_session *s, mux_stream *st);
 
-/* ---------------------------------------------------------------- batch builder (tx_batch.c) */
-
-/* 1 when DATA may go out now: established, not closing, and a stream in a ready list. */
-int mux_can_send_data(const mux_session *s);
-
 /* ---------------------------------------------------------------- frame handlers (session.c) */
 
 /* Names of the session-level states, for logs and test messages. */
@@ -473,14 +472,5 @@ int mux_on_frame(mux_session *s, const mux_frame *f);
 int mux_on_request(mux_session *s, const mux_frame *f, int hdr_limit);
 /* SERVER: the response head of one of our streams; |hdr_limit| as for mux_on_request. */
 int mux_on_response(mux_session *s, const mux_frame *f, int hdr_limit);
-
-/* ---------------------------------------------------------------- message layer (rx_message.c) */
-
-/* One piece of a WebSocket frame from the decoder (its data borrowed from the caller's input,
- * unmasked in place). 0, MUX_ERR_WS_CLOSED (the peer's close), MUX_ERR_REFUSED or an error. */
-int mux_rx_ws_piece(mux_session *s, const mux_ws_piece *pc);
-/* Input after the session stopped processing: only the peer's WebSocket close is looked for
- * (sets peer_closed) so the transport can close early (lingering close, PROTOCOL.md §8). */
-void mux_rx_linger_scan(mux_session *s, uint8_t *in, size_t len);
 
 #endif

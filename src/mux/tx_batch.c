@@ -47,12 +47,6 @@ static int touch(mux_session *s, mux_stream *st)
     return 0;
 }
 
-int mux_can_send_data(const mux_session *s)
-{
-    return !s->dead && s->hs == HS_ESTABLISHED && s->close_state == CLOSE_NONE &&
-           (s->sendq_interactive.head != NULL || s->sendq.head != NULL);
-}
-
 /* Closes the open scratch segment [*seg, scratch.len) into the plan. */
 static int close_segment(mux_session *s, size_t *seg)
 {
