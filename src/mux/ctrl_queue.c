@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "frame_codec.h"
-#include "session_internal.h"
+#include "mux_internal.h"
 
 /* Encodes |f| into the control queue. |plain|: must go in an uncompressed message. */
 int mux_queue_frame(mux_session *s, const mux_frame *f, int plain)

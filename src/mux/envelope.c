@@ -3,7 +3,7 @@
  * then records `varint length + Frame` ending exactly at the end of the body.
  */
 #include "frame_codec.h"
-#include "session_internal.h"
+#include "mux_internal.h"
 
 /* Validates header byte |hdr|. Returns 0 and the flags, MUX_ERR_BAD_VERSION (version nibble not
  * 1) or MUX_ERR_PROTO (reserved bits 2-3, or RESET without COMPRESSED); |*reason| static. */

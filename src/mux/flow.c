@@ -3,7 +3,7 @@
  * the application consumes, batched at a quarter window, optionally auto-tuned) and the send
  * credit the peer grants us.
  */
-#include "session_internal.h"
+#include "mux_internal.h"
 
 #define MUX_MAX_CREDIT 0x7fffffffLL
 

@@ -9,7 +9,7 @@
  */
 #include <string.h>
 
-#include "session_internal.h"
+#include "mux_internal.h"
 
 static int process_body(mux_session *s, const uint8_t *body, size_t len)
 {

@@ -7,7 +7,7 @@
  */
 #include <string.h>
 
-#include "session_internal.h"
+#include "mux_internal.h"
 
 /* ---------------------------------------------------------------- lists */
 

@@ -11,7 +11,7 @@
 #include "frame_codec.h"
 #include "mem.h"
 #include "rtt.h"
-#include "session_internal.h"
+#include "mux_internal.h"
 
 /* ================================================================ fatal errors */
 

@@ -8,7 +8,7 @@
 
 #include "mem.h"
 #include "frame_codec.h"
-#include "session_internal.h"
+#include "mux_internal.h"
 
 /* ---------------------------------------------------------------- table */
 

@@ -6,7 +6,7 @@
  */
 #include <string.h>
 
-#include "session_internal.h"
+#include "mux_internal.h"
 
 /* ---------------------------------------------------------------- handshake */
 

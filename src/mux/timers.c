@@ -5,7 +5,7 @@
  * always passed in.
  */
 #include "mem.h"
-#include "session_internal.h"
+#include "mux_internal.h"
 
 /*
  * PROTOCOL.md §8: a busy tunnel measures its RTT with PINGs too (keepalive PINGs only go out when

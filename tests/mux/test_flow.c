@@ -5,7 +5,7 @@
 #include <check.h>
 
 #include "check_main.h"
-#include "session_internal.h"
+#include "mux_internal.h"
 
 START_TEST(test_rxwin_basic)
 {

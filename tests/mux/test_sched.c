@@ -7,7 +7,7 @@
 #include <stdlib.h>
 
 #include "check_main.h"
-#include "session_internal.h"
+#include "mux_internal.h"
 
 /* A zeroed session with just what the scheduler reads: the clock and the connection credit. */
 static mux_session *fake_session(int64_t now, int64_t conn_credit)

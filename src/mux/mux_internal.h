@@ -1,17 +1,19 @@
 /*
- * tunnelmux — internal structures of the mux session (include/mux/mux.h), the private header
- * shared by the files of one session: session.c (engine, frame handlers), stream.c (stream table,
- * send queues, stream lifecycle), sched.c (send lists), submit.c (public submit API), tx_batch.c
- * (batch builder), rx_message.c (message layer), timers.c, flow.c (credit accounting) and
- * envelope.c (envelope header byte, record boundaries). Not a public header.
+ * tunnelmux — the private header of the mux session's files (include/mux/mux.h is the public one):
+ * the internal types (send queues, receive windows, streams, the session struct) and the functions
+ * the files share: session.c (engine, frame handlers), stream.c (stream table, send queues, stream
+ * lifecycle), sched.c (send lists), ctrl_queue.c (control records), submit.c (public submit API),
+ * tx_batch.c (batch builder), rx_message.c (receive path), timers.c, flow.c (credit accounting)
+ * and envelope.c (envelope header byte, record boundaries). Types and declarations only: it is
+ * no file's own header, so including it ties a file to no other .c (no import circles).
  *
  * Ownership: the session owns its streams (allocated in stream.c, freed by mux_stream_free or
  * mux_session_del), their chunk queues and every buffer here; the scheduling lists and the stream
- * table's chains only link streams (they borrow them). Frames passed to the mux_on_* handlers and
- * pieces passed to mux_rx_ws_piece are borrowed for the call.
+ * table's chains only link streams (they borrow them). Frames passed to the mux_on_* handlers are
+ * borrowed for the call.
  */
-#ifndef MUX_SESSION_INTERNAL_H
-#define MUX_SESSION_INTERNAL_H
+#ifndef MUX_INTERNAL_H
+#define MUX_INTERNAL_H
 
 #include <stddef.h>
 #include <stdint.h>
