@@ -4,8 +4,9 @@
  * bodies, client->server response bodies with masking), DATA payload size (1 KiB, 64 KiB) and
  * compression (off; on with text-like data), prints MiB/s and DATA frames/s on one core.
  *
- * The "transport" copies each batch's iovecs into one buffer (standing in for the kernel) and
- * feeds it to the receiver; that copy is reported separately. Rates are per CPU second of this process
+ * The "transport" is tests/mux/peer.h's transmit(): it copies each batch's iovecs into one buffer
+ * (standing in for the kernel) and feeds it to the receiver in one piece; that copy is timed
+ * separately (peer_net.clock) and reported separately. Rates are per CPU second of this process
  * (the machine is shared). Usage: bench_mux [cpu-seconds-per-case]
  */
 #include <stdio.h>
@@ -14,6 +15,7 @@
 #include <time.h>
 
 #include "mux/mux.h"
+#include "mux/peer.h"
 
 typedef struct {
     mux_session *s;
@@ -50,42 +52,15 @@ static double now_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-typedef struct {
-    uint8_t *buf;
-    size_t cap;
-    double copy_s;
-} wire;
-
-/* One batch from |src| into |dst|; returns bytes moved. */
-static size_t move(wire *w, mux_session *src, mux_session *dst)
+/* One batch from |src| into |dst| (whole, 256 iovecs); returns bytes moved. */
+static size_t move(peer_net *w, mux_session *src, mux_session *dst)
 {
-    mux_iovec iov[256];
-    ssize_t n = mux_session_send(src, iov, 256, 0);
-    if (n <= 0)
-        return 0;
-    size_t total = 0;
-    for (ssize_t i = 0; i < n; i++)
-        total += iov[i].len;
-    if (total > w->cap) {
-        free(w->buf);
-        w->cap = total * 2;
-        w->buf = malloc(w->cap);
-        if (w->buf == NULL)
-            abort();
-    }
-    double t0 = now_s();
-    size_t at = 0;
-    for (ssize_t i = 0; i < n; i++) {
-        memcpy(w->buf + at, iov[i].base, iov[i].len);
-        at += iov[i].len;
-    }
-    w->copy_s += now_s() - t0;
-    mux_session_send_done(src, 0);
-    if (mux_session_recv(dst, w->buf, total, 0) < 0) {
-        fprintf(stderr, "recv failed: %s\n", mux_session_last_error_reason(dst));
+    ssize_t n = transmit(w, src, dst, PEER_WHOLE, 0);
+    if (n < 0) {
+        fprintf(stderr, "transmit failed: %s\n", mux_session_last_error_reason(dst));
         exit(1);
     }
-    return total;
+    return (size_t)n;
 }
 
 /* Text-like data: words from a small vocabulary, PRNG-chosen (compresses ~3-4x, not trivially). */
@@ -139,7 +114,10 @@ static void run(int c2s, size_t payload, int zstd, double secs, const uint8_t *d
     end srv = {0}, cli = {0};
     if (mux_session_new(&srv.s, &so, &cb, NULL, &srv, 0) != 0 || mux_session_new(&cli.s, &co, &cb, NULL, &cli, 0) != 0)
         abort();
-    wire w = {0};
+    peer_net w;
+    peer_net_init(&w, 1);
+    w.iovcnt = 256;
+    w.clock = now_s;
     for (int i = 0; i < 4; i++) {
         move(&w, cli.s, srv.s);
         move(&w, srv.s, cli.s);
@@ -185,7 +163,7 @@ static void run(int c2s, size_t payload, int zstd, double secs, const uint8_t *d
            (double)wire_bytes / (double)rxe->got, mib / el);
     mux_session_del(srv.s);
     mux_session_del(cli.s);
-    free(w.buf);
+    peer_net_free(&w);
 }
 
 int main(int argc, char **argv)

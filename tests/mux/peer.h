@@ -3,8 +3,8 @@
  *
  * A fake clock, a seeded PRNG, a per-stream byte pattern for exactly-once/in-order checks, and
  * transmit(): takes one batch from a session's send side, copies it into a transport buffer and
- * feeds it to the other session in random pieces (down to 1 byte). Header-only, for tests and
- * benches. Not thread-safe; no global mutable state.
+ * feeds it to the other session in random pieces (down to 1 byte, or whole: PEER_WHOLE).
+ * Header-only, for tests and benches (bench/bench_mux.c). Not thread-safe; no global mutable state.
  */
 #ifndef TM_TESTS_MUX_PEER_H
 #define TM_TESTS_MUX_PEER_H
@@ -71,13 +71,19 @@ static inline size_t peer_pattern_check(const uint8_t *p, size_t n, uint32_t id,
 
 /* ---------------------------------------------------------------- transport */
 
+#define PEER_MAX_IOV 256        /* the most iovecs one transmit asks for (peer_net.iovcnt) */
+#define PEER_WHOLE ((size_t)-1) /* max_chunk: hand each batch to recv in one piece */
+
 typedef struct {
-    uint8_t *buf; /* transport buffer (one batch) */
+    uint8_t *buf; /* transport buffer (one batch), owned */
     size_t cap;
     int64_t now; /* the fake clock, ms */
     peer_rng rng;
     void (*record)(void *ctx, const uint8_t *p, size_t n, int to_server); /* transcript hook, may be NULL */
     void *record_ctx;
+    size_t iovcnt;         /* iovecs offered to mux_session_send (0: 128; at most PEER_MAX_IOV) */
+    double (*clock)(void); /* optional: times the copy into |buf| (the kernel's part), added to copy_s */
+    double copy_s;
 } peer_net;
 
 static inline void peer_net_init(peer_net *n, uint64_t seed)
@@ -94,13 +100,14 @@ static inline void peer_net_free(peer_net *n)
 
 /*
  * Moves one batch from |src| to |dst|: send, copy into the transport buffer, send_done, then recv in
- * pieces of 1..|max_chunk| bytes (random). Returns the bytes moved (0 = nothing to send), or the
+ * pieces of 1..|max_chunk| bytes (random; PEER_WHOLE: one piece). Returns the bytes moved (0 = nothing to send), or the
  * negative error returned by dst's recv (the rest of the batch is dropped), or -1 on a send error.
  */
 static inline ssize_t transmit(peer_net *n, mux_session *src, mux_session *dst, size_t max_chunk, int to_server)
 {
-    mux_iovec iov[128];
-    ssize_t cnt = mux_session_send(src, iov, 128, n->now);
+    mux_iovec iov[PEER_MAX_IOV];
+    size_t iovcnt = n->iovcnt == 0 ? 128 : n->iovcnt < PEER_MAX_IOV ? n->iovcnt : PEER_MAX_IOV;
+    ssize_t cnt = mux_session_send(src, iov, iovcnt, n->now);
     if (cnt < 0)
         return -1;
     if (cnt == 0)
@@ -115,11 +122,14 @@ static inline ssize_t transmit(peer_net *n, mux_session *src, mux_session *dst, 
         if (n->buf == NULL)
             abort();
     }
+    double t0 = n->clock != NULL ? n->clock() : 0;
     size_t at = 0;
     for (ssize_t i = 0; i < cnt; i++) {
         memcpy(n->buf + at, iov[i].base, iov[i].len);
         at += iov[i].len;
     }
+    if (n->clock != NULL)
+        n->copy_s += n->clock() - t0;
     mux_session_send_done(src, n->now);
     if (n->record != NULL)
         n->record(n->record_ctx, n->buf, total, to_server);
@@ -127,7 +137,7 @@ static inline ssize_t transmit(peer_net *n, mux_session *src, mux_session *dst, 
         return (ssize_t)total;
     size_t off = 0;
     while (off < total) {
-        size_t k = max_chunk <= 1 ? 1 : (size_t)peer_rng_range(&n->rng, 1, max_chunk);
+        size_t k = max_chunk == PEER_WHOLE ? total - off : max_chunk <= 1 ? 1 : (size_t)peer_rng_range(&n->rng, 1, max_chunk);
         if (k > total - off)
             k = total - off;
         ssize_t rv = mux_session_recv(dst, n->buf + off, k, n->now);
