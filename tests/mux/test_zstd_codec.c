@@ -10,89 +10,8 @@
 #include <zstd.h>
 
 #include "check_main.h"
+#include "mux/failmalloc.h"
 #include "zstd_codec.h"
-
-/* ---------------------------------------------------------------- accounting allocator */
-
-/* Every block carries its size in a 16-byte header so live and peak bytes can be counted. */
-typedef struct {
-    size_t live, peak; /* bytes */
-    long blocks;       /* outstanding blocks */
-    long allocs;       /* successful allocations */
-    long fail_after;   /* allocations allowed before failing; -1 = never */
-} acct;
-
-#define HDR 16
-
-static void *a_malloc(size_t size, void *ud)
-{
-    acct *a = ud;
-    if (a->fail_after >= 0 && a->allocs >= a->fail_after)
-        return NULL;
-    uint8_t *p = malloc(size + HDR);
-    if (p == NULL)
-        return NULL;
-    memcpy(p, &size, sizeof(size));
-    a->allocs++;
-    a->blocks++;
-    a->live += size;
-    if (a->live > a->peak)
-        a->peak = a->live;
-    return p + HDR;
-}
-
-static void a_free(void *ptr, void *ud)
-{
-    acct *a = ud;
-    if (ptr == NULL)
-        return;
-    uint8_t *p = (uint8_t *)ptr - HDR;
-    size_t size;
-    memcpy(&size, p, sizeof(size));
-    a->live -= size;
-    a->blocks--;
-    free(p);
-}
-
-static void *a_calloc(size_t n, size_t size, void *ud)
-{
-    if (size != 0 && n > SIZE_MAX / size)
-        return NULL;
-    void *p = a_malloc(n * size, ud);
-    if (p != NULL)
-        memset(p, 0, n * size);
-    return p;
-}
-
-/* Counted as the new size replacing the old one (glibc grows large blocks with mremap). */
-static void *a_realloc(void *ptr, size_t size, void *ud)
-{
-    acct *a = ud;
-    if (ptr == NULL)
-        return a_malloc(size, ud);
-    if (a->fail_after >= 0 && a->allocs >= a->fail_after)
-        return NULL;
-    uint8_t *old = (uint8_t *)ptr - HDR;
-    size_t osize;
-    memcpy(&osize, old, sizeof(osize));
-    uint8_t *p = realloc(old, size + HDR);
-    if (p == NULL)
-        return NULL;
-    memcpy(p, &size, sizeof(size));
-    a->allocs++;
-    a->live = a->live - osize + size;
-    if (a->live > a->peak)
-        a->peak = a->live;
-    return p + HDR;
-}
-
-static mux_mem acct_mem(acct *a, long fail_after)
-{
-    memset(a, 0, sizeof(*a));
-    a->fail_after = fail_after;
-    mux_mem m = {a, a_malloc, a_free, a_calloc, a_realloc};
-    return m;
-}
 
 static double now_s(void)
 {
@@ -140,8 +59,8 @@ END_TEST
 
 START_TEST(test_many_messages_ratio)
 {
-    acct a;
-    mux_mem mem = acct_mem(&a, -1);
+    failmalloc a;
+    mux_mem mem = failmalloc_mem(&a, -1, 0);
     mux_zstd_tx *tx;
     mux_zstd_rx *rx;
     ck_assert_int_eq(mux_zstd_tx_new(&tx, 3, 17, &mem), 0);
@@ -161,7 +80,7 @@ START_TEST(test_many_messages_ratio)
         mux_buf_reset(&c);
         ck_assert_int_eq(mux_zstd_tx_compress(tx, iov, 2, &c, &reset, &mem), 0);
         ck_assert_int_eq(reset, i == 0);
-        size_t live_tx = a.live;
+        size_t live_tx = a.live_bytes;
         comp += mux_buf_size(&c);
         mux_buf_reset(&d);
         ck_assert_int_eq(mux_zstd_rx_decompress(rx, c.base + c.pos, mux_buf_size(&c), reset, &d, 4096, &mem), 0);
@@ -170,7 +89,7 @@ START_TEST(test_many_messages_ratio)
         if (i == 0)
             printf("zstd contexts (level 3, window 17), live through mux_mem after one message: compressor %.2f MiB, "
                    "decompressor %.2f MiB\n",
-                   (double)(live_tx - c.cap) / (1 << 20), (double)(a.live - live_tx - d.cap) / (1 << 20));
+                   (double)(live_tx - c.cap) / (1 << 20), (double)(a.live_bytes - live_tx - d.cap) / (1 << 20));
     }
     double ratio = (double)raw / (double)comp;
     printf("zstd: 1000 header-like messages, level 3, window 17: %zu -> %zu bytes, ratio %.2f\n", raw, comp, ratio);
@@ -197,8 +116,8 @@ START_TEST(test_many_messages_ratio)
     mux_buf_free(&d, &mem);
     mux_zstd_tx_del(tx);
     mux_zstd_rx_del(rx);
-    ck_assert_int_eq(a.blocks, 0);
-    ck_assert_uint_eq(a.live, 0);
+    ck_assert_int_eq(a.live, 0);
+    ck_assert_uint_eq(a.live_bytes, 0);
 }
 END_TEST
 
@@ -297,8 +216,8 @@ static size_t old_receiver(ZSTD_DCtx *dctx, const mux_buf *c, int reset, char *o
  * the next message (which carries R), and an old receiver (context kept) decodes the same bytes. */
 START_TEST(test_frame_end)
 {
-    acct a;
-    mux_mem m = acct_mem(&a, -1);
+    failmalloc a;
+    mux_mem m = failmalloc_mem(&a, -1, 0);
     mux_zstd_tx *tx;
     mux_zstd_rx *rx;
     ck_assert_int_eq(mux_zstd_tx_new(&tx, 3, 17, &m), 0);
@@ -338,8 +257,8 @@ START_TEST(test_frame_end)
         ck_assert(!mux_zstd_rx_live(rx));
         ck_assert_uint_eq(old_receiver(old, &c, 0, o, sizeof(o)), 0);
         /* only the two objects and the output buffer |d| are left: no context on either side */
-        ck_assert_int_eq(a.blocks, 3);
-        ck_assert_uint_lt(a.live, d.cap + 1024);
+        ck_assert_int_eq(a.live, 3);
+        ck_assert_uint_lt(a.live_bytes, d.cap + 1024);
         mux_buf_reset(&c);
         ck_assert_int_eq(mux_zstd_tx_end(tx, &c, &m), 0); /* nothing open: no-op */
         ck_assert_uint_eq(c.len, 0);
@@ -362,7 +281,7 @@ START_TEST(test_frame_end)
     mux_buf_free(&d, &m);
     mux_zstd_tx_del(tx);
     mux_zstd_rx_del(rx);
-    ck_assert_int_eq(a.blocks, 0);
+    ck_assert_int_eq(a.live, 0);
 }
 END_TEST
 
@@ -419,8 +338,8 @@ START_TEST(test_bomb)
     ck_assert_int_eq(mux_zstd_tx_compress(tx, iov, pieces, &c, &reset, NULL), 0);
     double t1 = now_s();
 
-    acct a;
-    mux_mem mem = acct_mem(&a, -1);
+    failmalloc a;
+    mux_mem mem = failmalloc_mem(&a, -1, 0);
     mux_zstd_rx *rx;
     ck_assert_int_eq(mux_zstd_rx_new(&rx, 20, &mem), 0);
     mux_buf d;
@@ -429,13 +348,13 @@ START_TEST(test_bomb)
     double t2 = now_s();
     printf("zstd bomb: 1 GiB of zeros -> %zu bytes (%.2f s); decompress with max_out 10 MiB: LIMIT after %.3f s, "
            "peak allocation %.2f MiB (output buffer cap %.2f MiB)\n",
-           c.len, t1 - t0, t2 - t1, (double)a.peak / (1 << 20), (double)d.cap / (1 << 20));
+           c.len, t1 - t0, t2 - t1, (double)a.peak_bytes / (1 << 20), (double)d.cap / (1 << 20));
     ck_assert_uint_le(d.cap, max_out);
-    ck_assert_uint_le(a.peak, max_out + (3u << 19)); /* output + decoder context (~1.2 MiB at window 20) */
+    ck_assert_uint_le(a.peak_bytes, max_out + (3u << 19)); /* output + decoder context (~1.2 MiB at window 20) */
     ck_assert_uint_eq(d.len, 0);
     mux_buf_free(&d, &mem);
     mux_zstd_rx_del(rx);
-    ck_assert_uint_eq(a.live, 0);
+    ck_assert_uint_eq(a.live_bytes, 0);
     mux_buf_free(&c, NULL);
     mux_zstd_tx_del(tx);
     free(iov);
@@ -521,10 +440,10 @@ START_TEST(test_nomem)
     for (size_t i = 0; i < sizeof(msg); i++)
         msg[i] = (uint8_t)((i * 7) ^ (i >> 5));
     mux_iovec iov = {msg, sizeof(msg)};
-    acct a;
+    failmalloc a;
     int ok = 0;
     for (long k = 0; k < 60 && !ok; k++) {
-        mux_mem mem = acct_mem(&a, k);
+        mux_mem mem = failmalloc_mem(&a, k, 0);
         mux_zstd_tx *tx = NULL;
         mux_zstd_rx *rx = NULL;
         mux_buf c, d;
@@ -555,7 +474,7 @@ START_TEST(test_nomem)
         mux_buf_free(&d, &mem);
         mux_zstd_tx_del(tx);
         mux_zstd_rx_del(rx);
-        ck_assert_int_eq(a.blocks, 0);
+        ck_assert_int_eq(a.live, 0);
     }
     ck_assert(ok);
 }
