@@ -5,7 +5,8 @@
  * DATA has a fast path both ways: the encoder writes only the prefix (record length, Frame.data
  * tag and length, stream_id, fin, payload tag and length) so the payload can follow as its own
  * iovec; the decoder reads DATA with a hand-written wire reader that points into the input. All
- * other frames go through protobuf-c (tunnel.pb-c.h).
+ * other frames go through protobuf-c (tunnel.pb-c.h). Implemented by frame_encode.c, frame_decode.c
+ * and varint.c (wire details they share: frame_wire.h).
  */
 #ifndef MUX_FRAME_CODEC_H
 #define MUX_FRAME_CODEC_H
