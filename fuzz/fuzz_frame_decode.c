@@ -1,5 +1,5 @@
 /*
- * tunnelmux — libFuzzer target for the frame record decoder (src/mux/frame_codec.c).
+ * tunnelmux — libFuzzer target for the frame record decoder (src/mux/frame_decode.c, frame_codec.h).
  *
  * Decodes the input as a batch of records until its end or a fatal error, like the envelope does.
  * Every decoded frame is re-encoded and decoded again; the two decodings must agree field by field
