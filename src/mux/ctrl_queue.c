@@ -51,17 +51,6 @@ int mux_queue_ping(mux_session *s, mux_frame_type type, uint64_t opaque)
     return mux_queue_frame(s, &f, 0);
 }
 
-/* Returns connection credit for |n| bytes received into a stream (or discarded): on receipt, so
- * streams whose readers are slow never hold the connection's credit (PROTOCOL.md §6.2). */
-void mux_conn_consume(mux_session *s, size_t n)
-{
-    if (n == 0)
-        return;
-    uint32_t inc = mux_rxwin_consume(&s->conn_rx, n, s->now, 0, 0);
-    if (inc != 0)
-        mux_queue_window(s, 0, inc); /* NOMEM: the credit is lost; the peer's connection window shrinks */
-}
-
 void mux_queue_ws_close(mux_session *s, uint16_t code)
 {
     if (s->close_state == CLOSE_NONE) {

@@ -6,7 +6,7 @@
  * tag and length, stream_id, fin, payload tag and length) so the payload can follow as its own
  * iovec; the decoder reads DATA with a hand-written wire reader that points into the input. All
  * other frames go through protobuf-c (tunnel.pb-c.h). Implemented by frame_encode.c, frame_decode.c
- * and varint.c (wire details they share: frame_wire.h).
+ * (wire details they share: frame_wire.h; varints: varint.h).
  */
 #ifndef MUX_FRAME_CODEC_H
 #define MUX_FRAME_CODEC_H
@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "buf.h"
+#include "varint.h"
 #include "mux/mux.h"
 
 typedef enum {
@@ -108,10 +109,6 @@ ssize_t mux_frame_decode_reference(const uint8_t *in, size_t len, mux_frame *out
 /* Releases what mux_frame_decode allocated; |f| may be reused. Safe on a zeroed frame. */
 void mux_frame_clear(mux_frame *f, const mux_mem *mem);
 
-/* Varint helpers (protobuf base-128). put returns bytes written (<= 10). get returns bytes read,
- * 0 if truncated, -1 if over-long (more than 10 bytes or overflow). */
-size_t mux_varint_put(uint8_t *out, uint64_t v);
-int mux_varint_get(const uint8_t *in, size_t len, uint64_t *v);
-size_t mux_varint_len(uint64_t v);
+/* Varint helpers (protobuf base-128): mux_varint_put, mux_varint_get, mux_varint_len in varint.h. */
 
 #endif

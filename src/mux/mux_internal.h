@@ -402,10 +402,20 @@ void mux_wake_conn_blocked(mux_session *s);
 void mux_worst_insert(mux_stream_stall *out, size_t *n, size_t cap, const mux_stream_stall *x);
 /* Fills |x| with |st|'s stall record as of |now| (the current list's time included). */
 void mux_stream_stall_of(const mux_stream *st, int64_t now, mux_stream_stall *x);
-/* The stream whose DATA goes next (interactive first), or NULL; it stays in its list. */
-mux_stream *mux_next_sender(const mux_session *s);
+/* The stream whose DATA goes next (PROTOCOL.md §6.4): interactive streams first, round-robin
+ * among them, then bulk streams round-robin; NULL when none is ready. It stays in its list.
+ * (Inline, like the next two: they run per DATA frame.) */
+static inline mux_stream *mux_next_sender(const mux_session *s)
+{
+    return s->sendq_interactive.head != NULL ? s->sendq_interactive.head : s->sendq.head;
+}
+
 /* 1 when DATA may go out now: established, not closing, and a stream in a ready list. */
-int mux_can_send_data(const mux_session *s);
+static inline int mux_can_send_data(const mux_session *s)
+{
+    return !s->dead && s->hs == HS_ESTABLISHED && s->close_state == CLOSE_NONE &&
+           (s->sendq_interactive.head != NULL || s->sendq.head != NULL);
+}
 
 /* ---------------------------------------------------------------- control queue (ctrl_queue.c) */
 
@@ -418,8 +428,16 @@ int mux_queue_simple(mux_session *s, mux_frame_type type, uint32_t id, unsigned 
 int mux_queue_window(mux_session *s, uint32_t id, uint32_t inc);
 /* Queues PING or PONG carrying |opaque|. */
 int mux_queue_ping(mux_session *s, mux_frame_type type, uint64_t opaque);
-/* Returns connection credit for |n| bytes received into a stream or discarded (PROTOCOL.md §6.2). */
-void mux_conn_consume(mux_session *s, size_t n);
+/* Returns connection credit for |n| bytes received into a stream (or discarded): on receipt, so
+ * streams whose readers are slow never hold the connection's credit (PROTOCOL.md §6.2). */
+static inline void mux_conn_consume(mux_session *s, size_t n)
+{
+    if (n == 0)
+        return;
+    uint32_t inc = mux_rxwin_consume(&s->conn_rx, n, s->now, 0, 0);
+    if (inc != 0)
+        mux_queue_window(s, 0, inc); /* NOMEM: the credit is lost; the peer's connection window shrinks */
+}
 /* Queues our WebSocket close frame with |code| (the first code wins). */
 void mux_queue_ws_close(mux_session *s, uint16_t code);
 /* ---------------------------------------------------------------- fatal errors (session.c) */

@@ -163,13 +163,6 @@ void mux_stream_stall_of(const mux_stream *st, int64_t now, mux_stream_stall *x)
     x->age_ms = now - st->opened_ms;
 }
 
-/* The stream whose DATA goes next (PROTOCOL.md §6.4): interactive streams first, round-robin
- * among them, then bulk streams round-robin. */
-mux_stream *mux_next_sender(const mux_session *s)
-{
-    return s->sendq_interactive.head != NULL ? s->sendq_interactive.head : s->sendq.head;
-}
-
 const char *mux_sched_list_to_str(mux_sched_list list)
 {
     switch (list) {
@@ -185,10 +178,4 @@ const char *mux_sched_list_to_str(mux_sched_list list)
         return "blk_stream";
     }
     return "unknown";
-}
-
-int mux_can_send_data(const mux_session *s)
-{
-    return !s->dead && s->hs == HS_ESTABLISHED && s->close_state == CLOSE_NONE &&
-           (s->sendq_interactive.head != NULL || s->sendq.head != NULL);
 }

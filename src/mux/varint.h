@@ -1,13 +1,16 @@
 /*
- * tunnelmux — protobuf base-128 varints (frame_codec.h): record lengths, tags, field values.
+ * tunnelmux — protobuf base-128 varints: record lengths, tags, field values (frame_codec.h,
+ * envelope.c, rx_message.c). Header-only: they run several times per frame on both paths, and
+ * inline where they are used (as they did while they lived in the one frame_codec.c).
  */
+#ifndef MUX_VARINT_H
+#define MUX_VARINT_H
+
 #include <stddef.h>
 #include <stdint.h>
 
-#include "frame_codec.h"
-
 /* Writes |v| as a protobuf base-128 varint into |out| (room for 10 bytes). Returns bytes written. */
-size_t mux_varint_put(uint8_t *out, uint64_t v)
+static inline size_t mux_varint_put(uint8_t *out, uint64_t v)
 {
     size_t n = 0;
     while (v >= 0x80) {
@@ -23,7 +26,7 @@ size_t mux_varint_put(uint8_t *out, uint64_t v)
  * inside the varint, -1 when it is over-long (an 11th byte would be needed, or the 10th byte
  * carries bits beyond 64).
  */
-int mux_varint_get(const uint8_t *in, size_t len, uint64_t *v)
+static inline int mux_varint_get(const uint8_t *in, size_t len, uint64_t *v)
 {
     if (len != 0 && in[0] < 0x80) { /* most varints of a record: lengths and ids below 128 */
         *v = in[0];
@@ -46,7 +49,7 @@ int mux_varint_get(const uint8_t *in, size_t len, uint64_t *v)
 }
 
 /* Bytes mux_varint_put would write for |v| (1..10). */
-size_t mux_varint_len(uint64_t v)
+static inline size_t mux_varint_len(uint64_t v)
 {
     size_t n = 1;
     while (v >= 0x80) {
@@ -55,3 +58,5 @@ size_t mux_varint_len(uint64_t v)
     }
     return n;
 }
+
+#endif
