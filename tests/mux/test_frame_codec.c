@@ -1,5 +1,5 @@
 /*
- * tunnelmux — tests of the frame record codec (frame_codec.h: src/mux/frame_encode.c, frame_decode.c, varint.c).
+ * tunnelmux — tests of the frame record codec (frame_codec.h: src/mux/frame_encode.c, frame_decode.c, varint.h).
  */
 #include <stdint.h>
 #include <stdio.h>
