@@ -17,6 +17,7 @@
 #include "common/config.h"
 #include "common/heap.h"
 #include "common/log.h"
+#include "server/access_log.h"
 #include "server/admin.h"
 #include "server/listener.h"
 #include "server/metrics.h"
@@ -465,7 +466,7 @@ int main(int argc, char **argv)
     server_handler *handler = (server_handler *)h2o_create_handler(pathconf, sizeof(*handler));
     handler->super.on_req = on_req;
     handler->srv = srv;
-    admin_register_access_log(srv, pathconf);
+    access_log_register(srv, pathconf);
 
     h2o_context_init(&srv->ctx, h2o_evloop_create(), &srv->config);
     h2o_timeout_init(srv->ctx.loop, &srv->read_timeout, (uint64_t)opt.read_timeout_ms);

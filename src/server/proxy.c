@@ -30,7 +30,7 @@
 #include "common/log.h"
 #include "common/http_token.h"
 #include "h2o/http1.h"
-#include "server/admin.h"
+#include "server/access_log.h"
 #include "server/h2_body.h"
 #include "server/headers.h"
 #include "server/metrics.h"
@@ -572,9 +572,9 @@ static void pump_streamed_body(proxy_stream *ps, tunnel *t)
     if (ps->ub != NULL ? upload_body_done(ps->ub) : h2_body_done(ps->hb)) {
         ps->body_done = 1; /* the body object lives on until on_dispose (h1: it drains what follows the body) */
         if (ps->hb != NULL)
-            admin_tag_body(ps->req, h2_body_received(ps->hb));
+            access_log_note_body(ps->req, h2_body_received(ps->hb));
         else if (ps->body_chunked)
-            admin_tag_body(ps->req, ps->body_off);
+            access_log_note_body(ps->req, ps->body_off);
         mux_session_end_stream(t->sess, ps->id);
     } else if (n > 0) {
         /* paused above */
@@ -874,13 +874,13 @@ int proxy_handle_request(server *srv, h2o_req_t *req)
         return 0;
     }
     ps->id = (uint32_t)id;
-    admin_tag_stream(req, ps->id); /* for the access log */
+    access_log_note_stream(req, ps->id); /* for the access log */
     ps->tunnel = t;
     h2o_linklist_insert(&t->streams, &ps->link);
     if (h1_held) {
         if (held >= 0) {
             ratelimit_charge(&t->rl_bytes, (double)held, server_now(srv));
-            admin_tag_body(req, (uint64_t)held);
+            access_log_note_body(req, (uint64_t)held);
         }
         ps->body_chunked = held == UPLOAD_LENGTH_CHUNKED;
         ps->ub = upload_body_start(srv, req, on_body_event, ps);
@@ -895,7 +895,7 @@ int proxy_handle_request(server *srv, h2o_req_t *req)
         }
     } else if (h2_held) {
         if (h2_len >= 0)
-            admin_tag_body(req, (uint64_t)h2_len);
+            access_log_note_body(req, (uint64_t)h2_len);
         ps->hb = h2_body_start(req, on_body_event, ps);
         if (ps->hb == NULL) {
             tunnel_flush(reset(ps, MUX_CODE_INTERNAL_ERROR, "cannot read the request body"));
@@ -1161,7 +1161,7 @@ static int retry_elsewhere(proxy_stream *ps)
     ps->id = (uint32_t)id;
     ps->tunnel = t;
     h2o_linklist_insert(&t->streams, &ps->link);
-    admin_tag_stream(ps->req, ps->id);
+    access_log_note_stream(ps->req, ps->id);
     if (srv->metrics != NULL)
         metrics_on_retry(srv->metrics);
     LOG_INFO(LOG_EV_STREAM, "request for %s: tunnel lost before the response, retried on %s (stream %u): %.*s", ps->name, t->peer,
