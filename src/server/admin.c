@@ -82,26 +82,25 @@ static size_t gather_live(server *srv, metrics_live **out, uint64_t *held)
     *out = v;
     if (v == NULL)
         return 0;
-    for (h2o_linklist_t *l = srv->tunnels.next; l != &srv->tunnels && n < cap; l = l->next) {
-        tunnel *t = H2O_STRUCT_FROM_MEMBER(tunnel, link, l);
-        if (!t->registered || t->sess == NULL || t->dying || t->handed_over) /* handed over: draining, unnamed */
+    for (tunnel *t = tunnel_next(srv, NULL); t != NULL && n < cap; t = tunnel_next(srv, t)) {
+        if (!tunnel_serves_name(t)) /* handed over: draining, unnamed */
             continue;
         void *const *reps;
-        size_t nreps = registry_replicas(&srv->reg, t->name, &reps, NULL);
+        size_t nreps = registry_replicas(&srv->reg, tunnel_name(t), &reps, NULL);
         if (nreps == 0 || reps[0] != t)
             continue; /* the name's first replica gathers them all */
-        v[n].name = t->name;
-        v[n].peer = t->peer;
-        v[n].connected_since_unix_ms = t->connected_unix_ms;
-        mux_session_get_stats(t->sess, &v[n].stats);
-        v[n].nworst = mux_session_worst_streams(t->sess, server_now(srv), v[n].worst, METRICS_WORST_STREAMS);
+        v[n].name = tunnel_name(t);
+        v[n].peer = tunnel_peer(t);
+        v[n].connected_since_unix_ms = tunnel_connected_unix_ms(t);
+        mux_session_get_stats(tunnel_session(t), &v[n].stats);
+        v[n].nworst = mux_session_worst_streams(tunnel_session(t), server_now(srv), v[n].worst, METRICS_WORST_STREAMS);
         v[n].replicas = 1;
         for (size_t k = 1; k < nreps; k++) {
             tunnel *r = reps[k];
-            if (r->sess == NULL || r->dying)
+            if (tunnel_session(r) == NULL || tunnel_is_dying(r))
                 continue;
             mux_session_stats st;
-            mux_session_get_stats(r->sess, &st);
+            mux_session_get_stats(tunnel_session(r), &st);
             merge_stats(&v[n].stats, &st);
             v[n].replicas++;
         }
@@ -217,10 +216,10 @@ static char *render_clients_json(server *srv)
         for (size_t k = 0; k < nreps; k++) {
             const tunnel *t = reps[k];
             json_t *to = json_object();
-            json_object_set_new(to, "address", jstr(t->peer));
-            json_object_set_new(to, "connected_since_unix_ms", json_integer(t->connected_unix_ms));
+            json_object_set_new(to, "address", jstr(tunnel_peer(t)));
+            json_object_set_new(to, "connected_since_unix_ms", json_integer(tunnel_connected_unix_ms(t)));
             json_object_set_new(to, "open_requests", jint(tunnel_open_requests(t)));
-            json_object_set_new(to, "state", json_string(t->goaway_recv ? "leaving" : t->dying ? "closing" : "serving"));
+            json_object_set_new(to, "state", json_string(tunnel_state_name(t)));
             json_array_append_new(tuns, to);
         }
         json_object_set_new(o, "tunnels", tuns);
@@ -389,7 +388,7 @@ static int handle_disconnect(struct admin *a, h2o_req_t *req, const char *name, 
     tunnel *reps[REGISTRY_MAX_REPLICAS];
     size_t nreps = registry_replicas(&a->srv->reg, n, &vals, NULL), live = 0;
     for (size_t k = 0; k < nreps && k < REGISTRY_MAX_REPLICAS; k++) /* copied: disconnecting changes the registry */
-        if (!((tunnel *)vals[k])->dying)
+        if (!tunnel_is_dying(vals[k]))
             reps[live++] = vals[k];
     if (live == 0)
         return respond_json_error(req, 404, "Not Found", "no such client connected");

@@ -472,7 +472,7 @@ int main(int argc, char **argv)
     h2o_timeout_init(srv->ctx.loop, &srv->read_timeout, (uint64_t)opt.read_timeout_ms);
     if (opt.upgrade_idle_ms > 0)
         h2o_timeout_init(srv->ctx.loop, &srv->upgrade_idle_timeout, (uint64_t)opt.upgrade_idle_ms);
-    tunnel_init_server(srv);
+    tunnel_init_server(srv, proxy_tunnel_ops());
     srv->accept_ctx.ctx = &srv->ctx;
     srv->accept_ctx.hosts = srv->config.hosts;
     srv->accept_ctx.ssl_ctx = srv->ssl_ctx;

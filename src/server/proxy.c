@@ -104,12 +104,12 @@ struct proxy_stream {
     h2o_timeout_entry_t idle_entry; /* UPGRADE_IDLE_TIMEOUT */
 };
 
-h2o_linklist_t *proxy_link(proxy_stream *ps)
+static h2o_linklist_t *proxy_link(proxy_stream *ps)
 {
     return &ps->link;
 }
 
-proxy_stream *proxy_from_link(h2o_linklist_t *link)
+static proxy_stream *proxy_from_link(h2o_linklist_t *link)
 {
     return H2O_STRUCT_FROM_MEMBER(proxy_stream, link, link);
 }
@@ -195,8 +195,8 @@ static tunnel *detach(proxy_stream *ps)
     if (t != NULL) {
         if (h2o_linklist_is_linked(&ps->link))
             h2o_linklist_unlink(&ps->link);
-        if (ps->id != 0 && t->sess != NULL)
-            mux_session_set_stream_user_data(t->sess, ps->id, NULL);
+        if (ps->id != 0 && tunnel_session(t) != NULL)
+            mux_session_set_stream_user_data(tunnel_session(t), ps->id, NULL);
     }
     ps->tunnel = NULL;
     if (h2o_timeout_is_linked(&ps->head_timeout))
@@ -209,8 +209,8 @@ static tunnel *reset(proxy_stream *ps, unsigned code, const char *reason)
 {
     uint32_t id = ps->id;
     tunnel *t = detach(ps);
-    if (t != NULL && id != 0 && t->sess != NULL)
-        mux_session_reset_stream(t->sess, id, code, reason);
+    if (t != NULL && id != 0 && tunnel_session(t) != NULL)
+        mux_session_reset_stream(tunnel_session(t), id, code, reason);
     ps->id = 0;
     return t;
 }
@@ -384,7 +384,7 @@ static void send_more(proxy_stream *ps)
              * the buffers stay until the request is disposed of) */
             tunnel *t = ps->tunnel;
             if (t != NULL && ps->id != 0)
-                mux_session_consume(t->sess, ps->id, ps->inflight_len);
+                mux_session_consume(tunnel_session(t), ps->id, ps->inflight_len);
             ps->final_sent = 1;
             watch_stall(ps);
             h2o_send(ps->req, bufs, nbufs, H2O_SEND_STATE_FINAL);
@@ -414,7 +414,7 @@ static void on_proceed(h2o_generator_t *gen, h2o_req_t *req)
     ps->fl_slab = NULL;
     tunnel *t = ps->tunnel;
     if (t != NULL && ps->id != 0 && n > 0)
-        mux_session_consume(t->sess, ps->id, n); /* the bytes have left our hands (PROTOCOL.md §5) */
+        mux_session_consume(tunnel_session(t), ps->id, n); /* the bytes have left our hands (PROTOCOL.md §5) */
     send_more(ps);
     if (t != NULL)
         tunnel_flush(t);
@@ -548,7 +548,7 @@ static void pump_streamed_body(proxy_stream *ps, tunnel *t)
     const uint8_t *p;
     size_t n;
     while ((n = ps->ub != NULL ? upload_body_peek(ps->ub, &p) : h2_body_peek(ps->hb, &p)) > 0) {
-        ssize_t w = mux_session_write(t->sess, ps->id, p, n < BODY_SLICE ? n : BODY_SLICE);
+        ssize_t w = mux_session_write(tunnel_session(t), ps->id, p, n < BODY_SLICE ? n : BODY_SLICE);
         if (w == MUX_ERR_AGAIN) {
             /* backpressure: h1 to the client's TCP window, h2 to its stream window; on_writable resumes */
             if (ps->ub != NULL)
@@ -561,10 +561,10 @@ static void pump_streamed_body(proxy_stream *ps, tunnel *t)
         }
         if (ps->ub != NULL) {
             if (ps->body_chunked)
-                ratelimit_charge(&t->rl_bytes, (double)w, server_now(ps->srv));
+                ratelimit_charge(tunnel_rate_bytes(t), (double)w, server_now(ps->srv));
             upload_body_consume(ps->ub, (size_t)w);
         } else {
-            ratelimit_charge(&t->rl_bytes, (double)w, server_now(ps->srv));
+            ratelimit_charge(tunnel_rate_bytes(t), (double)w, server_now(ps->srv));
             h2_body_consume(ps->hb, (size_t)w); /* the user's HTTP/2 window for these bytes */
         }
         ps->body_off += (size_t)w;
@@ -575,7 +575,7 @@ static void pump_streamed_body(proxy_stream *ps, tunnel *t)
             access_log_note_body(ps->req, h2_body_received(ps->hb));
         else if (ps->body_chunked)
             access_log_note_body(ps->req, ps->body_off);
-        mux_session_end_stream(t->sess, ps->id);
+        mux_session_end_stream(tunnel_session(t), ps->id);
     } else if (n > 0) {
         /* paused above */
     } else if (ps->ub != NULL) {
@@ -601,7 +601,7 @@ static void pump_body(proxy_stream *ps)
     while (ps->body_off < len) {
         /* window-sized slices: never touch the whole (possibly mmapped) body at once */
         size_t n = len - ps->body_off < BODY_SLICE ? len - ps->body_off : BODY_SLICE;
-        ssize_t w = mux_session_write(t->sess, ps->id, base + ps->body_off, n);
+        ssize_t w = mux_session_write(tunnel_session(t), ps->id, base + ps->body_off, n);
         if (w == MUX_ERR_AGAIN) {
             if (len >= BODY_RELEASE_STEP)
                 release_body_pages(ps, ps->body_off, 0);
@@ -618,7 +618,7 @@ static void pump_body(proxy_stream *ps)
     ps->body_done = 1;
     if (len >= BODY_RELEASE_STEP)
         release_body_pages(ps, len, 1);
-    mux_session_end_stream(t->sess, ps->id);
+    mux_session_end_stream(tunnel_session(t), ps->id);
     if (!ps->response_started && ps->body_off != start)
         rearm_head_timeout(ps);
 }
@@ -779,7 +779,7 @@ static int32_t open_stream_on(proxy_stream *ps, tunnel *t)
                      .nheaders = hl.n};
     if (ps->has_body && body_len == 0)
         ps->body_done = 1;
-    int32_t id = mux_session_open_stream(t->sess, &head, ps);
+    int32_t id = mux_session_open_stream(tunnel_session(t), &head, ps);
     headers_list_free(&hl);
     return id;
 }
@@ -822,7 +822,7 @@ int proxy_handle_request(server *srv, h2o_req_t *req)
     }
     int known = 0;
     tunnel *t = registry_pick(&srv->reg, name, tunnel_load, NULL, &known);
-    if (t == NULL || t->sess == NULL || t->dying) {
+    if (t == NULL || tunnel_session(t) == NULL || tunnel_is_dying(t)) {
         if (known)
             send_text(req, 502, "Bad Gateway", "tunnelmux: tunnel %s is not connected (host %s)\n", name, shost);
         else
@@ -876,10 +876,10 @@ int proxy_handle_request(server *srv, h2o_req_t *req)
     ps->id = (uint32_t)id;
     access_log_note_stream(req, ps->id); /* for the access log */
     ps->tunnel = t;
-    h2o_linklist_insert(&t->streams, &ps->link);
+    tunnel_add_stream(t, &ps->link);
     if (h1_held) {
         if (held >= 0) {
-            ratelimit_charge(&t->rl_bytes, (double)held, server_now(srv));
+            ratelimit_charge(tunnel_rate_bytes(t), (double)held, server_now(srv));
             access_log_note_body(req, (uint64_t)held);
         }
         ps->body_chunked = held == UPLOAD_LENGTH_CHUNKED;
@@ -971,7 +971,7 @@ static const char *invalid_header(const mux_head *head)
     return NULL;
 }
 
-void proxy_on_head(proxy_stream *ps, const mux_head *head)
+static void proxy_on_head(proxy_stream *ps, const mux_head *head)
 {
     h2o_req_t *req = ps->req;
     LOG_DEBUG(LOG_EV_STREAM, "stream %u (%s): response head %u flags %u", ps->id, ps->name, head->status, head->flags);
@@ -1002,7 +1002,7 @@ void proxy_on_head(proxy_stream *ps, const mux_head *head)
         h2o_timeout_unlink(&ps->head_timeout);
     if (ps->upgrade_req && ps->tunnel != NULL && ps->id != 0) {
         /* upgrade refused: the request had no body; end our direction now (PROTOCOL.md §9.2) */
-        mux_session_end_stream(ps->tunnel->sess, ps->id);
+        mux_session_end_stream(tunnel_session(ps->tunnel), ps->id);
         ps->end_sent = 1;
         tunnel_flush(ps->tunnel);
     }
@@ -1040,7 +1040,7 @@ static int take_slice(proxy_stream *ps, const uint8_t *data, size_t len)
     return 1;
 }
 
-void proxy_on_data(proxy_stream *ps, const uint8_t *data, size_t len)
+static void proxy_on_data(proxy_stream *ps, const uint8_t *data, size_t len)
 {
     if (ps->raw) {
         raw_on_data(ps, data, len);
@@ -1048,11 +1048,11 @@ void proxy_on_data(proxy_stream *ps, const uint8_t *data, size_t len)
     }
     if (ps->stopped || ps->final_sent || ps->aborted || !ps->response_started) {
         if (ps->tunnel != NULL && ps->id != 0)
-            mux_session_consume(ps->tunnel->sess, ps->id, len);
+            mux_session_consume(tunnel_session(ps->tunnel), ps->id, len);
         return;
     }
     if (ps->tunnel != NULL)
-        ratelimit_charge(&ps->tunnel->rl_bytes, (double)len, server_now(ps->srv));
+        ratelimit_charge(tunnel_rate_bytes(ps->tunnel), (double)len, server_now(ps->srv));
     if (take_slice(ps, data, len)) {
         schedule_send(ps);
         return;
@@ -1081,7 +1081,7 @@ void proxy_on_data(proxy_stream *ps, const uint8_t *data, size_t len)
     schedule_send(ps);
 }
 
-void proxy_on_end(proxy_stream *ps)
+static void proxy_on_end(proxy_stream *ps)
 {
     LOG_DEBUG(LOG_EV_STREAM, "stream %u (%s): response end", ps->id, ps->name);
     if (ps->raw) {
@@ -1092,7 +1092,7 @@ void proxy_on_end(proxy_stream *ps)
     schedule_send(ps);
 }
 
-void proxy_on_close(proxy_stream *ps, unsigned code, const char *reason, int by_peer)
+static void proxy_on_close(proxy_stream *ps, unsigned code, const char *reason, int by_peer)
 {
     detach(ps);
     ps->id = 0;
@@ -1116,7 +1116,7 @@ void proxy_on_close(proxy_stream *ps, unsigned code, const char *reason, int by_
         abort_response(ps);
 }
 
-void proxy_on_writable(proxy_stream *ps)
+static void proxy_on_writable(proxy_stream *ps)
 {
     if (ps->raw)
         raw_pump_input(ps);
@@ -1148,31 +1148,31 @@ static int retry_elsewhere(proxy_stream *ps)
         ps->body_off > 0 || !idempotent(ps->req))
         return 0;
     tunnel *t = registry_pick(&srv->reg, ps->name, tunnel_load, NULL, NULL); /* the lost one left the registry */
-    if (t == NULL || t->busy)
+    if (t == NULL || tunnel_in_mux_call(t))
         return 0;
     ps->retried = 1;
     ps->body_done = 0;
     int32_t id = open_stream_on(ps, t);
     if (id <= 0) {
-        LOG_INFO(LOG_EV_STREAM, "request for %s: safe retry on %s impossible: %s", ps->name, t->peer,
+        LOG_INFO(LOG_EV_STREAM, "request for %s: safe retry on %s impossible: %s", ps->name, tunnel_peer(t),
                  id == 0 ? "out of memory" : mux_strerror(id));
         return 0;
     }
     ps->id = (uint32_t)id;
     ps->tunnel = t;
-    h2o_linklist_insert(&t->streams, &ps->link);
+    tunnel_add_stream(t, &ps->link);
     access_log_note_stream(ps->req, ps->id);
     if (srv->metrics != NULL)
         metrics_on_retry(srv->metrics);
-    LOG_INFO(LOG_EV_STREAM, "request for %s: tunnel lost before the response, retried on %s (stream %u): %.*s", ps->name, t->peer,
-             ps->id, (int)ps->req->method.len, ps->req->method.base);
+    LOG_INFO(LOG_EV_STREAM, "request for %s: tunnel lost before the response, retried on %s (stream %u): %.*s", ps->name,
+             tunnel_peer(t), ps->id, (int)ps->req->method.len, ps->req->method.base);
     h2o_timeout_link(srv->ctx.loop, &srv->read_timeout, &ps->head_timeout);
     pump_body(ps);
     tunnel_flush(t);
     return 1;
 }
 
-void proxy_on_tunnel_lost(proxy_stream *ps)
+static void proxy_on_tunnel_lost(proxy_stream *ps)
 {
     ps->tunnel = NULL;
     ps->id = 0;
@@ -1288,9 +1288,9 @@ static void raw_send_more(proxy_stream *rs)
             tunnel *t = detach(rs);
             rs->id = 0;
             if (t != NULL && id != 0 && !rs->end_sent)
-                mux_session_end_stream(t->sess, id);
+                mux_session_end_stream(tunnel_session(t), id);
             else if (t != NULL && id != 0)
-                mux_session_reset_stream(t->sess, id, MUX_CODE_CANCEL, "public TLS connection closed");
+                mux_session_reset_stream(tunnel_session(t), id, MUX_CODE_CANCEL, "public TLS connection closed");
             rs->raw_closed = 1;
             raw_free(rs);
             if (t != NULL)
@@ -1315,7 +1315,7 @@ static void raw_on_written(h2o_socket_t *sock, const char *err)
     }
     tunnel *t = rs->tunnel;
     if (t != NULL && rs->id != 0 && n > 0)
-        mux_session_consume(t->sess, rs->id, n); /* the bytes have left our hands */
+        mux_session_consume(tunnel_session(t), rs->id, n); /* the bytes have left our hands */
     raw_touch(rs);
     if (rs->pend_len == 0)
         raw_trim(rs);
@@ -1341,14 +1341,14 @@ static int raw_pump_input(proxy_stream *rs)
     }
     for (int guard = 0; guard < 1024 && sock->input->size > 0; guard++) {
         size_t n = sock->input->size < BODY_SLICE ? sock->input->size : BODY_SLICE;
-        ssize_t w = mux_session_write(t->sess, rs->id, (const uint8_t *)sock->input->bytes, n);
+        ssize_t w = mux_session_write(tunnel_session(t), rs->id, (const uint8_t *)sock->input->bytes, n);
         if (w == MUX_ERR_AGAIN)
             break;
         if (w < 0) {
             raw_abort(rs, MUX_CODE_INTERNAL_ERROR, "stream write failed");
             return 1;
         }
-        ratelimit_charge(&t->rl_bytes, (double)w, server_now(rs->srv));
+        ratelimit_charge(tunnel_rate_bytes(t), (double)w, server_now(rs->srv));
         h2o_buffer_consume(&sock->input, (size_t)w);
     }
     if (sock->input->size > 0) {
@@ -1358,7 +1358,7 @@ static int raw_pump_input(proxy_stream *rs)
         }
     } else if (rs->user_eof) {
         rs->end_sent = 1;
-        mux_session_end_stream(t->sess, rs->id); /* may close the stream: rs freed */
+        mux_session_end_stream(tunnel_session(t), rs->id); /* may close the stream: rs freed */
         tunnel_flush(t);
         return 1;
     } else {
@@ -1455,8 +1455,8 @@ static void start_upgrade(proxy_stream *ps, const mux_head *head)
     h2o_linklist_insert(&rs->srv->proxies, &rs->all);
     if (h2o_linklist_is_linked(&ps->link))
         h2o_linklist_unlink(&ps->link);
-    h2o_linklist_insert(&t->streams, &rs->link);
-    mux_session_set_stream_user_data(t->sess, rs->id, rs);
+    tunnel_add_stream(t, &rs->link);
+    mux_session_set_stream_user_data(tunnel_session(t), rs->id, rs);
     ps->tunnel = NULL;
     ps->id = 0;
     ps->response_started = ps->final_sent = 1;
@@ -1471,7 +1471,7 @@ static void raw_on_data(proxy_stream *rs, const uint8_t *data, size_t len)
 {
     if (rs->peer_fin || rs->shut_wr) {
         if (rs->tunnel != NULL && rs->id != 0)
-            mux_session_consume(rs->tunnel->sess, rs->id, len);
+            mux_session_consume(tunnel_session(rs->tunnel), rs->id, len);
         return;
     }
     if (rs->pend_len + len > rs->pend_cap) {
@@ -1494,7 +1494,7 @@ static void raw_on_data(proxy_stream *rs, const uint8_t *data, size_t len)
         rs->pend_cap = cap;
     }
     if (rs->tunnel != NULL)
-        ratelimit_charge(&rs->tunnel->rl_bytes, (double)len, server_now(rs->srv)); /* RATE_LIMIT_BPS counts raw bytes too */
+        ratelimit_charge(tunnel_rate_bytes(rs->tunnel), (double)len, server_now(rs->srv)); /* RATE_LIMIT_BPS counts raw bytes too */
     memcpy(rs->pend + rs->pend_len, data, len);
     rs->pend_len += len;
     raw_touch(rs);
@@ -1523,4 +1523,61 @@ static void raw_on_close(proxy_stream *rs, unsigned code)
         return;
     }
     raw_send_more(rs); /* drains, shuts down, frees */
+}
+
+/* ---------------------------------------------------------------- the tunnel's view (tunnel.h) */
+
+static void ops_on_head(void *stream, const mux_head *head)
+{
+    proxy_on_head(stream, head);
+}
+
+static void ops_on_data(void *stream, const uint8_t *data, size_t len)
+{
+    proxy_on_data(stream, data, len);
+}
+
+static void ops_on_end(void *stream)
+{
+    proxy_on_end(stream);
+}
+
+static void ops_on_close(void *stream, unsigned code, const char *reason, int by_peer)
+{
+    proxy_on_close(stream, code, reason, by_peer);
+}
+
+static void ops_on_writable(void *stream)
+{
+    proxy_on_writable(stream);
+}
+
+static void ops_on_tunnel_lost(void *stream)
+{
+    proxy_on_tunnel_lost(stream);
+}
+
+static h2o_linklist_t *ops_link(void *stream)
+{
+    return proxy_link(stream);
+}
+
+static void *ops_from_link(h2o_linklist_t *link)
+{
+    return proxy_from_link(link);
+}
+
+static const tunnel_stream_ops tunnel_ops = {.on_head = ops_on_head,
+                                             .on_data = ops_on_data,
+                                             .on_end = ops_on_end,
+                                             .on_close = ops_on_close,
+                                             .on_writable = ops_on_writable,
+                                             .on_tunnel_lost = ops_on_tunnel_lost,
+                                             .link = ops_link,
+                                             .from_link = ops_from_link,
+                                             .gather = proxy_gather};
+
+const tunnel_stream_ops *proxy_tunnel_ops(void)
+{
+    return &tunnel_ops;
 }

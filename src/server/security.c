@@ -184,7 +184,7 @@ int security_admit(server *srv, tunnel *t, h2o_req_t *req, const char *name, int
         *drop_authorization = 1;
     }
     int64_t now = server_now(srv);
-    int64_t wait = ratelimit_debt_wait(&t->rl_bytes, now);
+    int64_t wait = ratelimit_debt_wait(tunnel_rate_bytes(t), now);
     if (wait > 0) {
         LOG_DEBUG(LOG_EV_HTTP, "request for %s refused: 429 (RATE_LIMIT_BPS, retry in %lld ms)", name, (long long)wait);
         if (srv->metrics != NULL)
@@ -192,7 +192,7 @@ int security_admit(server *srv, tunnel *t, h2o_req_t *req, const char *name, int
         security_too_many(req, wait, "tunnelmux: rate limit exceeded (bytes per second)\n");
         return 1;
     }
-    wait = ratelimit_take(&t->rl_requests, 1, now);
+    wait = ratelimit_take(tunnel_rate_requests(t), 1, now);
     if (wait > 0) {
         LOG_DEBUG(LOG_EV_HTTP, "request for %s refused: 429 (RATE_LIMIT_RPS, retry in %lld ms)", name, (long long)wait);
         if (srv->metrics != NULL)
@@ -201,7 +201,7 @@ int security_admit(server *srv, tunnel *t, h2o_req_t *req, const char *name, int
         return 1;
     }
     if (req->entity.base != NULL)
-        ratelimit_charge(&t->rl_bytes, (double)req->entity.len, now);
+        ratelimit_charge(tunnel_rate_bytes(t), (double)req->entity.len, now);
     return 0;
 }
 

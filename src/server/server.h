@@ -87,7 +87,8 @@ struct server {
     h2o_socket_t *listeners[SERVER_MAX_LISTENERS];
     size_t nlisteners;
     registry reg;
-    h2o_linklist_t tunnels; /* every tunnel connection (tunnel.link), registered or not */
+    h2o_linklist_t tunnels;                     /* every tunnel connection (tunnel.link), registered or not */
+    const struct tunnel_stream_ops *tunnel_ops; /* what tunnels call for their streams (tunnel_init_server) */
     size_t ntunnels;
     h2o_timeout_t read_timeout;         /* READ_TIMEOUT: response head deadline per public request */
     h2o_timeout_t write_timeout;        /* WRITE_TIMEOUT: a tunnel write must complete within it */

@@ -20,7 +20,6 @@
 #include "h2o/http1.h"
 #include "mux/ws.h"
 #include "server/metrics.h"
-#include "server/proxy.h"
 #include "server/route.h"
 
 #define TICK_MS 100
@@ -32,6 +31,48 @@
  * together; above this, payloads are copied. A fast download keeps one or two alive; slow readers
  * keep theirs until h2o wrote their bytes, so this bounds what they can pin (capacity, 8 buffers) */
 #define RX_SLAB_BUDGET (32u * 1024 * 1024)
+
+#define TUNNEL_IOVCNT 128
+#define TUNNEL_LINGER_MS 2000             /* lingering close: longest wait for the peer's close or EOF */
+#define TUNNEL_LINGER_BYTES (1024 * 1024) /* lingering close: most input read and dropped */
+
+struct tunnel {
+    server *srv;
+    const tunnel_stream_ops *ops; /* the proxy, for the streams on this tunnel (srv->tunnel_ops) */
+    h2o_socket_t *sock;           /* the upgraded socket (NULL before the upgrade completed) */
+    mux_session *sess;
+    h2o_linklist_t link;    /* in srv->tunnels */
+    h2o_linklist_t streams; /* proxy_stream.link: public requests using this tunnel */
+    char name[64];          /* registered NAME ("" until accepted) */
+    char peer[64];          /* "ip:port" of the client daemon */
+    char close_reason[128]; /* why it is going away (for the "lost" log line) */
+    int registered;
+    int64_t connected_unix_ms; /* wall-clock time of the registration (admin API) */
+    int busy;                  /* > 0 while inside mux_session_recv / handle_timeout / send_done */
+    int writing;               /* a h2o_socket_write is in flight */
+    int dying;                 /* destroy scheduled */
+    /* lingering close (PROTOCOL.md §8): our GOAWAY and close went out, the write side is shut, the
+     * peer's bytes are read and dropped until its close frame, EOF, TUNNEL_LINGER_BYTES or
+     * TUNNEL_LINGER_MS, so that a peer still sending reads why it was dropped instead of a reset */
+    int lingering;
+    int released;          /* unregistered, its requests failed (tunnel_release) */
+    uint64_t linger_bytes; /* bytes read since the session wanted to close */
+    h2o_timeout_entry_t linger_entry;
+    /* name takeover (NAME_TAKEOVER_CHECK, docs/OPERATIONS.md): liveness of a registered tunnel */
+    int64_t last_rx_ms; /* loop time of the last bytes received from the client */
+    int64_t probe_ms;   /* loop time of the liveness PING sent because a HELLO wanted our name; 0 = none
+                           pending (any bytes received clear it) */
+    int goaway_recv;    /* the client sent GOAWAY: it is shutting down */
+    int handed_over;    /* the name went to a newer client while we finish our in-flight streams */
+    h2o_timeout_entry_t write_timeout_entry;
+    h2o_timeout_entry_t reap_entry;  /* zero-delay: destroys the tunnel from the loop */
+    h2o_timeout_entry_t flush_entry; /* zero-delay: one write for all a loop turn queued */
+    ratelimit_bucket rl_requests;    /* RATE_LIMIT_RPS of this client name */
+    ratelimit_bucket rl_bytes;       /* RATE_LIMIT_BPS of this client name */
+    char peer_ip[48];                /* IP of the client daemon (throttle key) */
+    rxslab *rx_slab;                 /* the read being handed to the session right now (on_read), else NULL */
+    mux_iovec iov[TUNNEL_IOVCNT];
+};
 
 static void do_flush(tunnel *t);
 
@@ -62,7 +103,7 @@ static void release(tunnel *t)
     while (!h2o_linklist_is_empty(&t->streams)) {
         h2o_linklist_t *l = t->streams.next;
         h2o_linklist_unlink(l);
-        proxy_on_tunnel_lost(proxy_from_link(l));
+        t->ops->on_tunnel_lost(t->ops->from_link(l));
     }
 }
 
@@ -508,15 +549,17 @@ static int cb_on_hello(mux_session *s, const mux_hello_info *hello, void *user_d
 
 static int cb_on_head(mux_session *s, uint32_t id, const mux_head *head, void *sud, void *user_data)
 {
+    tunnel *t = user_data;
     if (sud != NULL)
-        proxy_on_head(sud, head);
+        t->ops->on_head(sud, head);
     return 0;
 }
 
 static int cb_on_data(mux_session *s, uint32_t id, const uint8_t *data, size_t len, void *sud, void *user_data)
 {
+    tunnel *t = user_data;
     if (sud != NULL)
-        proxy_on_data(sud, data, len);
+        t->ops->on_data(sud, data, len);
     else
         mux_session_consume(s, id, len);
     return 0;
@@ -524,27 +567,29 @@ static int cb_on_data(mux_session *s, uint32_t id, const uint8_t *data, size_t l
 
 static int cb_on_end(mux_session *s, uint32_t id, void *sud, void *user_data)
 {
+    tunnel *t = user_data;
     if (sud != NULL)
-        proxy_on_end(sud);
+        t->ops->on_end(sud);
     return 0;
 }
 
 static void cb_on_stream_close(mux_session *s, uint32_t id, unsigned code, const char *reason, int by_peer, void *sud,
                                void *user_data)
 {
+    tunnel *t = user_data;
     if (sud != NULL) {
-        proxy_stream *ps = sud;
-        h2o_linklist_t *l = proxy_link(ps);
+        h2o_linklist_t *l = t->ops->link(sud);
         if (h2o_linklist_is_linked(l))
             h2o_linklist_unlink(l);
-        proxy_on_close(ps, code, reason, by_peer);
+        t->ops->on_close(sud, code, reason, by_peer);
     }
 }
 
 static void cb_on_writable(mux_session *s, uint32_t id, void *sud, void *user_data)
 {
+    tunnel *t = user_data;
     if (sud != NULL)
-        proxy_on_writable(sud);
+        t->ops->on_writable(sud);
 }
 
 static void cb_on_goaway(mux_session *s, uint32_t last_stream_id, unsigned code, const char *reason, void *user_data)
@@ -734,6 +779,7 @@ int tunnel_handle_request(server *srv, h2o_req_t *req)
     if (t == NULL)
         return send_plain(req, 503, "Service Unavailable", "tunnelmux: out of memory\n");
     t->srv = srv;
+    t->ops = srv->tunnel_ops;
     h2o_linklist_init_anchor(&t->streams);
     t->write_timeout_entry.cb = on_write_timeout;
     t->reap_entry.cb = on_reap;
@@ -785,8 +831,9 @@ static void on_tick(h2o_timeout_entry_t *e)
     h2o_timeout_link(srv->ctx.loop, &srv->tick_timeout, &srv->tick_entry);
 }
 
-void tunnel_init_server(server *srv)
+void tunnel_init_server(server *srv, const tunnel_stream_ops *ops)
 {
+    srv->tunnel_ops = ops;
     h2o_linklist_init_anchor(&srv->tunnels);
     h2o_linklist_init_anchor(&srv->proxies);
     /* allocator.max = 0: a drained buffer goes back to malloc (which keeps it, heap.c) rather than
@@ -814,7 +861,7 @@ void tunnel_disconnect(tunnel *t, const char *reason)
 
 uint64_t tunnel_gather_requests(server *srv, metrics_live *live, size_t nlive)
 {
-    return proxy_gather(srv, live, nlive);
+    return srv->tunnel_ops->gather(srv, live, nlive);
 }
 
 void tunnel_shutdown_all(server *srv)
@@ -835,4 +882,67 @@ void tunnel_destroy_all(server *srv)
         tunnel *t = H2O_STRUCT_FROM_MEMBER(tunnel, link, srv->tunnels.next);
         destroy(t);
     }
+}
+
+/* ---------------------------------------------------------------- accessors (tunnel.h) */
+
+mux_session *tunnel_session(const tunnel *t)
+{
+    return t->sess;
+}
+
+int tunnel_in_mux_call(const tunnel *t)
+{
+    return t->busy > 0;
+}
+
+int tunnel_is_dying(const tunnel *t)
+{
+    return t->dying;
+}
+
+int tunnel_serves_name(const tunnel *t)
+{
+    return t->registered && t->sess != NULL && !t->dying && !t->handed_over;
+}
+
+const char *tunnel_name(const tunnel *t)
+{
+    return t->name;
+}
+
+const char *tunnel_peer(const tunnel *t)
+{
+    return t->peer;
+}
+
+int64_t tunnel_connected_unix_ms(const tunnel *t)
+{
+    return t->connected_unix_ms;
+}
+
+const char *tunnel_state_name(const tunnel *t)
+{
+    return t->goaway_recv ? "leaving" : t->dying ? "closing" : "serving";
+}
+
+ratelimit_bucket *tunnel_rate_requests(tunnel *t)
+{
+    return &t->rl_requests;
+}
+
+ratelimit_bucket *tunnel_rate_bytes(tunnel *t)
+{
+    return &t->rl_bytes;
+}
+
+void tunnel_add_stream(tunnel *t, h2o_linklist_t *node)
+{
+    h2o_linklist_insert(&t->streams, node);
+}
+
+tunnel *tunnel_next(server *srv, tunnel *prev)
+{
+    h2o_linklist_t *l = prev != NULL ? prev->link.next : srv->tunnels.next;
+    return l != &srv->tunnels ? H2O_STRUCT_FROM_MEMBER(tunnel, link, l) : NULL;
 }
