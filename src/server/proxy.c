@@ -29,6 +29,7 @@
 
 #include "common/log.h"
 #include "common/http_token.h"
+#include "common/net_addr.h"
 #include "h2o/http1.h"
 #include "server/access_log.h"
 #include "server/h2_body.h"
@@ -623,47 +624,13 @@ static void pump_body(proxy_stream *ps)
         rearm_head_timeout(ps);
 }
 
-/* |addr| = IP:PORT, or [IP]:PORT when |bracket| (per request: no printf). */
-static void join_addr(char *addr, size_t addrcap, const char *ip, unsigned port, int bracket)
-{
-    char digits[5];
-    size_t nd = 0, iplen = strlen(ip), n = 0;
-    do {
-        digits[nd++] = (char)('0' + port % 10);
-        port /= 10;
-    } while (port > 0 && nd < sizeof(digits));
-    if (iplen + nd + 4 > addrcap)
-        return; /* cannot happen with INET6_ADDRSTRLEN + 16; leave it empty */
-    if (bracket)
-        addr[n++] = '[';
-    memcpy(addr + n, ip, iplen);
-    n += iplen;
-    if (bracket)
-        addr[n++] = ']';
-    addr[n++] = ':';
-    while (nd > 0)
-        addr[n++] = digits[--nd];
-    addr[n] = '\0';
-}
-
+/* The public peer of |conn|: |ip| (IPv4-mapped shown as IPv4) and |addr| "ip:port" (net_addr.h);
+ * both "" when unknown. */
 static void format_addr(h2o_conn_t *conn, char *ip, size_t ipcap, char *addr, size_t addrcap)
 {
     struct sockaddr_storage ss;
     socklen_t len = conn->callbacks->get_peername(conn, (struct sockaddr *)&ss);
-    ip[0] = addr[0] = '\0';
-    if (len == 0)
-        return;
-    if (ss.ss_family == AF_INET) {
-        struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
-        if (inet_ntop(AF_INET, &sin->sin_addr, ip, (socklen_t)ipcap) != NULL)
-            join_addr(addr, addrcap, ip, ntohs(sin->sin_port), 0);
-    } else if (ss.ss_family == AF_INET6) {
-        struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
-        int mapped = IN6_IS_ADDR_V4MAPPED(&sin6->sin6_addr);
-        const void *a = mapped ? (const void *)&sin6->sin6_addr.s6_addr[12] : (const void *)&sin6->sin6_addr;
-        if (inet_ntop(mapped ? AF_INET : AF_INET6, a, ip, (socklen_t)ipcap) != NULL)
-            join_addr(addr, addrcap, ip, ntohs(sin6->sin6_port), !mapped);
-    }
+    net_addr_format((struct sockaddr *)&ss, len, NET_ADDR_UNMAP_V4, ip, ipcap, addr, addrcap);
 }
 
 void proxy_take_absolute_target(h2o_req_t *req)

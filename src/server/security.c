@@ -12,6 +12,7 @@
 #include <openssl/crypto.h>
 
 #include "common/log.h"
+#include "common/net_addr.h"
 #include "server/metrics.h"
 #include "server/phr.h"
 #include "server/ratelimit.h"
@@ -36,12 +37,9 @@ void security_too_many(h2o_req_t *req, int64_t wait_ms, const char *msg)
 void security_peer_ip(h2o_req_t *req, char *out, size_t cap)
 {
     struct sockaddr_storage ss;
-    char host[NI_MAXHOST];
     socklen_t len = req->conn->callbacks->get_peername(req->conn, (struct sockaddr *)&ss);
-    if (len == 0 || h2o_socket_getnumerichost((struct sockaddr *)&ss, len, host) == SIZE_MAX)
+    if (net_addr_format((struct sockaddr *)&ss, len, 0, out, cap, NULL, 0) != 0) /* IPv4-mapped stays ::ffff:a.b.c.d */
         snprintf(out, cap, "-");
-    else
-        snprintf(out, cap, "%s", host);
 }
 
 int64_t security_basic_wait(server *srv, const char *ip)

@@ -17,6 +17,7 @@
 #include <openssl/sha.h>
 
 #include "common/log.h"
+#include "common/net_addr.h"
 #include "h2o/http1.h"
 #include "mux/ws.h"
 #include "server/metrics.h"
@@ -602,39 +603,16 @@ static void cb_on_goaway(mux_session *s, uint32_t last_stream_id, unsigned code,
 
 /* ---------------------------------------------------------------- upgrade */
 
-static void format_peer(h2o_conn_t *conn, char *out, size_t cap)
+/* |peer| = "ip:port" of the client daemon ("-" when unknown) and |ip| = its IP (the throttle key),
+ * IPv4-mapped addresses shown as IPv4 (net_addr.h). */
+static void format_peer(h2o_conn_t *conn, char *peer, size_t peercap, char *ip, size_t ipcap)
 {
     struct sockaddr_storage ss;
     socklen_t len = conn->callbacks->get_peername(conn, (struct sockaddr *)&ss);
-    char host[NI_MAXHOST];
-    if (len == 0 || h2o_socket_getnumerichost((struct sockaddr *)&ss, len, host) == SIZE_MAX) {
-        snprintf(out, cap, "-");
-        return;
+    if (net_addr_format((struct sockaddr *)&ss, len, NET_ADDR_UNMAP_V4, ip, ipcap, peer, peercap) != 0) {
+        snprintf(peer, peercap, "-");
+        snprintf(ip, ipcap, "-");
     }
-    int32_t port = h2o_socket_getport((struct sockaddr *)&ss);
-    if (strncmp(host, "::ffff:", 7) == 0 && strchr(host + 7, '.') != NULL)
-        memmove(host, host + 7, strlen(host + 7) + 1); /* IPv4-mapped: show the IPv4 address */
-    if (strchr(host, ':') != NULL)
-        snprintf(out, cap, "[%.46s]:%d", host, (int)port);
-    else
-        snprintf(out, cap, "%.46s:%d", host, (int)port);
-}
-
-/* "ip:port" / "[v6]:port" -> "ip" / "v6" (the throttle key). */
-static void peer_ip_of(const char *peer, char *out, size_t cap)
-{
-    const char *p = peer, *end;
-    if (*p == '[') {
-        p++;
-        end = strchr(p, ']');
-    } else {
-        end = strrchr(p, ':');
-    }
-    size_t n = end != NULL ? (size_t)(end - p) : strlen(p);
-    if (n >= cap)
-        n = cap - 1;
-    memcpy(out, p, n);
-    out[n] = '\0';
 }
 
 static void on_upgrade_complete(void *user_data, h2o_socket_t *sock, size_t reqsize)
@@ -760,8 +738,7 @@ int tunnel_handle_request(server *srv, h2o_req_t *req)
     if (srv->ntunnels >= (size_t)srv->opt->max_clients * 2 + 16)
         return send_plain(req, 503, "Service Unavailable", "tunnelmux: too many tunnel connections\n");
     char peer[64], ip[48];
-    format_peer(req->conn, peer, sizeof(peer));
-    peer_ip_of(peer, ip, sizeof(ip));
+    format_peer(req->conn, peer, sizeof(peer), ip, sizeof(ip));
     int64_t wait = auth_throttle_check(srv->throttle, ip, server_now(srv));
     if (wait > 0) {
         char ra[24];
