@@ -34,6 +34,7 @@
 #include "common/net_addr.h"
 #include "h2o/http1.h"
 #include "server/access_log.h"
+#include "server/admission.h"
 #include "server/h2_body.h"
 #include "server/headers.h"
 #include "server/metrics.h"
@@ -80,7 +81,7 @@ static void warn_busy(server *srv, const char *name)
  * h2o (or the upgraded socket) has not written yet. */
 static uint64_t held_bytes(const proxy_stream *ps)
 {
-    return (uint64_t)ps->pend_len + ps->zc_len + ps->inflight_len;
+    return resp_queue_held(&ps->q);
 }
 
 static uint32_t name_hash(const char *s)
@@ -189,15 +190,7 @@ static void on_dispose(void *p)
     ps->hb = NULL;
     if (h2o_timeout_is_linked(&ps->head_timeout))
         h2o_timeout_unlink(&ps->head_timeout);
-    free(ps->pend);
-    free(ps->inflight);
-    ps->pend = ps->inflight = NULL;
-    rxslab_unref(ps->zc_slab);
-    rxslab_unref(ps->fl_slab);
-    ps->zc_slab = ps->fl_slab = NULL;
-    free(ps->zc);
-    ps->zc = NULL;
-    ps->zc_n = 0;
+    resp_queue_free(&ps->q);
 }
 
 static void on_head_timeout(h2o_timeout_entry_t *e)
@@ -317,8 +310,10 @@ int proxy_handle_request(server *srv, h2o_req_t *req)
     int h2_held = !h1_held && h2_body_held(req, &h2_len);     /* an HTTP/2 body the hook holds (h2_body.h) */
     char name[ROUTE_MAX_NAME + 1], host[ROUTE_MAX_HOST + 1], shost[128];
     response_safe_host(req, shost, sizeof(shost));
-    if (srv->shutting_down) {
-        response_send_text(req, 503, "Service Unavailable", "tunnelmux: server is shutting down\n");
+    admission_request ar = {.shutting_down = srv->shutting_down};
+    admission_verdict v = admission_check_request(&ar);
+    if (v == ADMIT_SHUTTING_DOWN) {
+        response_send_text(req, admission_status(v), admission_reason(v), "tunnelmux: server is shutting down\n");
         return 0;
     }
     if (security_condemned(srv, req))
@@ -327,30 +322,40 @@ int proxy_handle_request(server *srv, h2o_req_t *req)
         return 0; /* answered 400: request smuggling attempt */
     int nl =
         route_lookup_name(req->input.authority.base, req->input.authority.len, srv->domain, name, sizeof(name), host, sizeof(host));
-    if (nl < 0) {
-        response_send_text(req, 404, "Not Found", "tunnelmux: host %s is not served here (expected NAME.%s)\n", shost, srv->domain);
+    ar.route_ok = nl >= 0;
+    ar.is_connect = h2o_memis(req->method.base, req->method.len, H2O_STRLIT("CONNECT"));
+    ar.http2 = req->version >= 0x200;
+    ar.has_upgrade = ar.http2 && (req->upgrade.base != NULL || h2o_find_header(&req->headers, H2O_TOKEN_UPGRADE, -1) != -1);
+    v = admission_check_request(&ar);
+    switch (v) {
+    case ADMIT_HOST_NOT_SERVED:
+        response_send_text(req, admission_status(v), admission_reason(v),
+                           "tunnelmux: host %s is not served here (expected NAME.%s)\n", shost, srv->domain);
         return 0;
-    }
-    if (h2o_memis(req->method.base, req->method.len, H2O_STRLIT("CONNECT"))) {
+    case ADMIT_CONNECT:
         response_send_text(
-            req, 501, "Not Implemented",
+            req, admission_status(v), admission_reason(v),
             "tunnelmux: CONNECT is not supported (no RFC 8441 extended CONNECT; use an HTTP/1.1 Upgrade for WebSockets)\n");
         return 0;
-    }
-    if (req->version >= 0x200 && (req->upgrade.base != NULL || h2o_find_header(&req->headers, H2O_TOKEN_UPGRADE, -1) != -1)) {
+    case ADMIT_H2_UPGRADE:
         /* RFC 9113 §8.2.2: no Upgrade in HTTP/2; h2o 2.2.5 has no RFC 8441 either */
-        response_send_text(req, 400, "Bad Request",
+        response_send_text(req, admission_status(v), admission_reason(v),
                            "tunnelmux: Upgrade (WebSocket) needs HTTP/1.1; HTTP/2 has no Upgrade and this server has no RFC 8441 "
                            "extended CONNECT\n");
         return 0;
+    default:
+        break;
     }
     int known = 0;
     tunnel *t = registry_pick(&srv->reg, name, tunnel_load, NULL, &known);
-    if (t == NULL || tunnel_session(t) == NULL || tunnel_is_dying(t)) {
-        if (known)
-            response_send_text(req, 502, "Bad Gateway", "tunnelmux: tunnel %s is not connected (host %s)\n", name, shost);
-        else
-            response_send_text(req, 404, "Not Found", "tunnelmux: no tunnel named %s (host %s)\n", name, shost);
+    v = admission_check_tunnel(t != NULL && tunnel_session(t) != NULL && !tunnel_is_dying(t), known);
+    if (v == ADMIT_TUNNEL_NOT_CONNECTED) {
+        response_send_text(req, admission_status(v), admission_reason(v), "tunnelmux: tunnel %s is not connected (host %s)\n", name,
+                           shost);
+        return 0;
+    }
+    if (v == ADMIT_NO_SUCH_TUNNEL) {
+        response_send_text(req, admission_status(v), admission_reason(v), "tunnelmux: no tunnel named %s (host %s)\n", name, shost);
         return 0;
     }
     int drop_authorization = 0;
@@ -378,26 +383,27 @@ int proxy_handle_request(server *srv, h2o_req_t *req)
     ps->h2_len = h2_len;
     ps->drop_authorization = drop_authorization;
     int32_t id = open_stream_on(ps, t);
-    if (id == 0) {
+    v = admission_check_open(id);
+    if (v == ADMIT_OUT_OF_MEMORY) {
         ps->response_started = ps->final_sent = 1;
-        response_send_text(req, 503, "Service Unavailable", "tunnelmux: out of memory\n");
+        response_send_text(req, admission_status(v), admission_reason(v), "tunnelmux: out of memory\n");
         return 0;
     }
-    if (id <= 0) {
-        if (id == MUX_ERR_TOO_MANY_STREAMS)
+    if (v != ADMIT_OK) {
+        if (v == ADMIT_TUNNEL_BUSY)
             warn_busy(srv, name);
         else
             LOG_WARN(LOG_EV_STREAM, "request for %s: cannot open stream: %s", name, mux_strerror(id));
         ps->response_started = ps->final_sent = 1;
-        if (id == MUX_ERR_TOO_MANY_STREAMS)
-            response_send_text(req, 503, "Service Unavailable", "tunnelmux: tunnel %s is busy (too many concurrent requests)\n",
-                               name);
-        else if (id == MUX_ERR_HEADER_LIMIT)
-            response_send_text(req, 431, "Request Header Fields Too Large",
+        if (v == ADMIT_TUNNEL_BUSY)
+            response_send_text(req, admission_status(v), admission_reason(v),
+                               "tunnelmux: tunnel %s is busy (too many concurrent requests)\n", name);
+        else if (v == ADMIT_HEADERS_TOO_LARGE)
+            response_send_text(req, admission_status(v), admission_reason(v),
                                "tunnelmux: request headers too large for the tunnel\n");
         else
-            response_send_text(req, 502, "Bad Gateway", "tunnelmux: tunnel %s cannot take the request (%s)\n", name,
-                               mux_strerror(id));
+            response_send_text(req, admission_status(v), admission_reason(v), "tunnelmux: tunnel %s cannot take the request (%s)\n",
+                               name, mux_strerror(id));
         return 0;
     }
     ps->id = (uint32_t)id;
@@ -503,26 +509,10 @@ static void proxy_on_data(proxy_stream *ps, const uint8_t *data, size_t len)
         response_schedule_send(ps);
         return;
     }
-    if (ps->pend_len + len > ps->pend_cap) {
-        size_t cap = ps->pend_cap ? ps->pend_cap : 16384;
-        while (cap < ps->pend_len + len)
-            cap *= 2;
-        uint8_t *b = realloc(ps->pend, cap);
-        if (b == NULL) {
-            proxy__reset(ps, MUX_CODE_INTERNAL_ERROR, "out of memory");
-            response_abort(ps);
-            return;
-        }
-        ps->pend = b;
-        ps->pend_cap = cap;
-    }
-    memcpy(ps->pend + ps->pend_len, data, len);
-    ps->pend_len += len;
-    if (ps->zc_n > 0) { /* after slices: the copy is a piece of its own (response_take_slice left room) */
-        if (ps->zc[ps->zc_n - 1].base == NULL)
-            ps->zc[ps->zc_n - 1].len += len;
-        else
-            ps->zc[ps->zc_n++] = h2o_iovec_init(NULL, len);
+    if (resp_queue_append_copy(&ps->q, data, len) != 0) {
+        proxy__reset(ps, MUX_CODE_INTERNAL_ERROR, "out of memory");
+        response_abort(ps);
+        return;
     }
     response_schedule_send(ps);
 }

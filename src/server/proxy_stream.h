@@ -16,6 +16,7 @@
 #define TM_SERVER_PROXY_STREAM_H
 
 #include "server/h2_body.h"
+#include "server/resp_queue.h"
 #include "server/proxy.h"
 #include "server/route.h"
 #include "server/rxslab.h"
@@ -25,8 +26,7 @@
 #define BODY_SLICE (256 * 1024)             /* largest piece handed to mux_session_write at once */
 #define BODY_RELEASE_STEP (4 * 1024 * 1024) /* release sent request-body pages in steps of this size */
 #define RAW_KEEP_CAP (1024 * 1024)          /* raw streams free drained buffers above this (idle WebSockets stay small) */
-#define ZC_MAX 256                          /* response slices of tunnel reads waiting for one h2o_send (rxslab.h) */
-#define ZC_MIN 4096                         /* smaller DATA payloads are copied: a slice would cost more */
+#define ZC_MAX RESP_QUEUE_MAX_PIECES        /* response slices of tunnel reads waiting for one h2o_send (rxslab.h) */
 #define BUSY_WARN_INTERVAL_MS 10000         /* at most one WARN line per this for requests over the stream limit */
 #define PROXY_BUSY_RETRY_AFTER_S "1"        /* Retry-After of a 503 for a full local queue (CLOSE ENHANCE_YOUR_CALM) */
 
@@ -61,22 +61,13 @@ struct proxy_stream {
     int retried;            /* safe retry done once already (proxy_on_tunnel_lost) */
     /* response */
     int response_started, ended, final_sent, aborted, stopped, sending;
-    /* Response bytes wait as slices of tunnel reads (pointers into |zc_slab|, no copy) and copies
-     * (in pend). With no slice, pend alone holds them; once there is one, |zc| lists the pieces in
-     * order, a piece with base NULL standing for the next |len| bytes of pend. One h2o_send hands
-     * them all over; h2o holds them (fl_slab, inflight) until proceed or the end. */
-    h2o_iovec_t *zc;                                       /* ZC_MAX entries, allocated on first use */
-    size_t zc_n;                                           /* pieces in zc (0: none, pend alone) */
-    size_t zc_len;                                         /* bytes in slices */
-    rxslab *zc_slab, *fl_slab;                             /* references held for the pending / in-flight slices */
-    uint8_t *pend, *inflight;                              /* on_data appends to pend; inflight is what h2o holds until proceed */
-    size_t pend_len, pend_cap, inflight_len, inflight_cap; /* inflight_len: all bytes h2o holds */
+    resp_queue q; /* response bytes waiting for h2o (or the upgraded socket) and in flight (resp_queue.h) */
     /* upgrade */
     int upgrade_req;                /* the request asked for an HTTP/1.1 Upgrade (MUX_HEAD_UPGRADE sent) */
     int raw;                        /* heap copy owning the upgraded public socket (req is NULL) */
     int upgrading;                  /* h2o_http1_upgrade in flight: the socket is not ours yet */
     int raw_closed;                 /* the mux stream is gone (raw_abort: with an error) */
-    int raw_writing;                /* an h2o_socket_write of |inflight| is in flight */
+    int raw_writing;                /* an h2o_socket_write of |q.inflight| is in flight */
     int read_paused;                /* the session took no more: user bytes wait in sock->input */
     int user_eof;                   /* the user half-closed; our end follows the bytes still in sock->input */
     int end_sent;                   /* our direction ended (mux_session_end_stream) */

@@ -87,32 +87,7 @@ void response_abort(proxy_stream *ps)
  * Fills |bufs| (ZC_MAX + 1 entries) for one h2o_send and returns their count. */
 size_t response_take_pending(proxy_stream *ps, h2o_iovec_t *bufs)
 {
-    size_t n = 0, off = 0;
-    for (size_t i = 0; i < ps->zc_n; i++) {
-        h2o_iovec_t v = ps->zc[i];
-        if (v.base == NULL) { /* a piece of pend */
-            v.base = (char *)ps->pend + off;
-            off += v.len;
-        }
-        bufs[n++] = v;
-    }
-    if (ps->zc_n == 0 && ps->pend_len > 0)
-        bufs[n++] = h2o_iovec_init(ps->pend, ps->pend_len);
-    rxslab_unref(ps->fl_slab); /* NULL here: proceed dropped it, and nothing follows a final send */
-    ps->fl_slab = ps->zc_slab;
-    ps->zc_slab = NULL;
-    ps->inflight_len = ps->zc_len + ps->pend_len;
-    ps->zc_n = ps->zc_len = 0;
-    if (ps->pend_len > 0) {
-        uint8_t *b = ps->inflight;
-        size_t cap = ps->inflight_cap;
-        ps->inflight = ps->pend;
-        ps->inflight_cap = ps->pend_cap;
-        ps->pend = b;
-        ps->pend_cap = cap;
-        ps->pend_len = 0;
-    }
-    return n;
+    return resp_queue_take(&ps->q, bufs);
 }
 
 static int public_fd(proxy_stream *ps)
@@ -173,7 +148,7 @@ static void send_more(proxy_stream *ps)
         response_abort(ps);
         return;
     }
-    if (ps->zc_n > 0 || ps->pend_len > 0) {
+    if (resp_queue_has_pending(&ps->q)) {
         h2o_iovec_t bufs[ZC_MAX + 1];
         size_t nbufs = response_take_pending(ps, bufs);
         if (ps->ended) {
@@ -182,7 +157,7 @@ static void send_more(proxy_stream *ps)
              * the buffers stay until the request is disposed of) */
             tunnel *t = ps->tunnel;
             if (t != NULL && ps->id != 0)
-                mux_session_consume(tunnel_session(t), ps->id, ps->inflight_len);
+                mux_session_consume(tunnel_session(t), ps->id, ps->q.inflight_len);
             ps->final_sent = 1;
             watch_stall(ps);
             h2o_send(ps->req, bufs, nbufs, H2O_SEND_STATE_FINAL);
@@ -203,11 +178,8 @@ static void send_more(proxy_stream *ps)
 void response_on_proceed(h2o_generator_t *gen, h2o_req_t *req)
 {
     proxy_stream *ps = H2O_STRUCT_FROM_MEMBER(proxy_stream, gen, gen);
-    size_t n = ps->inflight_len;
+    size_t n = resp_queue_written(&ps->q); /* h2o is done with the slices */
     ps->sending = 0;
-    ps->inflight_len = 0;
-    rxslab_unref(ps->fl_slab); /* h2o is done with the slices */
-    ps->fl_slab = NULL;
     tunnel *t = ps->tunnel;
     if (t != NULL && ps->id != 0 && n > 0)
         mux_session_consume(tunnel_session(t), ps->id, n); /* the bytes have left our hands (PROTOCOL.md §5) */
@@ -292,20 +264,7 @@ const char *response_invalid_header(const mux_head *head)
  * bytes before it and for a copy after it. 1: taken. */
 int response_take_slice(proxy_stream *ps, const uint8_t *data, size_t len)
 {
-    if (len < ZC_MIN || ps->zc_n + 3 > ZC_MAX || ps->tunnel == NULL)
+    if (!resp_queue_slice_fits(&ps->q, len) || ps->tunnel == NULL)
         return 0;
-    rxslab *slab = tunnel_rx_slab(ps->tunnel, data, len);
-    if (slab == NULL || (ps->zc_slab != NULL && ps->zc_slab != slab))
-        return 0;
-    if (ps->zc == NULL && (ps->zc = malloc(ZC_MAX * sizeof(*ps->zc))) == NULL)
-        return 0;
-    if (ps->zc_slab == NULL) {
-        rxslab_ref(slab);
-        ps->zc_slab = slab;
-    }
-    if (ps->zc_n == 0 && ps->pend_len > 0)
-        ps->zc[ps->zc_n++] = h2o_iovec_init(NULL, ps->pend_len); /* what was copied before it */
-    ps->zc[ps->zc_n++] = h2o_iovec_init(data, len);
-    ps->zc_len += len;
-    return 1;
+    return resp_queue_add_slice(&ps->q, tunnel_rx_slab(ps->tunnel, data, len), data, len);
 }

@@ -44,8 +44,7 @@ static void raw_free(proxy_stream *rs)
     }
     if (h2o_linklist_is_linked(&rs->all))
         h2o_linklist_unlink(&rs->all);
-    free(rs->pend);
-    free(rs->inflight);
+    resp_queue_free(&rs->q);
     free(rs);
 }
 
@@ -62,7 +61,7 @@ static void raw_abort(proxy_stream *rs, unsigned code, const char *why)
 /* Frees |rs| once the stream is gone and nothing is left to write. Returns 1 when freed. */
 static int raw_maybe_finish(proxy_stream *rs)
 {
-    if (!rs->raw_closed || rs->upgrading || rs->raw_writing || rs->pend_len > 0)
+    if (!rs->raw_closed || rs->upgrading || rs->raw_writing || rs->q.pend_len > 0)
         return 0;
     raw_free(rs);
     return 1;
@@ -72,16 +71,7 @@ static int raw_maybe_finish(proxy_stream *rs)
  * (h2o reads a socket until EAGAIN, so its input buffer grows to the kernel's receive buffer). */
 static void raw_trim(proxy_stream *rs)
 {
-    if (rs->pend_len == 0 && rs->pend_cap > RAW_KEEP_CAP) {
-        free(rs->pend);
-        rs->pend = NULL;
-        rs->pend_cap = 0;
-    }
-    if (!rs->raw_writing && rs->inflight_cap > RAW_KEEP_CAP) {
-        free(rs->inflight);
-        rs->inflight = NULL;
-        rs->inflight_cap = 0;
-    }
+    resp_queue_trim(&rs->q, RAW_KEEP_CAP, rs->raw_writing);
     h2o_socket_t *sock = rs->sock;
     if (sock != NULL && sock->input->size == 0 && sock->input->bytes != NULL && sock->input->capacity > RAW_KEEP_CAP) {
         h2o_buffer_prototype_t *proto = sock->input->_prototype;
@@ -95,7 +85,7 @@ static void raw_send_more(proxy_stream *rs)
 {
     if (rs->raw_writing || rs->sock == NULL)
         return;
-    if (rs->pend_len > 0) {
+    if (rs->q.pend_len > 0) {
         h2o_iovec_t bufs[ZC_MAX + 1]; /* one: raw streams copy (upgrade_stream_on_data) */
         size_t nbufs = response_take_pending(rs, bufs);
         rs->raw_writing = 1;
@@ -131,9 +121,8 @@ static void raw_on_written(h2o_socket_t *sock, const char *err)
     proxy_stream *rs = sock->data;
     if (rs == NULL)
         return;
-    size_t n = rs->inflight_len;
+    size_t n = resp_queue_written(&rs->q);
     rs->raw_writing = 0;
-    rs->inflight_len = 0;
     if (err != NULL) {
         raw_abort(rs, MUX_CODE_CANCEL, "public connection write failed");
         return;
@@ -142,7 +131,7 @@ static void raw_on_written(h2o_socket_t *sock, const char *err)
     if (t != NULL && rs->id != 0 && n > 0)
         mux_session_consume(tunnel_session(t), rs->id, n); /* the bytes have left our hands */
     raw_touch(rs);
-    if (rs->pend_len == 0)
+    if (rs->q.pend_len == 0)
         raw_trim(rs);
     raw_send_more(rs); /* may free rs */
     if (t != NULL)
@@ -297,29 +286,19 @@ void upgrade_stream_on_data(proxy_stream *rs, const uint8_t *data, size_t len)
             mux_session_consume(tunnel_session(rs->tunnel), rs->id, len);
         return;
     }
-    if (rs->pend_len + len > rs->pend_cap) {
-        size_t cap = rs->pend_cap ? rs->pend_cap : 16384;
-        while (cap < rs->pend_len + len)
-            cap *= 2;
-        uint8_t *b = realloc(rs->pend, cap);
-        if (b == NULL) {
-            if (rs->upgrading) { /* on_upgraded frees */
-                rs->aborted = rs->raw_closed = 1;
-                tunnel *t = proxy__reset(rs, MUX_CODE_INTERNAL_ERROR, "out of memory");
-                if (t != NULL)
-                    tunnel_flush(t);
-            } else {
-                raw_abort(rs, MUX_CODE_INTERNAL_ERROR, "out of memory");
-            }
-            return;
+    if (resp_queue_append_copy(&rs->q, data, len) != 0) {
+        if (rs->upgrading) { /* on_upgraded frees */
+            rs->aborted = rs->raw_closed = 1;
+            tunnel *t = proxy__reset(rs, MUX_CODE_INTERNAL_ERROR, "out of memory");
+            if (t != NULL)
+                tunnel_flush(t);
+        } else {
+            raw_abort(rs, MUX_CODE_INTERNAL_ERROR, "out of memory");
         }
-        rs->pend = b;
-        rs->pend_cap = cap;
+        return;
     }
     if (rs->tunnel != NULL)
         ratelimit_charge(tunnel_rate_bytes(rs->tunnel), (double)len, server_now(rs->srv)); /* RATE_LIMIT_BPS counts raw bytes too */
-    memcpy(rs->pend + rs->pend_len, data, len);
-    rs->pend_len += len;
     raw_touch(rs);
     raw_send_more(rs);
 }
@@ -337,7 +316,7 @@ void upgrade_stream_on_close(proxy_stream *rs, unsigned code)
     rs->raw_closed = 1;
     if (code != MUX_CODE_NO_ERROR) {
         rs->aborted = 1;
-        rs->pend_len = 0;
+        rs->q.pend_len = 0;
     }
     if (rs->upgrading)
         return; /* on_upgraded finishes */
