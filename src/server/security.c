@@ -14,7 +14,7 @@
 #include "common/log.h"
 #include "common/net_addr.h"
 #include "server/metrics.h"
-#include "server/phr.h"
+#include "common/phr.h"
 #include "server/ratelimit.h"
 #include "server/route.h"
 

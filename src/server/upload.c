@@ -9,7 +9,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
-#include "server/phr.h"
+#include "common/phr.h"
 #include "server/route.h"
 #include "server/tunnel.h"
 #include "server/h2_body.h"
