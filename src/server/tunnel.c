@@ -16,6 +16,7 @@
 
 #include <openssl/sha.h>
 
+#include "common/http_token.h"
 #include "common/log.h"
 #include "common/net_addr.h"
 #include "h2o/http1.h"
@@ -684,21 +685,7 @@ static void on_upgrade_complete(void *user_data, h2o_socket_t *sock, size_t reqs
 /* 1 when the comma-separated |list| contains |token| (case-insensitive, spaces trimmed). */
 static int list_has_token(h2o_iovec_t list, const char *token)
 {
-    size_t tl = strlen(token);
-    const char *p = list.base, *end = list.base + list.len;
-    while (p < end) {
-        const char *comma = memchr(p, ',', (size_t)(end - p));
-        const char *e = comma != NULL ? comma : end;
-        while (p < e && (*p == ' ' || *p == '\t'))
-            p++;
-        const char *q = e;
-        while (q > p && (q[-1] == ' ' || q[-1] == '\t'))
-            q--;
-        if ((size_t)(q - p) == tl && strncasecmp(p, token, tl) == 0)
-            return 1;
-        p = comma != NULL ? comma + 1 : end;
-    }
-    return 0;
+    return http_list_has(list.base, list.len, token, strlen(token));
 }
 
 static h2o_iovec_t find_header(h2o_req_t *req, const char *name)
