@@ -790,8 +790,6 @@ static void on_tick(h2o_timeout_entry_t *e)
         }
         do_flush(t);
     }
-    if (heap_release_idle(&srv->heap, now))
-        LOG_DEBUG(LOG_EV_TUNNEL, "heap: %zu MiB freed since the peak given back to the OS", srv->heap.last_released >> 20);
     h2o_timeout_link(srv->ctx.loop, &srv->tick_timeout, &srv->tick_entry);
 }
 
