@@ -56,7 +56,7 @@ static void body_write_failed(proxy_stream *ps, ssize_t w)
 {
     LOG_WARN(LOG_EV_STREAM, "stream %u (%s): body write failed: %s", ps->id, ps->name, mux_strerror((int)w));
     proxy__reset(ps, MUX_CODE_INTERNAL_ERROR, "body write failed");
-    if (!ps->response_started)
+    if (!response_started(ps))
         response_fail_before_head(ps, MUX_CODE_INTERNAL_ERROR, "");
     else
         response_abort(ps);
@@ -103,7 +103,7 @@ static void pump_streamed_body(proxy_stream *ps, tunnel *t)
     } else if (ps->ub != NULL) {
         upload_body_want(ps->ub, 1);
     }
-    if (!ps->response_started && ps->body_off != start)
+    if (!response_started(ps) && ps->body_off != start)
         rearm_head_timeout(ps); /* READ_TIMEOUT counts from the last body progress */
 }
 
@@ -127,7 +127,7 @@ void body_pump_run(proxy_stream *ps)
         if (w == MUX_ERR_AGAIN) {
             if (len >= BODY_RELEASE_STEP)
                 release_body_pages(ps, ps->body_off, 0);
-            if (ps->body_off != start && !ps->response_started)
+            if (ps->body_off != start && !response_started(ps))
                 rearm_head_timeout(ps); /* READ_TIMEOUT counts from the last body progress */
             return;                     /* on_writable resumes */
         }
@@ -141,7 +141,7 @@ void body_pump_run(proxy_stream *ps)
     if (len >= BODY_RELEASE_STEP)
         release_body_pages(ps, len, 1);
     mux_session_end_stream(tunnel_session(t), ps->id);
-    if (!ps->response_started && ps->body_off != start)
+    if (!response_started(ps) && ps->body_off != start)
         rearm_head_timeout(ps);
 }
 
@@ -157,10 +157,10 @@ void body_pump_on_event(void *data, const char *err)
         tunnel *t = proxy__reset(ps, MUX_CODE_CANCEL, err);
         if (t != NULL)
             tunnel_flush(t);
-        if (ps->stopped || ps->final_sent)
+        if (ps->stopped || response_final_sent(ps))
             return;
-        if (!ps->response_started) {
-            ps->response_started = ps->final_sent = 1;
+        if (!response_started(ps)) {
+            response_set_state(ps, PROXY_RESP_FINAL_SENT);
             if (status == 413)
                 response_send_text(ps->req, 413, "Payload Too Large", "tunnelmux: %s\n", err);
             else

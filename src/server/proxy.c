@@ -175,10 +175,10 @@ static void on_dispose(void *p)
         ps->srv->nrequests--;
     if (h2o_linklist_is_linked(&ps->all))
         h2o_linklist_unlink(&ps->all);
-    if (!ps->final_sent)
+    if (!response_final_sent(ps))
         security_on_cancel(ps->srv, ps->conn, ps->conn_id); /* cancelled by the user before the response ended */
     if (ps->tunnel != NULL) {
-        if (ps->final_sent && ps->ended && !ps->aborted && (ps->end_sent || !ps->has_body || ps->body_done))
+        if (response_final_sent(ps) && ps->ended && !ps->aborted && (ps->end_sent || !ps->has_body || ps->body_done))
             proxy__detach(ps); /* the response was delivered whole and our end (DATA fin) is queued: the stream
                            closes normally once it is sent (PROTOCOL.md §9.2: no CANCEL) */
         else
@@ -186,7 +186,7 @@ static void on_dispose(void *p)
     }
     upload_body_free(ps->ub);
     ps->ub = NULL;
-    h2_body_free(ps->hb, ps->final_sent && !ps->aborted && !ps->stopped);
+    h2_body_free(ps->hb, response_final_sent(ps) && !ps->aborted && !ps->stopped);
     ps->hb = NULL;
     if (h2o_timeout_is_linked(&ps->head_timeout))
         h2o_timeout_unlink(&ps->head_timeout);
@@ -200,7 +200,7 @@ static void on_head_timeout(h2o_timeout_entry_t *e)
     tunnel *t = proxy__reset(ps, MUX_CODE_TIMEOUT, "no response head within READ_TIMEOUT");
     if (t != NULL)
         tunnel_flush(t);
-    if (!ps->response_started)
+    if (!response_started(ps))
         response_fail_before_head(ps, MUX_CODE_TIMEOUT, "");
 }
 
@@ -385,7 +385,7 @@ int proxy_handle_request(server *srv, h2o_req_t *req)
     int32_t id = open_stream_on(ps, t);
     v = admission_check_open(id);
     if (v == ADMIT_OUT_OF_MEMORY) {
-        ps->response_started = ps->final_sent = 1;
+        response_set_state(ps, PROXY_RESP_FINAL_SENT);
         response_send_text(req, admission_status(v), admission_reason(v), "tunnelmux: out of memory\n");
         return 0;
     }
@@ -394,7 +394,7 @@ int proxy_handle_request(server *srv, h2o_req_t *req)
             warn_busy(srv, name);
         else
             LOG_WARN(LOG_EV_STREAM, "request for %s: cannot open stream: %s", name, mux_strerror(id));
-        ps->response_started = ps->final_sent = 1;
+        response_set_state(ps, PROXY_RESP_FINAL_SENT);
         if (v == ADMIT_TUNNEL_BUSY)
             response_send_text(req, admission_status(v), admission_reason(v),
                                "tunnelmux: tunnel %s is busy (too many concurrent requests)\n", name);
@@ -419,7 +419,7 @@ int proxy_handle_request(server *srv, h2o_req_t *req)
         ps->ub = upload_body_start(srv, req, body_pump_on_event, ps);
         if (ps->ub == NULL) {
             tunnel_flush(proxy__reset(ps, MUX_CODE_INTERNAL_ERROR, "cannot read the request body"));
-            ps->response_started = ps->final_sent = 1;
+            response_set_state(ps, PROXY_RESP_FINAL_SENT);
             if (held == UPLOAD_LENGTH_CHUNKED)
                 response_send_text(req, 400, "Bad Request", "tunnelmux: malformed chunked request body\n");
             else
@@ -432,7 +432,7 @@ int proxy_handle_request(server *srv, h2o_req_t *req)
         ps->hb = h2_body_start(req, body_pump_on_event, ps);
         if (ps->hb == NULL) {
             tunnel_flush(proxy__reset(ps, MUX_CODE_INTERNAL_ERROR, "cannot read the request body"));
-            ps->response_started = ps->final_sent = 1;
+            response_set_state(ps, PROXY_RESP_FINAL_SENT);
             response_send_text(req, 400, "Bad Request", "tunnelmux: the request body cannot be read (over a limit or reset)\n");
             return 0;
         }
@@ -456,7 +456,7 @@ static void proxy_on_head(proxy_stream *ps, const mux_head *head)
 {
     h2o_req_t *req = ps->req;
     LOG_DEBUG(LOG_EV_STREAM, "stream %u (%s): response head %u flags %u", ps->id, ps->name, head->status, head->flags);
-    if (ps->raw || ps->response_started || ps->stopped)
+    if (ps->raw || response_started(ps) || ps->stopped)
         return;
     const char *bad = response_invalid_header(head);
     if (bad != NULL) { /* PROTOCOL.md §4.3, §9.4: a head we would have to alter fails its stream */
@@ -488,7 +488,7 @@ static void proxy_on_head(proxy_stream *ps, const mux_head *head)
         tunnel_flush(ps->tunnel);
     }
     response_set_head(req, head, "OK");
-    ps->response_started = 1;
+    response_set_state(ps, PROXY_RESP_STARTED);
     h2o_start_response(req, &ps->gen);
 }
 
@@ -498,7 +498,7 @@ static void proxy_on_data(proxy_stream *ps, const uint8_t *data, size_t len)
         upgrade_stream_on_data(ps, data, len);
         return;
     }
-    if (ps->stopped || ps->final_sent || ps->aborted || !ps->response_started) {
+    if (ps->stopped || response_final_sent(ps) || ps->aborted || !response_started(ps)) {
         if (ps->tunnel != NULL && ps->id != 0)
             mux_session_consume(tunnel_session(ps->tunnel), ps->id, len);
         return;
@@ -540,12 +540,12 @@ static void proxy_on_close(proxy_stream *ps, unsigned code, const char *reason, 
     }
     if (code == MUX_CODE_NO_ERROR && ps->ended)
         return; /* normal end; buffered bytes still drain to h2o */
-    if (by_peer && !ps->response_started && !ps->stopped)
+    if (by_peer && !response_started(ps) && !ps->stopped)
         LOG_INFO(LOG_EV_STREAM, "request for %s failed: the client sent CLOSE %s: %s", ps->name, mux_code_name(code), reason);
     else
-        LOG_DEBUG(LOG_EV_STREAM, "stream of %s closed: %s %s (by %s)", ps->name, mux_code_name(code), reason,
-                  by_peer ? "client" : "server");
-    if (!ps->response_started) /* the client's reason is for our log only (PROTOCOL.md §9.5): it may name
+        LOG_DEBUG(LOG_EV_STREAM, "stream of %s closed: %s %s (by %s, response %s)", ps->name, mux_code_name(code), reason,
+                  by_peer ? "client" : "server", proxy_resp_state_to_str(ps->resp_state));
+    if (!response_started(ps)) /* the client's reason is for our log only (PROTOCOL.md §9.5): it may name
                                   internal addresses; the public body names the code's cause */
         response_fail_before_head(ps, code, by_peer ? "" : reason);
     else
@@ -580,7 +580,7 @@ static int idempotent(h2o_req_t *req)
 static int retry_elsewhere(proxy_stream *ps)
 {
     server *srv = ps->srv;
-    if (ps->retried || ps->response_started || ps->stopped || ps->upgrade_req || ps->ub != NULL || ps->hb != NULL ||
+    if (ps->retried || response_started(ps) || ps->stopped || ps->upgrade_req || ps->ub != NULL || ps->hb != NULL ||
         ps->body_off > 0 || !idempotent(ps->req))
         return 0;
     tunnel *t = registry_pick(&srv->reg, ps->name, tunnel_load, NULL, NULL); /* the lost one left the registry */
@@ -620,10 +620,10 @@ static void proxy_on_tunnel_lost(proxy_stream *ps)
         h2o_timeout_unlink(&ps->head_timeout);
     if (retry_elsewhere(ps))
         return;
-    if (!ps->response_started && !ps->stopped) {
+    if (!response_started(ps) && !ps->stopped) {
         char host[128];
         response_safe_host(ps->req, host, sizeof(host));
-        ps->response_started = ps->final_sent = 1;
+        response_set_state(ps, PROXY_RESP_FINAL_SENT);
         response_send_text(ps->req, 502, "Bad Gateway", "tunnelmux: tunnel %s was lost before the response (host %s)\n", ps->name,
                            host);
     } else {

@@ -30,6 +30,14 @@
 #define BUSY_WARN_INTERVAL_MS 10000         /* at most one WARN line per this for requests over the stream limit */
 #define PROXY_BUSY_RETRY_AFTER_S "1"        /* Retry-After of a 503 for a full local queue (CLOSE ENHANCE_YOUR_CALM) */
 
+/* Where the response of a proxy_stream is. Only response_set_state changes it, and only forwards
+ * (WAITING_HEAD -> STARTED -> FINAL_SENT, or WAITING_HEAD -> FINAL_SENT). */
+typedef enum proxy_resp_state {
+    PROXY_RESP_WAITING_HEAD = 0, /* nothing answered yet: an error page can still replace the response */
+    PROXY_RESP_STARTED,          /* the head went to h2o (h2o_start_response) or the stream was upgraded: body bytes flow */
+    PROXY_RESP_FINAL_SENT,       /* the last h2o_send (final or error) or an error page was handed to h2o: nothing follows */
+} proxy_resp_state;
+
 struct proxy_stream {
     h2o_generator_t gen;
     server *srv;
@@ -44,38 +52,59 @@ struct proxy_stream {
     h2o_timeout_entry_t send_entry;  /* zero-delay: hands what this loop turn delivered to h2o at once */
     h2o_timeout_entry_t stall_entry; /* WRITE_TIMEOUT watchdog of the public reader (on_stall_check) */
     uint64_t stall_acked;            /* the connection's acknowledged bytes at the last check */
-    int stall_sampled;               /* stall_acked was taken while h2o held unwritten bytes */
     char name[ROUTE_MAX_NAME + 1];
     /* request body: req->entity, or streamed from the connection (upload.h, h2_body.h) */
     upload_body *ub;
     h2_body *hb;
-    int body_chunked; /* |ub| decodes a chunked body: its length is known at its end */
     size_t body_off;
-    size_t released_off; /* req->entity bytes below this were given back to the kernel */
-    int has_body, body_done;
-    int64_t held;           /* a held-back HTTP/1.1 body's length (upload.h), else -1 */
-    int h1_held;            /* the HTTP/1.1 connection streams the body (upload.h; |held| < 0: chunked) */
-    int h2_held;            /* the HTTP/2 hook holds the body (h2_body.h) */
-    int64_t h2_len;         /* its Content-Length, or -1 */
-    int drop_authorization; /* security_admit: the Authorization header is ours (basic auth), not forwarded */
-    int retried;            /* safe retry done once already (proxy_on_tunnel_lost) */
-    /* response */
-    int response_started, ended, final_sent, aborted, stopped, sending;
-    resp_queue q; /* response bytes waiting for h2o (or the upgraded socket) and in flight (resp_queue.h) */
-    /* upgrade */
-    int upgrade_req;                /* the request asked for an HTTP/1.1 Upgrade (MUX_HEAD_UPGRADE sent) */
-    int raw;                        /* heap copy owning the upgraded public socket (req is NULL) */
-    int upgrading;                  /* h2o_http1_upgrade in flight: the socket is not ours yet */
-    int raw_closed;                 /* the mux stream is gone (raw_abort: with an error) */
-    int raw_writing;                /* an h2o_socket_write of |q.inflight| is in flight */
-    int read_paused;                /* the session took no more: user bytes wait in sock->input */
-    int user_eof;                   /* the user half-closed; our end follows the bytes still in sock->input */
-    int end_sent;                   /* our direction ended (mux_session_end_stream) */
-    int peer_fin;                   /* the client ended its direction: shut down our write side once drained */
-    int shut_wr;                    /* that shutdown happened */
+    size_t released_off;            /* req->entity bytes below this were given back to the kernel */
+    int64_t held;                   /* a held-back HTTP/1.1 body's length (upload.h), else -1 */
+    int64_t h2_len;                 /* its Content-Length, or -1 */
+    proxy_resp_state resp_state;    /* response_set_state */
+    resp_queue q;                   /* response bytes waiting for h2o (or the upgraded socket) and in flight (resp_queue.h) */
     h2o_socket_t *sock;             /* the upgraded public socket */
     h2o_timeout_entry_t idle_entry; /* UPGRADE_IDLE_TIMEOUT */
+    /*
+     * Flag bits. The ones that stop data say which way it is blocked and who resumes it.
+     */
+    /* request and its body */
+    unsigned has_body : 1;           /* the request has a body to forward (in memory or streamed) */
+    unsigned body_done : 1;          /* the whole body went into the stream (END_STREAM queued) */
+    unsigned body_chunked : 1;       /* |ub| decodes a chunked body: its length is known at its end */
+    unsigned h1_held : 1;            /* the HTTP/1.1 connection streams the body (upload.h; |held| < 0: chunked) */
+    unsigned h2_held : 1;            /* the HTTP/2 hook holds the body (h2_body.h) */
+    unsigned drop_authorization : 1; /* security_admit: the Authorization header is ours (basic auth), not forwarded */
+    unsigned retried : 1;            /* safe retry done once already (proxy_on_tunnel_lost) */
+    /* response (with resp_state) */
+    unsigned ended : 1;         /* the client's response ended (DATA fin): the final send follows the bytes queued */
+    unsigned aborted : 1;       /* the response must end in an error (h1 close, h2 RST_STREAM), never a clean short end */
+    unsigned stopped : 1;       /* h2o stopped the generator (the public user went away): nothing more to h2o */
+    unsigned sending : 1;       /* blocked because h2o holds a send: response_on_proceed resumes (q.inflight) */
+    unsigned stall_sampled : 1; /* stall_acked was taken while h2o held unwritten bytes */
+    /* upgrade (raw streams, upgrade_stream.c) */
+    unsigned upgrade_req : 1; /* the request asked for an HTTP/1.1 Upgrade (MUX_HEAD_UPGRADE sent) */
+    unsigned raw : 1;         /* heap copy owning the upgraded public socket (req is NULL) */
+    unsigned upgrading : 1;   /* blocked because h2o_http1_upgrade is in flight: the socket is not ours yet (on_upgraded) */
+    unsigned raw_closed : 1;  /* the mux stream is gone (raw_abort: with an error) */
+    unsigned raw_writing : 1; /* blocked because an h2o_socket_write of |q.inflight| is in flight (raw_on_written) */
+    unsigned read_paused : 1; /* blocked because the session took no more: user bytes wait in sock->input (on_writable) */
+    unsigned user_eof : 1;    /* the user half-closed; our end follows the bytes still in sock->input */
+    unsigned end_sent : 1;    /* our direction ended (mux_session_end_stream) */
+    unsigned peer_fin : 1;    /* the client ended its direction: shut down our write side once drained */
+    unsigned shut_wr : 1;     /* that shutdown happened */
 };
+
+/* The response head (or an upgrade, or an error page) went out. */
+static inline int response_started(const proxy_stream *ps)
+{
+    return ps->resp_state != PROXY_RESP_WAITING_HEAD;
+}
+
+/* The last send went to h2o: nothing more may be handed to it. */
+static inline int response_final_sent(const proxy_stream *ps)
+{
+    return ps->resp_state == PROXY_RESP_FINAL_SENT;
+}
 
 /* ---- proxy.c: the stream's link to its tunnel */
 
@@ -87,6 +116,11 @@ tunnel *proxy__reset(proxy_stream *ps, unsigned code, const char *reason);
 void proxy__cancel(proxy_stream *ps, const char *why);
 
 /* ---- response.c: the response towards h2o */
+
+/* The one transition of resp_state: only forwards (asserted). */
+void response_set_state(proxy_stream *ps, proxy_resp_state to);
+/* "waiting_head", "started", "final_sent" (logs). */
+const char *proxy_resp_state_to_str(proxy_resp_state s);
 
 /* An error page (h2o_send_error_generic, headers kept) with a printf-formatted body. */
 void response_send_text(h2o_req_t *req, int status, const char *reason, const char *fmt, ...) __attribute__((format(printf, 4, 5)));

@@ -5,6 +5,7 @@
  */
 #include "server/proxy_stream.h"
 
+#include <assert.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +17,25 @@
 #include "common/http_token.h"
 #include "server/headers.h"
 #include "server/sockprogress.h"
+
+void response_set_state(proxy_stream *ps, proxy_resp_state to)
+{
+    assert(to > ps->resp_state); /* forwards only (see proxy_resp_state) */
+    ps->resp_state = to;
+}
+
+const char *proxy_resp_state_to_str(proxy_resp_state s)
+{
+    switch (s) {
+    case PROXY_RESP_WAITING_HEAD:
+        return "waiting_head";
+    case PROXY_RESP_STARTED:
+        return "started";
+    case PROXY_RESP_FINAL_SENT:
+        return "final_sent";
+    }
+    return "unknown";
+}
 
 void response_send_text(h2o_req_t *req, int status, const char *reason, const char *fmt, ...)
 {
@@ -42,11 +62,10 @@ void response_safe_host(h2o_req_t *req, char *out, size_t cap)
 void response_fail_before_head(proxy_stream *ps, unsigned code, const char *why)
 {
     char host[128];
-    if (ps->stopped || ps->response_started)
+    if (ps->stopped || response_started(ps))
         return;
     response_safe_host(ps->req, host, sizeof(host));
-    ps->response_started = 1;
-    ps->final_sent = 1;
+    response_set_state(ps, PROXY_RESP_FINAL_SENT);
     if (code == MUX_CODE_TIMEOUT) {
         response_send_text(ps->req, 504, "Gateway Timeout", "tunnelmux: local service for %s did not answer in time%s%s\n", host,
                            why[0] ? ": " : "", why);
@@ -72,12 +91,12 @@ void response_fail_before_head(proxy_stream *ps, unsigned code, const char *why)
 /* Aborts a started response: never a clean end with a short body (h1 close, h2 RST_STREAM). */
 void response_abort(proxy_stream *ps)
 {
-    if (ps->final_sent || ps->stopped)
+    if (response_final_sent(ps) || ps->stopped)
         return;
     ps->aborted = 1;
     if (ps->sending)
         return; /* proceed will send the error */
-    ps->final_sent = 1;
+    response_set_state(ps, PROXY_RESP_FINAL_SENT);
     ps->req->http1_is_persistent = 0;
     h2o_send(ps->req, NULL, 0, H2O_SEND_STATE_ERROR);
 }
@@ -107,7 +126,7 @@ static int public_fd(proxy_stream *ps)
 void response_on_stall_check(h2o_timeout_entry_t *e)
 {
     proxy_stream *ps = H2O_STRUCT_FROM_MEMBER(proxy_stream, stall_entry, e);
-    if (!ps->sending && !ps->final_sent) {
+    if (!ps->sending && !response_final_sent(ps)) {
         ps->stall_sampled = 0; /* waiting for the tunnel, not for the reader: re-armed by the next send */
         return;
     }
@@ -142,7 +161,7 @@ static void watch_stall(proxy_stream *ps)
 /* Sends buffered bytes / the end to h2o when nothing is in flight. */
 static void send_more(proxy_stream *ps)
 {
-    if (ps->sending || ps->final_sent || ps->stopped || !ps->response_started)
+    if (ps->sending || response_final_sent(ps) || ps->stopped || !response_started(ps))
         return;
     if (ps->aborted) {
         response_abort(ps);
@@ -158,7 +177,7 @@ static void send_more(proxy_stream *ps)
             tunnel *t = ps->tunnel;
             if (t != NULL && ps->id != 0)
                 mux_session_consume(tunnel_session(t), ps->id, ps->q.inflight_len);
-            ps->final_sent = 1;
+            response_set_state(ps, PROXY_RESP_FINAL_SENT);
             watch_stall(ps);
             h2o_send(ps->req, bufs, nbufs, H2O_SEND_STATE_FINAL);
             return;
@@ -169,7 +188,7 @@ static void send_more(proxy_stream *ps)
         return;
     }
     if (ps->ended) {
-        ps->final_sent = 1;
+        response_set_state(ps, PROXY_RESP_FINAL_SENT);
         watch_stall(ps);
         h2o_send(ps->req, NULL, 0, H2O_SEND_STATE_FINAL);
     }
@@ -204,7 +223,7 @@ void response_on_send_entry(h2o_timeout_entry_t *e)
  * reads of the turn delivered go to h2o in one send. */
 void response_schedule_send(proxy_stream *ps)
 {
-    if (ps->sending || ps->final_sent || h2o_timeout_is_linked(&ps->send_entry))
+    if (ps->sending || response_final_sent(ps) || h2o_timeout_is_linked(&ps->send_entry))
         return; /* response_on_proceed sends the rest */
     h2o_timeout_link(ps->srv->ctx.loop, &ps->srv->ctx.zero_timeout, &ps->send_entry);
 }

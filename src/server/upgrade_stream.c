@@ -258,7 +258,7 @@ void upgrade_stream_start(proxy_stream *ps, const mux_head *head)
     memcpy(rs->name, ps->name, sizeof(rs->name));
     rs->raw = 1;
     rs->upgrading = 1;
-    rs->response_started = 1;
+    response_set_state(rs, PROXY_RESP_STARTED);
     rs->idle_entry.cb = on_raw_idle;
     rs->tunnel = t;
     rs->id = ps->id;
@@ -271,7 +271,7 @@ void upgrade_stream_start(proxy_stream *ps, const mux_head *head)
     mux_session_set_stream_user_data(tunnel_session(t), rs->id, rs);
     ps->tunnel = NULL;
     ps->id = 0;
-    ps->response_started = ps->final_sent = 1;
+    response_set_state(ps, PROXY_RESP_FINAL_SENT);
 
     response_set_head(req, head, "Switching Protocols");
     req->res.status = 101;
