@@ -4,7 +4,7 @@
  * A hook in front of h2o 2.2.5's HTTP/2 frame reader: a request with a body is handed to the handler
  * at its HEADERS (h2o sees END_STREAM), its DATA never reaches h2o but waits in a per-stream buffer
  * bounded by the stream window, and the window is returned to the public client only as the
- * consumer (proxy.c) takes the bytes. Trailers are decoded with h2o's HPACK table and dropped.
+ * consumer (body_pump.c) takes the bytes. Trailers are decoded with h2o's HPACK table and dropped.
  *
  * Ownership: the per-connection state belongs to the public socket (freed when it closes, after h2o
  * closed every stream); an h2_body handle belongs to the consumer that started it until
