@@ -55,7 +55,7 @@ static void release_body_pages(proxy_stream *ps, size_t upto, int final)
 static void body_write_failed(proxy_stream *ps, ssize_t w)
 {
     LOG_WARN(LOG_EV_STREAM, "stream %u (%s): body write failed: %s", ps->id, ps->name, mux_strerror((int)w));
-    proxy__reset(ps, MUX_CODE_INTERNAL_ERROR, "body write failed");
+    proxy_link_reset(ps, MUX_CODE_INTERNAL_ERROR, "body write failed");
     if (!response_started(ps))
         response_fail_before_head(ps, MUX_CODE_INTERNAL_ERROR, "");
     else
@@ -154,7 +154,7 @@ void body_pump_on_event(void *data, const char *err)
         int status = ps->hb != NULL ? h2_body_error_status(ps->hb) : ps->ub != NULL ? upload_body_error_status(ps->ub) : 400;
         upload_body_free(ps->ub);
         ps->ub = NULL;
-        tunnel *t = proxy__reset(ps, MUX_CODE_CANCEL, err);
+        tunnel *t = proxy_link_reset(ps, MUX_CODE_CANCEL, err);
         if (t != NULL)
             tunnel_flush(t);
         if (ps->stopped || response_final_sent(ps))

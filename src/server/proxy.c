@@ -128,42 +128,6 @@ uint64_t proxy_gather(server *srv, metrics_live *live, size_t nlive)
     return total;
 }
 
-/* Detaches |ps| from its tunnel and mux stream (no more callbacks). Returns the tunnel or NULL. */
-tunnel *proxy__detach(proxy_stream *ps)
-{
-    tunnel *t = ps->tunnel;
-    if (t != NULL) {
-        if (h2o_linklist_is_linked(&ps->link))
-            h2o_linklist_unlink(&ps->link);
-        if (ps->id != 0 && tunnel_session(t) != NULL)
-            mux_session_set_stream_user_data(tunnel_session(t), ps->id, NULL);
-    }
-    ps->tunnel = NULL;
-    if (h2o_timeout_is_linked(&ps->head_timeout))
-        h2o_timeout_unlink(&ps->head_timeout);
-    return t;
-}
-
-/* Detaches and resets the mux stream with |code|. Does not flush the tunnel; returns it. */
-tunnel *proxy__reset(proxy_stream *ps, unsigned code, const char *reason)
-{
-    uint32_t id = ps->id;
-    tunnel *t = proxy__detach(ps);
-    if (t != NULL && id != 0 && tunnel_session(t) != NULL)
-        mux_session_reset_stream(tunnel_session(t), id, code, reason);
-    ps->id = 0;
-    return t;
-}
-
-/* ---------------------------------------------------------------- lifetime */
-
-void proxy__cancel(proxy_stream *ps, const char *why)
-{
-    tunnel *t = proxy__reset(ps, MUX_CODE_CANCEL, why);
-    if (t != NULL)
-        tunnel_flush(t);
-}
-
 static void on_dispose(void *p)
 {
     proxy_stream *ps = p;
@@ -179,10 +143,10 @@ static void on_dispose(void *p)
         security_on_cancel(ps->srv, ps->conn, ps->conn_id); /* cancelled by the user before the response ended */
     if (ps->tunnel != NULL) {
         if (response_final_sent(ps) && ps->ended && !ps->aborted && (ps->end_sent || !ps->has_body || ps->body_done))
-            proxy__detach(ps); /* the response was delivered whole and our end (DATA fin) is queued: the stream
+            proxy_link_detach(ps); /* the response was delivered whole and our end (DATA fin) is queued: the stream
                            closes normally once it is sent (PROTOCOL.md §9.2: no CANCEL) */
         else
-            proxy__cancel(ps, "public client went away");
+            proxy_link_cancel(ps, "public client went away");
     }
     upload_body_free(ps->ub);
     ps->ub = NULL;
@@ -197,7 +161,7 @@ static void on_head_timeout(h2o_timeout_entry_t *e)
 {
     proxy_stream *ps = H2O_STRUCT_FROM_MEMBER(proxy_stream, head_timeout, e);
     LOG_INFO(LOG_EV_STREAM, "stream %u (%s): no response head within READ_TIMEOUT", ps->id, ps->name);
-    tunnel *t = proxy__reset(ps, MUX_CODE_TIMEOUT, "no response head within READ_TIMEOUT");
+    tunnel *t = proxy_link_reset(ps, MUX_CODE_TIMEOUT, "no response head within READ_TIMEOUT");
     if (t != NULL)
         tunnel_flush(t);
     if (!response_started(ps))
@@ -418,7 +382,7 @@ int proxy_handle_request(server *srv, h2o_req_t *req)
         ps->body_chunked = held == UPLOAD_LENGTH_CHUNKED;
         ps->ub = upload_body_start(srv, req, body_pump_on_event, ps);
         if (ps->ub == NULL) {
-            tunnel_flush(proxy__reset(ps, MUX_CODE_INTERNAL_ERROR, "cannot read the request body"));
+            tunnel_flush(proxy_link_reset(ps, MUX_CODE_INTERNAL_ERROR, "cannot read the request body"));
             response_set_state(ps, PROXY_RESP_FINAL_SENT);
             if (held == UPLOAD_LENGTH_CHUNKED)
                 response_send_text(req, 400, "Bad Request", "tunnelmux: malformed chunked request body\n");
@@ -431,7 +395,7 @@ int proxy_handle_request(server *srv, h2o_req_t *req)
             access_log_note_body(req, (uint64_t)h2_len);
         ps->hb = h2_body_start(req, body_pump_on_event, ps);
         if (ps->hb == NULL) {
-            tunnel_flush(proxy__reset(ps, MUX_CODE_INTERNAL_ERROR, "cannot read the request body"));
+            tunnel_flush(proxy_link_reset(ps, MUX_CODE_INTERNAL_ERROR, "cannot read the request body"));
             response_set_state(ps, PROXY_RESP_FINAL_SENT);
             response_send_text(req, 400, "Bad Request", "tunnelmux: the request body cannot be read (over a limit or reset)\n");
             return 0;
@@ -461,7 +425,7 @@ static void proxy_on_head(proxy_stream *ps, const mux_head *head)
     const char *bad = response_invalid_header(head);
     if (bad != NULL) { /* PROTOCOL.md §4.3, §9.4: a head we would have to alter fails its stream */
         LOG_INFO(LOG_EV_STREAM, "stream %u (%s): invalid response head from the client: %s", ps->id, ps->name, bad);
-        tunnel *t = proxy__reset(ps, MUX_CODE_PROTOCOL_ERROR, bad);
+        tunnel *t = proxy_link_reset(ps, MUX_CODE_PROTOCOL_ERROR, bad);
         if (t != NULL)
             tunnel_flush(t);
         response_fail_before_head(ps, MUX_CODE_PROTOCOL_ERROR, "invalid response head from the client");
@@ -473,7 +437,7 @@ static void proxy_on_head(proxy_stream *ps, const mux_head *head)
     }
     if (head->status < 200) {
         if (head->status == 101) { /* we never asked for an upgrade */
-            tunnel *t = proxy__reset(ps, MUX_CODE_PROTOCOL_ERROR, "unexpected 101");
+            tunnel *t = proxy_link_reset(ps, MUX_CODE_PROTOCOL_ERROR, "unexpected 101");
             (void)t;
             response_fail_before_head(ps, MUX_CODE_PROTOCOL_ERROR, "unexpected 101 Switching Protocols");
         }
@@ -510,7 +474,7 @@ static void proxy_on_data(proxy_stream *ps, const uint8_t *data, size_t len)
         return;
     }
     if (resp_queue_append_copy(&ps->q, data, len) != 0) {
-        proxy__reset(ps, MUX_CODE_INTERNAL_ERROR, "out of memory");
+        proxy_link_reset(ps, MUX_CODE_INTERNAL_ERROR, "out of memory");
         response_abort(ps);
         return;
     }
@@ -530,7 +494,7 @@ static void proxy_on_end(proxy_stream *ps)
 
 static void proxy_on_close(proxy_stream *ps, unsigned code, const char *reason, int by_peer)
 {
-    proxy__detach(ps);
+    proxy_link_detach(ps);
     ps->id = 0;
     if (ps->raw) {
         LOG_DEBUG(LOG_EV_STREAM, "upgraded stream of %s closed: %s %s (by %s)", ps->name, mux_code_name(code), reason,

@@ -12,8 +12,6 @@
 #include "server/server.h"
 #include "server/tunnel.h"
 
-typedef struct proxy_stream proxy_stream;
-
 /*
  * RFC 9112 §3.2.2: an HTTP/1.x request whose target is in absolute-form ("http://host/path") is
  * about the target's host, whatever its Host header says. Rewrites |req|'s input authority and

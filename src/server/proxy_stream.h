@@ -3,7 +3,8 @@
  * response.c, body_pump.c and upgrade_stream.c include it; everyone else uses proxy.h).
  *
  *   proxy.c          one public request as one mux stream: admission, the request head, the mux
- *                    events, safe retry, the stream's lifetime (detach/reset/cancel, on_dispose)
+ *                    events, safe retry, the stream's lifetime (on_dispose)
+ *   proxy_link.c     the stream's link to its tunnel: detach, reset, cancel
  *   response.c       the response towards h2o: error pages, the head, the zero-copy queue handed to
  *                    h2o_send, the WRITE_TIMEOUT watchdog
  *   body_pump.c      the request body into the tunnel (h2o's entity, or streamed by upload.c/h2_body.c)
@@ -22,6 +23,8 @@
 #include "server/rxslab.h"
 #include "server/tunnel.h"
 #include "server/upload.h"
+
+typedef struct proxy_stream proxy_stream;
 
 #define BODY_SLICE (256 * 1024)             /* largest piece handed to mux_session_write at once */
 #define BODY_RELEASE_STEP (4 * 1024 * 1024) /* release sent request-body pages in steps of this size */
@@ -106,14 +109,14 @@ static inline int response_final_sent(const proxy_stream *ps)
     return ps->resp_state == PROXY_RESP_FINAL_SENT;
 }
 
-/* ---- proxy.c: the stream's link to its tunnel */
+/* ---- proxy_link.c: the stream's link to its tunnel */
 
 /* Detaches |ps| from its tunnel and mux stream (no more callbacks). Returns the tunnel or NULL. */
-tunnel *proxy__detach(proxy_stream *ps);
+tunnel *proxy_link_detach(proxy_stream *ps);
 /* Detaches and resets the mux stream with |code|. Does not flush the tunnel; returns it. */
-tunnel *proxy__reset(proxy_stream *ps, unsigned code, const char *reason);
+tunnel *proxy_link_reset(proxy_stream *ps, unsigned code, const char *reason);
 /* Resets the mux stream with CANCEL and flushes the tunnel. */
-void proxy__cancel(proxy_stream *ps, const char *why);
+void proxy_link_cancel(proxy_stream *ps, const char *why);
 
 /* ---- response.c: the response towards h2o */
 

@@ -141,7 +141,7 @@ void response_on_stall_check(h2o_timeout_entry_t *e)
             if (ps->srv->metrics != NULL)
                 metrics_on_reader_stalled(ps->srv->metrics);
             ps->aborted = 1;
-            proxy__cancel(ps, "public reader stalled (WRITE_TIMEOUT)");
+            proxy_link_cancel(ps, "public reader stalled (WRITE_TIMEOUT)");
             sockprogress_abort(fd); /* h2o's pending write fails; the request is disposed of */
             return;
         }
@@ -211,7 +211,7 @@ void response_on_stop(h2o_generator_t *gen, h2o_req_t *req)
 {
     proxy_stream *ps = H2O_STRUCT_FROM_MEMBER(proxy_stream, gen, gen);
     ps->stopped = 1;
-    proxy__cancel(ps, "public client went away");
+    proxy_link_cancel(ps, "public client went away");
 }
 
 void response_on_send_entry(h2o_timeout_entry_t *e)

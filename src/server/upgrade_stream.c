@@ -52,7 +52,7 @@ static void raw_free(proxy_stream *rs)
 static void raw_abort(proxy_stream *rs, unsigned code, const char *why)
 {
     LOG_DEBUG(LOG_EV_STREAM, "upgraded stream %u (%s): closing: %s", rs->id, rs->name, why);
-    tunnel *t = proxy__reset(rs, code, why);
+    tunnel *t = proxy_link_reset(rs, code, why);
     raw_free(rs);
     if (t != NULL)
         tunnel_flush(t);
@@ -100,7 +100,7 @@ static void raw_send_more(proxy_stream *rs)
         } else if (!rs->raw_closed) {
             /* TLS cannot half-close here: end our direction and close (close_notify) */
             uint32_t id = rs->id;
-            tunnel *t = proxy__detach(rs);
+            tunnel *t = proxy_link_detach(rs);
             rs->id = 0;
             if (t != NULL && id != 0 && !rs->end_sent)
                 mux_session_end_stream(tunnel_session(t), id);
@@ -250,7 +250,7 @@ void upgrade_stream_start(proxy_stream *ps, const mux_head *head)
         h2o_timeout_unlink(&ps->head_timeout);
     proxy_stream *rs = t != NULL ? calloc(1, sizeof(*rs)) : NULL;
     if (rs == NULL) {
-        proxy__reset(ps, MUX_CODE_INTERNAL_ERROR, "out of memory");
+        proxy_link_reset(ps, MUX_CODE_INTERNAL_ERROR, "out of memory");
         response_fail_before_head(ps, MUX_CODE_INTERNAL_ERROR, "out of memory");
         return;
     }
@@ -289,7 +289,7 @@ void upgrade_stream_on_data(proxy_stream *rs, const uint8_t *data, size_t len)
     if (resp_queue_append_copy(&rs->q, data, len) != 0) {
         if (rs->upgrading) { /* on_upgraded frees */
             rs->aborted = rs->raw_closed = 1;
-            tunnel *t = proxy__reset(rs, MUX_CODE_INTERNAL_ERROR, "out of memory");
+            tunnel *t = proxy_link_reset(rs, MUX_CODE_INTERNAL_ERROR, "out of memory");
             if (t != NULL)
                 tunnel_flush(t);
         } else {
