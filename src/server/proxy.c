@@ -17,22 +17,15 @@
  */
 #include "server/proxy_stream.h"
 
-#include <arpa/inet.h>
 #include <netinet/in.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <netinet/tcp.h>
-#include <sys/mman.h>
 #include <sys/socket.h>
-#include <unistd.h>
 
 #include "common/log.h"
-#include "common/http_token.h"
 #include "common/net_addr.h"
-#include "h2o/http1.h"
 #include "server/access_log.h"
 #include "server/admission.h"
 #include "server/h2_body.h"
@@ -40,7 +33,6 @@
 #include "server/metrics.h"
 #include "server/route.h"
 #include "server/security.h"
-#include "server/sockprogress.h"
 #include "server/upload.h"
 #include "server/upload_head.h"
 
