@@ -26,6 +26,7 @@ void access_log_entry_init(access_log_entry *e)
     e->body_bytes = -1;
     e->queue_wait_ms = -1;
     e->proto = access_log_proto_name(0x101);
+    e->method = e->path = e->remote = "";
 }
 
 const char *access_log_proto_name(int version)
@@ -119,8 +120,11 @@ static void on_log_access(h2o_logger_t *self, h2o_req_t *req)
         e.body_bytes = tag->body_bytes;
         e.queue_wait_ms = tag->queue_wait_ms;
     }
-    copy_iov(req->method, e.method, sizeof(e.method));
-    copy_iov(req->input.path, e.path, sizeof(e.path));
+    char method[ACCESS_LOG_METHOD_MAX], path[ACCESS_LOG_PATH_MAX], remote[ACCESS_LOG_REMOTE_MAX];
+    copy_iov(req->method, method, sizeof(method));
+    copy_iov(req->input.path, path, sizeof(path));
+    e.method = method;
+    e.path = path;
     struct timeval now;
     gettimeofday(&now, NULL);
     double secs = (double)(now.tv_sec - req->timestamps.request_begin_at.tv_sec) +
@@ -145,7 +149,8 @@ static void on_log_access(h2o_logger_t *self, h2o_req_t *req)
         metrics_on_request(srv->metrics, &info, (int64_t)now.tv_sec * 1000 + now.tv_usec / 1000);
     if (!log_enabled(LOG_LVL_INFO))
         return;
-    security_peer_ip(req, e.remote, sizeof(e.remote)); /* only for the log line: inet_ntop costs ~5 % of a small request */
+    security_peer_ip(req, remote, sizeof(remote)); /* only for the log line: inet_ntop costs ~5 % of a small request */
+    e.remote = remote;
     access_log_text txt;
     access_log_format(&e, &txt);
     const char *client = e.client != NULL ? e.client : "-";

@@ -30,16 +30,17 @@ typedef struct access_log_entry {
     int64_t body_bytes;    /* request body bytes streamed through the tunnel (upload.h, h2_body.h), -1 =
                               not streamed (bytes_in is then h2o's in-memory entity) */
     int64_t queue_wait_ms; /* time the request waited in the client's local queue, -1 = unknown (printed only when known) */
-    /* set when the request ends (access_log_entry_fill or the caller) */
-    const char *client;                 /* registered NAME, NULL for unknown names (kept out of per-client series) */
-    const char *proto;                  /* "HTTP/1.0", "HTTP/1.1", "HTTP/2" (static string) */
-    char method[ACCESS_LOG_METHOD_MAX]; /* truncated copy */
-    char path[ACCESS_LOG_PATH_MAX];     /* truncated copy of the request target */
-    char remote[ACCESS_LOG_REMOTE_MAX]; /* the public peer's IP ("" until formatted: only for the line) */
-    int status;                         /* response status */
-    uint64_t bytes_in;                  /* request body bytes */
-    uint64_t bytes_out;                 /* response bytes h2o sent */
-    double duration_ms;                 /* from the request's first byte to the end */
+    /* set when the request ends, by the logger: the strings are NUL-terminated and borrowed (the
+     * logger's own buffers, so that the entry kept in every request's pool stays small) */
+    const char *client; /* registered NAME, NULL for unknown names (kept out of per-client series) */
+    const char *proto;  /* "HTTP/1.0", "HTTP/1.1", "HTTP/2" (static string) */
+    const char *method; /* truncated to ACCESS_LOG_METHOD_MAX - 1 bytes */
+    const char *path;   /* the request target, truncated to ACCESS_LOG_PATH_MAX - 1 bytes */
+    const char *remote; /* the public peer's IP ("" until formatted: only for the line) */
+    int status;         /* response status */
+    uint64_t bytes_in;  /* request body bytes */
+    uint64_t bytes_out; /* response bytes h2o sent */
+    double duration_ms; /* from the request's first byte to the end */
 } access_log_entry;
 
 /* The entry's numbers as the strings of the log line (access_log_format). */

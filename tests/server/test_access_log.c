@@ -16,6 +16,9 @@ START_TEST(test_entry_defaults)
     ck_assert_str_eq(e.method, "");
     ck_assert_str_eq(e.path, "");
     ck_assert_str_eq(e.proto, "HTTP/1.1");
+    ck_assert_str_eq(e.remote, "");
+    /* every proxied request carries one in its pool: it holds numbers and pointers, no buffers */
+    ck_assert_uint_le(sizeof(access_log_entry), 128);
 }
 END_TEST
 
