@@ -1,5 +1,6 @@
 /* tunnelmux — heap settings for a proxy's allocation pattern (see heap.h). */
 #include "common/heap.h"
+#include "common/log.h"
 
 #include <malloc.h>
 
@@ -52,4 +53,12 @@ int heap_release_idle(heap_releaser *h, int64_t now_ms)
     (void)now_ms;
     return 0;
 #endif
+}
+
+int heap_release_idle_logged(heap_releaser *h, int64_t now_ms, unsigned ev_mask)
+{
+    int released = heap_release_idle(h, now_ms);
+    if (released)
+        LOG_DEBUG(ev_mask, "heap: %zu MiB freed since the peak given back to the OS", h->last_released >> 20);
+    return released;
 }

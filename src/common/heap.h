@@ -55,4 +55,9 @@ typedef struct {
  */
 int heap_release_idle(heap_releaser *h, int64_t now_ms);
 
+/* heap_release_idle for a daemon's periodic timer (both mains call it, at least once per
+ * HEAP_CHECK_MS): also writes the DEBUG line "heap: N MiB freed since the peak given back to the
+ * OS" under the log event |ev_mask| when memory went back. Returns what heap_release_idle did. */
+int heap_release_idle_logged(heap_releaser *h, int64_t now_ms, unsigned ev_mask);
+
 #endif

@@ -1,5 +1,6 @@
 /*
- * tunnelmux server — admin listener, JSON API, dashboard assets and the access log (see admin.h).
+ * tunnelmux server — admin listener, JSON API and dashboard assets (see admin.h; the access log is
+ * access_log.c).
  *
  * JSON is built with jansson (never hand-formatted); strings that are not valid UTF-8 (request
  * paths are attacker-controlled bytes) are sanitised first because jansson refuses them.
@@ -42,11 +43,6 @@ typedef struct {
     struct admin *a;
 } admin_handler;
 
-typedef struct {
-    h2o_logger_t super;
-    server *srv;
-} access_logger;
-
 struct admin {
     server *srv;
     h2o_globalconf_t config;
@@ -86,26 +82,25 @@ static size_t gather_live(server *srv, metrics_live **out, uint64_t *held)
     *out = v;
     if (v == NULL)
         return 0;
-    for (h2o_linklist_t *l = srv->tunnels.next; l != &srv->tunnels && n < cap; l = l->next) {
-        tunnel *t = H2O_STRUCT_FROM_MEMBER(tunnel, link, l);
-        if (!t->registered || t->sess == NULL || t->dying || t->handed_over) /* handed over: draining, unnamed */
+    for (tunnel *t = tunnel_next(srv, NULL); t != NULL && n < cap; t = tunnel_next(srv, t)) {
+        if (!tunnel_serves_name(t)) /* handed over: draining, unnamed */
             continue;
         void *const *reps;
-        size_t nreps = registry_replicas(&srv->reg, t->name, &reps, NULL);
+        size_t nreps = registry_replicas(&srv->reg, tunnel_name(t), &reps, NULL);
         if (nreps == 0 || reps[0] != t)
             continue; /* the name's first replica gathers them all */
-        v[n].name = t->name;
-        v[n].peer = t->peer;
-        v[n].connected_since_unix_ms = t->connected_unix_ms;
-        mux_session_get_stats(t->sess, &v[n].stats);
-        v[n].nworst = mux_session_worst_streams(t->sess, server_now(srv), v[n].worst, METRICS_WORST_STREAMS);
+        v[n].name = tunnel_name(t);
+        v[n].peer = tunnel_peer(t);
+        v[n].connected_since_unix_ms = tunnel_connected_unix_ms(t);
+        mux_session_get_stats(tunnel_session(t), &v[n].stats);
+        v[n].nworst = mux_session_worst_streams(tunnel_session(t), server_now(srv), v[n].worst, METRICS_WORST_STREAMS);
         v[n].replicas = 1;
         for (size_t k = 1; k < nreps; k++) {
             tunnel *r = reps[k];
-            if (r->sess == NULL || r->dying)
+            if (tunnel_session(r) == NULL || tunnel_is_dying(r))
                 continue;
             mux_session_stats st;
-            mux_session_get_stats(r->sess, &st);
+            mux_session_get_stats(tunnel_session(r), &st);
             merge_stats(&v[n].stats, &st);
             v[n].replicas++;
         }
@@ -221,10 +216,10 @@ static char *render_clients_json(server *srv)
         for (size_t k = 0; k < nreps; k++) {
             const tunnel *t = reps[k];
             json_t *to = json_object();
-            json_object_set_new(to, "address", jstr(t->peer));
-            json_object_set_new(to, "connected_since_unix_ms", json_integer(t->connected_unix_ms));
+            json_object_set_new(to, "address", jstr(tunnel_peer(t)));
+            json_object_set_new(to, "connected_since_unix_ms", json_integer(tunnel_connected_unix_ms(t)));
             json_object_set_new(to, "open_requests", jint(tunnel_open_requests(t)));
-            json_object_set_new(to, "state", json_string(t->goaway_recv ? "leaving" : t->dying ? "closing" : "serving"));
+            json_object_set_new(to, "state", json_string(tunnel_state_name(t)));
             json_array_append_new(tuns, to);
         }
         json_object_set_new(o, "tunnels", tuns);
@@ -393,7 +388,7 @@ static int handle_disconnect(struct admin *a, h2o_req_t *req, const char *name, 
     tunnel *reps[REGISTRY_MAX_REPLICAS];
     size_t nreps = registry_replicas(&a->srv->reg, n, &vals, NULL), live = 0;
     for (size_t k = 0; k < nreps && k < REGISTRY_MAX_REPLICAS; k++) /* copied: disconnecting changes the registry */
-        if (!((tunnel *)vals[k])->dying)
+        if (!tunnel_is_dying(vals[k]))
             reps[live++] = vals[k];
     if (live == 0)
         return respond_json_error(req, 404, "Not Found", "no such client connected");
@@ -709,117 +704,4 @@ void admin_free(server *srv)
 h2o_context_t *admin_context(server *srv)
 {
     return srv->admin != NULL ? &srv->admin->ctx : NULL;
-}
-
-/* ---------------------------------------------------------------- access log */
-
-/* Copies |v| into |out| (NUL-terminated, truncated). */
-static void copy_iov(h2o_iovec_t v, char *out, size_t cap)
-{
-    size_t n = v.len < cap - 1 ? v.len : cap - 1;
-    if (n > 0)
-        memcpy(out, v.base, n);
-    out[n] = '\0';
-}
-
-/* The number |req| was tagged with under |key| (admin_tag_*), or -1. */
-static int64_t env_tag(h2o_req_t *req, const char *key)
-{
-    for (size_t i = 0; i + 1 < req->env.size; i += 2) {
-        if (h2o_memis(req->env.entries[i].base, req->env.entries[i].len, key, strlen(key))) {
-            char buf[24];
-            copy_iov(req->env.entries[i + 1], buf, sizeof(buf));
-            return (int64_t)strtoull(buf, NULL, 10);
-        }
-    }
-    return -1;
-}
-
-static uint32_t stream_tag(h2o_req_t *req)
-{
-    int64_t id = env_tag(req, "TM_STREAM");
-    return id > 0 ? (uint32_t)id : 0;
-}
-
-static void on_log_access(h2o_logger_t *self, h2o_req_t *req)
-{
-    server *srv = ((access_logger *)self)->srv;
-    if (h2o_memis(req->path_normalized.base, req->path_normalized.len, H2O_STRLIT("/_tunnel")))
-        return;
-    char name[ROUTE_MAX_NAME + 1], method[32], path[2048], ip[NI_MAXHOST], num[6][24];
-    int known = 0;
-    int nl = req->input.authority.base != NULL
-                 ? route_lookup_name(req->input.authority.base, req->input.authority.len, srv->domain, name, sizeof(name), NULL, 0)
-                 : -1;
-    if (nl > 0 && registry_find(&srv->reg, name, &known) != NULL)
-        known = 1;
-    uint32_t sid = stream_tag(req);
-    copy_iov(req->method, method, sizeof(method));
-    copy_iov(req->input.path, path, sizeof(path));
-    struct timeval now;
-    gettimeofday(&now, NULL);
-    double secs = (double)(now.tv_sec - req->timestamps.request_begin_at.tv_sec) +
-                  (double)(now.tv_usec - req->timestamps.request_begin_at.tv_usec) / 1e6;
-    if (req->timestamps.request_begin_at.tv_sec == 0 || secs < 0)
-        secs = 0;
-    int64_t streamed = env_tag(req, "TM_BODY");
-    uint64_t in = streamed >= 0 ? (uint64_t)streamed : req->entity.base != NULL ? (uint64_t)req->entity.len : 0;
-    const char *client = nl > 0 && known ? name : NULL; /* unknown names stay out of the per-client series */
-    metrics_request_info info = {.client = client,
-                                 .method = method,
-                                 .path = path,
-                                 .status = req->res.status,
-                                 .bytes_in = in,
-                                 .bytes_out = req->bytes_sent,
-                                 .seconds = secs,
-                                 .stream_id = sid};
-    if (srv->metrics != NULL)
-        metrics_on_request(srv->metrics, &info, (int64_t)now.tv_sec * 1000 + now.tv_usec / 1000);
-    if (!log_enabled(LOG_LVL_INFO))
-        return;
-    security_peer_ip(req, ip, sizeof(ip)); /* only for the log line: inet_ntop costs ~5 % of a small request */
-    snprintf(num[0], sizeof(num[0]), "%d", req->res.status);
-    snprintf(num[1], sizeof(num[1]), "%llu", (unsigned long long)in);
-    snprintf(num[2], sizeof(num[2]), "%llu", (unsigned long long)req->bytes_sent);
-    snprintf(num[3], sizeof(num[3]), "%.3f", secs * 1000.0);
-    snprintf(num[4], sizeof(num[4]), "%u", sid);
-    snprintf(num[5], sizeof(num[5]), "%s", req->version >= 0x200 ? "HTTP/2" : req->version == 0x100 ? "HTTP/1.0" : "HTTP/1.1");
-    mux_log_kv(LOG_LVL_INFO, LOG_EV_ACCESS, "access", "client", client != NULL ? client : "-", "remote", ip, "proto", num[5],
-               "method", method, "path", path, "status", num[0], "bytes_in", num[1], "bytes_out", num[2], "duration_ms", num[3],
-               "stream", num[4], NULL);
-}
-
-/* Registers the access logger; see admin.h. */
-void admin_register_access_log(server *srv, h2o_pathconf_t *pathconf)
-{
-    access_logger *l = (access_logger *)h2o_create_logger(pathconf, sizeof(*l));
-    l->super.log_access = on_log_access;
-    l->srv = srv;
-}
-
-/* Tags |req| with its stream id; see admin.h. */
-/* Adds KEY=NUMBER to |req|'s environment (read back by env_tag). |key| is a static string. */
-static void tag(h2o_req_t *req, const char *key, uint64_t value)
-{
-    char digits[20], *v = h2o_mem_alloc_pool(&req->pool, sizeof(digits));
-    size_t n = 0;
-    do { /* per request: no printf */
-        digits[n++] = (char)('0' + value % 10);
-        value /= 10;
-    } while (value > 0);
-    for (size_t i = 0; i < n; i++)
-        v[i] = digits[n - 1 - i];
-    h2o_vector_reserve(&req->pool, &req->env, req->env.size + 2);
-    req->env.entries[req->env.size++] = h2o_iovec_init(key, strlen(key));
-    req->env.entries[req->env.size++] = h2o_iovec_init(v, n);
-}
-
-void admin_tag_body(h2o_req_t *req, uint64_t len)
-{
-    tag(req, "TM_BODY", len);
-}
-
-void admin_tag_stream(h2o_req_t *req, uint32_t id)
-{
-    tag(req, "TM_STREAM", id);
 }

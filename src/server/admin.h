@@ -34,17 +34,4 @@ void admin_free(server *srv);
 /* The admin listener's h2o context (to close its connections at exit), or NULL when off. */
 h2o_context_t *admin_context(server *srv);
 
-/*
- * Registers the access logger on |pathconf| (the public path): one access-log line per public
- * request and the request counters of srv->metrics. Requests to /_tunnel are not logged here
- * (tunnel.c logs connection events).
- */
-void admin_register_access_log(server *srv, h2o_pathconf_t *pathconf);
-
-/* Remembers the mux stream |id| of |req| for its access-log line (proxy.c, after opening it). */
-void admin_tag_stream(h2o_req_t *req, uint32_t id);
-
-/* Records the length of |req|'s streamed request body (upload.h) for the access log's bytes_in. */
-void admin_tag_body(h2o_req_t *req, uint64_t len);
-
 #endif

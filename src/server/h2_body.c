@@ -9,7 +9,6 @@
 #include <h2o/http2_internal.h>
 
 #include "common/log.h"
-#include "server/upload.h"
 
 #define H2O_STREAM_WINDOW ((ssize_t)H2O_HTTP2_SETTINGS_HOST.initial_window_size) /* 16 MiB, h2o's SETTINGS (§8.1) */
 #define CONN_BUDGET ((size_t)16 * 1024 * 1024) /* records' bytes beyond which the connection window shrinks (§8.3) */
@@ -685,8 +684,8 @@ static h2_body_conn *hook(server *srv, h2o_http2_conn_t *conn, int preface_read,
     return hc;
 }
 
-/* h2o_http2_accept with the input moved aside (h2o would parse it at once), hook, then h2o reads it. */
-static void accept_h2(server *srv, h2o_socket_t *sock, struct timeval connected_at)
+/* h2o_http2_accept with the input moved aside (h2o would parse it at once), hook, then h2o reads it (h2_body.h). */
+void h2_body_accept_h2(server *srv, h2o_socket_t *sock, struct timeval connected_at)
 {
     h2o_buffer_t *input = sock->input;
     h2o_buffer_init(&sock->input, &h2o_socket_buffer_prototype);
@@ -698,69 +697,6 @@ static void accept_h2(server *srv, h2o_socket_t *sock, struct timeval connected_
     sock->input = input;
     if (sock->input->size != 0)
         sock->_cb.read(sock, NULL);
-}
-
-typedef struct {
-    server *srv;
-    h2o_socket_t *sock;
-    h2o_timeout_entry_t timeout;
-    struct timeval connected_at;
-} tls_accept;
-
-static void on_tls_timeout(h2o_timeout_entry_t *e)
-{
-    tls_accept *a = H2O_STRUCT_FROM_MEMBER(tls_accept, timeout, e);
-    h2o_socket_t *sock = a->sock;
-    sock->data = NULL;
-    free(a);
-    h2o_socket_close(sock);
-}
-
-static void on_tls_handshake(h2o_socket_t *sock, const char *err)
-{
-    tls_accept *a = sock->data;
-    sock->data = NULL;
-    if (h2o_timeout_is_linked(&a->timeout))
-        h2o_timeout_unlink(&a->timeout);
-    server *srv = a->srv;
-    struct timeval at = a->connected_at;
-    free(a);
-    if (err != NULL) {
-        h2o_socket_close(sock);
-        return;
-    }
-    h2o_iovec_t proto = h2o_socket_ssl_get_selected_protocol(sock);
-    for (const h2o_iovec_t *id = h2o_http2_alpn_protocols; id->len != 0; id++) {
-        if (proto.len == id->len && memcmp(proto.base, id->base, proto.len) == 0) {
-            accept_h2(srv, sock, at);
-            return;
-        }
-    }
-    /* HTTP/1.1 over TLS: upload.c's hook goes in before h2o reads a request (input moved aside as above) */
-    h2o_buffer_t *input = sock->input;
-    h2o_buffer_init(&sock->input, &h2o_socket_buffer_prototype);
-    h2o_http1_accept(&srv->accept_ctx, sock, at);
-    upload_on_accept(srv, sock);
-    h2o_buffer_dispose(&sock->input);
-    sock->input = input;
-    if (sock->input->size != 0)
-        sock->_cb.read(sock, NULL);
-}
-
-void h2_body_accept_tls(server *srv, h2o_socket_t *sock)
-{
-    tls_accept *a = calloc(1, sizeof(*a));
-    if (a == NULL) {
-        h2o_accept(&srv->accept_ctx, sock);
-        return;
-    }
-    a->srv = srv;
-    a->sock = sock;
-    a->connected_at = *h2o_get_timestamp(&srv->ctx, NULL, NULL);
-    a->timeout.cb = on_tls_timeout;
-    h2o_timeout_link(srv->ctx.loop, &srv->ctx.handshake_timeout, &a->timeout);
-    sock->data = a;
-    h2o_socket_ssl_handshake(sock, srv->ssl_ctx, NULL, on_tls_handshake);
 }
 
 void h2_body_accept_prior_knowledge(server *srv, h2o_socket_t *sock, h2o_socket_cb h1_read)

@@ -4,7 +4,7 @@
  * A hook in front of h2o 2.2.5's HTTP/2 frame reader: a request with a body is handed to the handler
  * at its HEADERS (h2o sees END_STREAM), its DATA never reaches h2o but waits in a per-stream buffer
  * bounded by the stream window, and the window is returned to the public client only as the
- * consumer (proxy.c) takes the bytes. Trailers are decoded with h2o's HPACK table and dropped.
+ * consumer (body_pump.c) takes the bytes. Trailers are decoded with h2o's HPACK table and dropped.
  *
  * Ownership: the per-connection state belongs to the public socket (freed when it closes, after h2o
  * closed every stream); an h2_body handle belongs to the consumer that started it until
@@ -24,9 +24,10 @@ typedef struct h2_body h2_body;
  * follows an error. */
 typedef void (*h2_body_cb)(void *data, const char *err);
 
-/* TLS listener: runs the handshake (what h2o_accept does) and hands the socket to h2o's HTTP/2 or
- * HTTP/1 server by ALPN, hooking HTTP/2 connections before h2o reads a frame. */
-void h2_body_accept_tls(server *srv, h2o_socket_t *sock);
+/* TLS listener after the handshake chose ALPN h2 (tls_accept.c): h2o_http2_accept with the socket's
+ * input moved aside, hooks the connection, then lets h2o read the input. |connected_at| is when the
+ * connection was accepted. */
+void h2_body_accept_h2(server *srv, h2o_socket_t *sock, struct timeval connected_at);
 
 /* Plain listener (upload.c's HTTP/1 hook): |sock| starts with a complete prior-knowledge preface.
  * Lets |h1_read| (h2o's HTTP/1 reader) switch the connection to HTTP/2 on the preface alone, then

@@ -73,19 +73,11 @@ static size_t collect_connection_tokens(const mux_header *in, size_t nin, span *
     for (size_t i = 0; i < nin; i++) {
         if (!http_name_is((const char *)in[i].name.base, in[i].name.len, "connection"))
             continue;
-        const char *p = (const char *)in[i].value.base, *end = p + in[i].value.len;
-        while (p < end && n < MAX_CONN_TOKENS) {
-            const char *comma = memchr(p, ',', (size_t)(end - p));
-            const char *e = comma != NULL ? comma : end;
-            const char *s = p;
-            while (s < e && (*s == ' ' || *s == '\t'))
-                s++;
-            const char *t = e;
-            while (t > s && (t[-1] == ' ' || t[-1] == '\t'))
-                t--;
-            if (t > s)
-                tok[n++] = (span){s, (size_t)(t - s)};
-            p = comma != NULL ? comma + 1 : end;
+        size_t pos = 0, elen;
+        const char *e;
+        while (n < MAX_CONN_TOKENS && http_list_next((const char *)in[i].value.base, in[i].value.len, &pos, &e, &elen)) {
+            if (elen > 0)
+                tok[n++] = (span){e, elen};
         }
     }
     return n;

@@ -16,7 +16,7 @@
 #include <openssl/err.h>
 
 #include "common/log.h"
-#include "server/h2_body.h"
+#include "server/tls_accept.h"
 #include "server/upload.h"
 
 int listener_setup_tls(server *srv, char *err, size_t errlen)
@@ -65,7 +65,7 @@ static void on_accept(h2o_socket_t *listener, const char *err)
         int one = 1;
         setsockopt(h2o_socket_get_fd(sock), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
         if (srv->ssl_ctx != NULL) {
-            h2_body_accept_tls(srv, sock); /* HTTP/2 request bodies stream (h2_body.h) */
+            tls_accept_start(srv, sock); /* HTTP/2 and HTTP/1.1 request bodies stream (tls_accept.h) */
         } else {
             h2o_accept(&srv->accept_ctx, sock);
             upload_on_accept(srv, sock); /* large HTTP/1.1 request bodies stream (upload.h), h2c bodies too */

@@ -17,6 +17,7 @@
 #include "common/config.h"
 #include "common/heap.h"
 #include "common/log.h"
+#include "server/access_log.h"
 #include "server/admin.h"
 #include "server/listener.h"
 #include "server/metrics.h"
@@ -332,6 +333,15 @@ static void close_connections(server *srv)
     h2o_evloop_run(srv->ctx.loop, 0); /* sockets closed in the last round are freed on the next */
 }
 
+/* RSS follows load (heap.h): on every tick (heap_release_idle looks at the heap once per
+ * HEAP_CHECK_MS), give the memory of a finished burst back. */
+static void on_heap_tick(h2o_timeout_entry_t *e)
+{
+    server *srv = H2O_STRUCT_FROM_MEMBER(server, heap_entry, e);
+    heap_release_idle_logged(&srv->heap, server_now(srv), LOG_EV_TUNNEL);
+    h2o_timeout_link(srv->ctx.loop, &srv->tick_timeout, &srv->heap_entry);
+}
+
 /* Exit: disposes the server's h2o context, configuration and loop (after admin_free, which
  * disposes the admin context sharing the loop). When a connection is still open (it would point at
  * the context) or a timer is still linked (h2o asserts), they are left to the exit, with a debug
@@ -340,6 +350,8 @@ static void dispose_h2o(server *srv)
 {
     if (h2o_timeout_is_linked(&srv->tick_entry))
         h2o_timeout_unlink(&srv->tick_entry);
+    if (h2o_timeout_is_linked(&srv->heap_entry))
+        h2o_timeout_unlink(&srv->heap_entry);
     h2o_timeout_t *own[] = {&srv->read_timeout, &srv->write_timeout, &srv->tick_timeout};
     int quiet = server_context_quiet(&srv->ctx) && srv->admin == NULL;
     for (size_t i = 0; i < sizeof(own) / sizeof(own[0]); i++)
@@ -465,13 +477,15 @@ int main(int argc, char **argv)
     server_handler *handler = (server_handler *)h2o_create_handler(pathconf, sizeof(*handler));
     handler->super.on_req = on_req;
     handler->srv = srv;
-    admin_register_access_log(srv, pathconf);
+    access_log_register(srv, pathconf);
 
     h2o_context_init(&srv->ctx, h2o_evloop_create(), &srv->config);
     h2o_timeout_init(srv->ctx.loop, &srv->read_timeout, (uint64_t)opt.read_timeout_ms);
     if (opt.upgrade_idle_ms > 0)
         h2o_timeout_init(srv->ctx.loop, &srv->upgrade_idle_timeout, (uint64_t)opt.upgrade_idle_ms);
-    tunnel_init_server(srv);
+    tunnel_init_server(srv, proxy_tunnel_ops());
+    srv->heap_entry.cb = on_heap_tick;
+    h2o_timeout_link(srv->ctx.loop, &srv->tick_timeout, &srv->heap_entry);
     srv->accept_ctx.ctx = &srv->ctx;
     srv->accept_ctx.hosts = srv->config.hosts;
     srv->accept_ctx.ssl_ctx = srv->ssl_ctx;

@@ -142,7 +142,7 @@ void metrics_on_rate_limited(metrics *m, const char *name);
 void metrics_on_stream_refused(metrics *m, const char *name);
 /* A request whose tunnel was lost before the response was sent again on another tunnel (safe retry). */
 void metrics_on_retry(metrics *m);
-/* A public reader was cut for taking no bytes for WRITE_TIMEOUT (proxy.c). */
+/* A public reader was cut for taking no bytes for WRITE_TIMEOUT (response.c). */
 void metrics_on_reader_stalled(metrics *m);
 /* A request was answered 429 because its address sent wrong basic-auth credentials (security.c). */
 void metrics_on_auth_throttled(metrics *m);

@@ -2,8 +2,8 @@
  * tunnelmux server — one public request carried as one mux stream (PROTOCOL.md §6).
  *
  * The request head and body go out with mux_session_open_stream / mux_session_write; the
- * response comes back through the tunnel's mux callbacks, which call the proxy_on_* functions
- * below with the proxy_stream attached as stream user data.
+ * response comes back through the tunnel's mux callbacks, which call the proxy through the
+ * tunnel_stream_ops table (proxy_tunnel_ops) with the proxy_stream attached as stream user data.
  */
 #ifndef TM_SERVER_PROXY_H
 #define TM_SERVER_PROXY_H
@@ -11,8 +11,6 @@
 #include "server/metrics.h"
 #include "server/server.h"
 #include "server/tunnel.h"
-
-typedef struct proxy_stream proxy_stream;
 
 /*
  * RFC 9112 §3.2.2: an HTTP/1.x request whose target is in absolute-form ("http://host/path") is
@@ -25,16 +23,9 @@ void proxy_take_absolute_target(h2o_req_t *req);
 /* h2o handler for every public request (everything except /_tunnel). Always answers; returns 0. */
 int proxy_handle_request(server *srv, h2o_req_t *req);
 
-/* Mux events for the stream of |ps| (called from tunnel.c's callbacks, inside mux calls). */
-void proxy_on_head(proxy_stream *ps, const mux_head *head);
-void proxy_on_data(proxy_stream *ps, const uint8_t *data, size_t len);
-void proxy_on_end(proxy_stream *ps);
-void proxy_on_close(proxy_stream *ps, unsigned code, const char *reason, int by_peer);
-void proxy_on_writable(proxy_stream *ps);
-
-/* |ps|'s tunnel is being destroyed: the stream is already gone; fail the public request. Called
- * after tunnel.c unlinked |ps| from the tunnel. */
-void proxy_on_tunnel_lost(proxy_stream *ps);
+/* The stream ops every tunnel calls for the public requests it carries (tunnel_init_server): the
+ * mux events of a stream, the tunnel's loss, the request list for /metrics. Static storage. */
+const tunnel_stream_ops *proxy_tunnel_ops(void);
 
 /*
  * For /metrics: walks every public request in progress (srv->proxies: a mux stream open, or a
@@ -44,9 +35,5 @@ void proxy_on_tunnel_lost(proxy_stream *ps);
  * (requests whose tunnel is gone included). Does not take ownership of |live|.
  */
 uint64_t proxy_gather(server *srv, metrics_live *live, size_t nlive);
-
-/* The h2o_linklist_t node of |ps| (in tunnel->streams) and back. */
-h2o_linklist_t *proxy_link(proxy_stream *ps);
-proxy_stream *proxy_from_link(h2o_linklist_t *link);
 
 #endif

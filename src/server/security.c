@@ -12,8 +12,9 @@
 #include <openssl/crypto.h>
 
 #include "common/log.h"
+#include "common/net_addr.h"
 #include "server/metrics.h"
-#include "server/phr.h"
+#include "common/phr.h"
 #include "server/ratelimit.h"
 #include "server/route.h"
 
@@ -36,12 +37,9 @@ void security_too_many(h2o_req_t *req, int64_t wait_ms, const char *msg)
 void security_peer_ip(h2o_req_t *req, char *out, size_t cap)
 {
     struct sockaddr_storage ss;
-    char host[NI_MAXHOST];
     socklen_t len = req->conn->callbacks->get_peername(req->conn, (struct sockaddr *)&ss);
-    if (len == 0 || h2o_socket_getnumerichost((struct sockaddr *)&ss, len, host) == SIZE_MAX)
+    if (net_addr_format((struct sockaddr *)&ss, len, 0, out, cap, NULL, 0) != 0) /* IPv4-mapped stays ::ffff:a.b.c.d */
         snprintf(out, cap, "-");
-    else
-        snprintf(out, cap, "%s", host);
 }
 
 int64_t security_basic_wait(server *srv, const char *ip)
@@ -184,7 +182,7 @@ int security_admit(server *srv, tunnel *t, h2o_req_t *req, const char *name, int
         *drop_authorization = 1;
     }
     int64_t now = server_now(srv);
-    int64_t wait = ratelimit_debt_wait(&t->rl_bytes, now);
+    int64_t wait = ratelimit_debt_wait(tunnel_rate_bytes(t), now);
     if (wait > 0) {
         LOG_DEBUG(LOG_EV_HTTP, "request for %s refused: 429 (RATE_LIMIT_BPS, retry in %lld ms)", name, (long long)wait);
         if (srv->metrics != NULL)
@@ -192,7 +190,7 @@ int security_admit(server *srv, tunnel *t, h2o_req_t *req, const char *name, int
         security_too_many(req, wait, "tunnelmux: rate limit exceeded (bytes per second)\n");
         return 1;
     }
-    wait = ratelimit_take(&t->rl_requests, 1, now);
+    wait = ratelimit_take(tunnel_rate_requests(t), 1, now);
     if (wait > 0) {
         LOG_DEBUG(LOG_EV_HTTP, "request for %s refused: 429 (RATE_LIMIT_RPS, retry in %lld ms)", name, (long long)wait);
         if (srv->metrics != NULL)
@@ -201,7 +199,7 @@ int security_admit(server *srv, tunnel *t, h2o_req_t *req, const char *name, int
         return 1;
     }
     if (req->entity.base != NULL)
-        ratelimit_charge(&t->rl_bytes, (double)req->entity.len, now);
+        ratelimit_charge(tunnel_rate_bytes(t), (double)req->entity.len, now);
     return 0;
 }
 

@@ -87,7 +87,8 @@ struct server {
     h2o_socket_t *listeners[SERVER_MAX_LISTENERS];
     size_t nlisteners;
     registry reg;
-    h2o_linklist_t tunnels; /* every tunnel connection (tunnel.link), registered or not */
+    h2o_linklist_t tunnels;                     /* every tunnel connection (tunnel.link), registered or not */
+    const struct tunnel_stream_ops *tunnel_ops; /* what tunnels call for their streams (tunnel_init_server) */
     size_t ntunnels;
     h2o_timeout_t read_timeout;         /* READ_TIMEOUT: response head deadline per public request */
     h2o_timeout_t write_timeout;        /* WRITE_TIMEOUT: a tunnel write must complete within it */
@@ -110,15 +111,16 @@ struct server {
     struct admin *admin;       /* the admin listener (admin.h), NULL when off */
     size_t nrequests;          /* public requests routed to a tunnel and not yet disposed by h2o (drain) */
     /* security (docs/SECURITY.md) */
-    auth_list tokens;              /* client tokens (AUTH_TOKEN, AUTH_TOKENS_FILE) */
-    auth_list basic;               /* public credentials (BASIC_AUTH, BASIC_AUTH_FILE) */
-    auth_throttle *throttle;       /* failed tunnel authentications per address */
-    auth_throttle *basic_throttle; /* wrong basic-auth credentials per address (public names, admin) */
-    guard_table *guard;            /* Rapid Reset budget per public connection */
-    heap_releaser heap;            /* gives a burst's freed memory back (heap.h), from the tick */
-    h2o_linklist_t proxies;        /* public requests in progress (proxy_stream.all; proxy_gather) */
-    int64_t busy_warn_ms;          /* last WARN for a request over MAX_STREAMS_PER_CLIENT (rate-limited) */
-    uint64_t busy_warn_suppressed; /* such refusals not logged since */
+    auth_list tokens;               /* client tokens (AUTH_TOKEN, AUTH_TOKENS_FILE) */
+    auth_list basic;                /* public credentials (BASIC_AUTH, BASIC_AUTH_FILE) */
+    auth_throttle *throttle;        /* failed tunnel authentications per address */
+    auth_throttle *basic_throttle;  /* wrong basic-auth credentials per address (public names, admin) */
+    guard_table *guard;             /* Rapid Reset budget per public connection */
+    heap_releaser heap;             /* gives a burst's freed memory back (heap.h), from heap_entry (main.c) */
+    h2o_timeout_entry_t heap_entry; /* on tick_timeout: heap_release_idle_logged (main.c) */
+    h2o_linklist_t proxies;         /* public requests in progress (proxy_stream.all; proxy_gather) */
+    int64_t busy_warn_ms;           /* last WARN for a request over MAX_STREAMS_PER_CLIENT (rate-limited) */
+    uint64_t busy_warn_suppressed;  /* such refusals not logged since */
 };
 
 /* Exit: makes h2o close the connections still open on |ctx| (idle HTTP/1 keep-alive, HTTP/2 after

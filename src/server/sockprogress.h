@@ -3,7 +3,7 @@
  *
  * h2o 2.2.5 has no write timeout for public connections: a user that stops reading a response
  * (a zero TCP window, kept alive by its ACKs) held the response's stream, buffers and connection
- * for ever. The proxy's watchdog (proxy.c, WRITE_TIMEOUT) asks the kernel how many bytes the peer
+ * for ever. The proxy's watchdog (response.c, WRITE_TIMEOUT) asks the kernel how many bytes the peer
  * has acknowledged; a count that does not move between two checks while h2o holds unwritten
  * response bytes means the reader stalled, and the connection is closed abortively.
  * Progress, not completion, is what counts: a slow reader that keeps acknowledging is never cut.

@@ -3,7 +3,7 @@
  * [header, payload] iovec writes without copy, in-place unmasking on read).
  */
 #include "common/clock.h"
-#include "server/tunnel.h"
+#include "server/tunnel_internal.h"
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -16,11 +16,12 @@
 
 #include <openssl/sha.h>
 
+#include "common/http_token.h"
 #include "common/log.h"
+#include "common/net_addr.h"
 #include "h2o/http1.h"
 #include "mux/ws.h"
 #include "server/metrics.h"
-#include "server/proxy.h"
 #include "server/route.h"
 
 #define TICK_MS 100
@@ -62,7 +63,7 @@ static void release(tunnel *t)
     while (!h2o_linklist_is_empty(&t->streams)) {
         h2o_linklist_t *l = t->streams.next;
         h2o_linklist_unlink(l);
-        proxy_on_tunnel_lost(proxy_from_link(l));
+        t->ops->on_tunnel_lost(t->ops->from_link(l));
     }
 }
 
@@ -95,7 +96,7 @@ static void on_reap(h2o_timeout_entry_t *e)
 }
 
 /* Schedules destruction from the loop (never synchronously). */
-static void schedule_destroy(tunnel *t, const char *reason)
+void tunnel__schedule_destroy(tunnel *t, const char *reason)
 {
     if (reason != NULL && t->close_reason[0] == '\0')
         snprintf(t->close_reason, sizeof(t->close_reason), "%s", reason);
@@ -112,7 +113,7 @@ static void schedule_destroy(tunnel *t, const char *reason)
 static void on_write_timeout(h2o_timeout_entry_t *e)
 {
     tunnel *t = H2O_STRUCT_FROM_MEMBER(tunnel, write_timeout_entry, e);
-    schedule_destroy(t, "write timeout");
+    tunnel__schedule_destroy(t, "write timeout");
 }
 
 static void on_write(h2o_socket_t *sock, const char *err)
@@ -124,7 +125,7 @@ static void on_write(h2o_socket_t *sock, const char *err)
     if (h2o_timeout_is_linked(&t->write_timeout_entry))
         h2o_timeout_unlink(&t->write_timeout_entry);
     if (err != NULL) {
-        schedule_destroy(t, err);
+        tunnel__schedule_destroy(t, err);
         return;
     }
     t->busy++;
@@ -138,7 +139,7 @@ static void on_linger_timeout(h2o_timeout_entry_t *e)
     tunnel *t = H2O_STRUCT_FROM_MEMBER(tunnel, linger_entry, e);
     LOG_DEBUG(LOG_EV_TUNNEL, "tunnel %s (peer %s): no close from the peer within %d ms of ours", t->name[0] ? t->name : "-",
               t->peer, TUNNEL_LINGER_MS);
-    schedule_destroy(t, NULL);
+    tunnel__schedule_destroy(t, NULL);
 }
 
 /*
@@ -156,7 +157,7 @@ static void linger_start(tunnel *t)
     if (t->lingering)
         return;
     if (mux_session_peer_closed(t->sess)) {
-        schedule_destroy(t, NULL); /* the peer acknowledged our close (or closed first) */
+        tunnel__schedule_destroy(t, NULL); /* the peer acknowledged our close (or closed first) */
         return;
     }
     t->lingering = 1;
@@ -174,7 +175,7 @@ static void do_flush(tunnel *t)
     if (n < 0) {
         char why[160];
         snprintf(why, sizeof(why), "send: %s", mux_session_last_error_reason(t->sess));
-        schedule_destroy(t, why);
+        tunnel__schedule_destroy(t, why);
         return;
     }
     if (n > 0) {
@@ -231,7 +232,7 @@ static void on_read(h2o_socket_t *sock, const char *err)
     if (t == NULL)
         return;
     if (err != NULL) {
-        schedule_destroy(t, err);
+        tunnel__schedule_destroy(t, err);
         return;
     }
     if (sock->input->size > 0) {
@@ -246,13 +247,13 @@ static void on_read(h2o_socket_t *sock, const char *err)
         t->busy--;
         h2o_buffer_consume(&sock->input, sock->input->size);
         if (t->lingering && mux_session_peer_closed(t->sess)) {
-            schedule_destroy(t, NULL);
+            tunnel__schedule_destroy(t, NULL);
             return;
         }
         if (t->linger_bytes > TUNNEL_LINGER_BYTES) {
             LOG_DEBUG(LOG_EV_TUNNEL, "tunnel %s (peer %s): peer kept sending after our close (%llu bytes)",
                       t->name[0] ? t->name : "-", t->peer, (unsigned long long)t->linger_bytes);
-            schedule_destroy(t, NULL);
+            tunnel__schedule_destroy(t, NULL);
             return;
         }
     } else if (sock->input->size > 0 && !t->dying) {
@@ -283,240 +284,19 @@ static void on_read(h2o_socket_t *sock, const char *err)
 
 /* ---------------------------------------------------------------- mux callbacks */
 
-/* Refuses the HELLO and counts the refusal by reason (metrics). */
-static void refuse(tunnel *t, unsigned code, const char *reason, uint32_t retry_after_ms)
-{
-    if (t->srv->metrics != NULL)
-        metrics_on_refused(t->srv->metrics, mux_code_name(code));
-    mux_session_refuse(t->sess, code, reason, retry_after_ms);
-}
-
-/* Client authentication (docs/SECURITY.md §2): throttle, token, name pattern. Refuses and returns
- * -1 on failure. The token itself is never logged. */
-static int check_auth(tunnel *t, mux_session *s, const mux_hello_info *hello, const char *name)
-{
-    server *srv = t->srv;
-    int64_t now = server_now(srv);
-    int64_t wait = auth_throttle_check(srv->throttle, t->peer_ip, now);
-    if (wait > 0) {
-        LOG_WARN(LOG_EV_TUNNEL, "tunnel refused: name=%s peer=%s reason=RATE_LIMITED (too many failed logins, retry in %lld ms)",
-                 name, t->peer, (long long)wait);
-        refuse(t, MUX_CODE_RATE_LIMITED, "too many failed authentication attempts", (uint32_t)wait);
-        return -1;
-    }
-    if (srv->tokens.n == 0)
-        return 0; /* --insecure-no-auth */
-    const char *tok = hello->auth_token != NULL ? hello->auth_token : "";
-    int rv = auth_list_check(&srv->tokens, tok, strlen(tok), name);
-    if (rv == AUTH_OK) {
-        auth_throttle_success(srv->throttle, t->peer_ip);
-        return 0;
-    }
-    wait = auth_throttle_fail(srv->throttle, t->peer_ip, now);
-    const char *why = tok[0] == '\0' ? "missing token" : rv == AUTH_ERR_NAME ? "token not allowed this name" : "invalid token";
-    LOG_WARN(LOG_EV_TUNNEL, "tunnel refused: name=%s peer=%s reason=AUTH_FAILED (%s)", name, t->peer, why);
-    refuse(t, MUX_CODE_AUTH_FAILED, rv == AUTH_ERR_NAME ? "token not allowed for this name" : "authentication failed",
-           (uint32_t)wait);
-    return -1;
-}
-
-/*
- * A HELLO from |t| wants |name|, held by |holder| (docs/OPERATIONS.md "Name takeover"). A live holder
- * keeps its name (docs/SECURITY.md): the first such HELLO PINGs the holder; a later HELLO finds the
- * holder dead when that PING got no bytes back within NAME_TAKEOVER_CHECK. A holder that sent GOAWAY
- * (shutting down) gives the name up at once. Returns 1 when |t| may take the name (|why| says why),
- * else 0 with |*retry_after_ms| set for the REFUSE.
- */
-static int may_take_over(tunnel *t, tunnel *holder, uint32_t *retry_after_ms, char *why, size_t whylen)
-{
-    server *srv = t->srv;
-    int64_t now = server_now(srv), window = srv->opt->takeover_check_ms;
-    *retry_after_ms = 0;
-    if (holder->dying || holder->sess == NULL) {
-        snprintf(why, whylen, "the holder's connection is closing");
-        return 1;
-    }
-    if (holder->goaway_recv) {
-        snprintf(why, whylen, "the holder sent GOAWAY (shutting down)");
-        return 1;
-    }
-    if (window <= 0)
-        return 0; /* NAME_TAKEOVER_CHECK=0: only the holder's own disconnection frees the name */
-    if (holder->probe_ms == 0) {
-        if (mux_session_ping(holder->sess, now) != 0) {
-            snprintf(why, whylen, "the holder's session is closed (%s)", mux_session_last_error_reason(holder->sess));
-            return 1;
-        }
-        holder->probe_ms = now;
-        LOG_INFO(LOG_EV_TUNNEL, "tunnel liveness check: name=%s holder=%s wanted by peer=%s: PING sent, holder silent for %lld ms",
-                 holder->name, holder->peer, t->peer, (long long)(now - holder->last_rx_ms));
-        tunnel_flush(holder);
-        *retry_after_ms = (uint32_t)window;
-        return 0;
-    }
-    int64_t waited = now - holder->probe_ms;
-    if (waited >= window) {
-        snprintf(why, whylen, "the holder sent nothing for %lld ms, %lld ms after a liveness PING (NAME_TAKEOVER_CHECK=%lld ms)",
-                 (long long)(now - holder->last_rx_ms), (long long)waited, (long long)window);
-        return 1;
-    }
-    int64_t left = window - waited;
-    *retry_after_ms = (uint32_t)(left < 100 ? 100 : left);
-    return 0;
-}
-
-/* Gives |holder|'s name to a newer client: a holder that is shutting down (GOAWAY) finishes its
- * in-flight streams unnamed, any other is disconnected now (its requests fail as for a lost tunnel). */
-static void hand_over(tunnel *holder, const char *new_peer)
-{
-    registry_remove(&holder->srv->reg, holder->name, holder);
-    holder->handed_over = 1;
-    char reason[sizeof(holder->close_reason)];
-    snprintf(reason, sizeof(reason), "name taken over by %s", new_peer);
-    if (holder->goaway_recv && !holder->dying && holder->sess != NULL) {
-        snprintf(holder->close_reason, sizeof(holder->close_reason), "%s", reason);
-        tunnel_flush(holder); /* closes it now if nothing is in flight */
-        return;
-    }
-    schedule_destroy(holder, reason);
-}
-
-/* What makes tunnels replicas of one name: the SHA-256 of the token they presented (the empty
- * string without one, --insecure-no-auth). The token itself is not kept. */
-static void credential_digest(const char *token, uint8_t out[REGISTRY_CREDENTIAL_LEN])
-{
-    const char *tok = token != NULL ? token : "";
-    SHA256((const unsigned char *)tok, strlen(tok), out);
-}
-
-static int cb_on_hello(mux_session *s, const mux_hello_info *hello, void *user_data)
-{
-    tunnel *t = user_data;
-    server *srv = t->srv;
-    char name[ROUTE_MAX_NAME + 1];
-    if (route_fold_client_id(hello->client_id, name, sizeof(name)) < 0) {
-        LOG_WARN(LOG_EV_TUNNEL, "tunnel refused: peer=%s reason=INVALID_NAME (client id is not an RFC 1123 label)", t->peer);
-        refuse(t, MUX_CODE_INVALID_NAME, "client id must be an RFC 1123 label", 0);
-        return 0;
-    }
-    if (srv->shutting_down) {
-        LOG_INFO(LOG_EV_TUNNEL, "tunnel refused: name=%s peer=%s reason=SHUTDOWN", name, t->peer);
-        refuse(t, MUX_CODE_SHUTDOWN, "server is shutting down", 5000);
-        return 0;
-    }
-    if (check_auth(t, s, hello, name) != 0)
-        return 0;
-    uint8_t cred[REGISTRY_CREDENTIAL_LEN];
-    credential_digest(hello->auth_token, cred);
-    size_t max_replicas = (size_t)srv->opt->max_replicas;
-    int added = registry_add(&srv->reg, name, t, cred, (size_t)srv->opt->max_clients, max_replicas);
-    if (added == REGISTRY_TAKEN || added == REGISTRY_REPLICAS_FULL) {
-        /* TAKEN: tunnels with another credential hold the name; it changes hands only when every
-         * one of them is found dead or leaving. REPLICAS_FULL: a dead or leaving replica makes room. */
-        tunnel *holders[REGISTRY_MAX_REPLICAS], *freeable[REGISTRY_MAX_REPLICAS];
-        void *const *vals;
-        size_t n = registry_replicas(&srv->reg, name, &vals, NULL), nfree = 0;
-        if (n > REGISTRY_MAX_REPLICAS)
-            n = REGISTRY_MAX_REPLICAS;
-        memcpy(holders, vals, n * sizeof(*holders)); /* hand_over changes the registry */
-        uint32_t retry_after = 0;
-        char why[200] = "";
-        for (size_t i = 0; i < n; i++) {
-            uint32_t ra = 0;
-            char w[200];
-            if (may_take_over(t, holders[i], &ra, w, sizeof(w))) {
-                if (nfree == 0)
-                    memcpy(why, w, sizeof(why));
-                freeable[nfree++] = holders[i];
-            } else if (ra > retry_after) {
-                retry_after = ra;
-            }
-        }
-        int take = added == REGISTRY_TAKEN ? nfree == n && n > 0 : nfree > 0;
-        if (!take) {
-            if (added == REGISTRY_TAKEN)
-                LOG_WARN(LOG_EV_TUNNEL,
-                         "tunnel refused: name=%s peer=%s reason=NAME_TAKEN (held by %s%s with another credential%s)", name,
-                         t->peer, n > 0 ? holders[0]->peer : "-", n > 1 ? " and others" : "",
-                         retry_after > 0 ? ", liveness check pending" : "");
-            else
-                LOG_WARN(LOG_EV_TUNNEL, "tunnel refused: name=%s peer=%s reason=NAME_TAKEN (MAX_REPLICAS=%zu tunnels hold it%s)",
-                         name, t->peer, max_replicas, retry_after > 0 ? ", liveness check pending" : "");
-            refuse(t, MUX_CODE_NAME_TAKEN,
-                   added == REGISTRY_TAKEN ? "name is already connected" : "name has MAX_REPLICAS tunnels already", retry_after);
-            return 0;
-        }
-        size_t ngive = added == REGISTRY_TAKEN ? nfree : 1;
-        for (size_t i = 0; i < ngive; i++) {
-            LOG_WARN(LOG_EV_TUNNEL, "tunnel takeover: name=%s from peer=%s to peer=%s: %s", name, freeable[i]->peer, t->peer,
-                     i == 0 ? why : "the other holders too");
-            hand_over(freeable[i], t->peer);
-        }
-        added = registry_add(&srv->reg, name, t, cred, (size_t)srv->opt->max_clients, max_replicas);
-    }
-    switch (added) {
-    case REGISTRY_OK:
-        break;
-    case REGISTRY_TAKEN:
-    case REGISTRY_REPLICAS_FULL:
-        LOG_WARN(LOG_EV_TUNNEL, "tunnel refused: name=%s peer=%s reason=NAME_TAKEN", name, t->peer);
-        refuse(t, MUX_CODE_NAME_TAKEN, "name is already connected", 0);
-        return 0;
-    case REGISTRY_FULL:
-        LOG_WARN(LOG_EV_TUNNEL, "tunnel refused: name=%s peer=%s reason=TOO_MANY_CLIENTS (MAX_CLIENTS=%lld)", name, t->peer,
-                 (long long)srv->opt->max_clients);
-        refuse(t, MUX_CODE_TOO_MANY_CLIENTS, "too many clients", 0);
-        return 0;
-    default:
-        refuse(t, MUX_CODE_INTERNAL_ERROR, "out of memory", 1000);
-        return 0;
-    }
-    memcpy(t->name, name, strlen(name) + 1);
-    t->registered = 1;
-    {
-        const server_options *o = srv->opt;
-        double rps = (double)o->rate_limit_rps, bps = (double)o->rate_limit_bps;
-        ratelimit_init(&t->rl_requests, rps, o->rate_limit_burst > 0 ? (double)o->rate_limit_burst : 2 * rps, server_now(srv));
-        ratelimit_init(&t->rl_bytes, bps, o->rate_limit_bps_burst > 0 ? (double)o->rate_limit_bps_burst : 2 * bps, server_now(srv));
-    }
-    t->connected_unix_ms = clock_unix_ms();
-    void *const *reps;
-    size_t nreps = registry_replicas(&srv->reg, name, &reps, NULL);
-    int reconnect = 0;
-    if (srv->metrics != NULL && nreps > 1)
-        metrics_on_replica_registered(srv->metrics); /* joins live replicas: not a reconnect of the name */
-    else if (srv->metrics != NULL)
-        reconnect = metrics_on_registered(srv->metrics, name);
-    char url[512];
-    int default_port =
-        (strcmp(srv->scheme, "https") == 0 && srv->opt->port == 443) || (strcmp(srv->scheme, "http") == 0 && srv->opt->port == 80);
-    if (default_port)
-        snprintf(url, sizeof(url), "%s://%s.%s", srv->scheme, name, srv->domain);
-    else
-        snprintf(url, sizeof(url), "%s://%s.%s:%lld", srv->scheme, name, srv->domain, (long long)srv->opt->port);
-    int rv = mux_session_accept(s, url);
-    if (rv != 0) {
-        registry_remove(&srv->reg, name, t);
-        t->registered = 0;
-        LOG_ERROR(LOG_EV_TUNNEL, "tunnel accept failed: name=%s: %s", name, mux_strerror(rv));
-        return 0;
-    }
-    LOG_INFO(LOG_EV_TUNNEL, "tunnel registered: name=%s peer=%s url=%s software=%s replicas=%zu%s", name, t->peer, url,
-             hello->software[0] ? hello->software : "-", nreps, reconnect ? " (reconnect)" : "");
-    return 0;
-}
-
 static int cb_on_head(mux_session *s, uint32_t id, const mux_head *head, void *sud, void *user_data)
 {
+    tunnel *t = user_data;
     if (sud != NULL)
-        proxy_on_head(sud, head);
+        t->ops->on_head(sud, head);
     return 0;
 }
 
 static int cb_on_data(mux_session *s, uint32_t id, const uint8_t *data, size_t len, void *sud, void *user_data)
 {
+    tunnel *t = user_data;
     if (sud != NULL)
-        proxy_on_data(sud, data, len);
+        t->ops->on_data(sud, data, len);
     else
         mux_session_consume(s, id, len);
     return 0;
@@ -524,27 +304,29 @@ static int cb_on_data(mux_session *s, uint32_t id, const uint8_t *data, size_t l
 
 static int cb_on_end(mux_session *s, uint32_t id, void *sud, void *user_data)
 {
+    tunnel *t = user_data;
     if (sud != NULL)
-        proxy_on_end(sud);
+        t->ops->on_end(sud);
     return 0;
 }
 
 static void cb_on_stream_close(mux_session *s, uint32_t id, unsigned code, const char *reason, int by_peer, void *sud,
                                void *user_data)
 {
+    tunnel *t = user_data;
     if (sud != NULL) {
-        proxy_stream *ps = sud;
-        h2o_linklist_t *l = proxy_link(ps);
+        h2o_linklist_t *l = t->ops->link(sud);
         if (h2o_linklist_is_linked(l))
             h2o_linklist_unlink(l);
-        proxy_on_close(ps, code, reason, by_peer);
+        t->ops->on_close(sud, code, reason, by_peer);
     }
 }
 
 static void cb_on_writable(mux_session *s, uint32_t id, void *sud, void *user_data)
 {
+    tunnel *t = user_data;
     if (sud != NULL)
-        proxy_on_writable(sud);
+        t->ops->on_writable(sud);
 }
 
 static void cb_on_goaway(mux_session *s, uint32_t last_stream_id, unsigned code, const char *reason, void *user_data)
@@ -557,39 +339,16 @@ static void cb_on_goaway(mux_session *s, uint32_t last_stream_id, unsigned code,
 
 /* ---------------------------------------------------------------- upgrade */
 
-static void format_peer(h2o_conn_t *conn, char *out, size_t cap)
+/* |peer| = "ip:port" of the client daemon ("-" when unknown) and |ip| = its IP (the throttle key),
+ * IPv4-mapped addresses shown as IPv4 (net_addr.h). */
+static void format_peer(h2o_conn_t *conn, char *peer, size_t peercap, char *ip, size_t ipcap)
 {
     struct sockaddr_storage ss;
     socklen_t len = conn->callbacks->get_peername(conn, (struct sockaddr *)&ss);
-    char host[NI_MAXHOST];
-    if (len == 0 || h2o_socket_getnumerichost((struct sockaddr *)&ss, len, host) == SIZE_MAX) {
-        snprintf(out, cap, "-");
-        return;
+    if (net_addr_format((struct sockaddr *)&ss, len, NET_ADDR_UNMAP_V4, ip, ipcap, peer, peercap) != 0) {
+        snprintf(peer, peercap, "-");
+        snprintf(ip, ipcap, "-");
     }
-    int32_t port = h2o_socket_getport((struct sockaddr *)&ss);
-    if (strncmp(host, "::ffff:", 7) == 0 && strchr(host + 7, '.') != NULL)
-        memmove(host, host + 7, strlen(host + 7) + 1); /* IPv4-mapped: show the IPv4 address */
-    if (strchr(host, ':') != NULL)
-        snprintf(out, cap, "[%.46s]:%d", host, (int)port);
-    else
-        snprintf(out, cap, "%.46s:%d", host, (int)port);
-}
-
-/* "ip:port" / "[v6]:port" -> "ip" / "v6" (the throttle key). */
-static void peer_ip_of(const char *peer, char *out, size_t cap)
-{
-    const char *p = peer, *end;
-    if (*p == '[') {
-        p++;
-        end = strchr(p, ']');
-    } else {
-        end = strrchr(p, ':');
-    }
-    size_t n = end != NULL ? (size_t)(end - p) : strlen(p);
-    if (n >= cap)
-        n = cap - 1;
-    memcpy(out, p, n);
-    out[n] = '\0';
 }
 
 static void on_upgrade_complete(void *user_data, h2o_socket_t *sock, size_t reqsize)
@@ -635,7 +394,7 @@ static void on_upgrade_complete(void *user_data, h2o_socket_t *sock, size_t reqs
     opt.enable_zstd = srv->opt->compression;
     opt.zstd_level = (int)srv->opt->zstd_level;
     mux_session_callbacks cb = {
-        .on_hello = cb_on_hello,
+        .on_hello = tunnel__on_hello,
         .on_head = cb_on_head,
         .on_data = cb_on_data,
         .on_end = cb_on_end,
@@ -649,7 +408,7 @@ static void on_upgrade_complete(void *user_data, h2o_socket_t *sock, size_t reqs
     if (rv != 0) {
         t->sess = NULL;
         LOG_ERROR(LOG_EV_TUNNEL, "tunnel session: %s", mux_strerror(rv));
-        schedule_destroy(t, "session creation failed");
+        tunnel__schedule_destroy(t, "session creation failed");
         return;
     }
     LOG_DEBUG(LOG_EV_TUNNEL, "tunnel connection upgraded: peer=%s", t->peer);
@@ -661,21 +420,7 @@ static void on_upgrade_complete(void *user_data, h2o_socket_t *sock, size_t reqs
 /* 1 when the comma-separated |list| contains |token| (case-insensitive, spaces trimmed). */
 static int list_has_token(h2o_iovec_t list, const char *token)
 {
-    size_t tl = strlen(token);
-    const char *p = list.base, *end = list.base + list.len;
-    while (p < end) {
-        const char *comma = memchr(p, ',', (size_t)(end - p));
-        const char *e = comma != NULL ? comma : end;
-        while (p < e && (*p == ' ' || *p == '\t'))
-            p++;
-        const char *q = e;
-        while (q > p && (q[-1] == ' ' || q[-1] == '\t'))
-            q--;
-        if ((size_t)(q - p) == tl && strncasecmp(p, token, tl) == 0)
-            return 1;
-        p = comma != NULL ? comma + 1 : end;
-    }
-    return 0;
+    return http_list_has(list.base, list.len, token, strlen(token));
 }
 
 static h2o_iovec_t find_header(h2o_req_t *req, const char *name)
@@ -715,8 +460,7 @@ int tunnel_handle_request(server *srv, h2o_req_t *req)
     if (srv->ntunnels >= (size_t)srv->opt->max_clients * 2 + 16)
         return send_plain(req, 503, "Service Unavailable", "tunnelmux: too many tunnel connections\n");
     char peer[64], ip[48];
-    format_peer(req->conn, peer, sizeof(peer));
-    peer_ip_of(peer, ip, sizeof(ip));
+    format_peer(req->conn, peer, sizeof(peer), ip, sizeof(ip));
     int64_t wait = auth_throttle_check(srv->throttle, ip, server_now(srv));
     if (wait > 0) {
         char ra[24];
@@ -734,6 +478,7 @@ int tunnel_handle_request(server *srv, h2o_req_t *req)
     if (t == NULL)
         return send_plain(req, 503, "Service Unavailable", "tunnelmux: out of memory\n");
     t->srv = srv;
+    t->ops = srv->tunnel_ops;
     h2o_linklist_init_anchor(&t->streams);
     t->write_timeout_entry.cb = on_write_timeout;
     t->reap_entry.cb = on_reap;
@@ -780,13 +525,12 @@ static void on_tick(h2o_timeout_entry_t *e)
         }
         do_flush(t);
     }
-    if (heap_release_idle(&srv->heap, now))
-        LOG_DEBUG(LOG_EV_TUNNEL, "heap: %zu MiB freed since the peak given back to the OS", srv->heap.last_released >> 20);
     h2o_timeout_link(srv->ctx.loop, &srv->tick_timeout, &srv->tick_entry);
 }
 
-void tunnel_init_server(server *srv)
+void tunnel_init_server(server *srv, const tunnel_stream_ops *ops)
 {
+    srv->tunnel_ops = ops;
     h2o_linklist_init_anchor(&srv->tunnels);
     h2o_linklist_init_anchor(&srv->proxies);
     /* allocator.max = 0: a drained buffer goes back to malloc (which keeps it, heap.c) rather than
@@ -809,12 +553,12 @@ void tunnel_disconnect(tunnel *t, const char *reason)
         mux_session_goaway(t->sess, MUX_CODE_NO_ERROR, reason);
         do_flush(t);
     }
-    schedule_destroy(t, reason);
+    tunnel__schedule_destroy(t, reason);
 }
 
 uint64_t tunnel_gather_requests(server *srv, metrics_live *live, size_t nlive)
 {
-    return proxy_gather(srv, live, nlive);
+    return srv->tunnel_ops->gather(srv, live, nlive);
 }
 
 void tunnel_shutdown_all(server *srv)
@@ -835,4 +579,67 @@ void tunnel_destroy_all(server *srv)
         tunnel *t = H2O_STRUCT_FROM_MEMBER(tunnel, link, srv->tunnels.next);
         destroy(t);
     }
+}
+
+/* ---------------------------------------------------------------- accessors (tunnel.h) */
+
+mux_session *tunnel_session(const tunnel *t)
+{
+    return t->sess;
+}
+
+int tunnel_in_mux_call(const tunnel *t)
+{
+    return t->busy > 0;
+}
+
+int tunnel_is_dying(const tunnel *t)
+{
+    return t->dying;
+}
+
+int tunnel_serves_name(const tunnel *t)
+{
+    return t->registered && t->sess != NULL && !t->dying && !t->handed_over;
+}
+
+const char *tunnel_name(const tunnel *t)
+{
+    return t->name;
+}
+
+const char *tunnel_peer(const tunnel *t)
+{
+    return t->peer;
+}
+
+int64_t tunnel_connected_unix_ms(const tunnel *t)
+{
+    return t->connected_unix_ms;
+}
+
+const char *tunnel_state_name(const tunnel *t)
+{
+    return t->goaway_recv ? "leaving" : t->dying ? "closing" : "serving";
+}
+
+ratelimit_bucket *tunnel_rate_requests(tunnel *t)
+{
+    return &t->rl_requests;
+}
+
+ratelimit_bucket *tunnel_rate_bytes(tunnel *t)
+{
+    return &t->rl_bytes;
+}
+
+void tunnel_add_stream(tunnel *t, h2o_linklist_t *node)
+{
+    h2o_linklist_insert(&t->streams, node);
+}
+
+tunnel *tunnel_next(server *srv, tunnel *prev)
+{
+    h2o_linklist_t *l = prev != NULL ? prev->link.next : srv->tunnels.next;
+    return l != &srv->tunnels ? H2O_STRUCT_FROM_MEMBER(tunnel, link, l) : NULL;
 }

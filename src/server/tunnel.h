@@ -4,7 +4,10 @@
  *
  * Lifetime: a tunnel is created by tunnel_handle_request(), lives while its socket does, and is
  * destroyed only from a loop callback (never from inside a mux callback or a proxy call), after
- * which every public request still on it is failed through proxy_on_tunnel_lost().
+ * which every public request still on it is failed through the stream ops' on_tunnel_lost().
+ *
+ * Ownership: srv->tunnels owns every tunnel; callers get borrowed pointers that stay valid until
+ * the next return to the loop (a tunnel is only destroyed from a loop callback).
  */
 #ifndef TM_SERVER_TUNNEL_H
 #define TM_SERVER_TUNNEL_H
@@ -15,47 +18,29 @@
 #include "server/rxslab.h"
 #include "server/server.h"
 
-#define TUNNEL_IOVCNT 128
-#define TUNNEL_LINGER_MS 2000             /* lingering close: longest wait for the peer's close or EOF */
-#define TUNNEL_LINGER_BYTES (1024 * 1024) /* lingering close: most input read and dropped */
+typedef struct tunnel tunnel; /* opaque (tunnel.c); owned by the server's loop, see the top */
 
-typedef struct tunnel tunnel;
-struct tunnel {
-    server *srv;
-    h2o_socket_t *sock; /* the upgraded socket (NULL before the upgrade completed) */
-    mux_session *sess;
-    h2o_linklist_t link;    /* in srv->tunnels */
-    h2o_linklist_t streams; /* proxy_stream.link: public requests using this tunnel */
-    char name[64];          /* registered NAME ("" until accepted) */
-    char peer[64];          /* "ip:port" of the client daemon */
-    char close_reason[128]; /* why it is going away (for the "lost" log line) */
-    int registered;
-    int64_t connected_unix_ms; /* wall-clock time of the registration (admin API) */
-    int busy;                  /* > 0 while inside mux_session_recv / handle_timeout / send_done */
-    int writing;               /* a h2o_socket_write is in flight */
-    int dying;                 /* destroy scheduled */
-    /* lingering close (PROTOCOL.md §8): our GOAWAY and close went out, the write side is shut, the
-     * peer's bytes are read and dropped until its close frame, EOF, TUNNEL_LINGER_BYTES or
-     * TUNNEL_LINGER_MS, so that a peer still sending reads why it was dropped instead of a reset */
-    int lingering;
-    int released;          /* unregistered, its requests failed (tunnel_release) */
-    uint64_t linger_bytes; /* bytes read since the session wanted to close */
-    h2o_timeout_entry_t linger_entry;
-    /* name takeover (NAME_TAKEOVER_CHECK, docs/OPERATIONS.md): liveness of a registered tunnel */
-    int64_t last_rx_ms; /* loop time of the last bytes received from the client */
-    int64_t probe_ms;   /* loop time of the liveness PING sent because a HELLO wanted our name; 0 = none
-                           pending (any bytes received clear it) */
-    int goaway_recv;    /* the client sent GOAWAY: it is shutting down */
-    int handed_over;    /* the name went to a newer client while we finish our in-flight streams */
-    h2o_timeout_entry_t write_timeout_entry;
-    h2o_timeout_entry_t reap_entry;  /* zero-delay: destroys the tunnel from the loop */
-    h2o_timeout_entry_t flush_entry; /* zero-delay: one write for all a loop turn queued */
-    ratelimit_bucket rl_requests;    /* RATE_LIMIT_RPS of this client name */
-    ratelimit_bucket rl_bytes;       /* RATE_LIMIT_BPS of this client name */
-    char peer_ip[48];                /* IP of the client daemon (throttle key) */
-    rxslab *rx_slab;                 /* the read being handed to the session right now (on_read), else NULL */
-    mux_iovec iov[TUNNEL_IOVCNT];
-};
+/*
+ * What a tunnel calls for the public requests it carries, like nghttp2's callbacks: proxy.c
+ * supplies it (proxy_tunnel_ops) through tunnel_init_server, so that the tunnel does not know the
+ * proxy. |stream| is the user data given to mux_session_open_stream. Every function must be set.
+ */
+typedef struct tunnel_stream_ops {
+    /* mux events of the stream (called inside mux calls: the tunnel must not be destroyed) */
+    void (*on_head)(void *stream, const mux_head *head);
+    void (*on_data)(void *stream, const uint8_t *data, size_t len);
+    void (*on_end)(void *stream);
+    /* the stream is gone; the tunnel already unlinked the stream's node from its list */
+    void (*on_close)(void *stream, unsigned code, const char *reason, int by_peer);
+    void (*on_writable)(void *stream);
+    /* the tunnel is being released: the stream is already gone and unlinked; fail the request */
+    void (*on_tunnel_lost)(void *stream);
+    /* the stream's node in the tunnel's list (tunnel_add_stream) and back */
+    h2o_linklist_t *(*link)(void *stream);
+    void *(*from_link)(h2o_linklist_t *link);
+    /* tunnel_gather_requests: adds the requests in progress to |live| (see there) */
+    uint64_t (*gather)(server *srv, metrics_live *live, size_t nlive);
+} tunnel_stream_ops;
 
 /* Handles a request for /_tunnel: validates the WebSocket upgrade and takes the socket. Always
  * answers (400/426/503 on errors). Returns 0 (h2o handler convention). */
@@ -82,12 +67,13 @@ rxslab *tunnel_rx_slab(tunnel *t, const uint8_t *data, size_t len);
  * dropped from the loop; its public requests fail as for a lost tunnel. */
 void tunnel_disconnect(tunnel *t, const char *reason);
 
-/* Initialises the tunnel machinery of |srv| (timeouts, tick). Call once after h2o_context_init. */
-void tunnel_init_server(server *srv);
+/* Initialises the tunnel machinery of |srv| (timeouts, tick) with the |ops| every tunnel calls for
+ * its streams (not copied: static storage). Call once after h2o_context_init. */
+void tunnel_init_server(server *srv, const tunnel_stream_ops *ops);
 
 /* For /metrics and the admin API: adds the public requests in progress and the response bytes they
  * hold to the entries of |live| (|nlive| registered tunnels, by name); returns the bytes held by all
- * requests (proxy_gather). */
+ * requests (the stream ops' gather). */
 uint64_t tunnel_gather_requests(server *srv, metrics_live *live, size_t nlive);
 
 /* Graceful shutdown: GOAWAY(SHUTDOWN) to every client; tunnels close when their streams finished. */
@@ -95,5 +81,42 @@ void tunnel_shutdown_all(server *srv);
 
 /* Immediately destroys every tunnel (at exit). */
 void tunnel_destroy_all(server *srv);
+
+/* ---- accessors (the fields other files need; the struct is tunnel.c's) */
+
+/* The mux session of |t| (NULL before the upgrade completed or after it closed). Borrowed. */
+mux_session *tunnel_session(const tunnel *t);
+
+/* 1 while |t| is inside mux_session_recv / handle_timeout / send_done (no stream may be opened
+ * on it from a callback of another tunnel now). */
+int tunnel_in_mux_call(const tunnel *t);
+
+/* 1 once |t|'s destruction is scheduled. */
+int tunnel_is_dying(const tunnel *t);
+
+/* 1 when |t| serves its name: registered, session up, not closing, not handed over to a newer
+ * client (the admin API and /metrics list exactly these). */
+int tunnel_serves_name(const tunnel *t);
+
+/* Its registered NAME ("" until accepted) and the "ip:port" of its client daemon. Borrowed. */
+const char *tunnel_name(const tunnel *t);
+const char *tunnel_peer(const tunnel *t);
+
+/* Wall-clock time of its registration (admin API). */
+int64_t tunnel_connected_unix_ms(const tunnel *t);
+
+/* "leaving" (the client sent GOAWAY), "closing" (destroy scheduled) or "serving" (admin API). */
+const char *tunnel_state_name(const tunnel *t);
+
+/* RATE_LIMIT_RPS and RATE_LIMIT_BPS buckets of its client name. Borrowed. */
+ratelimit_bucket *tunnel_rate_requests(tunnel *t);
+ratelimit_bucket *tunnel_rate_bytes(tunnel *t);
+
+/* Puts a public request's node (the stream ops' link) in |t|'s list of streams; it leaves by
+ * h2o_linklist_unlink, or when the tunnel closes the stream or is released. */
+void tunnel_add_stream(tunnel *t, h2o_linklist_t *node);
+
+/* Walks srv->tunnels: the first tunnel after |prev| (NULL: the first one), or NULL at the end. */
+tunnel *tunnel_next(server *srv, tunnel *prev);
 
 #endif

@@ -9,7 +9,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
-#include "server/phr.h"
+#include "common/phr.h"
 #include "server/route.h"
 #include "server/tunnel.h"
 #include "server/h2_body.h"
@@ -161,7 +161,7 @@ static int eligible_tls_skip(server *srv, const h2o_buffer_t *in)
         return 1;
     int known = 0;
     tunnel *t = registry_find(&srv->reg, name, &known);
-    return t == NULL || t->sess == NULL || t->dying;
+    return t == NULL || tunnel_session(t) == NULL || tunnel_is_dying(t);
 }
 
 /* GET and HEAD (nearly every small request) are not parsed twice: a body on them, rare as it is,

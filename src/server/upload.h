@@ -3,7 +3,7 @@
  *
  * h2o 2.2.5 runs a handler only after the whole request body arrived (docs/ARCHITECTURE.md §7), so a large
  * upload used to wait in memory or a spool file before its first byte entered the tunnel. On an
- * HTTP/1.1 connection (plain, or TLS: h2_body_accept_tls installs the hook) this module lets such
+ * HTTP/1.1 connection (plain, or TLS: tls_accept_start installs the hook) this module lets such
  * bodies stream instead:
  *
  *  1. upload_on_accept() puts a hook in front of h2o's HTTP/1 request reader. When a request head

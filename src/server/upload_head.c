@@ -5,7 +5,7 @@
 #include <strings.h>
 
 #include "server/headers.h"
-#include "server/phr.h"
+#include "common/phr.h"
 
 #define MAX_HEADERS 100 /* h2o's H2O_MAX_HEADERS: more and h2o answers 400 itself */
 
