@@ -16,13 +16,14 @@
 
 #include <arpa/inet.h>
 
-#include "common/clock.h"
 #include "backoff.h"
-#include "client.h"
+#include "common/clock.h"
 #include "common/config.h"
 #include "common/log.h"
 #include "mux/ws.h"
 #include "tls_membio.h"
+#include "tunnel.h"
+#include "upstream.h"
 
 #define TUNNEL_HANDSHAKE_MAX 16384
 #define TUNNEL_UPGRADE_TIMEOUT_MS 15000
@@ -52,7 +53,7 @@ struct tunnel {
     lws_sorted_usec_list_t sul;       /* session timer, or the upgrade deadline before T_OPEN */
     lws_sorted_usec_list_t stall_sul; /* WRITE_TIMEOUT: the socket took nothing for that long */
     int64_t choked_since;             /* when a write was last left (partly) unsent; 0 = not choked */
-    client_link streams;              /* upstreams of this tunnel */
+    upstream_host host;               /* what its upstreams see (upstream.h): their list and the ops */
     uint8_t *stage;                   /* wss: TLS records on their way to lws_write */
     size_t stage_cap;
     /* ws:// batches are written straight to the socket with writev(): the part of the last
@@ -72,37 +73,29 @@ struct tunnel {
     uint64_t linger_bytes; /* bytes received since the session wanted to close */
 };
 
-int64_t client_now_ms(void)
-{
-    return clock_mono_ms();
-}
-
-mux_session *tunnel_session(tunnel *t)
+mux_session *tunnel_session(const tunnel *t)
 {
     return t->s;
 }
 
-client *tunnel_client(tunnel *t)
+/* ---------------------------------------------------------------- the host its upstreams see */
+
+static tunnel *host_tunnel(void *user_data)
 {
-    return t->c;
+    return lws_container_of(user_data, tunnel, host);
 }
 
-void tunnel_add_link(tunnel *t, client_link *l)
+static mux_session *host_session(const upstream_host *h)
 {
-    l->next = t->streams.next;
-    l->prev = &t->streams;
-    t->streams.next->prev = l;
-    t->streams.next = l;
+    const tunnel *t = (const tunnel *)((const char *)h - offsetof(tunnel, host));
+    return t->s;
 }
 
-void tunnel_remove_link(client_link *l)
-{
-    if (l->next == NULL)
-        return;
-    l->prev->next = l->next;
-    l->next->prev = l->prev;
-    l->next = l->prev = NULL;
-}
+static const upstream_host_ops host_ops = {
+    .session = host_session,
+    .kick_all = tunnel_kick_all,
+    .want_flush = client_want_flush,
+};
 
 /* ---------------------------------------------------------------- writing */
 
@@ -174,14 +167,14 @@ static int flush_session(tunnel *t)
         int r = write_pending(t);
         if (r <= 0)
             return r;
-        mux_session_send_done(t->s, client_now_ms());
+        mux_session_send_done(t->s, clock_mono_ms());
     }
     for (int rounds = 0; rounds < 64; rounds++) {
         if (t->tls != NULL && choked(t)) {
             lws_callback_on_writable(t->wsi); /* lws writes the rest and then calls back */
             return 0;
         }
-        int64_t now = client_now_ms();
+        int64_t now = clock_mono_ms();
         ssize_t n = mux_session_send(t->s, t->pend, TUNNEL_IOV, now);
         if (n < 0) {
             LOG_WARN(LOG_EV_TUNNEL, "tunnel: send failed: %s", mux_session_last_error_reason(t->s));
@@ -204,7 +197,7 @@ static int flush_session(tunnel *t)
             if (r <= 0)
                 return r; /* the batch stays pending: send_done once it is all out */
         }
-        mux_session_send_done(t->s, client_now_ms());
+        mux_session_send_done(t->s, clock_mono_ms());
     }
     if (mux_session_want_write(t->s))
         t->want_flush = 1; /* more than 64 rounds: the next loop turn goes on */
@@ -222,7 +215,7 @@ static void stall_cb(lws_sorted_usec_list_t *sul)
         t->choked_since = 0;
         return;
     }
-    int64_t left = t->choked_since + t->c->opt->write_timeout_ms - client_now_ms();
+    int64_t left = t->choked_since + t->c->opt->write_timeout_ms - clock_mono_ms();
     if (left > 0) {
         lws_sul_schedule(t->c->lws, 0, &t->stall_sul, stall_cb, (lws_usec_t)left * 1000);
         return;
@@ -250,7 +243,7 @@ static void track_write(tunnel *t, int progress)
     }
     if (t->choked_since != 0 && !progress)
         return;
-    t->choked_since = client_now_ms();
+    t->choked_since = clock_mono_ms();
     lws_sul_schedule(t->c->lws, 0, &t->stall_sul, stall_cb, (lws_usec_t)t->c->opt->write_timeout_ms * 1000);
 }
 
@@ -263,7 +256,7 @@ static void tunnel_timer_cb(lws_sorted_usec_list_t *sul)
         lws_set_timeout(t->wsi, 1, LWS_TO_KILL_ASYNC);
         return;
     }
-    int r = mux_session_handle_timeout(t->s, client_now_ms());
+    int r = mux_session_handle_timeout(t->s, clock_mono_ms());
     if (r < 0)
         LOG_WARN(LOG_EV_TUNNEL, "tunnel: %s (%s)", mux_strerror(r), mux_session_last_error_reason(t->s));
     tunnel_kick(t);
@@ -284,7 +277,7 @@ void tunnel_kick(tunnel *t)
         lws_sul_cancel(&t->sul);
         return;
     }
-    int64_t delay = next - client_now_ms();
+    int64_t delay = next - clock_mono_ms();
     if (delay < 0)
         delay = 0;
     lws_sul_schedule(t->c->lws, 0, &t->sul, tunnel_timer_cb, (lws_usec_t)delay * 1000);
@@ -294,7 +287,7 @@ void tunnel_kick(tunnel *t)
 
 static void on_welcome(mux_session *s, const mux_welcome_info *w, void *user_data)
 {
-    tunnel *t = user_data;
+    tunnel *t = host_tunnel(user_data);
     t->welcomed = 1;
     t->srv->attempts = 0;
     t->c->metrics.registrations++;
@@ -308,7 +301,7 @@ static void on_welcome(mux_session *s, const mux_welcome_info *w, void *user_dat
 
 static void on_refuse(mux_session *s, unsigned code, const char *reason, uint32_t retry_after_ms, void *user_data)
 {
-    tunnel *t = user_data;
+    tunnel *t = host_tunnel(user_data);
     t->retry_after_ms = retry_after_ms;
     t->c->metrics.refusals++;
     LOG_WARN(LOG_EV_TUNNEL, "refused by server: %s (%s) [%s]", reason[0] ? reason : "no reason", mux_code_name(code),
@@ -317,7 +310,7 @@ static void on_refuse(mux_session *s, unsigned code, const char *reason, uint32_
 
 static void on_goaway(mux_session *s, uint32_t last_stream_id, unsigned code, const char *reason, void *user_data)
 {
-    tunnel *t = user_data;
+    tunnel *t = host_tunnel(user_data);
     LOG_INFO(LOG_EV_TUNNEL, "server going away: %s (%s) [%s]", reason[0] ? reason : "no reason", mux_code_name(code),
              t->srv->url.hostport);
 }
@@ -357,7 +350,7 @@ static int start_session(tunnel *t)
         .on_writable = upstream_on_writable,
         .on_goaway = on_goaway,
     };
-    int r = mux_session_new(&t->s, &o, &cb, NULL, t, client_now_ms());
+    int r = mux_session_new(&t->s, &o, &cb, NULL, &t->host, clock_mono_ms());
     if (r != 0) {
         LOG_ERROR(LOG_EV_TUNNEL, "tunnel: cannot create session: %s", mux_strerror(r));
         return -1;
@@ -414,9 +407,9 @@ static int on_plain(tunnel *t, uint8_t *p, size_t len)
             return -1;
         /* bytes after the head: what was copied into hs beyond r, plus the rest of |p| */
         size_t extra_hs = t->hslen - (size_t)r;
-        if (extra_hs > 0 && mux_session_recv(t->s, (uint8_t *)t->hs + r, extra_hs, client_now_ms()) < 0)
+        if (extra_hs > 0 && mux_session_recv(t->s, (uint8_t *)t->hs + r, extra_hs, clock_mono_ms()) < 0)
             goto fatal;
-        if (n < len && mux_session_recv(t->s, p + n, len - n, client_now_ms()) < 0)
+        if (n < len && mux_session_recv(t->s, p + n, len - n, clock_mono_ms()) < 0)
             goto fatal;
         tunnel_kick(t);
         return 0;
@@ -426,13 +419,13 @@ static int on_plain(tunnel *t, uint8_t *p, size_t len)
     if (mux_session_want_close(t->s)) {
         /* closing: the session only looks for the server's close frame (lingering close) */
         t->linger_bytes += len;
-        mux_session_recv(t->s, p, len, client_now_ms());
+        mux_session_recv(t->s, p, len, clock_mono_ms());
         if (t->linger_bytes > TUNNEL_LINGER_BYTES || (mux_session_peer_closed(t->s) && t->lingering))
             return -1;
         tunnel_kick(t);
         return 0;
     }
-    if (mux_session_recv(t->s, p, len, client_now_ms()) < 0)
+    if (mux_session_recv(t->s, p, len, clock_mono_ms()) < 0)
         goto fatal;
     tunnel_kick(t);
     return 0;
@@ -475,14 +468,26 @@ static void set_sockopts(struct lws *wsi, uint64_t lowat)
 
 /* ---------------------------------------------------------------- lifecycle */
 
+/* Adds the final counters of the session |s| (a tunnel being freed) to |m|. */
+static void metrics_add_session(client_metrics *m, const mux_session *s)
+{
+    mux_session_stats st;
+    mux_session_get_stats(s, &st);
+    m->bytes_in += st.bytes_in;
+    m->bytes_out += st.bytes_out;
+    m->flow_blocked_ms += st.flow_blocked_ms;
+    for (int k = 0; k < MUX_STALL_CAUSES; k++)
+        m->stall_ms[k] += st.stall_ms[k];
+}
+
 static void tunnel_free(tunnel *t)
 {
     lws_sul_cancel(&t->sul);
     lws_sul_cancel(&t->stall_sul);
-    while (t->streams.next != &t->streams)
-        upstream_abandon(t->streams.next);
+    while (!client_link_empty(&t->host.streams))
+        upstream_abandon(t->host.streams.next);
     if (t->s != NULL) {
-        client_metrics_session_done(t->c, t->s);
+        metrics_add_session(&t->c->metrics, t->s);
         mux_session_del(t->s);
     }
     tls_membio_del(t->tls);
@@ -735,7 +740,9 @@ int tunnel_connect(client_server *srv)
     }
     t->c = c;
     t->srv = srv;
-    t->streams.next = t->streams.prev = &t->streams;
+    t->host.ops = &host_ops;
+    t->host.c = c;
+    client_link_init(&t->host.streams);
     c->metrics.connect_attempts++;
     srv->tun = t;
     struct lws_client_connect_info ci;
@@ -764,7 +771,7 @@ int tunnel_connect(client_server *srv)
 void tunnel_shutdown(client *c)
 {
     c->stopping = 1;
-    c->stop_deadline_ms = client_now_ms() + c->opt->drain_timeout_ms;
+    c->stop_deadline_ms = clock_mono_ms() + c->opt->drain_timeout_ms;
     lws_sul_schedule(c->lws, 0, &c->stop_sul, stop_cb, (lws_usec_t)c->opt->drain_timeout_ms * 1000);
     uint32_t in_flight = 0;
     size_t registered = 0;
@@ -794,7 +801,7 @@ void tunnel_shutdown(client *c)
          * TUNNEL_IDLE_FLUSH_MS, not DRAIN_TIMEOUT */
         int64_t flush_ms = c->opt->drain_timeout_ms < TUNNEL_IDLE_FLUSH_MS ? c->opt->drain_timeout_ms : TUNNEL_IDLE_FLUSH_MS;
         LOG_INFO(LOG_EV_TUNNEL, "GOAWAY sent: no stream in flight, closing");
-        c->stop_deadline_ms = client_now_ms() + flush_ms;
+        c->stop_deadline_ms = clock_mono_ms() + flush_ms;
         lws_sul_schedule(c->lws, 0, &c->stop_sul, stop_cb, (lws_usec_t)flush_ms * 1000);
     } else {
         LOG_INFO(LOG_EV_TUNNEL, "GOAWAY sent: no new streams, draining %u in-flight stream(s) for up to %lld ms", in_flight,

@@ -17,12 +17,13 @@
 #include <string.h>
 #include <sys/socket.h>
 
-#include "client.h"
+#include "common/clock.h"
 #include "common/log.h"
 #include "conn_queue.h"
 #include "mux/ws.h"
 #include "resolve.h"
 #include "tls_membio.h"
+#include "upstream.h"
 
 #define UPSTREAM_HEAD_MAX (80 * 1024)
 #define UPSTREAM_DETECT_MS 1500
@@ -42,9 +43,10 @@ typedef enum {
 } ustate;
 
 struct upstream {
-    client_link link;   /* first member: the tunnel's list */
-    client_link flushq; /* in c->flushq while request bytes wait for the end of the loop turn */
-    tunnel *tun;        /* NULL once the stream is gone */
+    client_link link;             /* first member: the tunnel's list */
+    client_link flushq;           /* in c->flushq while request bytes wait for the end of the loop turn */
+    upstream_host *host;          /* the tunnel carrying the stream (upstream.h); NULL once the stream is gone */
+    const upstream_host_ops *ops; /* its ops (static): still reachable when |host| is NULL */
     client *c;
     uint32_t id;
     struct lws *wsi;
@@ -233,7 +235,7 @@ static void flushq_add(upstream *u)
     u->flushq.prev = c->flushq.prev;
     c->flushq.prev->next = &u->flushq;
     c->flushq.prev = &u->flushq;
-    client_want_flush(c);
+    u->ops->want_flush(c);
 }
 
 /* ---------------------------------------------------------------- local connection budget */
@@ -282,7 +284,7 @@ static void u_free(upstream *u)
 {
     flushq_remove(u);
     lws_sul_cancel(&u->sul);
-    if (conn_queue_cancel(&u->c->lq, &u->qw, client_now_ms()))
+    if (conn_queue_cancel(&u->c->lq, &u->qw, clock_mono_ms()))
         lq_kick(u->c); /* (no slot freed, but the queue may have drained: end of a refusal burst) */
     opening_end(u);
     if (u->upgraded) {
@@ -314,22 +316,23 @@ static void u_hold(upstream *u)
 /* Ends an entry point; frees |u| when it died meanwhile. Returns 1 when freed. */
 static int u_release(upstream *u)
 {
-    /* u->tun is already NULL after a reset or a clean end: the last frames (CLOSE, or a head with
+    /* u->host is already NULL after a reset or a clean end: the last frames (CLOSE, or a head with
      * END_STREAM that closed the stream) still need a flush, so kick the client's tunnel even when
      * |u| is freed here (all of them: |u| no longer says which one it was on). */
     client *c = u->c;
+    const upstream_host_ops *ops = u->ops;
     int freed = 0;
     if (--u->busy == 0 && u->dead) {
         u_free(u);
         freed = 1;
     }
-    tunnel_kick_all(c);
+    ops->kick_all(c);
     return freed;
 }
 
 static mux_session *u_session(upstream *u)
 {
-    return u->tun ? tunnel_session(u->tun) : NULL;
+    return u->host ? u->host->ops->session(u->host) : NULL;
 }
 
 /* Aborts the stream (CLOSE |code|); on_stream_close marks |u| dead. */
@@ -345,8 +348,8 @@ static void u_reset(upstream *u, unsigned code, const char *reason)
         mux_session_reset_stream(s, u->id, code, reason);
     u->dead = 1; /* in case on_stream_close did not come (unknown stream) */
     if (u->link.next != NULL)
-        tunnel_remove_link(&u->link);
-    u->tun = NULL;
+        client_link_remove(&u->link);
+    u->host = NULL;
 }
 
 static int append(uint8_t **buf, size_t *len, size_t *cap, const void *p, size_t n)
@@ -402,7 +405,7 @@ static void u_arm_timer(upstream *u)
         lws_sul_cancel(&u->sul);
         return;
     }
-    int64_t delay = next - client_now_ms();
+    int64_t delay = next - clock_mono_ms();
     if (delay < 0)
         delay = 0;
     lws_sul_schedule(u->c->lws, 0, &u->sul, u_timer_cb, (lws_usec_t)delay * 1000);
@@ -443,7 +446,7 @@ static void u_timer_cb(lws_sorted_usec_list_t *sul)
 {
     upstream *u = lws_container_of(sul, upstream, sul);
     u_hold(u);
-    int64_t now = client_now_ms();
+    int64_t now = clock_mono_ms();
     if (u->opening && now >= u->opening_deadline)
         opening_end(u);
     if (u->write_deadline > 0 && now >= u->write_deadline) {
@@ -807,7 +810,7 @@ static void track_write(upstream *u, int progress)
             return;
         u->write_deadline = 0;
     } else if (u->write_deadline == 0 || progress) {
-        u->write_deadline = client_now_ms() + u->c->opt->write_timeout_ms;
+        u->write_deadline = clock_mono_ms() + u->c->opt->write_timeout_ms;
     } else {
         return;
     }
@@ -946,7 +949,7 @@ static void u_connect(upstream *u)
          guard < UPSTREAM_POOL_MAX + 8 && c->pool_n > 0 && c->lq.max_active > 0 && c->lq.active + c->pool_n > c->lq.max_active;
          guard++)
         pool_drop((upool_conn *)c->pool.prev, 1);
-    if (u->attempt == 0 && (c->addrs.n == 0 || client_now_ms() - c->addrs.resolved_ms > UPSTREAM_RESOLVE_TTL_MS)) {
+    if (u->attempt == 0 && (c->addrs.n == 0 || clock_mono_ms() - c->addrs.resolved_ms > UPSTREAM_RESOLVE_TTL_MS)) {
         const char *reason = "";
         if (local_addrs_resolve(&c->addrs, c->opt->local_host, &reason) < 0) {
             char why[640];
@@ -954,7 +957,7 @@ static void u_connect(upstream *u)
             connect_failed(u, why);
             return;
         }
-        c->addrs.resolved_ms = client_now_ms();
+        c->addrs.resolved_ms = clock_mono_ms();
     }
     const local_addr *a = local_addrs_pick(&c->addrs, u->attempt);
     if (a == NULL) {
@@ -966,13 +969,13 @@ static void u_connect(upstream *u)
     u->got_bytes = 0;
     u->state = U_CONNECTING;
     u->connect_timed_out = 0;
-    u->connect_deadline = client_now_ms() + c->opt->local_connect_timeout_ms;
+    u->connect_deadline = clock_mono_ms() + c->opt->local_connect_timeout_ms;
     c->metrics.local_connects++;
     if (!u->opening) {
         u->opening = 1;
         conn_queue_open_begin(&c->lq);
     }
-    u->opening_deadline = client_now_ms() + UPSTREAM_OPENING_MAX_MS;
+    u->opening_deadline = clock_mono_ms() + UPSTREAM_OPENING_MAX_MS;
     if (https) {
         u->tls = tls_membio_new(c->local_tls, c->opt->local_host, 0);
         if (u->tls == NULL) {
@@ -1007,8 +1010,8 @@ static void u_connect(upstream *u)
 
 int upstream_on_head(mux_session *s, uint32_t id, const mux_head *head, void *stream_user_data, void *user_data)
 {
-    tunnel *t = user_data;
-    client *c = tunnel_client(t);
+    upstream_host *h = user_data;
+    client *c = h->c;
     c->metrics.requests++;
     upstream *u = calloc(1, sizeof(*u));
     if (u == NULL) {
@@ -1024,17 +1027,18 @@ int upstream_on_head(mux_session *s, uint32_t id, const mux_head *head, void *st
         return 0;
     }
     u->c = c;
-    u->tun = t;
+    u->host = h;
+    u->ops = h->ops;
     u->id = id;
     u->head_request = head->method.len == 4 && memcmp(head->method.base, "HEAD", 4) == 0;
-    u->head_deadline = client_now_ms() + c->opt->read_timeout_ms;
-    tunnel_add_link(t, &u->link);
+    u->head_deadline = clock_mono_ms() + c->opt->read_timeout_ms;
+    client_link_push_front(&h->streams, &u->link);
     mux_session_set_stream_user_data(s, id, u);
     LOG_DEBUG(LOG_EV_STREAM, "stream %u: %.*s %.*s%s", id, (int)head->method.len, (const char *)head->method.base,
               (int)head->path.len, (const char *)head->path.base, (head->flags & MUX_HEAD_UPGRADE) ? " (upgrade)" : "");
     u_hold(u);
     if (out_add(u, u->req.buf, u->req.len) == 0) {
-        switch (conn_queue_acquire(&c->lq, &u->qw, lq_idle(c), client_now_ms())) {
+        switch (conn_queue_acquire(&c->lq, &u->qw, lq_idle(c), clock_mono_ms())) {
         case CONN_QUEUE_GRANTED:
             u->has_slot = 1;
             u_connect(u);
@@ -1066,7 +1070,7 @@ int upstream_on_head(mux_session *s, uint32_t id, const mux_head *head, void *st
 static void lq_dispatch_cb(lws_sorted_usec_list_t *sul)
 {
     client *c = lws_container_of(sul, client, lq_sul);
-    int64_t now = client_now_ms(), wait = 0;
+    int64_t now = clock_mono_ms(), wait = 0;
     conn_waiter *w;
     for (int guard = 0; guard < 100000 && (w = conn_queue_next(&c->lq, lq_idle(c), now, &wait)) != NULL; guard++) {
         upstream *u = (upstream *)((char *)w - offsetof(upstream, qw));
@@ -1185,8 +1189,8 @@ void upstream_on_stream_close(mux_session *s, uint32_t id, unsigned code, const 
               by_peer ? ", by server" : "");
     u->dead = 1;
     if (u->link.next != NULL)
-        tunnel_remove_link(&u->link);
-    u->tun = NULL;
+        client_link_remove(&u->link);
+    u->host = NULL;
     if (u->busy == 0)
         u_free(u);
 }
@@ -1234,8 +1238,8 @@ void upstream_on_writable(mux_session *s, uint32_t id, void *stream_user_data, v
 void upstream_abandon(client_link *l)
 {
     upstream *u = (upstream *)l;
-    tunnel_remove_link(l);
-    u->tun = NULL;
+    client_link_remove(l);
+    u->host = NULL;
     u->dead = 1;
     if (u->busy == 0)
         u_free(u);
@@ -1390,7 +1394,7 @@ int upstream_lws_callback(struct lws *wsi, enum lws_callback_reasons reason, voi
             memcpy(probe + k, "\r\n\r\n", 4);
             if (k == 0 || lws_write(wsi, probe, k + 4, LWS_WRITE_RAW) < 0)
                 rv = -1;
-            u->detect_deadline = client_now_ms() + UPSTREAM_DETECT_MS;
+            u->detect_deadline = clock_mono_ms() + UPSTREAM_DETECT_MS;
             u_arm_timer(u);
         } else if (u->tls != NULL) {
             u->state = U_TLS;
@@ -1452,7 +1456,7 @@ int upstream_lws_callback(struct lws *wsi, enum lws_callback_reasons reason, voi
             return -1;
         u_hold(u);
         if (u->write_deadline > 0)
-            u->write_deadline = client_now_ms() + u->c->opt->write_timeout_ms; /* lws drained its buffer: progress */
+            u->write_deadline = clock_mono_ms() + u->c->opt->write_timeout_ms; /* lws drained its buffer: progress */
         if (flush_out(u) != 0)
             rv = -1;
         track_write(u, 1);
