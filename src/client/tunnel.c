@@ -6,7 +6,6 @@
  */
 #include <errno.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +19,7 @@
 #include "common/clock.h"
 #include "common/config.h"
 #include "common/log.h"
+#include "common/sockopt.h"
 #include "mux/ws.h"
 #include "tls_membio.h"
 #include "tunnel.h"
@@ -456,14 +456,10 @@ static int send_upgrade(tunnel *t)
 static void set_sockopts(struct lws *wsi, uint64_t lowat)
 {
     int fd = lws_get_socket_fd(wsi);
-    int one = 1;
     if (fd < 0)
         return;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    if (lowat != 0) {
-        int v = (int)lowat;
-        setsockopt(fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &v, sizeof(v));
-    }
+    sockopt_set_nodelay(fd);
+    sockopt_set_notsent_lowat(fd, lowat);
 }
 
 /* ---------------------------------------------------------------- lifecycle */

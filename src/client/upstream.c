@@ -9,7 +9,6 @@
  * when it is freed, or forgotten when lws closes it first.
  */
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <errno.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -19,6 +18,7 @@
 
 #include "common/clock.h"
 #include "common/log.h"
+#include "common/sockopt.h"
 #include "conn_queue.h"
 #include "mux/ws.h"
 #include "resolve.h"
@@ -372,9 +372,8 @@ static int append(uint8_t **buf, size_t *len, size_t *cap, const void *p, size_t
 static void set_nodelay(struct lws *wsi)
 {
     int fd = lws_get_socket_fd(wsi);
-    int one = 1;
     if (fd >= 0)
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        sockopt_set_nodelay(fd);
 }
 
 /* ---------------------------------------------------------------- timers */
