@@ -21,6 +21,7 @@
 #include "common/log.h"
 #include "common/sockopt.h"
 #include "mux/ws.h"
+#include "raw_conn.h"
 #include "tls_membio.h"
 #include "tunnel.h"
 #include "upstream.h"
@@ -52,9 +53,9 @@ struct tunnel {
     mux_session *s;
     lws_sorted_usec_list_t sul;       /* session timer, or the upgrade deadline before T_OPEN */
     lws_sorted_usec_list_t stall_sul; /* WRITE_TIMEOUT: the socket took nothing for that long */
-    int64_t choked_since;             /* when a write was last left (partly) unsent; 0 = not choked */
-    upstream_host host;               /* what its upstreams see (upstream.h): their list and the ops */
-    uint8_t *stage;                   /* wss: TLS records on their way to lws_write */
+    int64_t stall_deadline; /* a write was left (partly) unsent: WRITE_TIMEOUT from then or the last progress; 0 = not choked */
+    upstream_host host;     /* what its upstreams see (upstream.h): their list and the ops */
+    uint8_t *stage;         /* wss: TLS records on their way to lws_write */
     size_t stage_cap;
     /* ws:// batches are written straight to the socket with writev(): the part of the last
      * mux_session_send() batch the kernel did not take yet (iov[pend_i..pend_n), the first one
@@ -104,13 +105,7 @@ static int t_write(tunnel *t, const uint8_t *p, size_t len)
 {
     if (t->tls == NULL)
         return lws_write(t->wsi, (unsigned char *)p, len, LWS_WRITE_RAW) < 0 ? -1 : 0;
-    if (len > 0 && tls_membio_write(t->tls, p, len) != 0)
-        return -1;
-    size_t n;
-    while ((n = tls_membio_take(t->tls, t->stage, t->stage_cap)) > 0)
-        if (lws_write(t->wsi, t->stage, n, LWS_WRITE_RAW) < 0)
-            return -1;
-    return 0;
+    return raw_conn_tls_write(t->wsi, t->tls, p, len, t->stage, t->stage_cap);
 }
 
 /* Bytes wait for the socket: the rest of our pending batch (ws://), or lws's own buffer (wss://). */
@@ -209,13 +204,13 @@ static int flush_session(tunnel *t)
 static void stall_cb(lws_sorted_usec_list_t *sul)
 {
     tunnel *t = lws_container_of(sul, tunnel, stall_sul);
-    if (t->wsi == NULL || t->choked_since == 0)
+    if (t->wsi == NULL || t->stall_deadline == 0)
         return;
     if (!choked(t)) {
-        t->choked_since = 0;
+        t->stall_deadline = 0;
         return;
     }
-    int64_t left = t->choked_since + t->c->opt->write_timeout_ms - clock_mono_ms();
+    int64_t left = t->stall_deadline - clock_mono_ms();
     if (left > 0) {
         lws_sul_schedule(t->c->lws, 0, &t->stall_sul, stall_cb, (lws_usec_t)left * 1000);
         return;
@@ -234,16 +229,12 @@ static void track_write(tunnel *t, int progress)
 {
     if (t->wsi == NULL)
         return;
-    if (!choked(t)) {
-        if (t->choked_since != 0) {
-            t->choked_since = 0;
-            lws_sul_cancel(&t->stall_sul);
-        }
+    if (!raw_conn_stall_track(&t->stall_deadline, choked(t), progress, clock_mono_ms(), t->c->opt->write_timeout_ms))
+        return;
+    if (t->stall_deadline == 0) {
+        lws_sul_cancel(&t->stall_sul);
         return;
     }
-    if (t->choked_since != 0 && !progress)
-        return;
-    t->choked_since = clock_mono_ms();
     lws_sul_schedule(t->c->lws, 0, &t->stall_sul, stall_cb, (lws_usec_t)t->c->opt->write_timeout_ms * 1000);
 }
 
@@ -433,6 +424,12 @@ fatal:
     LOG_WARN(LOG_EV_TUNNEL, "tunnel: protocol error: %s", mux_session_last_error_reason(t->s));
     tunnel_kick(t); /* flush the GOAWAY / close, then the writable callback closes */
     return 0;
+}
+
+/* raw_conn_tls_drain's consumer: on_plain() for each decrypted piece. */
+static raw_conn_verdict on_plain_piece(void *arg, uint8_t *p, size_t len)
+{
+    return on_plain(arg, p, len) != 0 ? RAW_CONN_FAIL : RAW_CONN_GO_ON;
 }
 
 static int send_upgrade(tunnel *t)
@@ -927,18 +924,11 @@ int tunnel_lws_callback(struct lws *wsi, enum lws_callback_reasons reason, void 
             if (send_upgrade(t) != 0)
                 return -1;
         }
-        for (int i = 0; i < 4096; i++) {
-            ssize_t n = tls_membio_read(t->tls, t->c->scratch, CLIENT_SCRATCH);
-            if (n == 0)
-                break;
-            if (n < 0) {
-                if (n == -1)
-                    LOG_WARN(LOG_EV_TUNNEL, "tunnel: %s", tls_membio_error(t->tls));
-                return -1;
-            }
-            if (on_plain(t, t->c->scratch, (size_t)n) != 0)
-                return -1;
-        }
+        int drained = raw_conn_tls_drain(t->tls, t->c->scratch, CLIENT_SCRATCH, on_plain_piece, t);
+        if (drained == RAW_CONN_ERR_TLS)
+            LOG_WARN(LOG_EV_TUNNEL, "tunnel: %s", tls_membio_error(t->tls));
+        if (drained < 0)
+            return -1;
         return t_write(t, NULL, 0); /* TLS may have produced records (key updates) */
     case LWS_CALLBACK_RAW_WRITEABLE:
         if (t == NULL)

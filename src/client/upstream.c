@@ -21,6 +21,7 @@
 #include "common/sockopt.h"
 #include "conn_queue.h"
 #include "mux/ws.h"
+#include "raw_conn.h"
 #include "resolve.h"
 #include "tls_membio.h"
 #include "upstream.h"
@@ -717,18 +718,20 @@ static int on_local_plain(upstream *u, uint8_t *p, size_t n)
 }
 
 /* Decrypts what TLS has and processes it, unless paused. 0 or -1. */
+static raw_conn_verdict on_local_plain_piece(void *arg, uint8_t *p, size_t n)
+{
+    upstream *u = arg;
+    if (on_local_plain(u, p, n) != 0)
+        return RAW_CONN_FAIL;
+    return u->paused || u->dead ? RAW_CONN_STOP : RAW_CONN_GO_ON;
+}
+
 static int drain_tls(upstream *u)
 {
-    for (int i = 0; i < 4096 && !u->paused && !u->dead; i++) {
-        ssize_t n = tls_membio_read(u->tls, u->c->scratch, CLIENT_SCRATCH);
-        if (n == 0)
-            return 0;
-        if (n < 0)
-            return -1; /* close_notify or error: handled as EOF by the close callback */
-        if (on_local_plain(u, u->c->scratch, (size_t)n) != 0)
-            return -1;
-    }
-    return 0;
+    if (u->paused || u->dead)
+        return 0;
+    /* close_notify or error: handled as EOF by the close callback */
+    return raw_conn_tls_drain(u->tls, u->c->scratch, CLIENT_SCRATCH, on_local_plain_piece, u) < 0 ? -1 : 0;
 }
 
 /* ---------------------------------------------------------------- request towards the local service */
@@ -771,14 +774,8 @@ static ssize_t plain_send(upstream *u, const uint8_t *p, size_t n)
  * callers only write when lws_send_pipe_choked() says the socket has room). 0 or -1. */
 static int local_write(upstream *u, const uint8_t *p, size_t n)
 {
-    if (n > 0 && tls_membio_write(u->tls, p, n) != 0)
-        return -1;
     uint8_t buf[16384 + 512];
-    size_t k;
-    while ((k = tls_membio_take(u->tls, buf, sizeof(buf))) > 0)
-        if (lws_write(u->wsi, buf, k, LWS_WRITE_RAW) < 0)
-            return -1;
-    return 0;
+    return raw_conn_tls_write(u->wsi, u->tls, p, n, buf, sizeof(buf));
 }
 
 /* Bytes for the local service are waiting (in |out| or in lws's send buffer). */
@@ -804,16 +801,8 @@ static void track_write(upstream *u, int progress)
         }
         return;
     }
-    if (!out_pending(u)) {
-        if (u->write_deadline == 0)
-            return;
-        u->write_deadline = 0;
-    } else if (u->write_deadline == 0 || progress) {
-        u->write_deadline = clock_mono_ms() + u->c->opt->write_timeout_ms;
-    } else {
-        return;
-    }
-    u_arm_timer(u);
+    if (raw_conn_stall_track(&u->write_deadline, out_pending(u), progress, clock_mono_ms(), u->c->opt->write_timeout_ms))
+        u_arm_timer(u);
 }
 
 /* Nothing could be written to the local service for WRITE_TIMEOUT. While the response is still
