@@ -24,6 +24,7 @@
 
 #include "client_link.h"
 #include "common/heap.h"
+#include "conn_pool.h"
 #include "conn_queue.h"
 #include "http1.h"
 #include "mux/mux.h"
@@ -140,9 +141,8 @@ typedef struct client {
     int64_t stop_deadline_ms;
     lws_sorted_usec_list_t stop_sul; /* wakes the loop at stop_deadline_ms */
     client_metrics metrics;
-    struct lws_vhost *metrics_vhost; /* METRICS_ADDR listener (NULL = off) */
-    client_link pool;                /* idle keep-alive local connections (upstream.c), most recent first */
-    int pool_n;
+    struct lws_vhost *metrics_vhost;  /* METRICS_ADDR listener (NULL = off) */
+    conn_pool pool;                   /* idle keep-alive local connections (upstream.c), most recent first */
     client_link flushq;               /* upstreams with request bytes to write after this loop turn (upstream.c) */
     lws_sorted_usec_list_t flush_sul; /* zero-delay: flushes work queued by timers (they run before lws polls) */
     int flush_armed;                  /* flush_sul is scheduled */

@@ -121,7 +121,7 @@ int client_metrics_render(const client *c, char **out, size_t *outlen)
         "tunnelmux_daemon_local_connections{state=\"in_use\"} %lld\n"
         "tunnelmux_daemon_local_connections{state=\"idle\"} %d\n"
         "tunnelmux_daemon_local_connections{state=\"upgraded\"} %lld\n",
-        (long long)q->active, c->pool_n, (long long)c->local_upgraded);
+        (long long)q->active, c->pool.n, (long long)c->local_upgraded);
     metric(buf, cap, &len, "tunnelmux_daemon_local_connections_opening", "gauge",
            "New local connections not answered yet (LOCAL_MAX_CONNECTING bounds them).", (uint64_t)q->opening);
     metric(buf, cap, &len, "tunnelmux_daemon_local_connects_total", "counter",

@@ -19,6 +19,7 @@
 #include "common/clock.h"
 #include "common/log.h"
 #include "common/sockopt.h"
+#include "conn_pool.h"
 #include "conn_queue.h"
 #include "mux/ws.h"
 #include "raw_conn.h"
@@ -111,32 +112,15 @@ struct upstream {
  * UPSTREAM_POOL_IDLE_S. It is handed out most-recent first to a stream of the same schema. */
 
 typedef struct upool_conn {
-    client_link link; /* c->pool */
+    conn_pool_entry entry; /* first member: in c->pool */
     client *c;
     struct lws *wsi;
     tls_membio *tls;
 } upool_conn;
 
-static void pool_init(client *c)
+/* Frees |e| (out of the pool); asks lws to close its connection when |close_wsi|. */
+static void pool_free(upool_conn *e, int close_wsi)
 {
-    if (c->pool.next == NULL)
-        c->pool.next = c->pool.prev = &c->pool;
-}
-
-static void pool_unlink(upool_conn *e)
-{
-    if (e->link.next == NULL)
-        return;
-    e->link.prev->next = e->link.next;
-    e->link.next->prev = e->link.prev;
-    e->link.next = e->link.prev = NULL;
-    e->c->pool_n--;
-}
-
-/* Frees |e|; asks lws to close its connection when |close_wsi|. */
-static void pool_drop(upool_conn *e, int close_wsi)
-{
-    pool_unlink(e);
     if (e->wsi != NULL) {
         lws_set_opaque_user_data(e->wsi, NULL);
         if (close_wsi)
@@ -146,27 +130,38 @@ static void pool_drop(upool_conn *e, int close_wsi)
     free(e);
 }
 
+/* conn_pool's |drop|: an idle connection the pool let go (the oldest, one of the other schema,
+ * over the budget, shutdown) is closed. */
+static void pool_drop_entry(conn_pool_entry *entry, void *arg)
+{
+    (void)arg;
+    pool_free((upool_conn *)entry, 1);
+}
+
+static void pool_init(client *c)
+{
+    if (c->pool.idle.next == NULL)
+        conn_pool_init(&c->pool, UPSTREAM_POOL_MAX, pool_drop_entry, NULL);
+}
+
+/* Takes |e| out of the pool and frees it; asks lws to close its connection when |close_wsi|. */
+static void pool_drop(upool_conn *e, int close_wsi)
+{
+    conn_pool_remove(&e->c->pool, &e->entry);
+    pool_free(e, close_wsi);
+}
+
 void upstream_pool_clear(client *c)
 {
     c->lq_closed = 1;
     lws_sul_cancel(&c->lq_sul);
-    if (c->pool.next == NULL)
-        return;
-    for (int guard = 0; guard < UPSTREAM_POOL_MAX + 8 && c->pool.next != &c->pool; guard++)
-        pool_drop((upool_conn *)c->pool.next, 1);
+    conn_pool_clear(&c->pool);
 }
 
 /* Takes the most recent idle connection of the right kind (TLS or not), or NULL. */
 static upool_conn *pool_take(client *c, int https)
 {
-    for (int guard = 0; guard < UPSTREAM_POOL_MAX + 8 && c->pool_n > 0; guard++) {
-        upool_conn *e = (upool_conn *)c->pool.next;
-        pool_unlink(e);
-        if ((e->tls != NULL) == (https != 0))
-            return e;
-        pool_drop(e, 1);
-    }
-    return NULL;
+    return (upool_conn *)conn_pool_take(&c->pool, https);
 }
 
 /* 1 when the local connection of |u| can carry another request: the request went out completely,
@@ -195,8 +190,6 @@ static int pool_put(upstream *u)
     upool_conn *e = calloc(1, sizeof(*e));
     if (e == NULL)
         return 0;
-    if (c->pool_n >= UPSTREAM_POOL_MAX)
-        pool_drop((upool_conn *)c->pool.prev, 1); /* the oldest */
     e->c = c;
     e->wsi = u->wsi;
     e->tls = u->tls;
@@ -205,11 +198,8 @@ static int pool_put(upstream *u)
     lws_set_timeout(e->wsi, PENDING_TIMEOUT_USER_OK, UPSTREAM_POOL_IDLE_S);
     if (u->paused)
         lws_rx_flow_control(e->wsi, 1); /* an idle connection must see EOF */
-    e->link.next = c->pool.next;
-    e->link.prev = &c->pool;
-    c->pool.next->prev = &e->link;
-    c->pool.next = &e->link;
-    c->pool_n++;
+    e->entry.tls = e->tls != NULL;
+    conn_pool_put(&c->pool, &e->entry); /* the oldest goes first when UPSTREAM_POOL_MAX are idle */
     u->wsi = NULL;
     u->tls = NULL;
     return 1;
@@ -257,7 +247,7 @@ static void lq_kick(client *c)
  * find only connections of the other schema: then one more opens than LOCAL_MAX_CONNECTING). */
 static int lq_idle(const client *c)
 {
-    return c->pool_n > 0 && c->schema != LOCAL_SCHEMA_DETECT;
+    return c->pool.n > 0 && c->schema != LOCAL_SCHEMA_DETECT;
 }
 
 /* The connection of |u| stops counting as opening: it answered, closed, or waited long enough. */
@@ -913,7 +903,7 @@ static void u_connect(upstream *u)
 {
     client *c = u->c;
     u->sent_on_conn = 0;
-    if (u->attempt == 0 && !u->no_pool && c->schema != LOCAL_SCHEMA_DETECT && c->pool_n > 0) {
+    if (u->attempt == 0 && !u->no_pool && c->schema != LOCAL_SCHEMA_DETECT && c->pool.n > 0) {
         upool_conn *e = pool_take(c, c->schema == LOCAL_SCHEMA_HTTPS);
         if (e != NULL) {
             u->wsi = e->wsi;
@@ -933,10 +923,10 @@ static void u_connect(upstream *u)
     u->reused = 0;
     /* idle pooled connections count towards LOCAL_MAX_CONNECTIONS too: a fresh one replaces the
      * oldest idle one (of the other schema, or left over) when the budget is used up */
-    for (int guard = 0;
-         guard < UPSTREAM_POOL_MAX + 8 && c->pool_n > 0 && c->lq.max_active > 0 && c->lq.active + c->pool_n > c->lq.max_active;
-         guard++)
-        pool_drop((upool_conn *)c->pool.prev, 1);
+    if (c->lq.max_active > 0 && c->lq.active + c->pool.n > c->lq.max_active) {
+        int64_t keep = c->lq.max_active - c->lq.active; /* < pool.n */
+        conn_pool_trim(&c->pool, keep > 0 ? (int)keep : 0);
+    }
     if (u->attempt == 0 && (c->addrs.n == 0 || clock_mono_ms() - c->addrs.resolved_ms > UPSTREAM_RESOLVE_TTL_MS)) {
         const char *reason = "";
         if (local_addrs_resolve(&c->addrs, c->opt->local_host, &reason) < 0) {
