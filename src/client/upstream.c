@@ -34,6 +34,9 @@
  * (a long poll on a fresh connection must not hold back every other new connection) */
 #define UPSTREAM_OPENING_MAX_MS 250
 
+/* Where one upstream is in its exchange with the local service. Transitions go through
+ * upstream_set_state() only; the order matters: "state < U_BODY" means the response head is still
+ * due (READ_TIMEOUT applies), "state >= U_REQUEST" that a connection is established. */
 typedef enum {
     U_QUEUED = 0, /* waiting for a local connection slot (LOCAL_MAX_CONNECTIONS, conn_queue.h) */
     U_CONNECTING, /* TCP connect in progress */
@@ -42,7 +45,7 @@ typedef enum {
     U_BODY,       /* final head sent, response body flowing */
     U_RAW,        /* 101: raw bytes both ways */
     U_DONE,       /* our direction ended (or is about to, see end_pending) */
-} ustate;
+} upstream_state;
 
 struct upstream {
     client_link link;             /* first member: the tunnel's list */
@@ -53,19 +56,38 @@ struct upstream {
     uint32_t id;
     struct lws *wsi;
     tls_membio *tls;
-    ustate state;
-    int busy;         /* entry points running on this upstream */
-    int dead;         /* the stream is gone: free when busy drops to 0 */
-    int detecting;    /* this connection is a schema probe (ClientHello + CRLFCRLF), never used for the request */
-    int attempt;      /* index of the LOCAL_HOST address tried (local_addrs_pick) */
-    int got_bytes;    /* something came back on this connection */
-    int connect_sync; /* inside lws_client_connect_via_info */
-    int sync_failed;
-    int head_request;
+    upstream_state state; /* written by upstream_set_state() only */
+    int busy;             /* entry points running on this upstream */
+    int attempt;          /* index of the LOCAL_HOST address tried (local_addrs_pick) */
+    /* -- flag bits. Lifetime: */
+    unsigned dead : 1;         /* the stream is gone: free when busy drops to 0 */
+    unsigned failed : 1;       /* the stream was reset (u_reset): the connection is never reused */
+    unsigned connect_sync : 1; /* inside lws_client_connect_via_info (its error callback only marks sync_failed) */
+    unsigned sync_failed : 1;  /* ... and the connect failed synchronously */
+    /* -- the current connection: */
+    unsigned detecting : 1;         /* a schema probe (ClientHello + CRLFCRLF), never used for the request */
+    unsigned got_bytes : 1;         /* something came back on it */
+    unsigned reused : 1;            /* it came from the keep-alive pool */
+    unsigned retried : 1;           /* already retried once on a fresh connection */
+    unsigned no_pool : 1;           /* connect fresh, not from the pool (the retry) */
+    unsigned connect_timed_out : 1; /* the last attempt ended by LOCAL_CONNECT_TIMEOUT */
+    /* -- the request: */
+    unsigned head_request : 1;  /* HEAD: the response has no body whatever its headers say */
+    unsigned req_fin : 1;       /* the server ended the request body (on_end) */
+    unsigned need_shutdown : 1; /* blocked on |out|: raw mode shuts our write side once |out| is drained */
+    /* -- the response ("blocked because"): */
+    unsigned paused : 1;      /* the local connection is not read because the stream has no room (pend or
+                                 write room below CLIENT_IO_BUF); on_writable resumes it */
+    unsigned end_pending : 1; /* the end of the response waits because |pend| still holds bytes */
+    /* -- keep-alive (docs/OPERATIONS.md): the connection goes back to c->pool after a clean exchange */
+    unsigned keep_alive : 1; /* the final response allows another request on this connection */
+    unsigned no_reuse : 1;   /* bytes beyond the response, or anything else that rules reuse out */
+    /* -- local connection budget (conn_queue.h, docs/OPERATIONS.md "Local connections"): */
+    unsigned has_slot : 1; /* holds one of the LOCAL_MAX_CONNECTIONS slots */
+    unsigned upgraded : 1; /* 101 relayed: the connection left the budget, counted in c->local_upgraded */
+    unsigned opening : 1;  /* the current connection counts in c->lq.opening (LOCAL_MAX_CONNECTING) */
     http1_request req;
     uint64_t req_body_seen;
-    int req_fin;
-    int need_shutdown; /* raw mode: shut down our write side once |out| is drained */
     /* plaintext bytes for the local socket: out[out_off, out_len) are still to be written;
      * out_consume of them are body bytes whose credit returns as they leave */
     uint8_t *out;
@@ -82,28 +104,44 @@ struct upstream {
     /* response bytes the session did not accept yet */
     uint8_t *pend;
     size_t pend_len, pend_cap;
-    int paused;
-    int end_pending;
     lws_sorted_usec_list_t sul;
     int64_t head_deadline, detect_deadline;
-    int64_t write_deadline; /* bytes for the local socket pending: WRITE_TIMEOUT from the last progress (0 = idle) */
-    /* keep-alive (docs/OPERATIONS.md): the connection goes back to c->pool after a clean exchange */
-    int keep_alive; /* the final response allows another request on this connection */
-    int no_reuse;   /* bytes beyond the response, or anything else that rules reuse out */
-    int failed;     /* the stream was reset */
-    int reused;     /* this connection came from the pool */
-    int retried;    /* already retried once on a fresh connection */
-    int no_pool;    /* connect fresh (the retry) */
-    /* local connection budget (conn_queue.h, docs/OPERATIONS.md "Local connections") */
+    int64_t write_deadline;   /* bytes for the local socket pending: WRITE_TIMEOUT from the last progress (0 = idle) */
     conn_waiter qw;           /* in c->lq while U_QUEUED */
-    int has_slot;             /* holds one of the LOCAL_MAX_CONNECTIONS slots */
-    int upgraded;             /* 101 relayed: the connection left the budget, counted in c->local_upgraded */
     int64_t queued_ms;        /* how long the stream waited for its slot */
     int64_t connect_deadline; /* LOCAL_CONNECT_TIMEOUT of the current attempt (TCP connect and TLS handshake) */
-    int opening;              /* the current connection counts in c->lq.opening (LOCAL_MAX_CONNECTING) */
-    int64_t opening_deadline; /* ... until its first byte or this time (UPSTREAM_OPENING_MAX_MS) */
-    int connect_timed_out;    /* the last attempt ended by LOCAL_CONNECT_TIMEOUT */
+    int64_t opening_deadline; /* |opening| until its first byte or this time (UPSTREAM_OPENING_MAX_MS) */
 };
+
+/* The name of |st| for logs. */
+static const char *upstream_state_to_str(upstream_state st)
+{
+    switch (st) {
+    case U_QUEUED:
+        return "queued";
+    case U_CONNECTING:
+        return "connecting";
+    case U_TLS:
+        return "tls";
+    case U_REQUEST:
+        return "request";
+    case U_BODY:
+        return "body";
+    case U_RAW:
+        return "raw";
+    case U_DONE:
+        return "done";
+    }
+    return "?";
+}
+
+/* The one place an upstream changes state. */
+static void upstream_set_state(upstream *u, upstream_state st)
+{
+    if (u->state != st)
+        LOG_DEBUG(LOG_EV_STREAM, "stream %u: %s -> %s", u->id, upstream_state_to_str(u->state), upstream_state_to_str(st));
+    u->state = st;
+}
 
 /* ---------------------------------------------------------------- keep-alive pool
  *
@@ -515,7 +553,7 @@ static int deliver(upstream *u, const uint8_t *p, size_t n)
 /* Our direction is complete: fin once everything pending went to the session. */
 static void response_complete(upstream *u)
 {
-    u->state = U_DONE;
+    upstream_set_state(u, U_DONE);
     if (u->pend_len > 0) {
         u->end_pending = 1;
         return;
@@ -620,16 +658,16 @@ static int on_response_head(upstream *u, int r)
     u->body = resp->body;
     u->keep_alive = resp->keep_alive && resp->body != HTTP1_RESP_BODY_CLOSE && resp->status != 101;
     if (resp->status == 101) {
-        u->state = U_RAW;
+        upstream_set_state(u, U_RAW);
         /* an upgraded connection lives as long as the WebSocket: it leaves LOCAL_MAX_CONNECTIONS
          * (bounded by MAX_STREAMS instead) so open WebSockets never starve plain requests */
         u->upgraded = 1;
         u->c->local_upgraded++;
         slot_release(u);
     } else if (h.flags & MUX_HEAD_END_STREAM) {
-        u->state = U_DONE;
+        upstream_set_state(u, U_DONE);
     } else {
-        u->state = U_BODY;
+        upstream_set_state(u, U_BODY);
         u->body_left = resp->content_length;
         http1_chunked_init(&u->chunked);
     }
@@ -915,7 +953,7 @@ static void u_connect(upstream *u)
             u->detecting = 0;
             u->got_bytes = 0;
             u->reused = 1;
-            u->state = U_REQUEST;
+            upstream_set_state(u, U_REQUEST);
             flush_out(u);
             return;
         }
@@ -945,7 +983,7 @@ static void u_connect(upstream *u)
     int https = c->schema != LOCAL_SCHEMA_HTTP;
     u->detecting = c->schema == LOCAL_SCHEMA_DETECT;
     u->got_bytes = 0;
-    u->state = U_CONNECTING;
+    upstream_set_state(u, U_CONNECTING);
     u->connect_timed_out = 0;
     u->connect_deadline = clock_mono_ms() + c->opt->local_connect_timeout_ms;
     c->metrics.local_connects++;
@@ -1366,7 +1404,7 @@ int upstream_lws_callback(struct lws *wsi, enum lws_callback_reasons reason, voi
              * ClientHello (handshake 0x16 or alert 0x15) before it reads further; a plain HTTP
              * server gets a complete (bad) request and answers 400 or closes at once, instead of
              * waiting for the end of a request line that never comes. */
-            u->state = U_TLS;
+            upstream_set_state(u, U_TLS);
             uint8_t probe[4096];
             size_t k = tls_membio_take(u->tls, probe, sizeof(probe) - 4);
             memcpy(probe + k, "\r\n\r\n", 4);
@@ -1375,11 +1413,11 @@ int upstream_lws_callback(struct lws *wsi, enum lws_callback_reasons reason, voi
             u->detect_deadline = clock_mono_ms() + UPSTREAM_DETECT_MS;
             u_arm_timer(u);
         } else if (u->tls != NULL) {
-            u->state = U_TLS;
+            upstream_set_state(u, U_TLS);
             if (local_write(u, NULL, 0) != 0)
                 rv = -1;
         } else {
-            u->state = U_REQUEST;
+            upstream_set_state(u, U_REQUEST);
             flush_out(u);
         }
         u_release(u);
@@ -1417,7 +1455,7 @@ int upstream_lws_callback(struct lws *wsi, enum lws_callback_reasons reason, voi
                     connect_failed(u, why);
                     rv = -1;
                 } else if (r == 1) {
-                    u->state = U_REQUEST;
+                    upstream_set_state(u, U_REQUEST);
                     flush_out(u);
                 }
             }
