@@ -26,95 +26,10 @@
 #include "resolve.h"
 #include "tls_membio.h"
 #include "upstream.h"
-
-#define UPSTREAM_HEAD_MAX (80 * 1024)
-#define UPSTREAM_DETECT_MS 1500
-#define UPSTREAM_WRITE_NOW (256 * 1024) /* request bytes buffered that are written without waiting for the turn's end */
-/* A new local connection counts against LOCAL_MAX_CONNECTING until its first byte, or this long
- * (a long poll on a fresh connection must not hold back every other new connection) */
-#define UPSTREAM_OPENING_MAX_MS 250
-
-/* Where one upstream is in its exchange with the local service. Transitions go through
- * upstream_set_state() only; the order matters: "state < U_BODY" means the response head is still
- * due (READ_TIMEOUT applies), "state >= U_REQUEST" that a connection is established. */
-typedef enum {
-    U_QUEUED = 0, /* waiting for a local connection slot (LOCAL_MAX_CONNECTIONS, conn_queue.h) */
-    U_CONNECTING, /* TCP connect in progress */
-    U_TLS,        /* TLS handshake (or schema detection) in progress */
-    U_REQUEST,    /* request flowing, waiting for the response head */
-    U_BODY,       /* final head sent, response body flowing */
-    U_RAW,        /* 101: raw bytes both ways */
-    U_DONE,       /* our direction ended (or is about to, see end_pending) */
-} upstream_state;
-
-struct upstream {
-    client_link link;             /* first member: the tunnel's list */
-    client_link flushq;           /* in c->flushq while request bytes wait for the end of the loop turn */
-    upstream_host *host;          /* the tunnel carrying the stream (upstream.h); NULL once the stream is gone */
-    const upstream_host_ops *ops; /* its ops (static): still reachable when |host| is NULL */
-    client *c;
-    uint32_t id;
-    struct lws *wsi;
-    tls_membio *tls;
-    upstream_state state; /* written by upstream_set_state() only */
-    int busy;             /* entry points running on this upstream */
-    int attempt;          /* index of the LOCAL_HOST address tried (local_addrs_pick) */
-    /* -- flag bits. Lifetime: */
-    unsigned dead : 1;         /* the stream is gone: free when busy drops to 0 */
-    unsigned failed : 1;       /* the stream was reset (u_reset): the connection is never reused */
-    unsigned connect_sync : 1; /* inside lws_client_connect_via_info (its error callback only marks sync_failed) */
-    unsigned sync_failed : 1;  /* ... and the connect failed synchronously */
-    /* -- the current connection: */
-    unsigned detecting : 1;         /* a schema probe (ClientHello + CRLFCRLF), never used for the request */
-    unsigned got_bytes : 1;         /* something came back on it */
-    unsigned reused : 1;            /* it came from the keep-alive pool */
-    unsigned retried : 1;           /* already retried once on a fresh connection */
-    unsigned no_pool : 1;           /* connect fresh, not from the pool (the retry) */
-    unsigned connect_timed_out : 1; /* the last attempt ended by LOCAL_CONNECT_TIMEOUT */
-    /* -- the request: */
-    unsigned head_request : 1;  /* HEAD: the response has no body whatever its headers say */
-    unsigned req_fin : 1;       /* the server ended the request body (on_end) */
-    unsigned need_shutdown : 1; /* blocked on |out|: raw mode shuts our write side once |out| is drained */
-    /* -- the response ("blocked because"): */
-    unsigned paused : 1;      /* the local connection is not read because the stream has no room (pend or
-                                 write room below CLIENT_IO_BUF); on_writable resumes it */
-    unsigned end_pending : 1; /* the end of the response waits because |pend| still holds bytes */
-    /* -- keep-alive (docs/OPERATIONS.md): the connection goes back to c->pool after a clean exchange */
-    unsigned keep_alive : 1; /* the final response allows another request on this connection */
-    unsigned no_reuse : 1;   /* bytes beyond the response, or anything else that rules reuse out */
-    /* -- local connection budget (conn_queue.h, docs/OPERATIONS.md "Local connections"): */
-    unsigned has_slot : 1; /* holds one of the LOCAL_MAX_CONNECTIONS slots */
-    unsigned upgraded : 1; /* 101 relayed: the connection left the budget, counted in c->local_upgraded */
-    unsigned opening : 1;  /* the current connection counts in c->lq.opening (LOCAL_MAX_CONNECTING) */
-    http1_request req;
-    uint64_t req_body_seen;
-    /* plaintext bytes for the local socket: out[out_off, out_len) are still to be written;
-     * out_consume of them are body bytes whose credit returns as they leave */
-    uint8_t *out;
-    size_t out_off, out_len, out_cap, out_consume;
-    uint64_t sent_on_conn; /* bytes written to the current connection, its request head first (> req.len:
-                              body bytes went out, so a failed reused connection cannot be retried) */
-    /* response head accumulation */
-    char *hbuf;
-    size_t hlen, hcap, hlast;
-    http1_response *resp;
-    http1_chunked chunked;
-    uint64_t body_left;
-    http1_resp_body body;
-    /* response bytes the session did not accept yet */
-    uint8_t *pend;
-    size_t pend_len, pend_cap;
-    lws_sorted_usec_list_t sul;
-    int64_t head_deadline, detect_deadline;
-    int64_t write_deadline;   /* bytes for the local socket pending: WRITE_TIMEOUT from the last progress (0 = idle) */
-    conn_waiter qw;           /* in c->lq while U_QUEUED */
-    int64_t queued_ms;        /* how long the stream waited for its slot */
-    int64_t connect_deadline; /* LOCAL_CONNECT_TIMEOUT of the current attempt (TCP connect and TLS handshake) */
-    int64_t opening_deadline; /* |opening| until its first byte or this time (UPSTREAM_OPENING_MAX_MS) */
-};
+#include "upstream_internal.h"
 
 /* The name of |st| for logs. */
-static const char *upstream_state_to_str(upstream_state st)
+const char *upstream_state_to_str(upstream_state st)
 {
     switch (st) {
     case U_QUEUED:
@@ -136,7 +51,7 @@ static const char *upstream_state_to_str(upstream_state st)
 }
 
 /* The one place an upstream changes state. */
-static void upstream_set_state(upstream *u, upstream_state st)
+void upstream_set_state(upstream *u, upstream_state st)
 {
     if (u->state != st)
         LOG_DEBUG(LOG_EV_STREAM, "stream %u: %s -> %s", u->id, upstream_state_to_str(u->state), upstream_state_to_str(st));
@@ -196,8 +111,14 @@ void upstream_pool_clear(client *c)
     conn_pool_clear(&c->pool);
 }
 
+upool_conn *pool_conn_of(struct lws *wsi)
+{
+    upool_conn *e = lws_get_opaque_user_data(wsi);
+    return e != NULL && e->wsi == wsi ? e : NULL;
+}
+
 /* Takes the most recent idle connection of the right kind (TLS or not), or NULL. */
-static upool_conn *pool_take(client *c, int https)
+upool_conn *pool_take(client *c, int https)
 {
     return (upool_conn *)conn_pool_take(&c->pool, https);
 }
@@ -219,7 +140,7 @@ static int u_reusable(const upstream *u)
 }
 
 /* Moves the connection of |u| into the pool. Returns 1 when it did (u->wsi, u->tls are NULL then). */
-static int pool_put(upstream *u)
+int pool_put(upstream *u)
 {
     client *c = u->c;
     if (c->stopping || c->lws == NULL)
@@ -243,7 +164,7 @@ static int pool_put(upstream *u)
     return 1;
 }
 
-static void flushq_remove(upstream *u)
+void flushq_remove(upstream *u)
 {
     if (u->flushq.next == NULL)
         return;
@@ -253,7 +174,7 @@ static void flushq_remove(upstream *u)
 }
 
 /* Queues |u| for upstream_flush_queued() at the end of the loop turn. */
-static void flushq_add(upstream *u)
+void flushq_add(upstream *u)
 {
     client *c = u->c;
     if (u->flushq.next != NULL)
@@ -269,52 +190,51 @@ static void flushq_add(upstream *u)
 
 /* ---------------------------------------------------------------- local connection budget */
 
-static void lq_dispatch_cb(lws_sorted_usec_list_t *sul);
-
 /* A slot may have become free: hand it to the oldest waiting stream after this callback (never
  * from inside another stream's callback, so no stream starts connecting while another is torn
  * down). */
-static void lq_kick(client *c)
+static void lq_kick(upstream *u)
 {
+    client *c = u->c;
     if (c->lws == NULL || c->lq_closed)
         return; /* (while draining on SIGTERM the queue is still served: those requests are in flight) */
-    lws_sul_schedule(c->lws, 0, &c->lq_sul, lq_dispatch_cb, 0);
+    lws_sul_schedule(c->lws, 0, &c->lq_sul, u->timers->slots_free, 0);
 }
 
 /* An idle keep-alive connection can serve the next stream without opening one (pool_take may still
  * find only connections of the other schema: then one more opens than LOCAL_MAX_CONNECTING). */
-static int lq_idle(const client *c)
+int lq_idle(const client *c)
 {
     return c->pool.n > 0 && c->schema != LOCAL_SCHEMA_DETECT;
 }
 
 /* The connection of |u| stops counting as opening: it answered, closed, or waited long enough. */
-static void opening_end(upstream *u)
+void opening_end(upstream *u)
 {
     if (!u->opening)
         return;
     u->opening = 0;
     u->opening_deadline = 0;
     conn_queue_open_end(&u->c->lq);
-    lq_kick(u->c);
+    lq_kick(u);
 }
 
 /* |u| gives its local connection slot back (its connection is pooled, closed, or upgraded). */
-static void slot_release(upstream *u)
+void slot_release(upstream *u)
 {
     if (!u->has_slot)
         return;
     u->has_slot = 0;
     conn_queue_release(&u->c->lq);
-    lq_kick(u->c);
+    lq_kick(u);
 }
 
-static void u_free(upstream *u)
+void u_free(upstream *u)
 {
     flushq_remove(u);
     lws_sul_cancel(&u->sul);
     if (conn_queue_cancel(&u->c->lq, &u->qw, clock_mono_ms()))
-        lq_kick(u->c); /* (no slot freed, but the queue may have drained: end of a refusal burst) */
+        lq_kick(u); /* (no slot freed, but the queue may have drained: end of a refusal burst) */
     opening_end(u);
     if (u->upgraded) {
         u->upgraded = 0;
@@ -337,13 +257,13 @@ static void u_free(upstream *u)
     free(u);
 }
 
-static void u_hold(upstream *u)
+void u_hold(upstream *u)
 {
     u->busy++;
 }
 
 /* Ends an entry point; frees |u| when it died meanwhile. Returns 1 when freed. */
-static int u_release(upstream *u)
+int u_release(upstream *u)
 {
     /* u->host is already NULL after a reset or a clean end: the last frames (CLOSE, or a head with
      * END_STREAM that closed the stream) still need a flush, so kick the client's tunnel even when
@@ -359,13 +279,13 @@ static int u_release(upstream *u)
     return freed;
 }
 
-static mux_session *u_session(upstream *u)
+mux_session *u_session(upstream *u)
 {
     return u->host ? u->host->ops->session(u->host) : NULL;
 }
 
 /* Aborts the stream (CLOSE |code|); on_stream_close marks |u| dead. */
-static void u_reset(upstream *u, unsigned code, const char *reason)
+void u_reset(upstream *u, unsigned code, const char *reason)
 {
     if (u->dead)
         return;
@@ -381,23 +301,6 @@ static void u_reset(upstream *u, unsigned code, const char *reason)
     u->host = NULL;
 }
 
-static int append(uint8_t **buf, size_t *len, size_t *cap, const void *p, size_t n)
-{
-    if (*len + n > *cap) {
-        size_t nc = *cap ? *cap : 16384;
-        while (nc < *len + n)
-            nc *= 2;
-        uint8_t *b = realloc(*buf, nc);
-        if (b == NULL)
-            return -1;
-        *buf = b;
-        *cap = nc;
-    }
-    memcpy(*buf + *len, p, n);
-    *len += n;
-    return 0;
-}
-
 static void set_nodelay(struct lws *wsi)
 {
     int fd = lws_get_socket_fd(wsi);
@@ -407,16 +310,14 @@ static void set_nodelay(struct lws *wsi)
 
 /* ---------------------------------------------------------------- timers */
 
-static void u_timer_cb(lws_sorted_usec_list_t *sul);
-
 /* The current attempt is establishing its connection (LOCAL_CONNECT_TIMEOUT applies): TCP
  * connect, or the TLS handshake of an https local service (a schema probe has its own deadline). */
-static int u_connecting(const upstream *u)
+int u_connecting(const upstream *u)
 {
     return u->connect_deadline > 0 && (u->state == U_CONNECTING || (u->state == U_TLS && !u->detecting));
 }
 
-static void u_arm_timer(upstream *u)
+void u_arm_timer(upstream *u)
 {
     int64_t next = -1;
     if (u->state < U_BODY)
@@ -436,13 +337,11 @@ static void u_arm_timer(upstream *u)
     int64_t delay = next - clock_mono_ms();
     if (delay < 0)
         delay = 0;
-    lws_sul_schedule(u->c->lws, 0, &u->sul, u_timer_cb, (lws_usec_t)delay * 1000);
+    lws_sul_schedule(u->c->lws, 0, &u->sul, u->timers->deadline, (lws_usec_t)delay * 1000);
 }
 
-static void u_connect(upstream *u);
-
 /* Drops the current local connection (its callbacks no longer reach |u|). */
-static void u_detach(upstream *u)
+void u_detach(upstream *u)
 {
     opening_end(u);
     if (u->wsi != NULL) {
@@ -455,7 +354,7 @@ static void u_detach(upstream *u)
 }
 
 /* The schema probe has its answer (|https| or not): remember it and open the real connection. */
-static void probe_decided(upstream *u, int https, const char *why)
+void probe_decided(upstream *u, int https, const char *why)
 {
     LOG_DEBUG(LOG_EV_STREAM, "stream %u: %s %s, using %s", u->id, u->c->local_desc, why, https ? "https" : "http");
     if (!u->c->schema_fixed)
@@ -466,9 +365,6 @@ static void probe_decided(upstream *u, int https, const char *why)
     u->attempt = 0; /* the address that answered is preferred now */
     u_connect(u);
 }
-
-static void write_stalled(upstream *u);
-static void connect_next(upstream *u);
 
 static void u_timer_cb(lws_sorted_usec_list_t *sul)
 {
@@ -551,7 +447,7 @@ static int deliver(upstream *u, const uint8_t *p, size_t n)
 }
 
 /* Our direction is complete: fin once everything pending went to the session. */
-static void response_complete(upstream *u)
+void response_complete(upstream *u)
 {
     upstream_set_state(u, U_DONE);
     if (u->pend_len > 0) {
@@ -678,7 +574,7 @@ static int on_response_head(upstream *u, int r)
 /* Plaintext from the local service. 0 or -1 (u reset; stop reading).
  * While the head is awaited, at most UPSTREAM_HEAD_MAX bytes are buffered: a read that carries the
  * head and a large piece of body (up to CLIENT_IO_BUF) is split, the body part goes on directly. */
-static int on_local_plain(upstream *u, uint8_t *p, size_t n)
+int on_local_plain(upstream *u, uint8_t *p, size_t n)
 {
     if (u->dead)
         return -1;
@@ -745,7 +641,7 @@ static int on_local_plain(upstream *u, uint8_t *p, size_t n)
     return u->dead ? -1 : 0;
 }
 
-/* Decrypts what TLS has and processes it, unless paused. 0 or -1. */
+/* raw_conn_tls_drain's consumer: on_local_plain() for each decrypted piece; stops once paused or dead. */
 static raw_conn_verdict on_local_plain_piece(void *arg, uint8_t *p, size_t n)
 {
     upstream *u = arg;
@@ -754,7 +650,8 @@ static raw_conn_verdict on_local_plain_piece(void *arg, uint8_t *p, size_t n)
     return u->paused || u->dead ? RAW_CONN_STOP : RAW_CONN_GO_ON;
 }
 
-static int drain_tls(upstream *u)
+/* Decrypts what TLS has and processes it, unless paused. 0 or -1. */
+int drain_tls(upstream *u)
 {
     if (u->paused || u->dead)
         return 0;
@@ -764,7 +661,7 @@ static int drain_tls(upstream *u)
 
 /* ---------------------------------------------------------------- request towards the local service */
 
-static int out_add(upstream *u, const void *p, size_t n)
+int out_add(upstream *u, const void *p, size_t n)
 {
     if (u->out_off > 0 && (u->out_off == u->out_len || u->out_off >= u->out_cap / 2)) {
         memmove(u->out, u->out + u->out_off, u->out_len - u->out_off); /* what is left goes to the front */
@@ -800,7 +697,7 @@ static ssize_t plain_send(upstream *u, const uint8_t *p, size_t n)
 
 /* TLS: encrypts |n| bytes and hands the records to lws (which keeps what the socket did not take;
  * callers only write when lws_send_pipe_choked() says the socket has room). 0 or -1. */
-static int local_write(upstream *u, const uint8_t *p, size_t n)
+int local_write(upstream *u, const uint8_t *p, size_t n)
 {
     uint8_t buf[16384 + 512];
     return raw_conn_tls_write(u->wsi, u->tls, p, n, buf, sizeof(buf));
@@ -816,7 +713,7 @@ static int out_pending(upstream *u)
 
 /* WRITE_TIMEOUT bookkeeping after a write attempt; |progress| 1 when the socket took bytes since
  * the last call (a writable callback: lws only reports one once its own buffer drained). */
-static void track_write(upstream *u, int progress)
+void track_write(upstream *u, int progress)
 {
     if (u->dead)
         return;
@@ -836,7 +733,7 @@ static void track_write(upstream *u, int progress)
 /* Nothing could be written to the local service for WRITE_TIMEOUT. While the response is still
  * due, the stream fails with CLOSE(TIMEOUT); once the response is complete, the rest of the
  * request body is discarded (a service may answer without reading the whole body). */
-static void write_stalled(upstream *u)
+void write_stalled(upstream *u)
 {
     u->write_deadline = 0;
     if (u->state != U_DONE || u->end_pending) {
@@ -858,7 +755,7 @@ static void write_stalled(upstream *u)
 }
 
 /* Writes |out| when the socket takes it; returns credit for the body bytes written. 0 or -1. */
-static int flush_out(upstream *u)
+int flush_out(upstream *u)
 {
     if (u->wsi == NULL || u->state < U_REQUEST || (u->tls != NULL && lws_send_pipe_choked(u->wsi)))
         goto again;
@@ -903,20 +800,17 @@ again:
 
 /* ---------------------------------------------------------------- connecting */
 
-static void connect_failed(upstream *u, const char *why)
+void connect_failed(upstream *u, const char *why)
 {
     if (!u->c->schema_fixed)
         u->c->schema = LOCAL_SCHEMA_DETECT; /* re-detect after a connect failure */
     u_reset(u, MUX_CODE_CONNECT_ERROR, why);
 }
 
-/* Seconds after which the LOCAL_HOST address list is made again (at the start of a connection). */
-#define UPSTREAM_RESOLVE_TTL_MS 30000
-
 /* The connection to the current address failed before it was established (refused, unreachable):
  * try the next address of LOCAL_HOST, or fail the stream with CONNECT_ERROR when all were tried.
  * A refusal is final for that address: it is never retried with the other schema. */
-static void connect_next(upstream *u)
+void connect_next(upstream *u)
 {
     client *c = u->c;
     u_detach(u);
@@ -937,7 +831,7 @@ static void connect_next(upstream *u)
     connect_failed(u, why);
 }
 
-static void u_connect(upstream *u)
+void u_connect(upstream *u)
 {
     client *c = u->c;
     u->sent_on_conn = 0;
@@ -1024,6 +918,13 @@ static void u_connect(upstream *u)
 
 /* ---------------------------------------------------------------- mux callbacks */
 
+static void lq_dispatch_cb(lws_sorted_usec_list_t *sul);
+
+static const upstream_timer_handlers timer_handlers = {
+    .deadline = u_timer_cb,
+    .slots_free = lq_dispatch_cb,
+};
+
 int upstream_on_head(mux_session *s, uint32_t id, const mux_head *head, void *stream_user_data, void *user_data)
 {
     upstream_host *h = user_data;
@@ -1045,6 +946,7 @@ int upstream_on_head(mux_session *s, uint32_t id, const mux_head *head, void *st
     u->c = c;
     u->host = h;
     u->ops = h->ops;
+    u->timers = &timer_handlers;
     u->id = id;
     u->head_request = head->method.len == 4 && memcmp(head->method.base, "HEAD", 4) == 0;
     u->head_deadline = clock_mono_ms() + c->opt->read_timeout_ms;
@@ -1265,7 +1167,7 @@ void upstream_abandon(client_link *l)
 
 /* A reused keep-alive connection closed before any response byte (the local service closed it
  * while it was idle): the request goes once more on a fresh connection. */
-static void retry_fresh(upstream *u)
+void retry_fresh(upstream *u)
 {
     LOG_DEBUG(LOG_EV_STREAM, "stream %u: reused connection to %s closed before the response, retrying on a new one", u->id,
               u->c->local_desc);
@@ -1342,7 +1244,7 @@ static void on_local_close(upstream *u, const char *conn_error)
 }
 
 /* Callbacks of an idle pooled connection |e|: any byte or EOF ends it. */
-static int pool_callback(upool_conn *e, enum lws_callback_reasons reason)
+int pool_callback(upool_conn *e, enum lws_callback_reasons reason)
 {
     switch (reason) {
     case LWS_CALLBACK_RAW_RX:
@@ -1372,8 +1274,8 @@ int upstream_lws_callback(struct lws *wsi, enum lws_callback_reasons reason, voi
     upstream *u = user;
     int rv = 0;
     if (u == NULL && wsi != NULL) {
-        upool_conn *e = lws_get_opaque_user_data(wsi);
-        if (e != NULL && e->wsi == wsi)
+        upool_conn *e = pool_conn_of(wsi);
+        if (e != NULL)
             return pool_callback(e, reason);
     }
     switch (reason) {
