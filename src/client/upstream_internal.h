@@ -204,8 +204,9 @@ upool_conn *pool_conn_of(struct lws *wsi);
 /* Callbacks of an idle pooled connection |e|: any byte or EOF ends it. */
 int pool_callback(upool_conn *e, enum lws_callback_reasons reason);
 
-/* Takes the most recent idle connection of the right kind (TLS or not), or NULL. */
-upool_conn *pool_take(client *c, int https);
+/* Hands |u| the most recent idle connection of the right kind (TLS or not): u->wsi and u->tls are
+ * set, the connection is out of the pool and no longer idle. Returns 1, or 0 when there is none. */
+int pool_take(upstream *u, int https);
 
 /* Moves the connection of |u| into the pool. Returns 1 when it did (u->wsi, u->tls are NULL then). */
 int pool_put(upstream *u);
