@@ -21,6 +21,7 @@
 #include "tls_membio.h"
 #include "tunnel.h"
 #include "upstream.h"
+#include "upstream_pool.h"
 
 /* The only global state: set by the signal handler, read by the loop. */
 static volatile sig_atomic_t g_stop_signal;

@@ -2,7 +2,7 @@
  * tunnelmux client — one local connection per stream: the entry points. The tunnel's session
  * callbacks (a stream's head, request body, end, close, room to write), the lws callback of local
  * connections, and the two timer handlers (an upstream's deadlines; freed connection slots). The
- * work is done by the nouns below them (upstream_internal.h): connecting (upstream_connect.c), the
+ * work is done by the nouns below them (upstream_stream.h): connecting (upstream_connect.c), the
  * request writer (upstream_request.c), the response relay (upstream_response.c), the lifecycle
  * (upstream_stream.c), idle keep-alive connections (upstream_pool.c, conn_pool.c).
  *
@@ -22,7 +22,11 @@
 #include "resolve.h"
 #include "tls_membio.h"
 #include "upstream.h"
-#include "upstream_internal.h"
+#include "upstream_connect.h"
+#include "upstream_pool.h"
+#include "upstream_request.h"
+#include "upstream_response.h"
+#include "upstream_stream.h"
 
 static void set_nodelay(struct lws *wsi)
 {

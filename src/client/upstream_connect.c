@@ -4,7 +4,7 @@
  * connection to the addresses of LOCAL_HOST in turn (resolve.h, re-resolved after
  * UPSTREAM_RESOLVE_TTL_MS), TLS for https local services (tls_membio.h), a schema probe while the
  * schema is unknown, and one retry on a fresh connection when a reused one was closed under the
- * request. Calls upstream_request.c, upstream_stream.c, upstream_pool.c (see upstream_internal.h).
+ * request. Calls upstream_request.c, upstream_stream.c, upstream_pool.c (see upstream_stream.h).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,7 +14,9 @@
 #include "common/log.h"
 #include "conn_pool.h"
 #include "resolve.h"
-#include "upstream_internal.h"
+#include "upstream_connect.h"
+#include "upstream_pool.h"
+#include "upstream_request.h"
 
 /* The schema probe has its answer (|https| or not): remember it and open the real connection. */
 void probe_decided(upstream *u, int https, const char *why)
@@ -65,7 +67,7 @@ void u_connect(upstream *u)
     client *c = u->c;
     u->sent_on_conn = 0;
     if (u->attempt == 0 && !u->no_pool && c->schema != LOCAL_SCHEMA_DETECT && c->pool.n > 0) {
-        if (pool_take(u, c->schema == LOCAL_SCHEMA_HTTPS)) {
+        if (pool_take(c, c->schema == LOCAL_SCHEMA_HTTPS, &u->wsi, &u->tls)) {
             lws_set_wsi_user(u->wsi, u);
             lws_set_timeout(u->wsi, NO_PENDING_TIMEOUT, 0);
             u->detecting = 0;

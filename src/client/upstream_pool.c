@@ -3,12 +3,12 @@
  * socketpool). An idle connection is an lws RAW wsi whose user pointer is NULL and whose opaque
  * user data is its upool_conn. Anything it receives while idle (bytes, EOF) closes it; lws closes
  * it after UPSTREAM_POOL_IDLE_S. It is handed out most-recent first to a stream of the same schema.
- * See upstream_internal.h for who calls whom.
+ * See upstream_stream.h for who calls whom.
  */
 #include <stdlib.h>
 
 #include "conn_pool.h"
-#include "upstream_internal.h"
+#include "upstream_pool.h"
 
 struct upool_conn {
     conn_pool_entry entry; /* first member: in c->pool */
@@ -63,23 +63,22 @@ upool_conn *pool_conn_of(struct lws *wsi)
     return e != NULL && e->wsi == wsi ? e : NULL;
 }
 
-/* Hands |u| the most recent idle connection of the right kind (TLS or not); see upstream_internal.h. */
-int pool_take(upstream *u, int https)
+/* Takes an idle connection of the right kind; see upstream_pool.h. */
+int pool_take(client *c, int https, struct lws **wsi, tls_membio **tls)
 {
-    upool_conn *e = (upool_conn *)conn_pool_take(&u->c->pool, https);
+    upool_conn *e = (upool_conn *)conn_pool_take(&c->pool, https);
     if (e == NULL)
         return 0;
-    u->wsi = e->wsi;
-    u->tls = e->tls;
+    *wsi = e->wsi;
+    *tls = e->tls;
     free(e);
-    lws_set_opaque_user_data(u->wsi, NULL);
+    lws_set_opaque_user_data(*wsi, NULL);
     return 1;
 }
 
-/* Moves the connection of |u| into the pool. Returns 1 when it did (u->wsi, u->tls are NULL then). */
-int pool_put(upstream *u)
+/* Moves a connection into the pool; see upstream_pool.h. */
+int pool_put(client *c, struct lws *wsi, tls_membio *tls, int paused)
 {
-    client *c = u->c;
     if (c->stopping || c->lws == NULL)
         return 0;
     pool_init(c);
@@ -87,17 +86,15 @@ int pool_put(upstream *u)
     if (e == NULL)
         return 0;
     e->c = c;
-    e->wsi = u->wsi;
-    e->tls = u->tls;
+    e->wsi = wsi;
+    e->tls = tls;
     lws_set_wsi_user(e->wsi, NULL);
     lws_set_opaque_user_data(e->wsi, e);
     lws_set_timeout(e->wsi, PENDING_TIMEOUT_USER_OK, UPSTREAM_POOL_IDLE_S);
-    if (u->paused)
+    if (paused)
         lws_rx_flow_control(e->wsi, 1); /* an idle connection must see EOF */
     e->entry.tls = e->tls != NULL;
     conn_pool_put(&c->pool, &e->entry); /* the oldest goes first when UPSTREAM_POOL_MAX are idle */
-    u->wsi = NULL;
-    u->tls = NULL;
     return 1;
 }
 

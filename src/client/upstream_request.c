@@ -4,7 +4,7 @@
  * takes them, written straight to the socket (plain) or through TLS (raw_conn.h); the body's
  * credit returns to the server as its bytes leave (PROTOCOL.md §6). WRITE_TIMEOUT watches a local
  * service that stops reading. Calls only upstream_stream.c and the libraries (see
- * upstream_internal.h).
+ * upstream_stream.h).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -13,7 +13,7 @@
 #include "common/clock.h"
 #include "common/log.h"
 #include "raw_conn.h"
-#include "upstream_internal.h"
+#include "upstream_request.h"
 
 int out_add(upstream *u, const void *p, size_t n)
 {

@@ -4,7 +4,7 @@
  * mux_session_respond; the body (by length, chunked, until close, or raw after 101) streamed with
  * mux_session_write under backpressure: what the stream does not take waits in |pend| and the
  * local connection stops being read (docs/PROTOCOL.md §6). Calls only upstream_stream.c and the
- * libraries (see upstream_internal.h).
+ * libraries (see upstream_stream.h).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,7 +13,7 @@
 #include "common/log.h"
 #include "mux/ws.h"
 #include "raw_conn.h"
-#include "upstream_internal.h"
+#include "upstream_response.h"
 
 /* Stops reading the local connection until on_writable. */
 static void pause_reading(upstream *u)

@@ -3,7 +3,7 @@
  * u_release), reset and free, the local connection budget it takes part in (LOCAL_MAX_CONNECTIONS
  * slots, LOCAL_MAX_CONNECTING openings, conn_queue.h), the end-of-turn flush queue and its timer.
  * The bottom of the upstream files: it calls only upstream_pool.c and the libraries (see
- * upstream_internal.h).
+ * upstream_stream.h).
  */
 #include <stddef.h>
 #include <stdio.h>
@@ -12,7 +12,8 @@
 #include "common/clock.h"
 #include "common/log.h"
 #include "conn_queue.h"
-#include "upstream_internal.h"
+#include "upstream_pool.h"
+#include "upstream_stream.h"
 
 /* The name of |st| for logs. */
 const char *upstream_state_to_str(upstream_state st)
@@ -134,8 +135,10 @@ void u_free(upstream *u)
         u->upgraded = 0;
         u->c->local_upgraded--;
     }
-    if (u->wsi != NULL && u_reusable(u))
-        pool_put(u);
+    if (u->wsi != NULL && u_reusable(u) && pool_put(u->c, u->wsi, u->tls, u->paused)) {
+        u->wsi = NULL; /* the pool owns the connection now */
+        u->tls = NULL;
+    }
     if (u->wsi != NULL) {
         lws_set_wsi_user(u->wsi, NULL);
         lws_set_timeout(u->wsi, 1, LWS_TO_KILL_ASYNC);

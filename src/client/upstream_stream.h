@@ -1,6 +1,8 @@
 /*
- * tunnelmux client — the insides of an upstream (one local connection per stream), shared by
- * the files that make it up. Not for other modules: they use upstream.h.
+ * tunnelmux client — an upstream (one local connection per stream) as the upstream files share
+ * it: the struct and its state, the limits, and the lifecycle functions of upstream_stream.c.
+ * Not for other modules: they use upstream.h. Each other upstream file has its own header:
+ * upstream_connect.h, upstream_request.h, upstream_response.h, upstream_pool.h.
  *
  * Lifetime: an upstream lives from on_head until on_stream_close (the stream) AND until no entry
  * point is running on it (|busy|); its lws connection is detached (user pointer NULL) and closed
@@ -11,8 +13,8 @@
  * upstream_stream.c (lifecycle) -> upstream_pool.c -> conn_pool.c. The two lws timers that the
  * lower files arm run upstream.c's handlers through upstream_timer_handlers, so nothing calls up.
  */
-#ifndef TM_CLIENT_UPSTREAM_INTERNAL_H
-#define TM_CLIENT_UPSTREAM_INTERNAL_H
+#ifndef TM_CLIENT_UPSTREAM_STREAM_H
+#define TM_CLIENT_UPSTREAM_STREAM_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -24,7 +26,7 @@
 #include "conn_queue.h"
 #include "http1.h"
 #include "tls_membio.h"
-#include "upstream.h"
+#include "stream_host.h"
 
 #define UPSTREAM_HEAD_MAX (80 * 1024)
 #define UPSTREAM_DETECT_MS 1500
@@ -123,9 +125,6 @@ struct upstream {
     int64_t opening_deadline; /* |opening| until its first byte or this time (UPSTREAM_OPENING_MAX_MS) */
 };
 
-/* An idle keep-alive connection (upstream_pool.c). */
-typedef struct upool_conn upool_conn;
-
 /* Appends |n| bytes to the growable buffer (*buf, *len, *cap). 0 or -1 (out of memory). */
 static inline int append(uint8_t **buf, size_t *len, size_t *cap, const void *p, size_t n)
 {
@@ -143,9 +142,6 @@ static inline int append(uint8_t **buf, size_t *len, size_t *cap, const void *p,
     *len += n;
     return 0;
 }
-
-/* ---------------------------------------------------------------- the lifecycle, the connection budget, the flush queue, timers
- * (upstream_stream.c) */
 
 /* The name of |st| for logs. */
 const char *upstream_state_to_str(upstream_state st);
@@ -194,79 +190,5 @@ void u_arm_timer(upstream *u);
 
 /* Drops the current local connection (its callbacks no longer reach |u|). */
 void u_detach(upstream *u);
-
-/* ---------------------------------------------------------------- idle keep-alive connections: the lws side of conn_pool
- * (upstream_pool.c) */
-
-/* The idle pooled connection |wsi| belongs to, or NULL when it is not one. */
-upool_conn *pool_conn_of(struct lws *wsi);
-
-/* Callbacks of an idle pooled connection |e|: any byte or EOF ends it. */
-int pool_callback(upool_conn *e, enum lws_callback_reasons reason);
-
-/* Hands |u| the most recent idle connection of the right kind (TLS or not): u->wsi and u->tls are
- * set, the connection is out of the pool and no longer idle. Returns 1, or 0 when there is none. */
-int pool_take(upstream *u, int https);
-
-/* Moves the connection of |u| into the pool. Returns 1 when it did (u->wsi, u->tls are NULL then). */
-int pool_put(upstream *u);
-
-/* ---------------------------------------------------------------- the request towards the local service (upstream_request.c) */
-
-/* Appends |n| bytes to the request bytes waiting for the local socket. 0 or -1 (|u| reset). */
-int out_add(upstream *u, const void *p, size_t n);
-
-/* TLS: encrypts |n| bytes and hands the records to lws (which keeps what the socket did not take;
- * callers only write when lws_send_pipe_choked() says the socket has room). 0 or -1. */
-int local_write(upstream *u, const uint8_t *p, size_t n);
-
-/* WRITE_TIMEOUT bookkeeping after a write attempt; |progress| 1 when the socket took bytes since
- * the last call (a writable callback: lws only reports one once its own buffer drained). */
-void track_write(upstream *u, int progress);
-
-/* Nothing could be written to the local service for WRITE_TIMEOUT. While the response is still
- * due, the stream fails with CLOSE(TIMEOUT); once the response is complete, the rest of the
- * request body is discarded (a service may answer without reading the whole body). */
-void write_stalled(upstream *u);
-
-/* Writes |out| when the socket takes it; returns credit for the body bytes written. 0 or -1. */
-int flush_out(upstream *u);
-
-/* ---------------------------------------------------------------- the response towards the tunnel (upstream_response.c) */
-
-/* Our direction is complete: fin once everything pending went to the session. */
-void response_complete(upstream *u);
-
-/* Plaintext from the local service. 0 or -1 (u reset; stop reading).
- * While the head is awaited, at most UPSTREAM_HEAD_MAX bytes are buffered: a read that carries the
- * head and a large piece of body (up to CLIENT_IO_BUF) is split, the body part goes on directly. */
-int on_local_plain(upstream *u, uint8_t *p, size_t n);
-
-/* Decrypts what TLS has and processes it, unless paused. 0 or -1. */
-int drain_tls(upstream *u);
-
-/* ---------------------------------------------------------------- connecting: addresses, schema detection, the keep-alive retry
- * (upstream_connect.c) */
-
-/* Connecting failed for good: forget the detected schema (unless LOCAL_SCHEMA), reset the stream
- * with CONNECT_ERROR and |why|. */
-void connect_failed(upstream *u, const char *why);
-
-/* The connection to the current address failed before it was established (refused, unreachable):
- * try the next address of LOCAL_HOST, or fail the stream with CONNECT_ERROR when all were tried.
- * A refusal is final for that address: it is never retried with the other schema. */
-void connect_next(upstream *u);
-
-/* Gets |u| a local connection: an idle keep-alive one of the current schema, or a fresh one to the
- * address |u->attempt| (resolving LOCAL_HOST again when its list is older than
- * UPSTREAM_RESOLVE_TTL_MS), as a schema probe while the schema is not known. */
-void u_connect(upstream *u);
-
-/* The schema probe has its answer (|https| or not): remember it and open the real connection. */
-void probe_decided(upstream *u, int https, const char *why);
-
-/* A reused keep-alive connection closed before any response byte (the local service closed it
- * while it was idle): the request goes once more on a fresh connection. */
-void retry_fresh(upstream *u);
 
 #endif
