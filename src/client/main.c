@@ -18,6 +18,7 @@
 #include "common/http_token.h"
 #include "common/log.h"
 #include "metrics.h"
+#include "server_slots.h"
 #include "tls_membio.h"
 #include "tunnel.h"
 #include "upstream.h"

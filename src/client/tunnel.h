@@ -30,12 +30,6 @@ void tunnel_schedule_reconnect(client_server *srv, int64_t delay_ms);
 /* Graceful stop: GOAWAY on every tunnel, then close once the streams finished. */
 void tunnel_shutdown(client *c);
 
-/* Resolves the host of every SERVER_URL element and makes the tunnel slots match: one per address
- * (at most HA_CONNECTIONS per URL; an address gone from DNS gets GOAWAY and is not redialled, a new
- * one is dialled now). A host that does not resolve keeps its slots (or gets one that lets lws
- * resolve at each attempt). Blocking (getaddrinfo), at start and every RESOLVE_INTERVAL. */
-void tunnel_resolve_all(client *c);
-
 /* Tunnels registered now (the daemon is up while this is > 0). */
 size_t tunnel_count_up(const client *c);
 
@@ -56,6 +50,10 @@ void tunnel_after_service(client *c);
  * polls, inside the same lws_service() call, so work queued by a timer is flushed by a zero-delay
  * timer of ours. Cheap to call repeatedly. */
 void client_want_flush(client *c);
+
+/* Its address left DNS (server_slots.c): GOAWAY when registered (the tunnel closes once its
+ * streams finished), else the connection attempt is dropped. The slot is not redialled. */
+void tunnel_retire(tunnel *t);
 
 /* The session of |t| (NULL before the upgrade completed). The tunnel keeps ownership. */
 mux_session *tunnel_session(const tunnel *t);
