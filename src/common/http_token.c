@@ -3,6 +3,7 @@
 
 #include <stdint.h>
 #include <string.h>
+#include <strings.h>
 
 /* tchar of RFC 9110 §5.6.2 */
 static const uint8_t tchar[256] = {
@@ -76,4 +77,33 @@ int http_is_hop_by_hop(const char *name, size_t len)
     default:
         return 0;
     }
+}
+
+int http_list_next(const char *list, size_t len, size_t *pos, const char **elem, size_t *elem_len)
+{
+    if (*pos >= len)
+        return 0;
+    const char *p = list + *pos, *end = list + len;
+    const char *comma = memchr(p, ',', (size_t)(end - p));
+    const char *e = comma != NULL ? comma : end;
+    while (p < e && (*p == ' ' || *p == '\t'))
+        p++;
+    const char *q = e;
+    while (q > p && (q[-1] == ' ' || q[-1] == '\t'))
+        q--;
+    *elem = p;
+    *elem_len = (size_t)(q - p);
+    *pos = comma != NULL ? (size_t)(comma + 1 - list) : len;
+    return 1;
+}
+
+int http_list_has(const char *list, size_t len, const char *token, size_t toklen)
+{
+    size_t pos = 0, n;
+    const char *e;
+    while (http_list_next(list, len, &pos, &e, &n)) {
+        if (n == toklen && strncasecmp(e, token, toklen) == 0)
+            return 1;
+    }
+    return 0;
 }

@@ -25,4 +25,15 @@ int http_name_eq(const char *name, size_t len, const char *lit, size_t litlen);
  * te, trailer, transfer-encoding, upgrade, http2-settings (any case). */
 int http_is_hop_by_hop(const char *name, size_t len);
 
+/*
+ * Walks the comma-separated elements of a field value (RFC 9110 §5.6.1): from byte |*pos| (start
+ * at 0) of |list|/|len|, sets |*elem|/|*elem_len| to the next element with spaces and tabs trimmed
+ * (possibly empty: "a,,b" has three), advances |*pos| past its comma and returns 1; returns 0 at
+ * the end. A trailing comma ends the list ("a," has one element). |*elem| points into |list|.
+ */
+int http_list_next(const char *list, size_t len, size_t *pos, const char **elem, size_t *elem_len);
+
+/* 1 when the comma-separated |list|/|len| has the element |token|/|toklen| (ASCII case-insensitive). */
+int http_list_has(const char *list, size_t len, const char *token, size_t toklen);
+
 #endif

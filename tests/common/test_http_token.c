@@ -87,6 +87,52 @@ START_TEST(test_hop_by_hop)
 }
 END_TEST
 
+/* The elements of |list| joined with '|' (each trimmed; empty ones kept). */
+static void elements(const char *list, char *out, size_t cap)
+{
+    size_t pos = 0, n, o = 0;
+    const char *e;
+    int first = 1;
+    out[0] = '\0';
+    while (http_list_next(list, strlen(list), &pos, &e, &n)) {
+        ck_assert_uint_lt(o + n + 2, cap);
+        if (!first)
+            out[o++] = '|';
+        memcpy(out + o, e, n);
+        o += n;
+        out[o] = '\0';
+        first = 0;
+    }
+}
+
+START_TEST(test_list)
+{
+    char got[128];
+    elements("", got, sizeof(got));
+    ck_assert_str_eq(got, "");
+    elements("a", got, sizeof(got));
+    ck_assert_str_eq(got, "a");
+    elements(" keep-alive ,\tUpgrade\t", got, sizeof(got));
+    ck_assert_str_eq(got, "keep-alive|Upgrade");
+    elements("a,,b", got, sizeof(got));
+    ck_assert_str_eq(got, "a||b");
+    elements("a,", got, sizeof(got)); /* a trailing comma ends the list */
+    ck_assert_str_eq(got, "a");
+    elements(",a", got, sizeof(got));
+    ck_assert_str_eq(got, "|a");
+    elements(" x y , z", got, sizeof(got)); /* inner blanks stay */
+    ck_assert_str_eq(got, "x y|z");
+    ck_assert(http_list_has("Keep-Alive, UPGRADE", 19, "upgrade", 7));
+    ck_assert(http_list_has("websocket", 9, "WebSocket", 9));
+    ck_assert(!http_list_has("websockets", 10, "websocket", 9));
+    ck_assert(!http_list_has("web socket", 10, "websocket", 9));
+    ck_assert(!http_list_has("", 0, "upgrade", 7));
+    ck_assert(http_list_has("a, b ,c", 7, "b", 1));
+    /* only |len| bytes count */
+    ck_assert(!http_list_has("a, upgrade", 3, "upgrade", 7));
+}
+END_TEST
+
 static Suite *make_suite(void)
 {
     Suite *s = suite_create("http_token");
@@ -95,6 +141,7 @@ static Suite *make_suite(void)
     tcase_add_test(tc, test_clean_value);
     tcase_add_test(tc, test_name_is);
     tcase_add_test(tc, test_hop_by_hop);
+    tcase_add_test(tc, test_list);
     suite_add_tcase(s, tc);
     return s;
 }
