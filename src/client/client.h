@@ -1,11 +1,15 @@
 /*
- * tunnelmux client — the daemon's shared state: options, the lws context, the tunnel and the
- * local (upstream) connections. One thread; everything runs from the lws event loop.
+ * tunnelmux client — the top-level client object: options, the lws context, the tunnel slots and
+ * the state the local (upstream) connections share. One thread; everything runs from the lws event
+ * loop. main.c owns the one client and passes it by pointer. Each module has its own header
+ * (docs/ARCHITECTURE.md §4); this one includes only leaf headers, never a module that includes it.
  *
  *   main.c      options, lws context, signals, loop
- *   tunnel.c    the WebSocket to each server of SERVER_URL (RAW lws connection, own upgrade, mux_session
+ *   tunnel.h    the WebSocket to each server of SERVER_URL (RAW lws connection, own upgrade, mux_session
  *               CLIENT); a stream belongs to the tunnel it arrived on
- *   upstream.c  one local connection per stream (RAW lws connection, HTTP/1.1 via http1.c)
+ *   upstream.h  one local connection per stream (RAW lws connection, HTTP/1.1 via http1.c), reached by
+ *               the tunnel only through its host interface (upstream_host)
+ *   metrics.h   the daemon's /metrics listener
  *   conn_queue  LOCAL_MAX_CONNECTIONS / LOCAL_MAX_CONNECTING budget and its FIFO of waiting streams
  *   tls_membio  OpenSSL over memory BIOs for wss:// and https local services
  */
@@ -18,11 +22,14 @@
 #include <libwebsockets.h>
 #include <openssl/ssl.h>
 
+#include "client_link.h"
 #include "common/heap.h"
+#include "conn_pool.h"
 #include "conn_queue.h"
 #include "http1.h"
-#include "resolve.h"
 #include "mux/mux.h"
+#include "resolve.h"
+#include "url.h"
 
 /* Options (env + flags, see main.c's table). Durations in milliseconds. */
 typedef struct {
@@ -66,47 +73,17 @@ typedef struct {
     int64_t resolve_interval_ms;      /* RESOLVE_INTERVAL: re-resolve the hosts of SERVER_URL (0 = at start only) */
 } client_options;
 
-/* A parsed SERVER_URL. */
-typedef struct {
-    int tls;        /* wss:// */
-    char host[256]; /* without brackets for IPv6 */
-    int port;
-    char path[1024];    /* default /_tunnel */
-    char hostport[300]; /* Host header value */
-} client_url;
-
-/*
- * Parses ws[s]://HOST[:PORT][/PATH] into |out|. Returns 0 or -1 (|*reason| set to a static
- * description) when the scheme is not ws/wss, the host is empty or too long, the port invalid,
- * or the URL has a query, fragment, user info or control characters.
- */
-int client_parse_url(const char *url, client_url *out, const char **reason);
-
-/* Most URLs in SERVER_URL. */
-#define CLIENT_MAX_SERVERS 16
 /* Most tunnels at once: HA_CONNECTIONS per URL, all URLs together. */
 #define CLIENT_MAX_TUNNELS 64
 
-/*
- * Parses SERVER_URL, a comma-separated list of URLs (spaces around an element ignored; one URL is
- * a list of one), into |out| (|cap| entries) and |*n|. Returns 0, or -1 with a one-line reason in
- * |err| naming the element by position: an empty element, a malformed URL (client_parse_url), a
- * repeated URL, a mix of ws:// and wss://, or more than |cap| URLs.
- */
-int client_parse_url_list(const char *list, client_url *out, size_t cap, size_t *n, char *err, size_t errlen);
-
+/* What the local service speaks (LOCAL_SCHEMA, or what the last probe found). */
 typedef enum {
-    LOCAL_SCHEMA_DETECT = 0,
-    LOCAL_SCHEMA_HTTP = 1,
-    LOCAL_SCHEMA_HTTPS = 2,
+    LOCAL_SCHEMA_DETECT = 0, /* not known: the next fresh connection is a schema probe first */
+    LOCAL_SCHEMA_HTTP = 1,   /* plain HTTP/1.1 */
+    LOCAL_SCHEMA_HTTPS = 2,  /* HTTP/1.1 over TLS (tls_membio, no verification) */
 } local_schema;
 
 typedef struct tunnel tunnel;
-
-/* Intrusive doubly-linked list node; an unlinked node has next == prev == NULL. */
-typedef struct client_link {
-    struct client_link *next, *prev;
-} client_link;
 typedef struct upstream upstream;
 
 /* The daemon's own counters for its /metrics endpoint (metrics.c). */
@@ -164,9 +141,8 @@ typedef struct client {
     int64_t stop_deadline_ms;
     lws_sorted_usec_list_t stop_sul; /* wakes the loop at stop_deadline_ms */
     client_metrics metrics;
-    struct lws_vhost *metrics_vhost; /* METRICS_ADDR listener (NULL = off) */
-    client_link pool;                /* idle keep-alive local connections (upstream.c), most recent first */
-    int pool_n;
+    struct lws_vhost *metrics_vhost;  /* METRICS_ADDR listener (NULL = off) */
+    conn_pool pool;                   /* idle keep-alive local connections (upstream.c), most recent first */
     client_link flushq;               /* upstreams with request bytes to write after this loop turn (upstream.c) */
     lws_sorted_usec_list_t flush_sul; /* zero-delay: flushes work queued by timers (they run before lws polls) */
     int flush_armed;                  /* flush_sul is scheduled */
@@ -185,105 +161,5 @@ typedef struct client {
  * halves the reads, writes and wake-ups of 256 KiB (PERFORMANCE.md §3); a stream's send buffer is
  * twice this (tunnel.c), which is what a stream with a slow reader holds. */
 #define CLIENT_IO_BUF (512 * 1024)
-
-/* Monotonic milliseconds. */
-int64_t client_now_ms(void);
-
-/* ---------------------------------------------------------------- tunnel.c */
-
-/* The lws protocol callback of tunnel connections. */
-int tunnel_lws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len);
-
-/* Starts a connection attempt to |srv| (srv->tun must be NULL). Returns 0, or -1 when it could
- * not even start (a retry is scheduled). */
-int tunnel_connect(client_server *srv);
-
-/* Schedules the next attempt to |srv| after RECONNECT_DELAY (or |delay_ms| if larger); when
- * MAX_RETRIES is exhausted for it, gives it up, and ends the loop with exit code 1 once every
- * server was given up. */
-void tunnel_schedule_reconnect(client_server *srv, int64_t delay_ms);
-
-/* Graceful stop: GOAWAY on every tunnel, then close once the streams finished. */
-void tunnel_shutdown(client *c);
-
-/* Resolves the host of every SERVER_URL element and makes the tunnel slots match: one per address
- * (at most HA_CONNECTIONS per URL; an address gone from DNS gets GOAWAY and is not redialled, a new
- * one is dialled now). A host that does not resolve keeps its slots (or gets one that lets lws
- * resolve at each attempt). Blocking (getaddrinfo), at start and every RESOLVE_INTERVAL. */
-void tunnel_resolve_all(client *c);
-
-/* Tunnels registered now (the daemon is up while this is > 0). */
-size_t tunnel_count_up(const client *c);
-
-/* "up", "connecting" or "down" for |srv|'s tunnel (client metrics). */
-const char *tunnel_state_name(const client_server *srv);
-
-/* Marks the tunnel for a flush at the end of this loop turn when the session has something to
- * send, and re-arms the session timer. Call after anything that may have queued frames. */
-void tunnel_kick(tunnel *t);
-/* tunnel_kick() on every tunnel of |c|. */
-void tunnel_kick_all(client *c);
-
-/* The main loop calls this between lws_service() turns: everything the turn queued on the session
- * leaves in one batch (writev straight to the socket for ws://). */
-void tunnel_after_service(client *c);
-
-/* Makes sure tunnel_after_service() runs before lws waits again: lws runs its timers before it
- * polls, inside the same lws_service() call, so work queued by a timer is flushed by a zero-delay
- * timer of ours. Cheap to call repeatedly. */
-void client_want_flush(client *c);
-
-/* The session of |t| (NULL before the upgrade completed). */
-mux_session *tunnel_session(tunnel *t);
-client *tunnel_client(tunnel *t);
-
-/* Links/unlinks an upstream (its embedded client_link) in the tunnel's list, so a lost tunnel can
- * release them all. */
-void tunnel_add_link(tunnel *t, client_link *l);
-void tunnel_remove_link(client_link *l);
-
-/* ---------------------------------------------------------------- metrics.c */
-
-/* Starts the Prometheus endpoint on METRICS_ADDR (an HTTP vhost on c->lws: GET /metrics). No-op
- * returning 0 when METRICS_ADDR is empty or "off". Returns -1 with a reason in |err| (malformed
- * address, cannot listen). */
-int client_metrics_start(client *c, char *err, size_t errlen);
-
-/* Renders the daemon's Prometheus text exposition into a malloc'ed string (*out, caller frees).
- * Returns 0 or -1 (out of memory). */
-int client_metrics_render(const client *c, char **out, size_t *outlen);
-
-/* Adds the final counters of the session |s| (a tunnel being freed) to c->metrics. */
-void client_metrics_session_done(client *c, const mux_session *s);
-
-/* ---------------------------------------------------------------- upstream.c */
-
-/* The lws protocol callback of local connections. */
-int upstream_lws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len);
-
-/* mux_session callbacks for streams (installed by tunnel.c). */
-int upstream_on_head(mux_session *s, uint32_t id, const mux_head *head, void *stream_user_data, void *user_data);
-int upstream_on_data(mux_session *s, uint32_t id, const uint8_t *data, size_t len, void *stream_user_data, void *user_data);
-int upstream_on_end(mux_session *s, uint32_t id, void *stream_user_data, void *user_data);
-void upstream_on_stream_close(mux_session *s, uint32_t id, unsigned code, const char *reason, int by_peer, void *stream_user_data,
-                              void *user_data);
-void upstream_on_writable(mux_session *s, uint32_t id, void *stream_user_data, void *user_data);
-
-/* Idle keep-alive connections to the local service kept at most (the oldest is closed first). */
-#define UPSTREAM_POOL_MAX 128
-/* An idle keep-alive connection is closed after this many seconds. */
-#define UPSTREAM_POOL_IDLE_S 30
-
-/* Closes every idle keep-alive local connection and stops handing out queued slots (shutdown). */
-void upstream_pool_clear(client *c);
-
-/* Writes the request bytes that streams queued during this loop turn to their local connections
- * (one write per connection per turn instead of one per DATA record). Called by
- * tunnel_after_service() before the tunnel's own flush, so returned credit leaves with it. */
-void upstream_flush_queued(client *c);
-
-/* The tunnel is gone: forget the stream and close the local connection. |l| is the upstream's
- * link (first member). Unlinks it; frees the upstream. */
-void upstream_abandon(client_link *l);
 
 #endif

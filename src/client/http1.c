@@ -253,26 +253,6 @@ size_t http1_chunk_header(char out[24], size_t len)
 
 /* ---------------------------------------------------------------- response */
 
-/* 1 when the comma-separated list |v| contains |tok| (case-insensitive, blanks trimmed). */
-static int list_has(const char *v, size_t len, const char *tok, size_t toklen)
-{
-    size_t i = 0;
-    while (i < len) {
-        size_t s = i;
-        while (i < len && v[i] != ',')
-            i++;
-        size_t e = i;
-        while (s < e && (v[s] == ' ' || v[s] == '\t'))
-            s++;
-        while (e > s && (v[e - 1] == ' ' || v[e - 1] == '\t'))
-            e--;
-        if (e - s == toklen && strncasecmp(v + s, tok, toklen) == 0)
-            return 1;
-        i++;
-    }
-    return 0;
-}
-
 /* 1 when the last coding of a transfer-encoding value is "chunked". */
 static int last_is_chunked(const char *v, size_t len)
 {
@@ -369,12 +349,12 @@ int http1_parse_response(char *buf, size_t len, size_t last_len, int head_reques
     else
         out->body = HTTP1_RESP_BODY_CLOSE;
     out->content_length = out->body == HTTP1_RESP_BODY_LENGTH ? cl : 0;
-    if (conn != NULL && list_has(conn, connlen, "close", 5))
+    if (conn != NULL && http_list_has(conn, connlen, "close", 5))
         out->keep_alive = 0;
     else if (minor >= 1)
         out->keep_alive = 1;
     else
-        out->keep_alive = conn != NULL && list_has(conn, connlen, "keep-alive", 10);
+        out->keep_alive = conn != NULL && http_list_has(conn, connlen, "keep-alive", 10);
 
     for (size_t i = 0; i < nh; i++) {
         const char *n = hs[i].name;
@@ -385,7 +365,7 @@ int http1_parse_response(char *buf, size_t len, size_t last_len, int head_reques
             continue;
         if (have_te && http_name_is(n, nl, "content-length"))
             continue; /* RFC 9112 §6.3: transfer-encoding overrides content-length */
-        if (conn != NULL && !keep_upgrade && list_has(conn, connlen, n, nl))
+        if (conn != NULL && !keep_upgrade && http_list_has(conn, connlen, n, nl))
             continue;
         mux_header *h = &out->headers[out->nheaders++];
         h->name.base = (uint8_t *)n;

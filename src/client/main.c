@@ -12,11 +12,17 @@
 #include <unistd.h>
 
 #include "client.h"
+#include "common/clock.h"
 #include "common/config.h"
 #include "common/heap.h"
 #include "common/http_token.h"
 #include "common/log.h"
+#include "metrics.h"
+#include "server_slots.h"
 #include "tls_membio.h"
+#include "tunnel.h"
+#include "upstream.h"
+#include "upstream_pool.h"
 
 /* The only global state: set by the signal handler, read by the loop. */
 static volatile sig_atomic_t g_stop_signal;
@@ -326,7 +332,7 @@ static int setup(client *c, const client_options *opt)
 static void heap_cb(lws_sorted_usec_list_t *sul)
 {
     client *c = lws_container_of(sul, client, heap_sul);
-    if (heap_release_idle(&c->heap, client_now_ms()))
+    if (heap_release_idle(&c->heap, clock_mono_ms()))
         LOG_DEBUG(LOG_EV_CONF, "heap: %zu MiB freed since the peak given back to the OS", c->heap.last_released >> 20);
     lws_sul_schedule(c->lws, 0, &c->heap_sul, heap_cb, (lws_usec_t)HEAP_CHECK_MS * 1000);
 }
@@ -445,7 +451,7 @@ int main(int argc, char **argv)
             if (c->done)
                 break;
         }
-        if (c->stopping && (client_now_ms() > c->stop_deadline_ms || g_stop_count >= 2)) {
+        if (c->stopping && (clock_mono_ms() > c->stop_deadline_ms || g_stop_count >= 2)) {
             LOG_WARN(LOG_EV_CONF, "drain %s: closing with streams in flight",
                      g_stop_count >= 2 ? "interrupted by a second signal" : "timed out (DRAIN_TIMEOUT)");
             break;

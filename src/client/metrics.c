@@ -1,14 +1,16 @@
 /*
  * tunnelmux client — the daemon's Prometheus endpoint (METRICS_ADDR / --metrics-addr): an lws HTTP
- * server vhost on the daemon's own lws context, answering GET /metrics (see client.h).
+ * server vhost on the daemon's own lws context, answering GET /metrics (see metrics.h).
  */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "client.h"
+#include "common/clock.h"
 #include "common/log.h"
+#include "metrics.h"
+#include "tunnel.h"
 
 #define METRICS_BUF_MAX (64 * 1024)
 
@@ -37,7 +39,7 @@ static void metric(char *buf, size_t cap, size_t *len, const char *name, const c
     put(buf, cap, len, "# HELP %s %s\n# TYPE %s %s\n%s %llu\n", name, help, name, type, name, (unsigned long long)v);
 }
 
-/* Renders the exposition; see client.h. */
+/* Renders the exposition; see metrics.h. */
 int client_metrics_render(const client *c, char **out, size_t *outlen)
 {
     static const char *const classes[6] = {"other", "1xx", "2xx", "3xx", "4xx", "5xx"};
@@ -119,7 +121,7 @@ int client_metrics_render(const client *c, char **out, size_t *outlen)
         "tunnelmux_daemon_local_connections{state=\"in_use\"} %lld\n"
         "tunnelmux_daemon_local_connections{state=\"idle\"} %d\n"
         "tunnelmux_daemon_local_connections{state=\"upgraded\"} %lld\n",
-        (long long)q->active, c->pool_n, (long long)c->local_upgraded);
+        (long long)q->active, c->pool.n, (long long)c->local_upgraded);
     metric(buf, cap, &len, "tunnelmux_daemon_local_connections_opening", "gauge",
            "New local connections not answered yet (LOCAL_MAX_CONNECTING bounds them).", (uint64_t)q->opening);
     metric(buf, cap, &len, "tunnelmux_daemon_local_connects_total", "counter",
@@ -133,7 +135,7 @@ int client_metrics_render(const client *c, char **out, size_t *outlen)
     put(buf, cap, &len,
         "# HELP tunnelmux_daemon_local_queue_oldest_seconds How long the oldest waiting request has waited.\n"
         "# TYPE tunnelmux_daemon_local_queue_oldest_seconds gauge\ntunnelmux_daemon_local_queue_oldest_seconds %.3f\n",
-        (double)conn_queue_oldest_wait_ms(q, client_now_ms()) / 1000.0);
+        (double)conn_queue_oldest_wait_ms(q, clock_mono_ms()) / 1000.0);
     metric(buf, cap, &len, "tunnelmux_daemon_local_queue_refused_total", "counter",
            "Requests refused because LOCAL_QUEUE_MAX requests were already waiting (the user got 503).", q->refused);
     put(buf, cap, &len,
@@ -193,18 +195,6 @@ int client_metrics_render(const client *c, char **out, size_t *outlen)
     *out = buf;
     *outlen = len;
     return 0;
-}
-
-/* Adds a finished session's counters; see client.h. */
-void client_metrics_session_done(client *c, const mux_session *s)
-{
-    mux_session_stats st;
-    mux_session_get_stats(s, &st);
-    c->metrics.bytes_in += st.bytes_in;
-    c->metrics.bytes_out += st.bytes_out;
-    c->metrics.flow_blocked_ms += st.flow_blocked_ms;
-    for (int k = 0; k < MUX_STALL_CAUSES; k++)
-        c->metrics.stall_ms[k] += st.stall_ms[k];
 }
 
 static int simple_response(struct lws *wsi, unsigned status, const char *body)
@@ -290,7 +280,7 @@ static const struct lws_protocols metrics_protocols[] = {
     {NULL, NULL, 0, 0, 0, NULL, 0},
 };
 
-/* Starts the metrics vhost; see client.h. */
+/* Starts the metrics vhost; see metrics.h. */
 int client_metrics_start(client *c, char *err, size_t errlen)
 {
     const char *addr = c->opt->metrics_addr != NULL ? c->opt->metrics_addr : "";

@@ -5,8 +5,6 @@
  * RECONNECT_DELAY up to MAX_RETRIES.
  */
 #include <errno.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,15 +12,16 @@
 #include <sys/socket.h>
 #include <sys/uio.h>
 
-#include <arpa/inet.h>
-
-#include "common/clock.h"
 #include "backoff.h"
-#include "client.h"
+#include "common/clock.h"
 #include "common/config.h"
 #include "common/log.h"
+#include "common/sockopt.h"
 #include "mux/ws.h"
+#include "raw_conn.h"
 #include "tls_membio.h"
+#include "tunnel.h"
+#include "upstream.h"
 
 #define TUNNEL_HANDSHAKE_MAX 16384
 #define TUNNEL_UPGRADE_TIMEOUT_MS 15000
@@ -51,9 +50,9 @@ struct tunnel {
     mux_session *s;
     lws_sorted_usec_list_t sul;       /* session timer, or the upgrade deadline before T_OPEN */
     lws_sorted_usec_list_t stall_sul; /* WRITE_TIMEOUT: the socket took nothing for that long */
-    int64_t choked_since;             /* when a write was last left (partly) unsent; 0 = not choked */
-    client_link streams;              /* upstreams of this tunnel */
-    uint8_t *stage;                   /* wss: TLS records on their way to lws_write */
+    int64_t stall_deadline; /* a write was left (partly) unsent: WRITE_TIMEOUT from then or the last progress; 0 = not choked */
+    upstream_host host;     /* what its upstreams see (upstream.h): their list and the ops */
+    uint8_t *stage;         /* wss: TLS records on their way to lws_write */
     size_t stage_cap;
     /* ws:// batches are written straight to the socket with writev(): the part of the last
      * mux_session_send() batch the kernel did not take yet (iov[pend_i..pend_n), the first one
@@ -72,37 +71,29 @@ struct tunnel {
     uint64_t linger_bytes; /* bytes received since the session wanted to close */
 };
 
-int64_t client_now_ms(void)
-{
-    return clock_mono_ms();
-}
-
-mux_session *tunnel_session(tunnel *t)
+mux_session *tunnel_session(const tunnel *t)
 {
     return t->s;
 }
 
-client *tunnel_client(tunnel *t)
+/* ---------------------------------------------------------------- the host its upstreams see */
+
+static tunnel *host_tunnel(void *user_data)
 {
-    return t->c;
+    return lws_container_of(user_data, tunnel, host);
 }
 
-void tunnel_add_link(tunnel *t, client_link *l)
+static mux_session *host_session(const upstream_host *h)
 {
-    l->next = t->streams.next;
-    l->prev = &t->streams;
-    t->streams.next->prev = l;
-    t->streams.next = l;
+    const tunnel *t = (const tunnel *)((const char *)h - offsetof(tunnel, host));
+    return t->s;
 }
 
-void tunnel_remove_link(client_link *l)
-{
-    if (l->next == NULL)
-        return;
-    l->prev->next = l->next;
-    l->next->prev = l->prev;
-    l->next = l->prev = NULL;
-}
+static const upstream_host_ops host_ops = {
+    .session = host_session,
+    .kick_all = tunnel_kick_all,
+    .want_flush = client_want_flush,
+};
 
 /* ---------------------------------------------------------------- writing */
 
@@ -111,13 +102,7 @@ static int t_write(tunnel *t, const uint8_t *p, size_t len)
 {
     if (t->tls == NULL)
         return lws_write(t->wsi, (unsigned char *)p, len, LWS_WRITE_RAW) < 0 ? -1 : 0;
-    if (len > 0 && tls_membio_write(t->tls, p, len) != 0)
-        return -1;
-    size_t n;
-    while ((n = tls_membio_take(t->tls, t->stage, t->stage_cap)) > 0)
-        if (lws_write(t->wsi, t->stage, n, LWS_WRITE_RAW) < 0)
-            return -1;
-    return 0;
+    return raw_conn_tls_write(t->wsi, t->tls, p, len, t->stage, t->stage_cap);
 }
 
 /* Bytes wait for the socket: the rest of our pending batch (ws://), or lws's own buffer (wss://). */
@@ -174,14 +159,14 @@ static int flush_session(tunnel *t)
         int r = write_pending(t);
         if (r <= 0)
             return r;
-        mux_session_send_done(t->s, client_now_ms());
+        mux_session_send_done(t->s, clock_mono_ms());
     }
     for (int rounds = 0; rounds < 64; rounds++) {
         if (t->tls != NULL && choked(t)) {
             lws_callback_on_writable(t->wsi); /* lws writes the rest and then calls back */
             return 0;
         }
-        int64_t now = client_now_ms();
+        int64_t now = clock_mono_ms();
         ssize_t n = mux_session_send(t->s, t->pend, TUNNEL_IOV, now);
         if (n < 0) {
             LOG_WARN(LOG_EV_TUNNEL, "tunnel: send failed: %s", mux_session_last_error_reason(t->s));
@@ -204,7 +189,7 @@ static int flush_session(tunnel *t)
             if (r <= 0)
                 return r; /* the batch stays pending: send_done once it is all out */
         }
-        mux_session_send_done(t->s, client_now_ms());
+        mux_session_send_done(t->s, clock_mono_ms());
     }
     if (mux_session_want_write(t->s))
         t->want_flush = 1; /* more than 64 rounds: the next loop turn goes on */
@@ -216,13 +201,13 @@ static int flush_session(tunnel *t)
 static void stall_cb(lws_sorted_usec_list_t *sul)
 {
     tunnel *t = lws_container_of(sul, tunnel, stall_sul);
-    if (t->wsi == NULL || t->choked_since == 0)
+    if (t->wsi == NULL || t->stall_deadline == 0)
         return;
     if (!choked(t)) {
-        t->choked_since = 0;
+        t->stall_deadline = 0;
         return;
     }
-    int64_t left = t->choked_since + t->c->opt->write_timeout_ms - client_now_ms();
+    int64_t left = t->stall_deadline - clock_mono_ms();
     if (left > 0) {
         lws_sul_schedule(t->c->lws, 0, &t->stall_sul, stall_cb, (lws_usec_t)left * 1000);
         return;
@@ -241,16 +226,12 @@ static void track_write(tunnel *t, int progress)
 {
     if (t->wsi == NULL)
         return;
-    if (!choked(t)) {
-        if (t->choked_since != 0) {
-            t->choked_since = 0;
-            lws_sul_cancel(&t->stall_sul);
-        }
+    if (!raw_conn_stall_track(&t->stall_deadline, choked(t), progress, clock_mono_ms(), t->c->opt->write_timeout_ms))
+        return;
+    if (t->stall_deadline == 0) {
+        lws_sul_cancel(&t->stall_sul);
         return;
     }
-    if (t->choked_since != 0 && !progress)
-        return;
-    t->choked_since = client_now_ms();
     lws_sul_schedule(t->c->lws, 0, &t->stall_sul, stall_cb, (lws_usec_t)t->c->opt->write_timeout_ms * 1000);
 }
 
@@ -263,7 +244,7 @@ static void tunnel_timer_cb(lws_sorted_usec_list_t *sul)
         lws_set_timeout(t->wsi, 1, LWS_TO_KILL_ASYNC);
         return;
     }
-    int r = mux_session_handle_timeout(t->s, client_now_ms());
+    int r = mux_session_handle_timeout(t->s, clock_mono_ms());
     if (r < 0)
         LOG_WARN(LOG_EV_TUNNEL, "tunnel: %s (%s)", mux_strerror(r), mux_session_last_error_reason(t->s));
     tunnel_kick(t);
@@ -284,7 +265,7 @@ void tunnel_kick(tunnel *t)
         lws_sul_cancel(&t->sul);
         return;
     }
-    int64_t delay = next - client_now_ms();
+    int64_t delay = next - clock_mono_ms();
     if (delay < 0)
         delay = 0;
     lws_sul_schedule(t->c->lws, 0, &t->sul, tunnel_timer_cb, (lws_usec_t)delay * 1000);
@@ -294,7 +275,7 @@ void tunnel_kick(tunnel *t)
 
 static void on_welcome(mux_session *s, const mux_welcome_info *w, void *user_data)
 {
-    tunnel *t = user_data;
+    tunnel *t = host_tunnel(user_data);
     t->welcomed = 1;
     t->srv->attempts = 0;
     t->c->metrics.registrations++;
@@ -308,7 +289,7 @@ static void on_welcome(mux_session *s, const mux_welcome_info *w, void *user_dat
 
 static void on_refuse(mux_session *s, unsigned code, const char *reason, uint32_t retry_after_ms, void *user_data)
 {
-    tunnel *t = user_data;
+    tunnel *t = host_tunnel(user_data);
     t->retry_after_ms = retry_after_ms;
     t->c->metrics.refusals++;
     LOG_WARN(LOG_EV_TUNNEL, "refused by server: %s (%s) [%s]", reason[0] ? reason : "no reason", mux_code_name(code),
@@ -317,7 +298,7 @@ static void on_refuse(mux_session *s, unsigned code, const char *reason, uint32_
 
 static void on_goaway(mux_session *s, uint32_t last_stream_id, unsigned code, const char *reason, void *user_data)
 {
-    tunnel *t = user_data;
+    tunnel *t = host_tunnel(user_data);
     LOG_INFO(LOG_EV_TUNNEL, "server going away: %s (%s) [%s]", reason[0] ? reason : "no reason", mux_code_name(code),
              t->srv->url.hostport);
 }
@@ -357,7 +338,7 @@ static int start_session(tunnel *t)
         .on_writable = upstream_on_writable,
         .on_goaway = on_goaway,
     };
-    int r = mux_session_new(&t->s, &o, &cb, NULL, t, client_now_ms());
+    int r = mux_session_new(&t->s, &o, &cb, NULL, &t->host, clock_mono_ms());
     if (r != 0) {
         LOG_ERROR(LOG_EV_TUNNEL, "tunnel: cannot create session: %s", mux_strerror(r));
         return -1;
@@ -414,9 +395,9 @@ static int on_plain(tunnel *t, uint8_t *p, size_t len)
             return -1;
         /* bytes after the head: what was copied into hs beyond r, plus the rest of |p| */
         size_t extra_hs = t->hslen - (size_t)r;
-        if (extra_hs > 0 && mux_session_recv(t->s, (uint8_t *)t->hs + r, extra_hs, client_now_ms()) < 0)
+        if (extra_hs > 0 && mux_session_recv(t->s, (uint8_t *)t->hs + r, extra_hs, clock_mono_ms()) < 0)
             goto fatal;
-        if (n < len && mux_session_recv(t->s, p + n, len - n, client_now_ms()) < 0)
+        if (n < len && mux_session_recv(t->s, p + n, len - n, clock_mono_ms()) < 0)
             goto fatal;
         tunnel_kick(t);
         return 0;
@@ -426,13 +407,13 @@ static int on_plain(tunnel *t, uint8_t *p, size_t len)
     if (mux_session_want_close(t->s)) {
         /* closing: the session only looks for the server's close frame (lingering close) */
         t->linger_bytes += len;
-        mux_session_recv(t->s, p, len, client_now_ms());
+        mux_session_recv(t->s, p, len, clock_mono_ms());
         if (t->linger_bytes > TUNNEL_LINGER_BYTES || (mux_session_peer_closed(t->s) && t->lingering))
             return -1;
         tunnel_kick(t);
         return 0;
     }
-    if (mux_session_recv(t->s, p, len, client_now_ms()) < 0)
+    if (mux_session_recv(t->s, p, len, clock_mono_ms()) < 0)
         goto fatal;
     tunnel_kick(t);
     return 0;
@@ -440,6 +421,12 @@ fatal:
     LOG_WARN(LOG_EV_TUNNEL, "tunnel: protocol error: %s", mux_session_last_error_reason(t->s));
     tunnel_kick(t); /* flush the GOAWAY / close, then the writable callback closes */
     return 0;
+}
+
+/* raw_conn_tls_drain's consumer: on_plain() for each decrypted piece. */
+static raw_conn_verdict on_plain_piece(void *arg, uint8_t *p, size_t len)
+{
+    return on_plain(arg, p, len) != 0 ? RAW_CONN_FAIL : RAW_CONN_GO_ON;
 }
 
 static int send_upgrade(tunnel *t)
@@ -463,26 +450,34 @@ static int send_upgrade(tunnel *t)
 static void set_sockopts(struct lws *wsi, uint64_t lowat)
 {
     int fd = lws_get_socket_fd(wsi);
-    int one = 1;
     if (fd < 0)
         return;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    if (lowat != 0) {
-        int v = (int)lowat;
-        setsockopt(fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &v, sizeof(v));
-    }
+    sockopt_set_nodelay(fd);
+    sockopt_set_notsent_lowat(fd, lowat);
 }
 
 /* ---------------------------------------------------------------- lifecycle */
+
+/* Adds the final counters of the session |s| (a tunnel being freed) to |m|. */
+static void metrics_add_session(client_metrics *m, const mux_session *s)
+{
+    mux_session_stats st;
+    mux_session_get_stats(s, &st);
+    m->bytes_in += st.bytes_in;
+    m->bytes_out += st.bytes_out;
+    m->flow_blocked_ms += st.flow_blocked_ms;
+    for (int k = 0; k < MUX_STALL_CAUSES; k++)
+        m->stall_ms[k] += st.stall_ms[k];
+}
 
 static void tunnel_free(tunnel *t)
 {
     lws_sul_cancel(&t->sul);
     lws_sul_cancel(&t->stall_sul);
-    while (t->streams.next != &t->streams)
-        upstream_abandon(t->streams.next);
+    while (!client_link_empty(&t->host.streams))
+        upstream_abandon(t->host.streams.next);
     if (t->s != NULL) {
-        client_metrics_session_done(t->c, t->s);
+        metrics_add_session(&t->c->metrics, t->s);
         mux_session_del(t->s);
     }
     tls_membio_del(t->tls);
@@ -518,126 +513,6 @@ void tunnel_kick_all(client *c)
             tunnel_kick(c->servers[i].tun);
 }
 
-/* Stops using |srv| (its address left DNS): GOAWAY on a registered tunnel (it closes once its
- * streams finished, and is not redialled), a tunnel still connecting is dropped, an idle slot is
- * freed at once. */
-static void retire(client_server *srv)
-{
-    srv->retiring = 1;
-    lws_sul_cancel(&srv->reconnect_sul);
-    tunnel *t = srv->tun;
-    LOG_INFO(LOG_EV_TUNNEL, "%s no longer resolves to %s: leaving that server", srv->url.host, srv->addr[0] ? srv->addr : "-");
-    if (t == NULL) {
-        srv->in_use = 0;
-        return;
-    }
-    if (t->s != NULL && mux_session_is_established(t->s)) {
-        mux_session_goaway(t->s, MUX_CODE_SHUTDOWN, "server address left DNS");
-        tunnel_kick(t);
-    } else if (t->wsi != NULL) {
-        lws_set_timeout(t->wsi, 1, LWS_TO_KILL_ASYNC);
-    }
-}
-
-/* A free slot for a new tunnel, or NULL when CLIENT_MAX_TUNNELS are in use. */
-static client_server *slot_alloc(client *c)
-{
-    for (size_t i = 0; i < CLIENT_MAX_TUNNELS; i++) {
-        client_server *srv = &c->servers[i];
-        if (srv->in_use || srv->tun != NULL)
-            continue;
-        memset(srv, 0, sizeof(*srv));
-        if (i >= c->nservers)
-            c->nservers = i + 1;
-        return srv;
-    }
-    return NULL;
-}
-
-/* Opens a slot for address |addr| ("" = let lws resolve) of URL |u| and dials it. */
-static void slot_open(client *c, size_t u, const char *addr)
-{
-    client_server *srv = slot_alloc(c);
-    if (srv == NULL) {
-        LOG_WARN(LOG_EV_TUNNEL, "%s: no tunnel to %s (CLIENT_MAX_TUNNELS=%d in use)", c->urls[u].hostport, addr,
-                 CLIENT_MAX_TUNNELS);
-        return;
-    }
-    srv->c = c;
-    srv->url = c->urls[u];
-    srv->index = (int)u + 1;
-    snprintf(srv->addr, sizeof(srv->addr), "%s", addr);
-    srv->in_use = 1;
-    if (addr[0])
-        LOG_INFO(LOG_EV_TUNNEL, "tunnel to %s at %s", srv->url.hostport, addr);
-    tunnel_connect(srv);
-}
-
-static void resolve_cb(lws_sorted_usec_list_t *sul)
-{
-    client *c = lws_container_of(sul, client, resolve_sul);
-    if (!c->stopping)
-        tunnel_resolve_all(c);
-}
-
-void tunnel_resolve_all(client *c)
-{
-    for (size_t u = 0; u < c->nurls; u++) {
-        const client_url *url = &c->urls[u];
-        char want[LOCAL_ADDR_MAX][64];
-        size_t nwant = 0;
-        unsigned char bin[sizeof(struct in6_addr)];
-        if (inet_pton(AF_INET, url->host, bin) == 1 || inet_pton(AF_INET6, url->host, bin) == 1) {
-            size_t hl = strlen(url->host); /* an address literal: one tunnel (at most 45 characters) */
-            if (hl < sizeof(want[0])) {
-                memcpy(want[0], url->host, hl + 1);
-                nwant = 1;
-            }
-        } else {
-            local_addrs la;
-            const char *reason = "";
-            if (local_addrs_resolve(&la, url->host, &reason) > 0) {
-                for (int k = 0; k < la.n && nwant < (size_t)c->opt->ha_connections; k++)
-                    snprintf(want[nwant++], sizeof(want[0]), "%s", la.a[k].text);
-            } else {
-                LOG_WARN(LOG_EV_TUNNEL, "cannot resolve %s: %s (its tunnels stay as they are)", url->host, reason);
-            }
-        }
-        size_t have = 0;
-        for (size_t i = 0; i < c->nservers; i++) {
-            client_server *srv = &c->servers[i];
-            if (!srv->in_use || srv->retiring || srv->index != (int)u + 1)
-                continue;
-            if (nwant == 0) { /* unresolvable: keep what we have */
-                have++;
-                continue;
-            }
-            int found = 0;
-            for (size_t k = 0; k < nwant; k++)
-                found |= strcmp(want[k], srv->addr) == 0;
-            if (found)
-                have++;
-            else
-                retire(srv); /* gone from DNS (or the unresolved "" slot, now that it resolves) */
-        }
-        if (nwant == 0 && have == 0) {
-            slot_open(c, u, ""); /* let lws resolve at each attempt, as with one URL before */
-            continue;
-        }
-        for (size_t k = 0; k < nwant; k++) {
-            int present = 0;
-            for (size_t i = 0; i < c->nservers; i++) {
-                client_server *srv = &c->servers[i];
-                present |= srv->in_use && !srv->retiring && srv->index == (int)u + 1 && strcmp(srv->addr, want[k]) == 0;
-            }
-            if (!present)
-                slot_open(c, u, want[k]);
-        }
-    }
-    if (c->opt->resolve_interval_ms > 0 && !c->stopping)
-        lws_sul_schedule(c->lws, 0, &c->resolve_sul, resolve_cb, (lws_usec_t)c->opt->resolve_interval_ms * 1000);
-}
-
 /* Stopping: 1 when no registered tunnel is left (the ones still connecting have nothing to drain;
  * the context teardown closes them). */
 static int stop_quiet(const client *c)
@@ -648,6 +523,16 @@ static int stop_quiet(const client *c)
             return 0;
     }
     return 1;
+}
+
+void tunnel_retire(tunnel *t)
+{
+    if (t->s != NULL && mux_session_is_established(t->s)) {
+        mux_session_goaway(t->s, MUX_CODE_SHUTDOWN, "server address left DNS");
+        tunnel_kick(t);
+    } else if (t->wsi != NULL) {
+        lws_set_timeout(t->wsi, 1, LWS_TO_KILL_ASYNC);
+    }
 }
 
 /* The connection is gone (or never came up). Frees |t| and decides what happens next. */
@@ -735,7 +620,9 @@ int tunnel_connect(client_server *srv)
     }
     t->c = c;
     t->srv = srv;
-    t->streams.next = t->streams.prev = &t->streams;
+    t->host.ops = &host_ops;
+    t->host.c = c;
+    client_link_init(&t->host.streams);
     c->metrics.connect_attempts++;
     srv->tun = t;
     struct lws_client_connect_info ci;
@@ -764,7 +651,7 @@ int tunnel_connect(client_server *srv)
 void tunnel_shutdown(client *c)
 {
     c->stopping = 1;
-    c->stop_deadline_ms = client_now_ms() + c->opt->drain_timeout_ms;
+    c->stop_deadline_ms = clock_mono_ms() + c->opt->drain_timeout_ms;
     lws_sul_schedule(c->lws, 0, &c->stop_sul, stop_cb, (lws_usec_t)c->opt->drain_timeout_ms * 1000);
     uint32_t in_flight = 0;
     size_t registered = 0;
@@ -794,7 +681,7 @@ void tunnel_shutdown(client *c)
          * TUNNEL_IDLE_FLUSH_MS, not DRAIN_TIMEOUT */
         int64_t flush_ms = c->opt->drain_timeout_ms < TUNNEL_IDLE_FLUSH_MS ? c->opt->drain_timeout_ms : TUNNEL_IDLE_FLUSH_MS;
         LOG_INFO(LOG_EV_TUNNEL, "GOAWAY sent: no stream in flight, closing");
-        c->stop_deadline_ms = client_now_ms() + flush_ms;
+        c->stop_deadline_ms = clock_mono_ms() + flush_ms;
         lws_sul_schedule(c->lws, 0, &c->stop_sul, stop_cb, (lws_usec_t)flush_ms * 1000);
     } else {
         LOG_INFO(LOG_EV_TUNNEL, "GOAWAY sent: no new streams, draining %u in-flight stream(s) for up to %lld ms", in_flight,
@@ -924,18 +811,11 @@ int tunnel_lws_callback(struct lws *wsi, enum lws_callback_reasons reason, void 
             if (send_upgrade(t) != 0)
                 return -1;
         }
-        for (int i = 0; i < 4096; i++) {
-            ssize_t n = tls_membio_read(t->tls, t->c->scratch, CLIENT_SCRATCH);
-            if (n == 0)
-                break;
-            if (n < 0) {
-                if (n == -1)
-                    LOG_WARN(LOG_EV_TUNNEL, "tunnel: %s", tls_membio_error(t->tls));
-                return -1;
-            }
-            if (on_plain(t, t->c->scratch, (size_t)n) != 0)
-                return -1;
-        }
+        int drained = raw_conn_tls_drain(t->tls, t->c->scratch, CLIENT_SCRATCH, on_plain_piece, t);
+        if (drained == RAW_CONN_ERR_TLS)
+            LOG_WARN(LOG_EV_TUNNEL, "tunnel: %s", tls_membio_error(t->tls));
+        if (drained < 0)
+            return -1;
         return t_write(t, NULL, 0); /* TLS may have produced records (key updates) */
     case LWS_CALLBACK_RAW_WRITEABLE:
         if (t == NULL)

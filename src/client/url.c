@@ -4,7 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "client.h"
+#include "url.h"
 
 int client_parse_url(const char *url, client_url *out, const char **reason)
 {

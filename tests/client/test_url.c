@@ -1,10 +1,11 @@
 /*
  * Unit tests for src/client/url.c: SERVER_URL parsing.
  */
+#include <stdio.h>
 #include <string.h>
 
 #include "check_main.h"
-#include "client.h"
+#include "url.h"
 
 START_TEST(test_url_ok)
 {
