@@ -29,7 +29,8 @@ enum { WT_VARINT = 0, WT_I64 = 1, WT_LEN = 2, WT_SGROUP = 3, WT_EGROUP = 4, WT_I
 #define TAG_DATA_FIN 0x10
 #define TAG_DATA_PAYLOAD 0x1A
 /* Frame.open (4, LEN); Open fields: stream_id (1), flags (2), status (7) VARINT; method (3),
- * scheme (4), authority (5), path (6), reason (8), headers (9), remote_addr (10) LEN */
+ * scheme (4), authority (5), path (6), reason (8), headers (9), remote_addr (10) LEN; queue_wait_ms (11),
+ * queue_length (12) VARINT */
 #define TAG_FRAME_OPEN 0x22
 #define OPEN_STREAM_ID 1
 #define OPEN_FLAGS 2
@@ -41,6 +42,9 @@ enum { WT_VARINT = 0, WT_I64 = 1, WT_LEN = 2, WT_SGROUP = 3, WT_EGROUP = 4, WT_I
 #define OPEN_REASON 8
 #define OPEN_HEADERS 9
 #define OPEN_REMOTE_ADDR 10
+#define OPEN_QUEUE_WAIT_MS 11
+#define OPEN_QUEUE_LENGTH 12
+#define OPEN_LAST_FIELD OPEN_QUEUE_LENGTH
 #define TAG(field, wt) ((uint8_t)((field) << 3 | (wt)))
 /* protobuf-c reads a tag or a length prefix of at most 5 bytes (a longer, over-long encoding is an
  * error there): the OPEN fast path leaves such input to it */
@@ -267,6 +271,9 @@ static int fill_pb(pb_frame *pb, const mux_frame *f)
         m->status = h->status;
         set_bytes(&m->has_reason, &m->reason, &h->reason);
         set_bytes(&m->has_remote_addr, &m->remote_addr, &h->remote_addr);
+        m->has_queue_wait_ms = m->has_queue_length = h->status != 0 && h->has_local_queue; /* response only */
+        m->queue_wait_ms = h->local_queue_wait_ms;
+        m->queue_length = h->local_queue_length;
         pb->frame.kind_case = TUNNELMUX__FRAME__KIND_OPEN;
         pb->frame.open = m;
         return 0;
@@ -365,7 +372,10 @@ static size_t open_size(const mux_frame *f)
     n += bytes_field_size(&h->method) + bytes_field_size(&h->scheme) + bytes_field_size(&h->authority) + bytes_field_size(&h->path);
     if (h->status != 0)
         n += 1 + mux_varint_len(h->status);
-    return n + bytes_field_size(&h->reason) + headers_size(h) + bytes_field_size(&h->remote_addr);
+    n += bytes_field_size(&h->reason) + headers_size(h) + bytes_field_size(&h->remote_addr);
+    if (h->status != 0 && h->has_local_queue) /* response only */
+        n += 2 + mux_varint_len(h->local_queue_wait_ms) + mux_varint_len(h->local_queue_length);
+    return n;
 }
 
 /* Frame body size of an OPEN: Frame{open = Open}: 1-byte tag, varint length, Open bytes. */
@@ -424,6 +434,10 @@ static int encode_open(const mux_frame *f, mux_buf *out, const mux_mem *mem)
         p = put_bytes(p, TAG(2, WT_LEN), &h->headers[i].value);
     }
     p = put_opt_bytes(p, TAG(OPEN_REMOTE_ADDR, WT_LEN), &h->remote_addr);
+    if (h->status != 0 && h->has_local_queue) {
+        p = put_varint_field(p, TAG(OPEN_QUEUE_WAIT_MS, WT_VARINT), h->local_queue_wait_ms);
+        p = put_varint_field(p, TAG(OPEN_QUEUE_LENGTH, WT_VARINT), h->local_queue_length);
+    }
     out->len = (size_t)(p - out->base);
     return 0;
 }
@@ -741,6 +755,10 @@ static int map_open(const Tunnelmux__Open *m, mux_frame *out, uint32_t max_heade
     h->remote_addr = iov_of(m->has_remote_addr, m->remote_addr);
     h->status = m->has_status ? m->status : 0;
     h->reason = iov_of(m->has_reason, m->reason);
+    /* both or neither (PROTOCOL.md §9.4): a lone one is kept, the other read as 0 */
+    h->has_local_queue = m->has_queue_wait_ms || m->has_queue_length;
+    h->local_queue_wait_ms = m->has_queue_wait_ms ? m->queue_wait_ms : 0;
+    h->local_queue_length = m->has_queue_length ? m->queue_length : 0;
     if (m->n_headers != 0) {
         out->_hdrs = mux_mem_calloc(mem, m->n_headers, sizeof(mux_header));
         if (out->_hdrs == NULL) {
@@ -899,8 +917,8 @@ static int plain_header(const uint8_t *p, size_t len, mux_header *h)
 static int decode_open(const uint8_t *p, size_t len, mux_frame *out, uint32_t max_header_count, uint32_t max_header_bytes,
                        const mux_mem *mem, const char **reason)
 {
-    uint64_t ints[OPEN_STATUS + 1] = {0};
-    mux_iovec bytes[OPEN_REMOTE_ADDR + 1];
+    uint64_t ints[OPEN_LAST_FIELD + 1] = {0};
+    mux_iovec bytes[OPEN_LAST_FIELD + 1];
     memset(bytes, 0, sizeof(bytes));
     unsigned seen = 0;
     size_t nheaders = 0;
@@ -911,10 +929,11 @@ static int decode_open(const uint8_t *p, size_t len, mux_frame *out, uint32_t ma
         uint32_t field;
         int wt;
         int n = read_tag(p + off, len - off, &field, &wt);
-        if (n < 0 || n > PB_TAG_MAX || field > OPEN_REMOTE_ADDR)
+        if (n < 0 || n > PB_TAG_MAX || field > OPEN_LAST_FIELD)
             return 0;
         off += (size_t)n;
-        if (field == OPEN_STREAM_ID || field == OPEN_FLAGS || field == OPEN_STATUS) {
+        if (field == OPEN_STREAM_ID || field == OPEN_FLAGS || field == OPEN_STATUS || field == OPEN_QUEUE_WAIT_MS ||
+            field == OPEN_QUEUE_LENGTH) {
             if (wt != WT_VARINT || (seen & (1u << field)) != 0 || (n = mux_varint_get(p + off, len - off, &ints[field])) <= 0 ||
                 ints[field] > UINT32_MAX)
                 return 0;
@@ -966,6 +985,9 @@ static int decode_open(const uint8_t *p, size_t len, mux_frame *out, uint32_t ma
     h->status = (unsigned)ints[OPEN_STATUS];
     h->reason = bytes[OPEN_REASON];
     h->remote_addr = bytes[OPEN_REMOTE_ADDR];
+    h->has_local_queue = (seen & (1u << OPEN_QUEUE_WAIT_MS | 1u << OPEN_QUEUE_LENGTH)) != 0;
+    h->local_queue_wait_ms = (uint32_t)ints[OPEN_QUEUE_WAIT_MS];
+    h->local_queue_length = (uint32_t)ints[OPEN_QUEUE_LENGTH];
     if (nheaders != 0) {
         out->_hdrs = mux_mem_calloc(mem, nheaders, sizeof(mux_header));
         if (out->_hdrs == NULL) {

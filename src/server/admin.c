@@ -268,6 +268,15 @@ static char *render_clients_json(server *srv)
             json_object_set_new(o, "bytes_out", jint(c->req.req_bytes_out));
             json_object_set_new(o, "reconnects", jint(c->connects > 0 ? c->connects - 1 : 0));
             json_object_set_new(o, "rate_limit_hits", jint(c->rate_limited));
+            json_t *q = json_object(); /* the client's local connection queue (its response heads report it) */
+            json_object_set_new(q, "length", c->queue_length_last >= 0 ? json_integer(c->queue_length_last) : json_null());
+            json_object_set_new(q, "reports", jint(c->queue_reports));
+            json_object_set_new(q, "waited", jint(c->queue_waited));
+            json_object_set_new(q, "wait_ms_avg",
+                                c->queue_reports > 0 ? json_real((double)c->queue_wait_ms_sum / (double)c->queue_reports)
+                                                     : json_null());
+            json_object_set_new(q, "wait_ms_max", jint(c->queue_wait_ms_max));
+            json_object_set_new(o, "local_queue", q);
             json_t *r = json_object();
             json_object_set_new(r, "requests_per_s", json_real(c->rate_requests));
             json_object_set_new(r, "bytes_in_per_s", json_real(c->rate_bytes_in));
@@ -290,6 +299,7 @@ static char *render_clients_json(server *srv)
         json_object_set_new(o, "duration_ms", json_real(r->seconds * 1000.0));
         json_object_set_new(o, "bytes_in", jint(r->bytes_in));
         json_object_set_new(o, "bytes_out", jint(r->bytes_out));
+        json_object_set_new(o, "queue_wait_ms", r->queue_wait_ms >= 0 ? json_integer(r->queue_wait_ms) : json_null());
         json_array_append_new(rec, o);
     }
     json_object_set_new(root, "recent", rec);
@@ -746,7 +756,7 @@ static void on_log_access(h2o_logger_t *self, h2o_req_t *req)
     server *srv = ((access_logger *)self)->srv;
     if (h2o_memis(req->path_normalized.base, req->path_normalized.len, H2O_STRLIT("/_tunnel")))
         return;
-    char name[ROUTE_MAX_NAME + 1], method[32], path[2048], ip[NI_MAXHOST], num[6][24];
+    char name[ROUTE_MAX_NAME + 1], method[32], path[2048], ip[NI_MAXHOST], num[7][24];
     int known = 0;
     int nl = req->input.authority.base != NULL
                  ? route_lookup_name(req->input.authority.base, req->input.authority.len, srv->domain, name, sizeof(name), NULL, 0)
@@ -772,7 +782,9 @@ static void on_log_access(h2o_logger_t *self, h2o_req_t *req)
                                  .bytes_in = in,
                                  .bytes_out = req->bytes_sent,
                                  .seconds = secs,
-                                 .stream_id = sid};
+                                 .stream_id = sid,
+                                 .queue_wait_ms = env_tag(req, "TM_QWAIT"),
+                                 .queue_length = env_tag(req, "TM_QLEN")};
     if (srv->metrics != NULL)
         metrics_on_request(srv->metrics, &info, (int64_t)now.tv_sec * 1000 + now.tv_usec / 1000);
     if (!log_enabled(LOG_LVL_INFO))
@@ -784,9 +796,12 @@ static void on_log_access(h2o_logger_t *self, h2o_req_t *req)
     snprintf(num[3], sizeof(num[3]), "%.3f", secs * 1000.0);
     snprintf(num[4], sizeof(num[4]), "%u", sid);
     snprintf(num[5], sizeof(num[5]), "%s", req->version >= 0x200 ? "HTTP/2" : req->version == 0x100 ? "HTTP/1.0" : "HTTP/1.1");
+    /* queue_ms: the wait for a local connection at the client (LOCAL_MAX_CONNECTIONS), when it reported one */
+    if (info.queue_wait_ms >= 0)
+        snprintf(num[6], sizeof(num[6]), "%lld", (long long)info.queue_wait_ms);
     mux_log_kv(LOG_LVL_INFO, LOG_EV_ACCESS, "access", "client", client != NULL ? client : "-", "remote", ip, "proto", num[5],
                "method", method, "path", path, "status", num[0], "bytes_in", num[1], "bytes_out", num[2], "duration_ms", num[3],
-               "stream", num[4], NULL);
+               "stream", num[4], info.queue_wait_ms >= 0 ? "queue_ms" : NULL, num[6], NULL);
 }
 
 /* Registers the access logger; see admin.h. */
@@ -822,4 +837,10 @@ void admin_tag_body(h2o_req_t *req, uint64_t len)
 void admin_tag_stream(h2o_req_t *req, uint32_t id)
 {
     tag(req, "TM_STREAM", id);
+}
+
+void admin_tag_queue(h2o_req_t *req, uint32_t wait_ms, uint32_t length)
+{
+    tag(req, "TM_QWAIT", wait_ms);
+    tag(req, "TM_QLEN", length);
 }

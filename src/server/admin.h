@@ -46,5 +46,8 @@ void admin_tag_stream(h2o_req_t *req, uint32_t id);
 
 /* Records the length of |req|'s streamed request body (upload.h) for the access log's bytes_in. */
 void admin_tag_body(h2o_req_t *req, uint64_t len);
+/* Tags |req| with the local queue wait and length its client reported in the response head
+ * (PROTOCOL.md §9.4), for the access log and the dashboard. */
+void admin_tag_queue(h2o_req_t *req, uint32_t wait_ms, uint32_t length);
 
 #endif

@@ -865,9 +865,11 @@ int proxy_handle_request(server *srv, h2o_req_t *req)
         else
             LOG_WARN(LOG_EV_STREAM, "request for %s: cannot open stream: %s", name, mux_strerror(id));
         ps->response_started = ps->final_sent = 1;
-        if (id == MUX_ERR_TOO_MANY_STREAMS)
+        if (id == MUX_ERR_TOO_MANY_STREAMS) {
+            /* overload, not failure: come back shortly (as for a full local queue) */
+            h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, H2O_STRLIT(PROXY_BUSY_RETRY_AFTER_S));
             send_text(req, 503, "Service Unavailable", "tunnelmux: tunnel %s is busy (too many concurrent requests)\n", name);
-        else if (id == MUX_ERR_HEADER_LIMIT)
+        } else if (id == MUX_ERR_HEADER_LIMIT)
             send_text(req, 431, "Request Header Fields Too Large", "tunnelmux: request headers too large for the tunnel\n");
         else
             send_text(req, 502, "Bad Gateway", "tunnelmux: tunnel %s cannot take the request (%s)\n", name, mux_strerror(id));
@@ -986,6 +988,8 @@ void proxy_on_head(proxy_stream *ps, const mux_head *head)
         fail_before_head(ps, MUX_CODE_PROTOCOL_ERROR, "invalid response head from the client");
         return;
     }
+    if (head->has_local_queue && (head->status >= 200 || head->status == 101)) /* the final head reports the wait */
+        admin_tag_queue(req, head->local_queue_wait_ms, head->local_queue_length);
     if (head->status == 101 && ps->upgrade_req) {
         start_upgrade(ps, head);
         return;
