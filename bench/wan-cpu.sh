@@ -16,6 +16,7 @@
 # reached only when none of them waits on another; it is a bound, not a prediction).
 #
 #   BUILD_DIR (default <repo>/build)  DELAY_MS (25: RTT 50 ms)  CAP_MIB (16)  DL_MB (256)  ROUNDS (3)
+#   MODE=upload: DL_MB MiB uploads (curl -T, nginx stores the body) instead of downloads
 #   SRV_ENV / CLI_ENV: extra VAR=VALUE settings for the daemons   BASE_PORT (18600)
 #   SRV_ENV_B / CLI_ENV_B: when set, a second tunnel with these settings ("tunnel_b") is measured in
 #   the same rounds, so two settings compare side by side on the same noisy machine
@@ -27,6 +28,7 @@ BUILD_DIR=${BUILD_DIR:-$ROOT/build}
 DELAY_MS=${DELAY_MS:-25}
 CAP_MIB=${CAP_MIB:-16}
 DL_MB=${DL_MB:-256}
+MODE=${MODE:-download}
 ROUNDS=${ROUNDS:-3}
 BASE=${BASE_PORT:-18600}
 NCPU=$(nproc)
@@ -67,7 +69,10 @@ events { worker_connections 1024; }
 http { access_log off; sendfile on; tcp_nodelay on;
   client_body_temp_path $RUN/ng/body; proxy_temp_path $RUN/ng/p; fastcgi_temp_path $RUN/ng/f;
   uwsgi_temp_path $RUN/ng/u; scgi_temp_path $RUN/ng/s;
-  server { listen 127.0.0.1:$NG; root $RUN/www; } }
+  server { listen 127.0.0.1:$NG; root $RUN/www; client_max_body_size 0; client_body_buffer_size 1m;
+    location = /upload { client_body_in_file_only clean; proxy_pass_request_body off;
+      proxy_set_header Content-Length ""; proxy_pass http://127.0.0.1:$((NG + 9))/ok; } }
+  server { listen 127.0.0.1:$((NG + 9)); location / { return 200 "ok\n"; } } }
 EOF
 bg "$RUN/nginx.log" nginx -p "$RUN/ng" -c "$RUN/ng/nginx.conf" -g 'daemon off;'
 wait_http "http://127.0.0.1:$NG/dl.bin" -r 0-0 || { cat "$RUN/ng/logs/error.log" >&2; exit 1; }
@@ -121,7 +126,12 @@ one() {
     fi
     r0=$(cpu_ns "$procs"); n0=$(cpu_ns $NGINX_PIDS); s0=$(cpu_ns "$srv"); c0=$(cpu_ns "$cli")
     # curl's own CPU from its rusage (it is the user's cost in both paths)
-    out=$( { /usr/bin/env time -f '%U %S' curl -s "${host[@]}" -o /dev/null -w '%{size_download} %{time_total}\n' "$url"; } 2>&1)
+    if [ "$MODE" = upload ]; then
+        out=$( { /usr/bin/env time -f '%U %S' curl -s "${host[@]}" -H 'Expect:' -T "$RUN/www/dl.bin" -o /dev/null \
+            -w '%{size_upload} %{time_total}\n' "${url%/dl.bin}/upload"; } 2>&1)
+    else
+        out=$( { /usr/bin/env time -f '%U %S' curl -s "${host[@]}" -o /dev/null -w '%{size_download} %{time_total}\n' "$url"; } 2>&1)
+    fi
     r1=$(cpu_ns "$procs"); n1=$(cpu_ns $NGINX_PIDS); s1=$(cpu_ns "$srv"); c1=$(cpu_ns "$cli")
     awk -v o="$out" -v t=1e9 -v r=$((r1 - r0)) -v n=$((n1 - n0)) -v s=$((s1 - s0)) -v c=$((c1 - c0)) 'BEGIN {
         split(o, a, /[ \n]+/); # size time user sys
@@ -139,7 +149,7 @@ for r in $(seq 1 "$ROUNDS"); do
     done
 done
 
-printf '# wan-cpu %s  RTT %s ms, %s MiB downloads, %s rounds, %s CPUs, load average %s\n' "$(date -Is)" $((2 * DELAY_MS)) \
+printf '# wan-cpu %s  RTT %s ms, %s MiB '"$MODE"'s, %s rounds, %s CPUs, load average %s\n' "$(date -Is)" $((2 * DELAY_MS)) \
     "$DL_MB" "$ROUNDS" "$NCPU" "$(cut -d' ' -f1-3 /proc/loadavg)"
 printf '%-8s %8s | %s\n' path 'MiB/s' 'CPU s per GiB: curl relay nginx server client = total | ceiling GiB/s'
 for p in $PATHS; do
