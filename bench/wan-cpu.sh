@@ -17,9 +17,13 @@
 #
 #   BUILD_DIR (default <repo>/build)  DELAY_MS (25: RTT 50 ms)  CAP_MIB (16)  DL_MB (256)  ROUNDS (3)
 #   MODE=upload: DL_MB MiB uploads (curl -T, nginx stores the body) instead of downloads
+#   MODE=latency: SMALL_N (100) sequential 1 KiB requests per path, alone and while DL_MB downloads
+#   run back to back on the same path: p50/p90/p99 ms, and the downloads' MiB/s meanwhile
+#   RATE_MBIT (0): the link's rate (delay_relay.py paces to it)
 #   SRV_ENV / CLI_ENV: extra VAR=VALUE settings for the daemons   BASE_PORT (18600)
 #   SRV_ENV_B / CLI_ENV_B: when set, a second tunnel with these settings ("tunnel_b") is measured in
-#   the same rounds, so two settings compare side by side on the same noisy machine
+#   the same rounds, so two settings compare side by side on the same noisy machine; SRV_B / CLI_B:
+#   other binaries for it (two builds side by side)
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 SHARED_DIR=${SHARED_DIR:-$ROOT/../shared}
@@ -29,11 +33,15 @@ DELAY_MS=${DELAY_MS:-25}
 CAP_MIB=${CAP_MIB:-16}
 DL_MB=${DL_MB:-256}
 MODE=${MODE:-download}
+RATE_MBIT=${RATE_MBIT:-0}
+SMALL_N=${SMALL_N:-100}
 ROUNDS=${ROUNDS:-3}
 BASE=${BASE_PORT:-18600}
 NCPU=$(nproc)
 SRV=$BUILD_DIR/tunnelmux-server
 CLI=$BUILD_DIR/tunnelmux-client
+SRV_B=${SRV_B:-$SRV}
+CLI_B=${CLI_B:-$CLI}
 [ -f "$RELAY" ] || { echo "wan-cpu: $RELAY not found (set SHARED_DIR)" >&2; exit 1; }
 [ -x "$SRV" ] && [ -x "$CLI" ] || { echo "wan-cpu: build first ($SRV, $CLI)" >&2; exit 1; }
 for tool in nginx curl python3 awk; do
@@ -63,6 +71,7 @@ cpu_ns() {
 NG=$BASE
 mkdir -p "$RUN/www" "$RUN/ng/logs"
 head -c $((DL_MB << 20)) /dev/urandom >"$RUN/www/dl.bin"
+head -c 1024 /dev/urandom >"$RUN/www/1k.bin"
 cat >"$RUN/ng/nginx.conf" <<EOF
 worker_processes 1; error_log $RUN/ng/logs/error.log warn; pid $RUN/ng/nginx.pid; $( [ "$(id -u)" = 0 ] && echo "user root;")
 events { worker_connections 1024; }
@@ -79,25 +88,26 @@ wait_http "http://127.0.0.1:$NG/dl.bin" -r 0-0 || { cat "$RUN/ng/logs/error.log"
 NGINX_PIDS=$(pgrep -f "nginx: worker process" -P "$(cat "$RUN/ng/nginx.pid")" | tr '\n' ' ')
 
 L_DIRECT=$((BASE + 1))
-bg "$RUN/relay-direct.log" python3 "$RELAY" "$L_DIRECT" "127.0.0.1:$NG" "$DELAY_MS" "$CAP_MIB" 0
+bg "$RUN/relay-direct.log" python3 "$RELAY" "$L_DIRECT" "127.0.0.1:$NG" "$DELAY_MS" "$CAP_MIB" "$RATE_MBIT"
 RELAY_DIRECT=${PIDS[-1]}
 wait_port "$L_DIRECT"
 
-# start_tunnel KEY PORT_BASE "SRV VAR=VALUE..." "CLI VAR=VALUE...": server, relay, client of one tunnel
+# start_tunnel KEY PORT_BASE "SRV VAR=VALUE..." "CLI VAR=VALUE..." [SRV_BIN CLI_BIN]: server, relay,
+# client of one tunnel
 declare -A TPORT TSERVER TRELAY TCLIENT
 start_tunnel() {
     local key=$1 tp=$2 l=$(($2 + 1))
     # shellcheck disable=SC2086 # the settings are words
     bg "$RUN/server-$key.log" env PORT=$tp LISTEN_ADDR=127.0.0.1 DOMAIN=wan.test AUTH_TOKEN=wan-cpu ADMIN_ADDR=off \
-        LOG_LEVEL=warn RATE_LIMIT_RPS=0 $3 "$SRV"
+        LOG_LEVEL=warn RATE_LIMIT_RPS=0 $3 "${5:-$SRV}"
     TSERVER[$key]=${PIDS[-1]}
     wait_port "$tp"
-    bg "$RUN/relay-$key.log" python3 "$RELAY" "$l" "127.0.0.1:$tp" "$DELAY_MS" "$CAP_MIB" 0
+    bg "$RUN/relay-$key.log" python3 "$RELAY" "$l" "127.0.0.1:$tp" "$DELAY_MS" "$CAP_MIB" "$RATE_MBIT"
     TRELAY[$key]=${PIDS[-1]}
     wait_port "$l"
     # shellcheck disable=SC2086
     bg "$RUN/client-$key.log" env SERVER_URL="ws://127.0.0.1:$l" CLIENT_ID=edge LOCAL_HOST=127.0.0.1 LOCAL_PORT=$NG \
-        AUTH_TOKEN=wan-cpu LOG_LEVEL=warn $4 "$CLI"
+        AUTH_TOKEN=wan-cpu LOG_LEVEL=warn $4 "${6:-$CLI}"
     TCLIENT[$key]=${PIDS[-1]}
     TPORT[$key]=$tp
     wait_http -H "Host: edge.wan.test" "http://127.0.0.1:$tp/dl.bin" -r 0-0 ||
@@ -105,8 +115,9 @@ start_tunnel() {
 }
 PATHS="direct tunnel"
 start_tunnel tunnel $((BASE + 2)) "${SRV_ENV:-}" "${CLI_ENV:-}"
-if [ -n "${SRV_ENV_B:-}${CLI_ENV_B:-}" ]; then # a second tunnel with other settings, measured in turn
-    start_tunnel tunnel_b $((BASE + 4)) "${SRV_ENV_B:-}" "${CLI_ENV_B:-}"
+if [ -n "${SRV_ENV_B:-}${CLI_ENV_B:-}" ] || [ "$SRV_B" != "$SRV" ] || [ "$CLI_B" != "$CLI" ]; then
+    # a second tunnel with other settings or binaries, measured in turn
+    start_tunnel tunnel_b $((BASE + 4)) "${SRV_ENV_B:-}" "${CLI_ENV_B:-}" "$SRV_B" "$CLI_B"
     PATHS="direct tunnel tunnel_b"
 fi
 
@@ -137,6 +148,48 @@ one() {
         split(o, a, /[ \n]+/); # size time user sys
         printf "%.1f %.3f %.3f %.3f %.3f %.3f %d\n", a[1] / 1048576 / a[2], a[3] + a[4], r / t, n / t, s / t, c / t, a[1] }'
 }
+
+# lat PATH FILE: SMALL_N sequential 1 KiB requests, one latency (ms) per line
+url_of() { if [ "$1" = direct ]; then echo "http://127.0.0.1:$L_DIRECT"; else echo "http://127.0.0.1:${TPORT[$1]}"; fi; }
+host_of() { [ "$1" = direct ] || echo "Host: edge.wan.test"; }
+lat() {
+    local i h
+    h=$(host_of "$1")
+    for i in $(seq 1 "$SMALL_N"); do
+        curl -s ${h:+-H "$h"} -o /dev/null -m 10 -w '%{time_total}\n' "$(url_of "$1")/1k.bin?s$i" | awk '{ printf "%.2f\n", $1 * 1000 }'
+    done >"$2"
+}
+pctl() { sort -g "$1" | awk -v q="$2" '{ a[NR] = $1 } END { i = int(NR * q + 0.999); if (i < 1) i = 1; printf "%.1f", a[i] }'; }
+if [ "$MODE" = latency ]; then
+    printf '# wan-cpu %s  RTT %s ms%s, 1 KiB latency alone and beside %s MiB downloads, %s rounds x %s requests, load average %s\n' \
+        "$(date -Is)" $((2 * DELAY_MS)) "$([ "$RATE_MBIT" != 0 ] && echo ", $RATE_MBIT Mbit/s")" "$DL_MB" "$ROUNDS" "$SMALL_N" \
+        "$(cut -d' ' -f1-3 /proc/loadavg)"
+    for r in $(seq 1 "$ROUNDS"); do
+        for p in $PATHS; do
+            lat "$p" "$RUN/idle.$p.$r"
+            h=$(host_of "$p")
+            touch "$RUN/bulk.on"
+            ( while [ -f "$RUN/bulk.on" ]; do
+                curl -s ${h:+-H "$h"} -o /dev/null -m 60 -w '%{size_download} %{time_total}\n' "$(url_of "$p")/dl.bin?bulk" || true
+            done >>"$RUN/bulk.$p" ) &
+            bulk=$!
+            sleep 2 # the download is up to speed
+            lat "$p" "$RUN/busy.$p.$r"
+            rm -f "$RUN/bulk.on"
+            wait "$bulk" 2>/dev/null || true
+            echo "[$(date +%T)] round $r $p done" >&2
+        done
+    done
+    printf '%-8s %26s %26s %16s\n' path 'alone p50/p90/p99 ms' 'beside a download' 'download MiB/s'
+    for p in $PATHS; do
+        cat "$RUN"/idle."$p".* >"$RUN/idle.$p"
+        cat "$RUN"/busy."$p".* >"$RUN/busy.$p"
+        printf '%-8s %26s %26s %16s\n' "$p" "$(pctl "$RUN/idle.$p" 0.5)/$(pctl "$RUN/idle.$p" 0.9)/$(pctl "$RUN/idle.$p" 0.99)" \
+            "$(pctl "$RUN/busy.$p" 0.5)/$(pctl "$RUN/busy.$p" 0.9)/$(pctl "$RUN/busy.$p" 0.99)" \
+            "$(awk '{ b += $1; t += $2 } END { if (t > 0) printf "%.1f", b / 1048576 / t; else print "-" }' "$RUN/bulk.$p")"
+    done
+    exit 0
+fi
 
 if ! /usr/bin/env time -f '%U' true >/dev/null 2>&1; then
     echo "wan-cpu: GNU time is required (apt-get install time)" >&2
