@@ -24,62 +24,13 @@ import struct
 import sys
 import time
 
-# ------------------------------------------------------------------ protobuf (hand-encoded, tiny)
-
-
-def varint(n):
-    out = bytearray()
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        if n:
-            out.append(b | 0x80)
-        else:
-            out.append(b)
-            return bytes(out)
-
-
-def fv(num, v):
-    return varint(num << 3) + varint(v)
-
-
-def fb(num, b):
-    if isinstance(b, str):
-        b = b.encode()
-    return varint(num << 3 | 2) + varint(len(b)) + b
-
-
-def read_varint(buf, i):
-    n = shift = 0
-    while True:
-        b = buf[i]
-        i += 1
-        n |= (b & 0x7F) << shift
-        if not b & 0x80:
-            return n, i
-        shift += 7
-
-
-def fields(buf):
-    """-> {field number: [value, ...]} (varints as int, length-delimited as bytes)."""
-    out, i = {}, 0
-    while i < len(buf):
-        key, i = read_varint(buf, i)
-        num, wt = key >> 3, key & 7
-        if wt == 0:
-            v, i = read_varint(buf, i)
-        elif wt == 2:
-            ln, i = read_varint(buf, i)
-            v = bytes(buf[i:i + ln])
-            i += ln
-        elif wt == 1:
-            v, i = buf[i:i + 8], i + 8
-        elif wt == 5:
-            v, i = buf[i:i + 4], i + 4
-        else:
-            raise ValueError("wire type %d" % wt)
-        out.setdefault(num, []).append(v)
-    return out
+# ------------------------------------------------------------------ protobuf and WebSocket framing
+# one copy, shared with the security tests (tests/security/sec_tool.py)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "security"))
+from sec_tool import field_bytes as fb  # noqa: E402
+from sec_tool import field_varint as fv  # noqa: E402
+from sec_tool import parse_fields as fields  # noqa: E402
+from sec_tool import read_varint, varint, ws_frame  # noqa: E402
 
 
 def record(frame_field, body):
@@ -162,23 +113,6 @@ def z_compress(t, data, mode):
         Z.ZSTD_freeCCtx(t.cctx)
         t.cctx = None
     return bytes(out), reset
-
-
-# ------------------------------------------------------------------ WebSocket (client side, masked)
-
-
-def ws_frame(payload, opcode=2):
-    mask = os.urandom(4)
-    n = len(payload)
-    if n < 126:
-        hdr = bytes([0x80 | opcode, 0x80 | n])
-    elif n < 65536:
-        hdr = bytes([0x80 | opcode, 0x80 | 126]) + struct.pack(">H", n)
-    else:
-        hdr = bytes([0x80 | opcode, 0x80 | 127]) + struct.pack(">Q", n)
-    rep = (mask * (n // 4 + 1))[:n]
-    masked = (int.from_bytes(payload, "big") ^ int.from_bytes(rep, "big")).to_bytes(n, "big") if n else b""
-    return hdr + mask + masked
 
 
 class Tunnel:

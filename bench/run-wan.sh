@@ -30,7 +30,7 @@ fi
 if [ -z "${PATHS:-}" ]; then
     PATHS="direct ssh tunnel"
     if [ ! -x /usr/sbin/sshd ] || ! command -v ssh >/dev/null; then
-        echo "run-wan: sshd/ssh not installed: no ssh -R column" >&2
+        echo "run-wan: sshd/ssh not installed: no ssh -R column (apt-get install openssh-server; the benchmark starts its own sshd on 127.0.0.1 with a throwaway key)" >&2
         PATHS="direct tunnel"
     fi
 fi

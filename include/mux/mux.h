@@ -73,6 +73,10 @@ typedef struct {
     /* response */
     unsigned status; /* 100..599 in a response head; 0 in a request head */
     mux_iovec reason;
+    /* response, optional (PROTOCOL.md §9.4): the client's local connection queue for this stream */
+    int has_local_queue;          /* 1: the two fields below are sent / were received */
+    uint32_t local_queue_wait_ms; /* ms the stream waited for a connection to the local service */
+    uint32_t local_queue_length;  /* streams still waiting for one when this head was sent */
     const mux_header *headers;
     size_t nheaders;
 } mux_head;

@@ -142,6 +142,10 @@ static int on_response_head(upstream *u, int r)
     }
     mux_head h;
     http1_response_to_head(resp, &h);
+    /* the server logs the wait next to the request (PROTOCOL.md §9.4) */
+    h.has_local_queue = 1;
+    h.local_queue_wait_ms = u->queued_ms > UINT32_MAX ? UINT32_MAX : (uint32_t)u->queued_ms;
+    h.local_queue_length = u->c->lq.queued > UINT32_MAX ? UINT32_MAX : (uint32_t)u->c->lq.queued;
     int rv = mux_session_respond(s, u->id, &h);
     if (rv == MUX_ERR_HEADER_LIMIT) {
         /* the tunnel carries at most 100 header fields / 64 KiB per head (PROTOCOL.md §10) */

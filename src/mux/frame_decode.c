@@ -194,6 +194,10 @@ static int map_open(const Tunnelmux__Open *m, mux_frame *out, uint32_t max_heade
     h->authority = iov_of(m->has_authority, m->authority);
     h->path = iov_of(m->has_path, m->path);
     h->remote_addr = iov_of(m->has_remote_addr, m->remote_addr);
+    /* both or neither (PROTOCOL.md §9.4): a lone one is kept, the other read as 0 */
+    h->has_local_queue = m->has_queue_wait_ms || m->has_queue_length;
+    h->local_queue_wait_ms = m->has_queue_wait_ms ? m->queue_wait_ms : 0;
+    h->local_queue_length = m->has_queue_length ? m->queue_length : 0;
     h->status = m->has_status ? m->status : 0;
     h->reason = iov_of(m->has_reason, m->reason);
     if (m->n_headers != 0) {
@@ -354,8 +358,8 @@ static int plain_header(const uint8_t *p, size_t len, mux_header *h)
 static int decode_open(const uint8_t *p, size_t len, mux_frame *out, uint32_t max_header_count, uint32_t max_header_bytes,
                        const mux_mem *mem, const char **reason)
 {
-    uint64_t ints[OPEN_STATUS + 1] = {0};
-    mux_iovec bytes[OPEN_REMOTE_ADDR + 1];
+    uint64_t ints[OPEN_LAST_FIELD + 1] = {0};
+    mux_iovec bytes[OPEN_LAST_FIELD + 1];
     memset(bytes, 0, sizeof(bytes));
     unsigned seen = 0;
     size_t nheaders = 0;
@@ -366,10 +370,11 @@ static int decode_open(const uint8_t *p, size_t len, mux_frame *out, uint32_t ma
         uint32_t field;
         int wt;
         int n = read_tag(p + off, len - off, &field, &wt);
-        if (n < 0 || n > PB_TAG_MAX || field > OPEN_REMOTE_ADDR)
+        if (n < 0 || n > PB_TAG_MAX || field > OPEN_LAST_FIELD)
             return 0;
         off += (size_t)n;
-        if (field == OPEN_STREAM_ID || field == OPEN_FLAGS || field == OPEN_STATUS) {
+        if (field == OPEN_STREAM_ID || field == OPEN_FLAGS || field == OPEN_STATUS || field == OPEN_QUEUE_WAIT_MS ||
+            field == OPEN_QUEUE_LENGTH) {
             if (wt != WT_VARINT || (seen & (1u << field)) != 0 || (n = mux_varint_get(p + off, len - off, &ints[field])) <= 0 ||
                 ints[field] > UINT32_MAX)
                 return 0;
@@ -421,6 +426,9 @@ static int decode_open(const uint8_t *p, size_t len, mux_frame *out, uint32_t ma
     h->status = (unsigned)ints[OPEN_STATUS];
     h->reason = bytes[OPEN_REASON];
     h->remote_addr = bytes[OPEN_REMOTE_ADDR];
+    h->has_local_queue = (seen & (1u << OPEN_QUEUE_WAIT_MS | 1u << OPEN_QUEUE_LENGTH)) != 0;
+    h->local_queue_wait_ms = (uint32_t)ints[OPEN_QUEUE_WAIT_MS];
+    h->local_queue_length = (uint32_t)ints[OPEN_QUEUE_LENGTH];
     if (nheaders != 0) {
         out->_hdrs = mux_mem_calloc(mem, nheaders, sizeof(mux_header));
         if (out->_hdrs == NULL) {

@@ -175,6 +175,9 @@ static int fill_pb(pb_frame *pb, const mux_frame *f)
         m->status = h->status;
         set_bytes(&m->has_reason, &m->reason, &h->reason);
         set_bytes(&m->has_remote_addr, &m->remote_addr, &h->remote_addr);
+        m->has_queue_wait_ms = m->has_queue_length = h->status != 0 && h->has_local_queue; /* response only */
+        m->queue_wait_ms = h->local_queue_wait_ms;
+        m->queue_length = h->local_queue_length;
         pb->frame.kind_case = TUNNELMUX__FRAME__KIND_OPEN;
         pb->frame.open = m;
         return 0;
@@ -273,7 +276,10 @@ static size_t open_size(const mux_frame *f)
     n += bytes_field_size(&h->method) + bytes_field_size(&h->scheme) + bytes_field_size(&h->authority) + bytes_field_size(&h->path);
     if (h->status != 0)
         n += 1 + mux_varint_len(h->status);
-    return n + bytes_field_size(&h->reason) + headers_size(h) + bytes_field_size(&h->remote_addr);
+    n += bytes_field_size(&h->reason) + headers_size(h) + bytes_field_size(&h->remote_addr);
+    if (h->status != 0 && h->has_local_queue) /* response only */
+        n += 2 + mux_varint_len(h->local_queue_wait_ms) + mux_varint_len(h->local_queue_length);
+    return n;
 }
 
 /* Frame body size of an OPEN: Frame{open = Open}: 1-byte tag, varint length, Open bytes. */
@@ -332,6 +338,10 @@ static int encode_open(const mux_frame *f, mux_buf *out, const mux_mem *mem)
         p = put_bytes(p, TAG(2, WT_LEN), &h->headers[i].value);
     }
     p = put_opt_bytes(p, TAG(OPEN_REMOTE_ADDR, WT_LEN), &h->remote_addr);
+    if (h->status != 0 && h->has_local_queue) {
+        p = put_varint_field(p, TAG(OPEN_QUEUE_WAIT_MS, WT_VARINT), h->local_queue_wait_ms);
+        p = put_varint_field(p, TAG(OPEN_QUEUE_LENGTH, WT_VARINT), h->local_queue_length);
+    }
     out->len = (size_t)(p - out->base);
     return 0;
 }

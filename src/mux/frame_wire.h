@@ -18,7 +18,8 @@ enum { WT_VARINT = 0, WT_I64 = 1, WT_LEN = 2, WT_SGROUP = 3, WT_EGROUP = 4, WT_I
 #define TAG_DATA_FIN 0x10
 #define TAG_DATA_PAYLOAD 0x1A
 /* Frame.open (4, LEN); Open fields: stream_id (1), flags (2), status (7) VARINT; method (3),
- * scheme (4), authority (5), path (6), reason (8), headers (9), remote_addr (10) LEN */
+ * scheme (4), authority (5), path (6), reason (8), headers (9), remote_addr (10) LEN; queue_wait_ms (11),
+ * queue_length (12) VARINT */
 #define TAG_FRAME_OPEN 0x22
 #define OPEN_STREAM_ID 1
 #define OPEN_FLAGS 2
@@ -30,6 +31,9 @@ enum { WT_VARINT = 0, WT_I64 = 1, WT_LEN = 2, WT_SGROUP = 3, WT_EGROUP = 4, WT_I
 #define OPEN_REASON 8
 #define OPEN_HEADERS 9
 #define OPEN_REMOTE_ADDR 10
+#define OPEN_QUEUE_WAIT_MS 11
+#define OPEN_QUEUE_LENGTH 12
+#define OPEN_LAST_FIELD OPEN_QUEUE_LENGTH
 #define TAG(field, wt) ((uint8_t)((field) << 3 | (wt)))
 /* protobuf-c reads a tag or a length prefix of at most 5 bytes (a longer, over-long encoding is an
  * error there): the OPEN fast path leaves such input to it */

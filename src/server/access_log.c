@@ -25,6 +25,7 @@ void access_log_entry_init(access_log_entry *e)
     memset(e, 0, sizeof(*e));
     e->body_bytes = -1;
     e->queue_wait_ms = -1;
+    e->queue_length = -1;
     e->proto = access_log_proto_name(0x101);
     e->method = e->path = e->remote = "";
 }
@@ -91,6 +92,13 @@ void access_log_note_body(h2o_req_t *req, uint64_t len)
         e->body_bytes = (int64_t)len;
 }
 
+void access_log_note_queue(h2o_req_t *req, uint32_t wait_ms, uint32_t length)
+{
+    access_log_entry *e = access_log_entry_of(req);
+    e->queue_wait_ms = wait_ms;
+    e->queue_length = length;
+}
+
 /* Copies |v| into |out| (NUL-terminated, truncated). */
 static void copy_iov(h2o_iovec_t v, char *out, size_t cap)
 {
@@ -119,6 +127,7 @@ static void on_log_access(h2o_logger_t *self, h2o_req_t *req)
         e.stream_id = tag->stream_id;
         e.body_bytes = tag->body_bytes;
         e.queue_wait_ms = tag->queue_wait_ms;
+        e.queue_length = tag->queue_length;
     }
     char method[ACCESS_LOG_METHOD_MAX], path[ACCESS_LOG_PATH_MAX], remote[ACCESS_LOG_REMOTE_MAX];
     copy_iov(req->method, method, sizeof(method));
@@ -144,7 +153,9 @@ static void on_log_access(h2o_logger_t *self, h2o_req_t *req)
                                  .bytes_in = e.bytes_in,
                                  .bytes_out = e.bytes_out,
                                  .seconds = secs,
-                                 .stream_id = e.stream_id};
+                                 .stream_id = e.stream_id,
+                                 .queue_wait_ms = e.queue_wait_ms,
+                                 .queue_length = e.queue_length};
     if (srv->metrics != NULL)
         metrics_on_request(srv->metrics, &info, (int64_t)now.tv_sec * 1000 + now.tv_usec / 1000);
     if (!log_enabled(LOG_LVL_INFO))

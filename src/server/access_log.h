@@ -30,6 +30,7 @@ typedef struct access_log_entry {
     int64_t body_bytes;    /* request body bytes streamed through the tunnel (upload.h, h2_body.h), -1 =
                               not streamed (bytes_in is then h2o's in-memory entity) */
     int64_t queue_wait_ms; /* time the request waited in the client's local queue, -1 = unknown (printed only when known) */
+    int64_t queue_length;  /* requests still waiting there when its response began, -1 = unknown */
     /* set when the request ends, by the logger: the strings are NUL-terminated and borrowed (the
      * logger's own buffers, so that the entry kept in every request's pool stays small) */
     const char *client; /* registered NAME, NULL for unknown names (kept out of per-client series) */
@@ -73,6 +74,10 @@ void access_log_note_stream(h2o_req_t *req, uint32_t id);
 /* Records the length of |req|'s streamed request body (upload.h, h2_body.h) for bytes_in. The first
  * length recorded wins (an announced Content-Length before the count at the body's end). */
 void access_log_note_body(h2o_req_t *req, uint64_t len);
+
+/* Records the local queue wait and length the client reported in |req|'s final response head
+ * (PROTOCOL.md §9.4). */
+void access_log_note_queue(h2o_req_t *req, uint32_t wait_ms, uint32_t length);
 
 /* The entry of |req| when the proxy made one, else NULL. */
 access_log_entry *access_log_find(h2o_req_t *req);

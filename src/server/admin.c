@@ -263,6 +263,15 @@ static char *render_clients_json(server *srv)
             json_object_set_new(o, "bytes_out", jint(c->req.req_bytes_out));
             json_object_set_new(o, "reconnects", jint(c->connects > 0 ? c->connects - 1 : 0));
             json_object_set_new(o, "rate_limit_hits", jint(c->rate_limited));
+            json_t *q = json_object(); /* the client's local connection queue (its response heads report it) */
+            json_object_set_new(q, "length", c->queue_length_last >= 0 ? json_integer(c->queue_length_last) : json_null());
+            json_object_set_new(q, "reports", jint(c->queue_reports));
+            json_object_set_new(q, "waited", jint(c->queue_waited));
+            json_object_set_new(q, "wait_ms_avg",
+                                c->queue_reports > 0 ? json_real((double)c->queue_wait_ms_sum / (double)c->queue_reports)
+                                                     : json_null());
+            json_object_set_new(q, "wait_ms_max", jint(c->queue_wait_ms_max));
+            json_object_set_new(o, "local_queue", q);
             json_t *r = json_object();
             json_object_set_new(r, "requests_per_s", json_real(c->rate_requests));
             json_object_set_new(r, "bytes_in_per_s", json_real(c->rate_bytes_in));
@@ -285,6 +294,7 @@ static char *render_clients_json(server *srv)
         json_object_set_new(o, "duration_ms", json_real(r->seconds * 1000.0));
         json_object_set_new(o, "bytes_in", jint(r->bytes_in));
         json_object_set_new(o, "bytes_out", jint(r->bytes_out));
+        json_object_set_new(o, "queue_wait_ms", r->queue_wait_ms >= 0 ? json_integer(r->queue_wait_ms) : json_null());
         json_array_append_new(rec, o);
     }
     json_object_set_new(root, "recent", rec);

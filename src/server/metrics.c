@@ -71,6 +71,7 @@ metrics_client *metrics_client_get(metrics *m, const char *name)
     if ((c = calloc(1, sizeof(*c))) == NULL)
         return NULL;
     snprintf(c->name, sizeof(c->name), "%s", name);
+    c->queue_length_last = -1;
     size_t b = hash_name(name);
     c->next = m->buckets[b];
     m->buckets[b] = c;
@@ -204,6 +205,14 @@ void metrics_on_request(metrics *m, const metrics_request_info *info, int64_t no
         add_request(&c->req, info);
     else
         m->unrouted++;
+    if (c != NULL && info->queue_wait_ms >= 0) {
+        c->queue_reports++;
+        c->queue_waited += info->queue_wait_ms > 0;
+        c->queue_wait_ms_sum += (uint64_t)info->queue_wait_ms;
+        if ((uint64_t)info->queue_wait_ms > c->queue_wait_ms_max)
+            c->queue_wait_ms_max = (uint64_t)info->queue_wait_ms;
+        c->queue_length_last = info->queue_length;
+    }
     metrics_recent *r = &m->recent[m->recent_next];
     m->recent_next = (m->recent_next + 1) % METRICS_RECENT;
     if (m->recent_count < METRICS_RECENT)
@@ -216,6 +225,7 @@ void metrics_on_request(metrics *m, const metrics_request_info *info, int64_t no
     r->seconds = info->seconds;
     r->bytes_in = info->bytes_in;
     r->bytes_out = info->bytes_out;
+    r->queue_wait_ms = info->queue_wait_ms;
 }
 
 static uint64_t total_requests(const metrics_requests *r)
@@ -544,6 +554,28 @@ int metrics_render_prometheus(const metrics *m, const metrics_live *live, size_t
          "Public requests for the client refused (503) with MAX_STREAMS_PER_CLIENT streams open.");
     for (size_t i = 0; i < m->nclients; i++)
         sample_u64(&b, "tunnelmux_client_streams_refused_total", m->clients[i]->name, NULL, m->clients[i]->streams_refused);
+    help(&b, "tunnelmux_client_local_queue_wait_seconds_total", "counter",
+         "Time public requests waited in the client's queue for a local connection (LOCAL_MAX_CONNECTIONS), as the client "
+         "reported it in response heads.");
+    for (size_t i = 0; i < m->nclients; i++) {
+        sb_printf(&b, "tunnelmux_client_local_queue_wait_seconds_total{client=\"");
+        sb_label(&b, m->clients[i]->name);
+        sb_printf(&b, "\"} %.3f\n", (double)m->clients[i]->queue_wait_ms_sum / 1000.0);
+    }
+    help(&b, "tunnelmux_client_local_queue_reports_total", "counter",
+         "Responses whose head reported the local queue wait (clients from protocol revision 2026-12 on).");
+    for (size_t i = 0; i < m->nclients; i++)
+        sample_u64(&b, "tunnelmux_client_local_queue_reports_total", m->clients[i]->name, NULL, m->clients[i]->queue_reports);
+    help(&b, "tunnelmux_client_local_queue_waited_total", "counter",
+         "Of those responses, the ones whose request waited for a local connection (a wait over 0 ms).");
+    for (size_t i = 0; i < m->nclients; i++)
+        sample_u64(&b, "tunnelmux_client_local_queue_waited_total", m->clients[i]->name, NULL, m->clients[i]->queue_waited);
+    help(&b, "tunnelmux_client_local_queue_length", "gauge",
+         "Requests waiting in the client's queue for a local connection, as of its last response head.");
+    for (size_t i = 0; i < m->nclients; i++)
+        if (m->clients[i]->queue_length_last >= 0)
+            sample_u64(&b, "tunnelmux_client_local_queue_length", m->clients[i]->name, NULL,
+                       (uint64_t)m->clients[i]->queue_length_last);
     help(&b, "tunnelmux_client_rate_limit_hits_total", "counter", "Public requests for the client refused by a rate limit.");
     for (size_t i = 0; i < m->nclients; i++)
         sample_u64(&b, "tunnelmux_client_rate_limit_hits_total", m->clients[i]->name, NULL, m->clients[i]->rate_limited);

@@ -45,6 +45,12 @@ struct metrics_client {
     uint64_t connects;        /* registrations of this name */
     uint64_t rate_limited;    /* requests refused by a rate limit */
     uint64_t streams_refused; /* requests refused (503) with MAX_STREAMS_PER_CLIENT streams open */
+    /* the client's local connection queue, as reported in response heads (PROTOCOL.md §9.4) */
+    uint64_t queue_reports;     /* responses that carried a queue wait */
+    uint64_t queue_waited;      /* of them, with a wait over 0 ms (the stream was queued) */
+    uint64_t queue_wait_ms_sum; /* total of the reported waits */
+    uint64_t queue_wait_ms_max; /* longest reported wait */
+    int64_t queue_length_last;  /* streams waiting at the client's last report (-1: none yet) */
     /* accumulated from this name's finished tunnel sessions (live ones are added at render time) */
     uint64_t tun_bytes_in, tun_bytes_out, tun_streams, tun_flow_blocked_ms;
     uint64_t tun_stall_ms[MUX_STALL_CAUSES]; /* closed tunnels' stream stall times by cause */
@@ -59,11 +65,13 @@ typedef struct {
     const char *client; /* routed client NAME, NULL when the request reached no client */
     const char *method;
     const char *path;
-    int status;         /* 0 when no response head was sent */
-    uint64_t bytes_in;  /* request body bytes */
-    uint64_t bytes_out; /* response body bytes */
-    double seconds;     /* request begin to response end */
-    uint32_t stream_id; /* 0 when no stream was opened */
+    int status;            /* 0 when no response head was sent */
+    uint64_t bytes_in;     /* request body bytes */
+    uint64_t bytes_out;    /* response body bytes */
+    double seconds;        /* request begin to response end */
+    uint32_t stream_id;    /* 0 when no stream was opened */
+    int64_t queue_wait_ms; /* ms the stream waited for a local connection at the client; -1 unknown */
+    int64_t queue_length;  /* streams waiting there when its response began; -1 unknown */
 } metrics_request_info;
 
 /* A recent request as kept for the dashboard (copies, truncated). */
@@ -75,6 +83,7 @@ typedef struct {
     int status;
     double seconds;
     uint64_t bytes_in, bytes_out;
+    int64_t queue_wait_ms; /* -1 unknown */
 } metrics_recent;
 
 #define METRICS_WORST_STREAMS 5

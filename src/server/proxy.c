@@ -351,10 +351,12 @@ int proxy_handle_request(server *srv, h2o_req_t *req)
         else
             LOG_WARN(LOG_EV_STREAM, "request for %s: cannot open stream: %s", name, mux_strerror(id));
         response_set_state(ps, PROXY_RESP_FINAL_SENT);
-        if (v == ADMIT_TUNNEL_BUSY)
+        if (v == ADMIT_TUNNEL_BUSY) {
+            /* overload, not failure: come back shortly (as for a full local queue) */
+            h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, H2O_STRLIT(PROXY_BUSY_RETRY_AFTER_S));
             response_send_text(req, admission_status(v), admission_reason(v),
                                "tunnelmux: tunnel %s is busy (too many concurrent requests)\n", name);
-        else if (v == ADMIT_HEADERS_TOO_LARGE)
+        } else if (v == ADMIT_HEADERS_TOO_LARGE)
             response_send_text(req, admission_status(v), admission_reason(v),
                                "tunnelmux: request headers too large for the tunnel\n");
         else
@@ -423,6 +425,8 @@ static void proxy_on_head(proxy_stream *ps, const mux_head *head)
         response_fail_before_head(ps, MUX_CODE_PROTOCOL_ERROR, "invalid response head from the client");
         return;
     }
+    if (head->has_local_queue && (head->status >= 200 || head->status == 101)) /* the final head reports the wait */
+        access_log_note_queue(req, head->local_queue_wait_ms, head->local_queue_length);
     if (head->status == 101 && ps->upgrade_req) {
         upgrade_stream_start(ps, head);
         return;

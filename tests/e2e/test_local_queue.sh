@@ -182,6 +182,22 @@ check "queued POST: the client received at most its credit (256 KiB + framing), 
 wait "$P1" "$P2"
 check_eq "queued POST answered" 200 "$(cat "$T/post.code")"
 check_eq "queued POST body arrived whole" "$(sha256sum <"$T/post.bin" | cut -d' ' -f1)" "$(jq -r .body_sha256 "$T/post.json" 2>/dev/null)"
+# the server sees the wait too: the client reports it in the response head (PROTOCOL.md §9.4)
+post_line=$(grep 'client=echo ' "$T/server.log" | grep 'method=POST path=/post ' | tail -1)
+qms=$(sed -nE 's/.* queue_wait_ms=([0-9]+).*/\1/p' <<<"$post_line")
+echo "  info server access line of the queued POST: $post_line"
+check "server access log: the queued POST's queue_wait_ms is over 500 (it waited behind a 4 s download)" test "${qms:-0}" -gt 500
+check_match "server access log: the download that took the free connection waited 0 ms" ' queue_wait_ms=0( |$)' \
+    "$(grep 'client=echo ' "$T/server.log" | grep 'path=/bytes/100000000 ' | tail -1)"
+ADMIN_URL="http://127.0.0.1:$(admin_port)"
+api=$(curl -sS --max-time 5 "$ADMIN_URL/api/clients")
+check_eq "dashboard API: the client's local queue shows the waited request" 1 \
+    "$(jq -r '.clients[] | select(.name == "echo") | .local_queue.waited' <<<"$api")"
+check "dashboard API: longest wait over 500 ms" test "$(jq -r '.clients[] | select(.name == "echo") | .local_queue.wait_ms_max' <<<"$api")" -gt 500
+check_match "dashboard API: recent requests carry their queue wait" '^[0-9]+$' \
+    "$(jq -r '[.recent[] | select(.client == "echo" and .method == "POST")][0].queue_wait_ms' <<<"$api")"
+check_eq "server /metrics: requests that waited, per client" 1 \
+    "$(curl -sS --max-time 5 "$ADMIN_URL/metrics" | awk '$1 == "tunnelmux_client_local_queue_waited_total{client=\"echo\"}" {print $2}')"
 
 echo "== a request that waits for a connection longer than READ_TIMEOUT -> 504"
 E2M_PORT=$(free_port)

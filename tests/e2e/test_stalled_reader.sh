@@ -27,8 +27,9 @@ python3 "$E2E_DIR/stall_reader.py" stall "$SERVER_PORT" "app.$DOMAIN" /big.bin 2
 PB=$!
 PIDS+=($PB)
 sleep 1
-code=$(tcurl app /ok.txt -o /dev/null -w '%{http_code}' 2>/dev/null)
+code=$(tcurl app /ok.txt -D "$T/busy.head" -o /dev/null -w '%{http_code}' 2>/dev/null)
 check_eq "the slot is held while the download's reader stalls -> 503" 503 "$code"
+check_match "the 503 of a full tunnel carries Retry-After" '^retry-after: [0-9]+' "$(tr -d '\r' <"$T/busy.head" | grep -i '^retry-after:' | tr 'A-Z' 'a-z')"
 ok=""
 for ((i = 0; i < 100; i++)); do # the watchdog cuts it within 3..6 s
     code=$(CURL_MAX_TIME=2 tcurl app /ok.txt -o /dev/null -w '%{http_code}' 2>/dev/null)

@@ -66,10 +66,13 @@ for code in 426 403; do
     check_eq "$code: body unchanged" "$direct" "$(cat "$T/b$code")"
 done
 check_contains "426 keeps its Upgrade: websocket header" "upgrade: websocket" "$(tr 'A-Z' 'a-z' <"$T/h426")"
-# the connection stays HTTP after a refused upgrade: a second request on the same connection
+# after a refused upgrade the server closes that connection (PROTOCOL.md §9.2: "Connection: close",
+# a connection that asked to upgrade is not reused); the user's next request, on a new connection,
+# is plain HTTP as before
 out=$(curl -sS --max-time 10 --resolve "ws.$DOMAIN:$SERVER_PORT:127.0.0.1" "${up_hdrs[@]}" -o /dev/null -w '%{http_code} %{num_connects}\n' \
     "$(url ws /refuse403)" -o /dev/null "$(url ws /count)" 2>>"$T/curl.err" | tr '\n' ' ')
-check_match "after a refused upgrade the connection serves plain HTTP" "^403 1 200 " "$out"
+check_match "after a refused upgrade: 403, then 200 on a new connection (not reused)" "^403 1 200 1 $" "$out"
+check_contains "the refused upgrade's response says Connection: close" "connection: close" "$(tr 'A-Z' 'a-z' <"$T/h403")"
 for p in badaccept noaccept; do
     code=$(tcurl raw "/$p" -o "$T/body" -w '%{http_code}' "${up_hdrs[@]}" 2>>"$T/curl.err")
     check_eq "101 with $p -> 502" 502 "$code"

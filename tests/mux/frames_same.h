@@ -18,7 +18,9 @@ static inline int heads_same(const mux_head *x, const mux_head *y)
 {
     if (x->flags != y->flags || x->status != y->status || !iov_same(x->method, y->method) || !iov_same(x->scheme, y->scheme) ||
         !iov_same(x->authority, y->authority) || !iov_same(x->path, y->path) || !iov_same(x->remote_addr, y->remote_addr) ||
-        !iov_same(x->reason, y->reason) || x->nheaders != y->nheaders)
+        !iov_same(x->reason, y->reason) || x->nheaders != y->nheaders || x->has_local_queue != y->has_local_queue)
+        return 0;
+    if (x->has_local_queue && (x->local_queue_wait_ms != y->local_queue_wait_ms || x->local_queue_length != y->local_queue_length))
         return 0;
     for (size_t i = 0; i < x->nheaders; i++)
         if (!iov_same(x->headers[i].name, y->headers[i].name) || !iov_same(x->headers[i].value, y->headers[i].value))

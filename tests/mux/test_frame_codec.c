@@ -759,6 +759,59 @@ static ssize_t decode_both(const uint8_t *rec, size_t len, uint32_t max_count, u
     return na;
 }
 
+/* The local queue report (PROTOCOL.md §9.4): response heads carry it, request heads never; both
+ * decoders read it the same way, a lone field included. */
+START_TEST(test_open_local_queue)
+{
+    mux_frame f;
+    memset(&f, 0, sizeof(f));
+    f.type = MUX_FRAME_OPEN;
+    f.stream_id = 7;
+    f.head.status = 200;
+    f.head.has_local_queue = 1;
+    f.head.local_queue_wait_ms = 1234567;
+    f.head.local_queue_length = 0;
+    mux_buf b;
+    mux_buf_init(&b);
+    ck_assert_int_eq(mux_frame_encode(&f, &b, NULL), 0);
+    mux_frame d;
+    const char *why = NULL;
+    ck_assert_int_eq(mux_frame_decode(b.base, b.len, &d, NO_LIMIT, NO_LIMIT, NULL, &why), (ssize_t)b.len);
+    ck_assert_int_eq(d.head.has_local_queue, 1);
+    ck_assert_uint_eq(d.head.local_queue_wait_ms, 1234567);
+    ck_assert_uint_eq(d.head.local_queue_length, 0); /* a zero is sent, not left out: "no wait" is news */
+    long allocs;
+    ck_assert_int_eq(decode_both(b.base, b.len, NO_LIMIT, NO_LIMIT, &allocs), (ssize_t)b.len);
+    mux_frame_clear(&d, NULL);
+    size_t with = b.len;
+    mux_buf_free(&b, NULL);
+
+    /* a request head (status 0) never carries it, whatever the struct says */
+    f.head.status = 0;
+    f.head.method = (mux_iovec){(uint8_t *)"GET", 3};
+    mux_buf_init(&b);
+    ck_assert_int_eq(mux_frame_encode(&f, &b, NULL), 0);
+    ck_assert_uint_eq(b.len, mux_frame_encoded_size(&f));
+    ck_assert_int_eq(mux_frame_decode(b.base, b.len, &d, NO_LIMIT, NO_LIMIT, NULL, &why), (ssize_t)b.len);
+    ck_assert_int_eq(d.head.has_local_queue, 0);
+    mux_frame_clear(&d, NULL);
+    ck_assert_uint_lt(b.len, with + 5);
+    mux_buf_free(&b, NULL);
+
+    /* written by hand: Frame{open{stream_id 3, status 200, queue_wait_ms 5}} without queue_length */
+    static const uint8_t lone[] = {0x22, 0x07, 0x08, 0x03, 0x38, 0xC8, 0x01, 0x58, 0x05};
+    uint8_t rec[1 + sizeof(lone)];
+    rec[0] = (uint8_t)sizeof(lone);
+    memcpy(rec + 1, lone, sizeof(lone));
+    ck_assert_int_eq(decode_both(rec, sizeof(rec), NO_LIMIT, NO_LIMIT, &allocs), (ssize_t)sizeof(rec));
+    ck_assert_int_eq(mux_frame_decode(rec, sizeof(rec), &d, NO_LIMIT, NO_LIMIT, NULL, &why), (ssize_t)sizeof(rec));
+    ck_assert_int_eq(d.head.has_local_queue, 1);
+    ck_assert_uint_eq(d.head.local_queue_wait_ms, 5);
+    ck_assert_uint_eq(d.head.local_queue_length, 0);
+    mux_frame_clear(&d, NULL);
+}
+END_TEST
+
 START_TEST(test_open_matches_protobuf_c)
 {
     uint8_t pool[256 + 300];
@@ -780,6 +833,9 @@ START_TEST(test_open_matches_protobuf_c)
         h->status = rng_next(&rng) % 2 ? 0 : (unsigned)(rng_next(&rng) % 600);
         h->reason = rand_field(&rng, pool, 20);
         h->remote_addr = rand_field(&rng, pool, 30);
+        h->has_local_queue = (int)(rng_next(&rng) % 2);
+        h->local_queue_wait_ms = (uint32_t)rng_next(&rng) >> (rng_next(&rng) % 32);
+        h->local_queue_length = (uint32_t)rng_next(&rng) >> (rng_next(&rng) % 32);
         h->nheaders = rng_next(&rng) % 61; /* past OPEN_FAST_HEADERS: the two-pass decode too */
         h->headers = hs;
         for (size_t k = 0; k < h->nheaders; k++) {
@@ -1050,6 +1106,7 @@ static Suite *make_suite(void)
     tcase_add_test(tc, test_header_limits);
     tcase_add_test(tc, test_nomem);
     tcase_add_test(tc, test_open_matches_protobuf_c);
+    tcase_add_test(tc, test_open_local_queue);
     tcase_add_test(tc, test_open_odd_shapes_agree);
     tcase_add_test(tc, test_open_doc_examples);
     suite_add_tcase(s, tc);

@@ -97,7 +97,7 @@ function render(data) {
               cell(c.streams_active, "num streams"), cell(c.requests_total, "num requests"), cell(classes(c), "num classes"),
               cell(r.requests_per_s == null ? "–" : r.requests_per_s.toFixed(1), "num rps"),
               cell(fmtRate(r.bytes_in_per_s), "num rin"), cell(fmtRate(r.bytes_out_per_s), "num rout"),
-              cell(fmtRtt(c), "num rtt"), cell(c.flow_blocked_ms + " ms", "num blocked"),
+              cell(fmtRtt(c), "num rtt"), cell(c.flow_blocked_ms + " ms", "num blocked"), cell(fmtQueue(c), "num queue"),
               cell(c.reconnects, "num reconnects"));
     const td = document.createElement("td");
     td.append(disconnectButton(c.name));
@@ -115,10 +115,19 @@ function render(data) {
     const path = cell(q.path, "path");
     path.title = q.path;
     tr.append(cell(fmtTime(q.at_unix_ms)), cell(q.client || "–", "client"), cell(q.method, "method"), path, st,
-              cell(q.duration_ms.toFixed(1) + " ms", "num"), cell(fmtBytes(q.bytes_out), "num"));
+              cell(q.duration_ms.toFixed(1) + " ms", "num"),
+              cell(q.queue_wait_ms == null ? "–" : q.queue_wait_ms + " ms", "num queued"), cell(fmtBytes(q.bytes_out), "num"));
     rrows.push(tr);
   }
   rbody.replaceChildren(...rrows);
+}
+
+// The client's local connection queue (LOCAL_MAX_CONNECTIONS) as its response heads report it:
+// "waiting now · average / longest wait"; "–" for a client that does not report it.
+function fmtQueue(c) {
+  const q = c.local_queue;
+  if (!q || q.length == null) return "–";
+  return q.length + " · " + (q.wait_ms_avg == null ? 0 : q.wait_ms_avg).toFixed(0) + " / " + q.wait_ms_max + " ms";
 }
 
 async function refresh() {
