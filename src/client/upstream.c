@@ -20,6 +20,7 @@
 #include "client.h"
 #include "common/log.h"
 #include "conn_queue.h"
+#include "continue_relay.h"
 #include "mux/ws.h"
 #include "resolve.h"
 #include "tls_membio.h"
@@ -99,6 +100,7 @@ struct upstream {
     int opening;              /* the current connection counts in c->lq.opening (LOCAL_MAX_CONNECTING) */
     int64_t opening_deadline; /* ... until its first byte or this time (UPSTREAM_OPENING_MAX_MS) */
     int connect_timed_out;    /* the last attempt ended by LOCAL_CONNECT_TIMEOUT */
+    continue_relay expect;    /* Expect: 100-continue decided by the local service (continue_relay.h) */
 };
 
 /* ---------------------------------------------------------------- keep-alive pool
@@ -282,6 +284,7 @@ static void u_free(upstream *u)
 {
     flushq_remove(u);
     lws_sul_cancel(&u->sul);
+    continue_relay_stop(&u->expect);
     if (conn_queue_cancel(&u->c->lq, &u->qw, client_now_ms()))
         lq_kick(u->c); /* (no slot freed, but the queue may have drained: end of a refusal burst) */
     opening_end(u);
@@ -586,8 +589,8 @@ static int on_response_head(upstream *u, int r)
     mux_session *s = u_session(u);
     if (s == NULL)
         return -1;
-    if (resp->status == 100)
-        return 0; /* dropped: the server already answered 100-continue itself */
+    if (!continue_relay_on_local_head(&u->expect, resp->status))
+        return 0; /* a 100 nobody waits for: the server answered 100-continue itself */
     if (resp->status == 101) {
         if (u->req.body != HTTP1_REQ_BODY_RAW) {
             u_reset(u, MUX_CODE_UPSTREAM_ERROR, "101 without an upgrade request");
@@ -1005,6 +1008,17 @@ static void u_connect(upstream *u)
 
 /* ---------------------------------------------------------------- mux callbacks */
 
+/* EXPECT_CONTINUE_TIMEOUT passed without a 100 or a final head from the local service. */
+static void on_expect_timeout(continue_relay *cr)
+{
+    upstream *u = lws_container_of(cr, upstream, expect);
+    u_hold(u);
+    mux_session *s = u_session(u);
+    if (s != NULL && !u->dead && continue_relay_synthesize(cr, s, u->id) != 0)
+        u_reset(u, MUX_CODE_INTERNAL_ERROR, "cannot send 100 Continue");
+    u_release(u);
+}
+
 int upstream_on_head(mux_session *s, uint32_t id, const mux_head *head, void *stream_user_data, void *user_data)
 {
     tunnel *t = user_data;
@@ -1030,6 +1044,8 @@ int upstream_on_head(mux_session *s, uint32_t id, const mux_head *head, void *st
     u->head_deadline = client_now_ms() + c->opt->read_timeout_ms;
     tunnel_add_link(t, &u->link);
     mux_session_set_stream_user_data(s, id, u);
+    if (continue_relay_wanted(s, head))
+        continue_relay_start(&u->expect, c->lws, c->opt->expect_timeout_ms, on_expect_timeout);
     LOG_DEBUG(LOG_EV_STREAM, "stream %u: %.*s %.*s%s", id, (int)head->method.len, (const char *)head->method.base,
               (int)head->path.len, (const char *)head->path.base, (head->flags & MUX_HEAD_UPGRADE) ? " (upgrade)" : "");
     u_hold(u);
