@@ -76,6 +76,8 @@ struct proxy_stream {
     int h2_held;            /* the HTTP/2 hook holds the body (h2_body.h) */
     int64_t h2_len;         /* its Content-Length, or -1 */
     int drop_authorization; /* security_admit: the Authorization header is ours (basic auth), not forwarded */
+    int expect_relay;       /* the user's Expect: 100-continue is the local service's to answer (PROTOCOL.md §9.3) */
+    int continue_sent;      /* ... and "100 Continue" went to the user */
     int retried;            /* safe retry done once already (proxy_on_tunnel_lost) */
     /* response */
     int response_started, ended, final_sent, aborted, stopped, sending;
@@ -724,6 +726,25 @@ static void on_body_event(void *data, const char *err)
         tunnel_flush(t);
 }
 
+/* An HTTP/2 request with `expect: 100-continue` (h2o 2.2.5 never answers it over HTTP/2). */
+static int user_expects_continue(h2o_req_t *req)
+{
+    ssize_t i = h2o_find_header(&req->headers, H2O_TOKEN_EXPECT, -1);
+    return i != -1 &&
+           h2o_lcstris(req->headers.entries[i].value.base, req->headers.entries[i].value.len, H2O_STRLIT("100-continue"));
+}
+
+/* The local service asked for the body (a relayed 100 head): "100 Continue" to the user, once. */
+static void relay_continue(proxy_stream *ps)
+{
+    if (!ps->expect_relay || ps->continue_sent || ps->body_done)
+        return;
+    ps->continue_sent = 1;
+    int rv = ps->ub != NULL ? upload_body_continue(ps->ub) : ps->hb != NULL ? h2_body_send_continue(ps->hb) : 0;
+    if (rv != 0)
+        LOG_INFO(LOG_EV_STREAM, "stream %u (%s): cannot send 100 Continue to the user", ps->id, ps->name);
+}
+
 /*
  * Sends |ps|'s request head (rebuilt from ps->req) as a new stream on |t|: the first time from
  * proxy_handle_request, again for a safe retry. Returns the stream id (> 0), 0 when out of memory,
@@ -762,6 +783,7 @@ static int32_t open_stream_on(proxy_stream *ps, tunnel *t)
                                  .upgrade = req->upgrade.base,
                                  .upgrade_len = req->upgrade.len,
                                  .content_length = ps->has_body ? body_len : -1,
+                                 .expect_continue = ps->expect_relay,
                                  .drop_authorization = ps->drop_authorization};
     headers_list hl;
     if (headers_build_request(&hl, in, nin, &info, on_header_drop, ps) != 0)
@@ -853,6 +875,8 @@ int proxy_handle_request(server *srv, h2o_req_t *req)
     ps->h2_held = h2_held;
     ps->h2_len = h2_len;
     ps->drop_authorization = drop_authorization;
+    ps->expect_relay = (mux_session_capabilities(t->sess) & MUX_CAP_CONTINUE_RELAY) != 0 &&
+                       (h1_held ? upload_defer_continue(srv, req) : h2_held && user_expects_continue(req));
     int32_t id = open_stream_on(ps, t);
     if (id == 0) {
         ps->response_started = ps->final_sent = 1;
@@ -897,6 +921,8 @@ int proxy_handle_request(server *srv, h2o_req_t *req)
         if (h2_len >= 0)
             admin_tag_body(req, (uint64_t)h2_len);
         ps->hb = h2_body_start(req, on_body_event, ps);
+        if (ps->hb != NULL && ps->expect_relay)
+            h2_body_expect_continue(ps->hb);
         if (ps->hb == NULL) {
             tunnel_flush(reset(ps, MUX_CODE_INTERNAL_ERROR, "cannot read the request body"));
             ps->response_started = ps->final_sent = 1;
@@ -996,7 +1022,9 @@ void proxy_on_head(proxy_stream *ps, const mux_head *head)
             (void)t;
             fail_before_head(ps, MUX_CODE_PROTOCOL_ERROR, "unexpected 101 Switching Protocols");
         }
-        return; /* informational: h2o 2.2.5 cannot relay 1xx; the final head follows */
+        if (head->status == 100)
+            relay_continue(ps); /* PROTOCOL.md §9.3: the user was waiting for it */
+        return;                 /* other 1xx: h2o 2.2.5 cannot relay them; the final head follows */
     }
     if (h2o_timeout_is_linked(&ps->head_timeout))
         h2o_timeout_unlink(&ps->head_timeout);
