@@ -909,18 +909,24 @@ int h2_body_send_continue(h2_body *hb)
     hb->continue_awaited = 0;
     if (hc == NULL || !can_write(hc) || hb->state == H2B_DISCARDING || hb->rst_sent || hb->request_gone)
         return -1;
+    /* queued in h2o's write buffer, whole, like every frame of the hook */
+    h2o_iovec_t v = h2o_buffer_reserve(&hc->conn->_write.buf, H2_BODY_CONTINUE_FRAME_LEN);
+    hc->conn->_write.buf->size += h2_body_continue_frame((uint8_t *)v.base, hb->id);
+    h2o_http2_conn_request_write(hc->conn);
+    return 0;
+}
+
+size_t h2_body_continue_frame(uint8_t *out, uint32_t stream_id)
+{
     /* RFC 9113 §8.1: an informational response is a HEADERS frame without END_STREAM before the final
      * one. Its block is one HPACK literal without indexing (RFC 7541 §6.2.2) with name index 8
      * (:status) and the value "100": nothing enters a dynamic table, so h2o's encoder state stays as
-     * the peer's decoder has it. Queued in h2o's write buffer, whole, like every frame of the hook. */
+     * the peer's decoder has it. */
     static const uint8_t block[] = {0x08, 0x03, '1', '0', '0'};
-    h2o_iovec_t v = h2o_buffer_reserve(&hc->conn->_write.buf, H2O_HTTP2_FRAME_HEADER_SIZE + sizeof(block));
-    uint8_t *p = h2o_http2_encode_frame_header((uint8_t *)v.base, sizeof(block), H2O_HTTP2_FRAME_TYPE_HEADERS,
-                                               H2O_HTTP2_FRAME_FLAG_END_HEADERS, hb->id);
+    uint8_t *p = h2o_http2_encode_frame_header(out, sizeof(block), H2O_HTTP2_FRAME_TYPE_HEADERS, H2O_HTTP2_FRAME_FLAG_END_HEADERS,
+                                               (int32_t)stream_id);
     memcpy(p, block, sizeof(block));
-    hc->conn->_write.buf->size += H2O_HTTP2_FRAME_HEADER_SIZE + sizeof(block);
-    h2o_http2_conn_request_write(hc->conn);
-    return 0;
+    return H2_BODY_CONTINUE_FRAME_LEN;
 }
 
 void h2_body_free(h2_body *hb, int response_complete)

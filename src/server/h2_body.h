@@ -76,6 +76,12 @@ void h2_body_expect_continue(h2_body *hb);
  * response head was started. 0, or -1 when the stream or connection can take no frame. */
 int h2_body_send_continue(h2_body *hb);
 
+/* Bytes of the frame h2_body_send_continue() writes (9-byte frame header + 5-byte header block). */
+#define H2_BODY_CONTINUE_FRAME_LEN 14
+
+/* Writes that frame for |stream_id| into |out| (H2_BODY_CONTINUE_FRAME_LEN bytes); returns its length. */
+size_t h2_body_continue_frame(uint8_t *out, uint32_t stream_id);
+
 /* Releases |hb| (safe from within its callback). |response_complete|: the request was answered in
  * full; when the user is still sending, RST_STREAM(NO_ERROR) asks it to stop (RFC 9113 §8.1). */
 void h2_body_free(h2_body *hb, int response_complete);
