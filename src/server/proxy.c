@@ -575,7 +575,7 @@ static void pump_streamed_body(proxy_stream *ps, tunnel *t)
         ps->body_done = 1; /* the body object lives on until on_dispose (h1: it drains what follows the body) */
         if (ps->hb != NULL)
             admin_tag_body(ps->req, h2_body_received(ps->hb));
-        else if (ps->body_chunked)
+        else if (ps->body_chunked || ps->expect_relay)
             admin_tag_body(ps->req, ps->body_off);
         mux_session_end_stream(t->sess, ps->id);
     } else if (n > 0) {
@@ -904,7 +904,8 @@ int proxy_handle_request(server *srv, h2o_req_t *req)
     if (h1_held) {
         if (held >= 0) {
             ratelimit_charge(&t->rl_bytes, (double)held, server_now(srv));
-            admin_tag_body(req, (uint64_t)held);
+            if (!ps->expect_relay) /* else counted as it arrives: the local service may never ask for it */
+                admin_tag_body(req, (uint64_t)held);
         }
         ps->body_chunked = held == UPLOAD_LENGTH_CHUNKED;
         ps->ub = upload_body_start(srv, req, on_body_event, ps);
@@ -918,7 +919,7 @@ int proxy_handle_request(server *srv, h2o_req_t *req)
             return 0;
         }
     } else if (h2_held) {
-        if (h2_len >= 0)
+        if (h2_len >= 0 && !ps->expect_relay)
             admin_tag_body(req, (uint64_t)h2_len);
         ps->hb = h2_body_start(req, on_body_event, ps);
         if (ps->hb != NULL && ps->expect_relay)

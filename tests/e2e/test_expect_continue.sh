@@ -80,6 +80,7 @@ relay "h1" /plain --http1.1
 deny "h2c" --http2-prior-knowledge
 relay "h2c" /continue --http2-prior-knowledge
 relay "h2c" /plain --http2-prior-knowledge
+check_eq "the access log counts no body for the denied uploads (h1, h2c)" 2 "$(grep -c 'path=/deny status=401 bytes_in=0 ' "$T/server.log")"
 # a small body with Expect streams too (the local service decides whatever the size)
 out=$(tcurl app /deny --http1.1 -H 'Expect: 100-continue' --expect100-timeout 10 --data-binary @"$T/64k.bin" -o /dev/null \
     -w '%{http_code} %{size_upload}')
