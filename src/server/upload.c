@@ -502,6 +502,7 @@ static void body_on_read(h2o_socket_t *sock, const char *err)
     }
     ub->buf_off = 0;
     ub->buf_len = (size_t)n;
+    ub->continue_owed = 0; /* the user sends without waiting for the 100 (its own timeout): none is due */
     if (ub->chunked) {
         int dr = decode_chunked(ub, ub->buf, &ub->buf_len);
         if (dr != 0) {

@@ -81,6 +81,13 @@ deny "h2c" --http2-prior-knowledge
 relay "h2c" /continue --http2-prior-knowledge
 relay "h2c" /plain --http2-prior-knowledge
 check_eq "the access log counts no body for the denied uploads (h1, h2c)" 2 "$(grep -c 'path=/deny status=401 bytes_in=0 ' "$T/server.log")"
+# a user that does not wait for the 100 (its own 0.1 s timeout) sends the body anyway: it arrives whole
+for proto in --http1.1 --http2-prior-knowledge; do
+    rm -f "$T/nowait.json"
+    out=$(tcurl app /plain $proto -H 'Expect: 100-continue' --expect100-timeout 0.1 --data-binary @"$T/8m.bin" -o "$T/nowait.json" \
+        -w '%{http_code}')
+    check_eq "$proto, user not waiting for the 100: 200, body intact" "200 $SUM8" "$out $(json sha256 "$T/nowait.json")"
+done
 # a small body with Expect streams too (the local service decides whatever the size)
 out=$(tcurl app /deny --http1.1 -H 'Expect: 100-continue' --expect100-timeout 10 --data-binary @"$T/64k.bin" -o /dev/null \
     -w '%{http_code} %{size_upload}')
