@@ -12,6 +12,7 @@ within 0.5 s after the 401 ("after401"). Usage: expect_service.py PORTFILE EVENT
 """
 import hashlib
 import json
+import os
 import socket
 import sys
 import threading
@@ -47,7 +48,7 @@ def read_head(c):
 
 
 class Body:
-    """Reads a Content-Length or chunked body, feeding |sink|."""
+    """Reads a Content-Length or chunked body, feeding a sink."""
 
     def __init__(self, c, rest, hdrs):
         self.c, self.buf = c, rest
@@ -167,8 +168,6 @@ ls.bind(("127.0.0.1", 0))
 ls.listen(64)
 with open(port_file + ".tmp", "w") as f:
     f.write(str(ls.getsockname()[1]))
-import os
-
 os.rename(port_file + ".tmp", port_file)
 while True:
     conn, _ = ls.accept()
