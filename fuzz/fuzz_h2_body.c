@@ -47,6 +47,7 @@ typedef struct {
     h2_body *hb;
     h2o_req_t *req;
     int answered;
+    int expect; /* the user waits for a 100 (proxy.c's continue relay): sent at the first pump */
 } fuzz_req;
 
 /* ---------------------------------------------------------------- the oracle */
@@ -219,6 +220,10 @@ static void pump(fuzz_req *fr)
 {
     const uint8_t *p;
     size_t n;
+    if (fr->expect && fr->hb != NULL) { /* the local service asks for the body */
+        fr->expect = 0;
+        (void)h2_body_send_continue(fr->hb);
+    }
     for (int i = 0; i < 64 && fr->hb != NULL && (n = h2_body_peek(fr->hb, &p)) > 0; i++) {
         uint32_t r = next_rand();
         size_t k = (r & 3) == 0 ? n : (size_t)(r >> 2) % (n + 1);
@@ -266,6 +271,10 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     if (fr->hb == NULL) {
         answer(fr);
         return 0;
+    }
+    if ((next_rand() & 3) == 0) { /* Expect: 100-continue relayed: early answers leave the stream to the user */
+        fr->expect = 1;
+        h2_body_expect_continue(fr->hb);
     }
     if ((mode & 3) >= 2)
         answer(fr);

@@ -31,6 +31,7 @@ extern "C" {
 
 #define MUX_PROTOCOL_VERSION 1
 #define MUX_CAP_ZSTD 0x1u
+#define MUX_CAP_CONTINUE_RELAY 0x2u /* Expect: 100-continue is decided by the local service (PROTOCOL.md §9.3) */
 
 /* Compatible with struct iovec and h2o_iovec_t in layout ({base, len}). */
 typedef struct {
@@ -163,6 +164,7 @@ typedef struct {
     uint32_t max_header_count;       /* per head (default 100) */
     uint32_t max_header_bytes;       /* sum of name+value lengths per head (default 64 KiB) */
     int enable_zstd;                 /* offer/accept compression (default 1) */
+    int enable_continue_relay;       /* offer/accept MUX_CAP_CONTINUE_RELAY (default 1) */
     int zstd_level;                  /* default 3 */
     int zstd_window_log;             /* window log of what we compress (default 17, max 20); we accept up to 20 */
     uint32_t zstd_idle_ms;           /* end the zstd frame and free the compression context after this

@@ -71,6 +71,7 @@ typedef struct {
     int64_t local_connect_timeout_ms; /* LOCAL_CONNECT_TIMEOUT: TCP connect (+ TLS handshake) to the local service */
     int64_t ha_connections;           /* HA_CONNECTIONS: tunnels per SERVER_URL host (one per address it resolves to) */
     int64_t resolve_interval_ms;      /* RESOLVE_INTERVAL: re-resolve the hosts of SERVER_URL (0 = at start only) */
+    int64_t expect_timeout_ms;        /* EXPECT_CONTINUE_TIMEOUT: wait for the local 100 Continue (0 = no relay) */
 } client_options;
 
 /* Most tunnels at once: HA_CONNECTIONS per URL, all URLs together. */

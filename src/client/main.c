@@ -160,6 +160,10 @@ static const cfg_option options_table[] = {
      NULL},
     {"LOCAL_CONNECT_TIMEOUT", "local-connect-timeout", CFG_DURATION, "5s", O(local_connect_timeout_ms), 1, 3600000,
      "connecting to the local service (TCP, and TLS for https) may take this long; then the next address, else 502", NULL},
+    {"EXPECT_CONTINUE_TIMEOUT", "expect-continue-timeout", CFG_DURATION, "1s", O(expect_timeout_ms), 0, 60000,
+     "a request with Expect: 100-continue waits this long for the local service's 100 Continue or final answer before the "
+     "user is told to send the body anyway (0 = off: the server answers 100 Continue itself)",
+     NULL},
     {"STREAM_WINDOW", "stream-window", CFG_SIZE, "1M", O(stream_window), 65536, 16 << 20,
      "credit granted per stream: request-body bytes the server may send ahead of the local service", NULL},
     {"TUNNEL_NOTSENT_LOWAT", "tunnel-notsent-lowat", CFG_SIZE, "128k", O(tunnel_notsent_lowat), 0, 1 << 30,

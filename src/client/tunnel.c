@@ -280,9 +280,10 @@ static void on_welcome(mux_session *s, const mux_welcome_info *w, void *user_dat
     t->srv->attempts = 0;
     t->c->metrics.registrations++;
     t->c->metrics.registered_unix_ms = clock_unix_ms();
-    LOG_INFO(LOG_EV_TUNNEL, "registered as %s at %s%s%s (zstd %s) [%zu of %zu tunnel(s) up]", t->c->opt->client_id,
-             t->srv->url.hostport, w->public_url[0] ? ", public URL " : "", w->public_url,
-             (w->capabilities & MUX_CAP_ZSTD) ? "on" : "off", tunnel_count_up(t->c), t->c->nservers);
+    LOG_INFO(LOG_EV_TUNNEL, "registered as %s at %s%s%s (zstd %s) (continue relay %s) [%zu of %zu tunnel(s) up]",
+             t->c->opt->client_id, t->srv->url.hostport, w->public_url[0] ? ", public URL " : "", w->public_url,
+             (w->capabilities & MUX_CAP_ZSTD) ? "on" : "off", (w->capabilities & MUX_CAP_CONTINUE_RELAY) ? "on" : "off",
+             tunnel_count_up(t->c), t->c->nservers);
     LOG_DEBUG(LOG_EV_TUNNEL, "server keepalive: PING after %u ms of silence, drops us after %u ms%s", w->ping_interval_ms,
               w->ping_timeout_ms, w->ping_timeout_ms == 0 ? " (not announced)" : "");
 }
@@ -323,6 +324,7 @@ static int start_session(tunnel *t)
     o.ping_interval_ms = (uint32_t)c->opt->ping_interval_ms;
     o.ping_timeout_ms = (uint32_t)c->opt->ping_timeout_ms;
     o.enable_zstd = c->opt->compression;
+    o.enable_continue_relay = c->opt->expect_timeout_ms > 0; /* PROTOCOL.md §9.3 */
     o.zstd_level = (int)c->opt->zstd_level;
     /* room for a whole local read (CLIENT_IO_BUF) whenever on_writable fires (at half); the
      * upstream stops reading while there is less (upstream.c, deliver), so no read waits copied

@@ -79,6 +79,17 @@ static const upstream_timer_handlers timer_handlers = {
     .slots_free = lq_dispatch_cb,
 };
 
+/* EXPECT_CONTINUE_TIMEOUT passed without a 100 or a final head from the local service. */
+static void on_expect_timeout(continue_relay *cr)
+{
+    upstream *u = lws_container_of(cr, upstream, expect);
+    u_hold(u);
+    mux_session *s = u_session(u);
+    if (s != NULL && !u->dead && continue_relay_synthesize(cr, s, u->id) != 0)
+        u_reset(u, MUX_CODE_INTERNAL_ERROR, "cannot send 100 Continue");
+    u_release(u);
+}
+
 int upstream_on_head(mux_session *s, uint32_t id, const mux_head *head, void *stream_user_data, void *user_data)
 {
     upstream_host *h = user_data;
@@ -106,6 +117,8 @@ int upstream_on_head(mux_session *s, uint32_t id, const mux_head *head, void *st
     u->head_deadline = clock_mono_ms() + c->opt->read_timeout_ms;
     client_link_push_front(&h->streams, &u->link);
     mux_session_set_stream_user_data(s, id, u);
+    if (continue_relay_wanted(s, head))
+        continue_relay_start(&u->expect, c->lws, c->opt->expect_timeout_ms, on_expect_timeout);
     LOG_DEBUG(LOG_EV_STREAM, "stream %u: %.*s %.*s%s", id, (int)head->method.len, (const char *)head->method.base,
               (int)head->path.len, (const char *)head->path.base, (head->flags & MUX_HEAD_UPGRADE) ? " (upgrade)" : "");
     u_hold(u);

@@ -127,8 +127,8 @@ static int on_response_head(upstream *u, int r)
     mux_session *s = u_session(u);
     if (s == NULL)
         return -1;
-    if (resp->status == 100)
-        return 0; /* dropped: the server already answered 100-continue itself */
+    if (!continue_relay_on_local_head(&u->expect, resp->status))
+        return 0; /* a 100 nobody waits for: the server answered 100-continue itself */
     if (resp->status == 101) {
         if (u->req.body != HTTP1_REQ_BODY_RAW) {
             u_reset(u, MUX_CODE_UPSTREAM_ERROR, "101 without an upgrade request");

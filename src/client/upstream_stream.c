@@ -128,6 +128,7 @@ void u_free(upstream *u)
 {
     flushq_remove(u);
     lws_sul_cancel(&u->sul);
+    continue_relay_stop(&u->expect);
     if (conn_queue_cancel(&u->c->lq, &u->qw, clock_mono_ms()))
         lq_kick(u); /* (no slot freed, but the queue may have drained: end of a refusal burst) */
     opening_end(u);

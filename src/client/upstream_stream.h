@@ -24,6 +24,7 @@
 #include <libwebsockets.h>
 
 #include "conn_queue.h"
+#include "continue_relay.h"
 #include "http1.h"
 #include "tls_membio.h"
 #include "stream_host.h"
@@ -123,6 +124,7 @@ struct upstream {
     int64_t queued_ms;        /* how long the stream waited for its slot */
     int64_t connect_deadline; /* LOCAL_CONNECT_TIMEOUT of the current attempt (TCP connect and TLS handshake) */
     int64_t opening_deadline; /* |opening| until its first byte or this time (UPSTREAM_OPENING_MAX_MS) */
+    continue_relay expect;    /* Expect: 100-continue decided by the local service (continue_relay.h) */
 };
 
 /* Appends |n| bytes to the growable buffer (*buf, *len, *cap). 0 or -1 (out of memory). */

@@ -72,6 +72,13 @@ int mux_die(mux_session *s, int rv, int goaway)
 
 /* ================================================================ receive: frames */
 
+/* The capabilities this side offers (client, HELLO) or accepts (server): the agreed set is the
+ * intersection (PROTOCOL.md §4.1). */
+static uint32_t own_capabilities(const mux_session_options *opt)
+{
+    return (opt->enable_zstd ? MUX_CAP_ZSTD : 0) | (opt->enable_continue_relay ? MUX_CAP_CONTINUE_RELAY : 0);
+}
+
 static int on_hello(mux_session *s, const mux_frame *f)
 {
     if (s->hs != HS_WAIT_HELLO)
@@ -88,7 +95,7 @@ static int on_hello(mux_session *s, const mux_frame *f)
     }
     s->hs = HS_HELLO_PENDING;
     s->rx_hello_msg = 1;
-    s->caps = f->hello.capabilities & (s->opt.enable_zstd ? MUX_CAP_ZSTD : 0);
+    s->caps = f->hello.capabilities & own_capabilities(&s->opt);
     s->peer_stream_window = f->initial_stream_window != 0 ? f->initial_stream_window : 256 * 1024;
     s->peer_conn_window = f->initial_conn_window != 0 ? f->initial_conn_window : 16 * 1024 * 1024;
     if (s->peer_stream_window > 0x7fffffffu || s->peer_conn_window > 0x7fffffffu)
@@ -112,7 +119,7 @@ static int on_welcome(mux_session *s, const mux_frame *f)
         return perr(s, MUX_ERR_WINDOW_OVERFLOW, "WELCOME window above 2^31-1");
     s->peer_max_message = f->max_message_size != 0 ? f->max_message_size : 10 * 1024 * 1024;
     s->conn_tx_credit = s->peer_conn_window;
-    s->caps = f->welcome.capabilities & (s->opt.enable_zstd ? MUX_CAP_ZSTD : 0);
+    s->caps = f->welcome.capabilities & own_capabilities(&s->opt);
     s->hs = HS_ESTABLISHED;
     if (s->cb.on_welcome != NULL) {
         mux_welcome_info w = f->welcome;
@@ -435,6 +442,7 @@ void mux_session_options_default(mux_session_options *opt, mux_role role)
     opt->max_header_count = 100;
     opt->max_header_bytes = 64 * 1024;
     opt->enable_zstd = 1;
+    opt->enable_continue_relay = 1;
     opt->zstd_level = 3;
     opt->zstd_window_log = 17;
     opt->zstd_idle_ms = 15000;
@@ -523,7 +531,7 @@ int mux_session_new(mux_session **out, const mux_session_options *opt, const mux
         f.hello.client_id = s->client_id;
         f.hello.auth_token = s->auth_token;
         f.hello.software = s->software;
-        f.hello.capabilities = opt->enable_zstd ? MUX_CAP_ZSTD : 0;
+        f.hello.capabilities = own_capabilities(opt);
         f.initial_stream_window = opt->initial_stream_window;
         f.initial_conn_window = opt->initial_conn_window;
         f.max_message_size = opt->max_message_size;

@@ -95,7 +95,7 @@ static void pump_streamed_body(proxy_stream *ps, tunnel *t)
         ps->body_done = 1; /* the body object lives on until on_dispose (h1: it drains what follows the body) */
         if (ps->hb != NULL)
             access_log_note_body(ps->req, h2_body_received(ps->hb));
-        else if (ps->body_chunked)
+        else if (ps->body_chunked || ps->expect_relay)
             access_log_note_body(ps->req, ps->body_off);
         mux_session_end_stream(tunnel_session(t), ps->id);
     } else if (n > 0) {

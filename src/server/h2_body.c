@@ -38,6 +38,7 @@ struct h2_body {
     int taken, was_taken;       /* a consumer holds it / ever did */
     int answer_complete;        /* the request was answered in full (RST_STREAM(NO_ERROR) if the user still sends) */
     int rst_sent;               /* a RST_STREAM went to the user (by the hook or h2o) */
+    int continue_awaited;       /* the user waits for a 100 (Expect: 100-continue) it was not sent */
     int error_status;           /* for the consumer's answer after an error */
     int busy;                   /* inside a callback: deletion waits */
     int delete_pending;
@@ -211,7 +212,9 @@ static void maybe_finish(h2_body *b)
 {
     if (!b->request_gone || b->taken)
         return;
-    if (!b->user_done && !b->rst_sent && b->answer_complete)
+    /* a user still waiting for its 100 sends nothing and ends the stream itself on the final answer
+     * (a RST_STREAM in the same read as the response makes curl 7.88 drop the response: "Empty reply") */
+    if (!b->user_done && !b->rst_sent && b->answer_complete && !(b->continue_awaited && b->received == 0))
         send_rst(b, -H2O_HTTP2_ERROR_NONE); /* RFC 9113 §8.1: stop sending, without error */
     if (b->user_done || b->hc == NULL)
         rec_delete(b);
@@ -829,6 +832,37 @@ uint64_t h2_body_received(const h2_body *hb)
 int h2_body_error_status(const h2_body *hb)
 {
     return hb->error_status != 0 ? hb->error_status : 400;
+}
+
+void h2_body_expect_continue(h2_body *hb)
+{
+    hb->continue_awaited = 1;
+}
+
+int h2_body_send_continue(h2_body *hb)
+{
+    h2_body_conn *hc = hb->hc;
+    hb->continue_awaited = 0;
+    if (hc == NULL || !can_write(hc) || hb->state == H2B_DISCARDING || hb->rst_sent || hb->request_gone)
+        return -1;
+    /* queued in h2o's write buffer, whole, like every frame of the hook */
+    h2o_iovec_t v = h2o_buffer_reserve(&hc->conn->_write.buf, H2_BODY_CONTINUE_FRAME_LEN);
+    hc->conn->_write.buf->size += h2_body_continue_frame((uint8_t *)v.base, hb->id);
+    h2o_http2_conn_request_write(hc->conn);
+    return 0;
+}
+
+size_t h2_body_continue_frame(uint8_t *out, uint32_t stream_id)
+{
+    /* RFC 9113 §8.1: an informational response is a HEADERS frame without END_STREAM before the final
+     * one. Its block is one HPACK literal without indexing (RFC 7541 §6.2.2) with name index 8
+     * (:status) and the value "100": nothing enters a dynamic table, so h2o's encoder state stays as
+     * the peer's decoder has it. */
+    static const uint8_t block[] = {0x08, 0x03, '1', '0', '0'};
+    uint8_t *p = h2o_http2_encode_frame_header(out, sizeof(block), H2O_HTTP2_FRAME_TYPE_HEADERS, H2O_HTTP2_FRAME_FLAG_END_HEADERS,
+                                               (int32_t)stream_id);
+    memcpy(p, block, sizeof(block));
+    return H2_BODY_CONTINUE_FRAME_LEN;
 }
 
 void h2_body_free(h2_body *hb, int response_complete)

@@ -66,6 +66,23 @@ uint64_t h2_body_received(const h2_body *hb);
 /* The HTTP status that fits the last error (400, or 413 over MAX_REQUEST_BODY). */
 int h2_body_error_status(const h2_body *hb);
 
+/* The user of |hb| sent Expect: 100-continue and waits for h2_body_send_continue(). While it was sent
+ * neither a 100 nor a body byte, an answered request's stream is left for the user to end (it
+ * learns from the final response that no body is wanted) instead of RST_STREAM(NO_ERROR); the record
+ * is a tombstone meanwhile (ARCHITECTURE.md §8.4). */
+void h2_body_expect_continue(h2_body *hb);
+
+/* Sends the user an informational `:status 100` HEADERS frame on |hb|'s stream (the local service
+ * asked for the body of a request with Expect: 100-continue, PROTOCOL.md §9.3). Only before the
+ * response head was started. 0, or -1 when the stream or connection can take no frame. */
+int h2_body_send_continue(h2_body *hb);
+
+/* Bytes of the frame h2_body_send_continue() writes (9-byte frame header + 5-byte header block). */
+#define H2_BODY_CONTINUE_FRAME_LEN 14
+
+/* Writes that frame for |stream_id| into |out| (H2_BODY_CONTINUE_FRAME_LEN bytes); returns its length. */
+size_t h2_body_continue_frame(uint8_t *out, uint32_t stream_id);
+
 /* Releases |hb| (safe from within its callback). |response_complete|: the request was answered in
  * full; when the user is still sending, RST_STREAM(NO_ERROR) asks it to stop (RFC 9113 §8.1). */
 void h2_body_free(h2_body *hb, int response_complete);

@@ -165,7 +165,7 @@ int headers_build_request(headers_list *out, const mux_header *in, size_t nin, c
     size_t strbytes = 0;
     for (size_t i = 0; i < nin; i++)
         strbytes += in[i].name.len + in[i].value.len + 4;
-    strbytes += 2 * (ip_len + 8) + 2 * (scheme_len + 8) + 3 * auth_len + info->upgrade_len + 256;
+    strbytes += 2 * (ip_len + 8) + 2 * (scheme_len + 8) + 3 * auth_len + info->upgrade_len + 256 + 32 /* expect */;
     size_t nslots = nin + 8;
     size_t total = nslots * sizeof(mux_header) + nin * sizeof(span) * 2 + strbytes;
     void *mem = malloc(total);
@@ -219,7 +219,7 @@ int headers_build_request(headers_list *out, const mux_header *in, size_t nin, c
             continue;
         }
         if (http_name_is(name, nlen, "host") || http_name_is(name, nlen, "content-length") || http_name_is(name, nlen, "expect"))
-            continue; /* authority carries host; we set content-length; h2o already answered Expect */
+            continue; /* authority carries host; we set content-length and expect (info) */
         if (name == lname && forwarded_target(in, nin, tok, ntok, name, nlen))
             continue; /* the user's own X gives way to its forward-X */
         if (http_name_is(name, nlen, "upgrade")) {
@@ -249,6 +249,8 @@ int headers_build_request(headers_list *out, const mux_header *in, size_t nin, c
         int n = snprintf(num, sizeof(num), "%lld", (long long)info->content_length);
         push_copy(out, &a, "content-length", num, (size_t)n);
     }
+    if (info->expect_continue)
+        push_copy(out, &a, "expect", "100-continue", 12);
     if (info->keep_upgrade && !saw_upgrade && info->upgrade != NULL && info->upgrade_len > 0 &&
         http_is_clean_value(info->upgrade, info->upgrade_len))
         push_copy(out, &a, "upgrade", info->upgrade, info->upgrade_len);

@@ -24,6 +24,8 @@ typedef struct {
     const char *upgrade;   /* the Upgrade token to add when keep_upgrade and no upgrade header is present */
     size_t upgrade_len;
     int64_t content_length; /* >= 0: append `content-length` with this value; -1: none */
+    int expect_continue;    /* 1: append `expect: 100-continue` (the local service decides, PROTOCOL.md §9.3); the
+                               user's own Expect headers are never forwarded */
     int drop_authorization; /* 1: the public `authorization` was consumed by basic auth: not forwarded
                                (a `forward-authorization` still becomes `authorization`) */
 } headers_request_info;

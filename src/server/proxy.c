@@ -196,6 +196,25 @@ static void on_header_drop(void *ctx, const char *name, size_t len, const char *
     LOG_WARN(LOG_EV_HTTP, "request for %s: dropped header %.*s: %s", ps->name, (int)(len > 64 ? 64 : len), name, why);
 }
 
+/* An HTTP/2 request with `expect: 100-continue` (h2o 2.2.5 never answers it over HTTP/2). */
+static int user_expects_continue(h2o_req_t *req)
+{
+    ssize_t i = h2o_find_header(&req->headers, H2O_TOKEN_EXPECT, -1);
+    return i != -1 &&
+           h2o_lcstris(req->headers.entries[i].value.base, req->headers.entries[i].value.len, H2O_STRLIT("100-continue"));
+}
+
+/* The local service asked for the body (a relayed 100 head): "100 Continue" to the user, once. */
+static void relay_continue(proxy_stream *ps)
+{
+    if (!ps->expect_relay || ps->continue_sent || ps->body_done)
+        return;
+    ps->continue_sent = 1;
+    int rv = ps->ub != NULL ? upload_body_continue(ps->ub) : ps->hb != NULL ? h2_body_send_continue(ps->hb) : 0;
+    if (rv != 0)
+        LOG_INFO(LOG_EV_STREAM, "stream %u (%s): cannot send 100 Continue to the user", ps->id, ps->name);
+}
+
 /*
  * Sends |ps|'s request head (rebuilt from ps->req) as a new stream on |t|: the first time from
  * proxy_handle_request, again for a safe retry. Returns the stream id (> 0), 0 when out of memory,
@@ -234,6 +253,7 @@ static int32_t open_stream_on(proxy_stream *ps, tunnel *t)
                                  .upgrade = req->upgrade.base,
                                  .upgrade_len = req->upgrade.len,
                                  .content_length = ps->has_body ? body_len : -1,
+                                 .expect_continue = ps->expect_relay,
                                  .drop_authorization = ps->drop_authorization};
     headers_list hl;
     if (headers_build_request(&hl, in, nin, &info, on_header_drop, ps) != 0)
@@ -338,6 +358,8 @@ int proxy_handle_request(server *srv, h2o_req_t *req)
     ps->h2_held = h2_held;
     ps->h2_len = h2_len;
     ps->drop_authorization = drop_authorization;
+    ps->expect_relay = (mux_session_capabilities(tunnel_session(t)) & MUX_CAP_CONTINUE_RELAY) != 0 &&
+                       (h1_held ? upload_defer_continue(srv, req) : h2_held && user_expects_continue(req));
     int32_t id = open_stream_on(ps, t);
     v = admission_check_open(id);
     if (v == ADMIT_OUT_OF_MEMORY) {
@@ -371,7 +393,8 @@ int proxy_handle_request(server *srv, h2o_req_t *req)
     if (h1_held) {
         if (held >= 0) {
             ratelimit_charge(tunnel_rate_bytes(t), (double)held, server_now(srv));
-            access_log_note_body(req, (uint64_t)held);
+            if (!ps->expect_relay) /* else counted as it arrives: the local service may never ask for it */
+                access_log_note_body(req, (uint64_t)held);
         }
         ps->body_chunked = held == UPLOAD_LENGTH_CHUNKED;
         ps->ub = upload_body_start(srv, req, body_pump_on_event, ps);
@@ -385,9 +408,11 @@ int proxy_handle_request(server *srv, h2o_req_t *req)
             return 0;
         }
     } else if (h2_held) {
-        if (h2_len >= 0)
+        if (h2_len >= 0 && !ps->expect_relay)
             access_log_note_body(req, (uint64_t)h2_len);
         ps->hb = h2_body_start(req, body_pump_on_event, ps);
+        if (ps->hb != NULL && ps->expect_relay)
+            h2_body_expect_continue(ps->hb);
         if (ps->hb == NULL) {
             tunnel_flush(proxy_link_reset(ps, MUX_CODE_INTERNAL_ERROR, "cannot read the request body"));
             response_set_state(ps, PROXY_RESP_FINAL_SENT);
@@ -437,7 +462,9 @@ static void proxy_on_head(proxy_stream *ps, const mux_head *head)
             (void)t;
             response_fail_before_head(ps, MUX_CODE_PROTOCOL_ERROR, "unexpected 101 Switching Protocols");
         }
-        return; /* informational: h2o 2.2.5 cannot relay 1xx; the final head follows */
+        if (head->status == 100)
+            relay_continue(ps); /* PROTOCOL.md §9.3: the user was waiting for it */
+        return;                 /* other 1xx: h2o 2.2.5 cannot relay them; the final head follows */
     }
     if (h2o_timeout_is_linked(&ps->head_timeout))
         h2o_timeout_unlink(&ps->head_timeout);

@@ -77,6 +77,8 @@ struct proxy_stream {
     unsigned h1_held : 1;            /* the HTTP/1.1 connection streams the body (upload.h; |held| < 0: chunked) */
     unsigned h2_held : 1;            /* the HTTP/2 hook holds the body (h2_body.h) */
     unsigned drop_authorization : 1; /* security_admit: the Authorization header is ours (basic auth), not forwarded */
+    unsigned expect_relay : 1;       /* the user's Expect: 100-continue is the local service's to answer (PROTOCOL.md §9.3) */
+    unsigned continue_sent : 1;      /* ... and "100 Continue" went to the user */
     unsigned retried : 1;            /* safe retry done once already (proxy_on_tunnel_lost) */
     /* response (with resp_state) */
     unsigned ended : 1;         /* the client's response ended (DATA fin): the final send follows the bytes queued */

@@ -36,7 +36,8 @@ struct upload_pending {
     int chunked;      /* Transfer-Encoding: chunked */
     const char *body; /* body bytes h2o read together with the head (in its input buffer) */
     size_t body_len;
-    int expect_continue; /* answer "100 Continue" when the body is taken */
+    int expect_continue; /* the user waits for "100 Continue" before it sends the body */
+    int defer_continue;  /* ... which the local service decides (upload_defer_continue), not the body's start */
     int seen;            /* the handler called upload_take() */
     int taken;           /* a reader was started for it */
 };
@@ -68,6 +69,7 @@ struct upload_body {
     void *data;
     h2o_timeout_entry_t deadline; /* discard mode: READ_TIMEOUT without progress */
     h2o_timeout_entry_t pull;     /* TLS: zero-delay, hands over bytes h2o's reader left in sock->input */
+    int continue_owed;            /* the user waits for "100 Continue" and was not sent it (upload_body_continue) */
 };
 
 /* ---------------------------------------------------------------- per-connection hook */
@@ -192,8 +194,10 @@ static void hook_on_read(h2o_socket_t *sock, const char *err)
     eligible = 0;
     if (err == NULL && srv->upload_pending == NULL && !(sock->ssl != NULL && eligible_tls_skip(srv, sock->input)) &&
         sock->input->size > 0 && !bodiless_method(sock->input) &&
-        upload_head_parse(sock->input->bytes, sock->input->size, H2O_MAX_REQLEN, UPLOAD_MIN_BODY, srv->opt->max_request_body, &h) ==
-            UPLOAD_HEAD_ELIGIBLE) {
+        upload_head_parse(sock->input->bytes, sock->input->size, H2O_MAX_REQLEN, 1, srv->opt->max_request_body, &h) ==
+            UPLOAD_HEAD_ELIGIBLE &&
+        (h.chunked || h.content_length >= UPLOAD_MIN_BODY || h.expect_continue)) {
+        /* (a small body with Expect: 100-continue too: the local service may answer before it is sent) */
         /* h2o must not see this body: same-length rename, before h2o parses the head */
         if (h.chunked)
             memcpy(sock->input->bytes + h.cl_name_off, UPLOAD_HIDDEN_TE_HEADER, UPLOAD_HIDDEN_TE_HEADER_LEN);
@@ -498,6 +502,7 @@ static void body_on_read(h2o_socket_t *sock, const char *err)
     }
     ub->buf_off = 0;
     ub->buf_len = (size_t)n;
+    ub->continue_owed = 0; /* the user sends without waiting for the 100 (its own timeout): none is due */
     if (ub->chunked) {
         int dr = decode_chunked(ub, ub->buf, &ub->buf_len);
         if (dr != 0) {
@@ -586,15 +591,10 @@ upload_body *upload_body_start(server *srv, h2o_req_t *req, upload_body_cb cb, v
         do_free(ub);
         return NULL;
     }
-    if (p->expect_continue) {
-        /* the client waits for this before sending the body (h2o answers it on its own path). Nothing
-         * was written on this fresh request yet, so 25 bytes go straight into the socket buffer. */
-        static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
-        if (send(h2o_socket_get_fd(p->sock), cont, sizeof(cont) - 1, MSG_NOSIGNAL | MSG_DONTWAIT) != (ssize_t)sizeof(cont) - 1) {
-            LOG_INFO(LOG_EV_HTTP, "request body: cannot answer 100-continue: %s", strerror(errno));
-            do_free(ub);
-            return NULL;
-        }
+    ub->continue_owed = p->expect_continue;
+    if (p->expect_continue && !p->defer_continue && upload_body_continue(ub) != 0) {
+        do_free(ub);
+        return NULL;
     }
     p->taken = 1;
     ub->cb = cb;
@@ -602,6 +602,33 @@ upload_body *upload_body_start(server *srv, h2o_req_t *req, upload_body_cb cb, v
     ub->pull.cb = on_pull;
     update_reading(ub);
     return ub;
+}
+
+int upload_defer_continue(server *srv, h2o_req_t *req)
+{
+    struct upload_pending *p = srv->upload_pending;
+    if (p == NULL || !p->seen || p->taken || p->req != req || !p->expect_continue || p->sock->ssl != NULL)
+        return 0;
+    p->defer_continue = 1;
+    return 1;
+}
+
+int upload_body_continue(upload_body *ub)
+{
+    if (!ub->continue_owed)
+        return 0;
+    ub->continue_owed = 0;
+    if (ub->sock == NULL || ub->tls)
+        return -1;
+    /* the user waits for this before sending the body (h2o answers it on its own path). Nothing of
+     * the response was written yet (it follows the final head), so 25 bytes go straight into the
+     * socket buffer, through our descriptor of the same socket. */
+    static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+    if (send(h2o_socket_get_fd(ub->sock), cont, sizeof(cont) - 1, MSG_NOSIGNAL | MSG_DONTWAIT) != (ssize_t)sizeof(cont) - 1) {
+        LOG_INFO(LOG_EV_HTTP, "request body: cannot answer 100-continue: %s", strerror(errno));
+        return -1;
+    }
+    return 0;
 }
 
 size_t upload_body_peek(upload_body *ub, const uint8_t **p)
@@ -660,7 +687,10 @@ static void on_discard_deadline(h2o_timeout_entry_t *e);
  * under the client; otherwise the reader is freed. */
 static void release(upload_body *ub)
 {
-    if (ub->tls || ub->sock == NULL || ub->left == 0 || ub->malformed) {
+    /* a user still waiting for "100 Continue" (the local service answered first) was never asked for
+     * the body: nothing to read away; the connection closes after the answer (what it sent
+     * regardless is drained, up to 1 MiB, by close_sock) */
+    if (ub->tls || ub->sock == NULL || ub->left == 0 || ub->malformed || ub->continue_owed) {
         do_free(ub);
         return;
     }
@@ -702,6 +732,8 @@ static void discard_start(server *srv, h2o_socket_t *sock, const struct upload_p
         return; /* h2o already read it all */
     if (sock->ssl != NULL)
         return; /* TLS: h2o closes the connection after the answer (the body is not read) */
+    if (p->expect_continue)
+        return; /* the user waits for "100 Continue" and got the answer instead: it sends no body */
     upload_body *ub = body_new(srv, sock, p);
     if (ub == NULL) {
         shutdown(h2o_socket_get_fd(sock), SHUT_RD);

@@ -67,6 +67,17 @@ int64_t upload_take(server *srv, h2o_req_t *req);
  * error: for a chunked body, most likely its framing is malformed). */
 upload_body *upload_body_start(server *srv, h2o_req_t *req, upload_body_cb cb, void *data);
 
+/* Before upload_body_start(): when the user of |req|'s held-back body waits for "100 Continue" (it
+ * sent Expect: 100-continue and no body byte yet, plain connection), leaves that answer to
+ * upload_body_continue() — the local service decides (PROTOCOL.md §9.3) — and returns 1; else 0 (and
+ * upload_body_start() answers 100 itself, as it always did). */
+int upload_defer_continue(server *srv, h2o_req_t *req);
+
+/* Sends the deferred "100 Continue" (the local service asked for the body). 0 when sent or not due,
+ * -1 when it cannot be written (the caller fails the request). Until it is sent, upload_body_free()
+ * reads nothing of the body: the connection closes after the answer. */
+int upload_body_continue(upload_body *ub);
+
 /* The next contiguous body bytes available now: sets |*p| and returns their count (0 = none yet,
  * or the body is complete). They stay valid until upload_body_consume() or upload_body_free(). */
 size_t upload_body_peek(upload_body *ub, const uint8_t **p);

@@ -273,8 +273,8 @@ START_TEST(test_handshake_ok)
     ck_assert_int_eq(p.srv.hellos, 1);
     ck_assert_int_eq(p.cli.welcomes, 1);
     ck_assert_uint_eq(p.cli.welcome_ping_timeout, 45000); /* PROTOCOL.md §4.2: announced in WELCOME */
-    ck_assert_uint_eq(mux_session_capabilities(p.srv.s), MUX_CAP_ZSTD);
-    ck_assert_uint_eq(mux_session_capabilities(p.cli.s), MUX_CAP_ZSTD);
+    ck_assert_uint_eq(mux_session_capabilities(p.srv.s), MUX_CAP_ZSTD | MUX_CAP_CONTINUE_RELAY);
+    ck_assert_uint_eq(mux_session_capabilities(p.cli.s), MUX_CAP_ZSTD | MUX_CAP_CONTINUE_RELAY);
     ck_assert(!mux_session_want_close(p.srv.s));
     pair_del(&p);
 }
@@ -285,9 +285,33 @@ START_TEST(test_handshake_no_zstd)
     for (int i = 0; i < 2; i++) {
         pair p;
         established(&p, i, !i);
-        ck_assert_uint_eq(mux_session_capabilities(p.srv.s), 0);
-        ck_assert_uint_eq(mux_session_capabilities(p.cli.s), 0);
+        ck_assert_uint_eq(mux_session_capabilities(p.srv.s) & MUX_CAP_ZSTD, 0);
+        ck_assert_uint_eq(mux_session_capabilities(p.cli.s) & MUX_CAP_ZSTD, 0);
         pair_del(&p);
+    }
+}
+END_TEST
+
+/* PROTOCOL.md §4.1: capability bit 1 (continue relay) is agreed only when both sides offer it; an
+ * old peer (bit unset) gets today's behaviour. Each side's own switch is independent of zstd. */
+START_TEST(test_handshake_continue_relay)
+{
+    for (int srv_on = 0; srv_on < 2; srv_on++) {
+        for (int cli_on = 0; cli_on < 2; cli_on++) {
+            mux_session_options so, co;
+            opts(&so, &co);
+            so.enable_continue_relay = srv_on;
+            co.enable_continue_relay = cli_on;
+            pair p;
+            pair_new(&p, &so, &co, 43);
+            pump(&p, 1 << 20);
+            ck_assert(mux_session_is_established(p.cli.s));
+            uint32_t want = srv_on && cli_on ? MUX_CAP_CONTINUE_RELAY : 0;
+            ck_assert_uint_eq(mux_session_capabilities(p.srv.s) & MUX_CAP_CONTINUE_RELAY, want);
+            ck_assert_uint_eq(mux_session_capabilities(p.cli.s) & MUX_CAP_CONTINUE_RELAY, want);
+            ck_assert_uint_eq(mux_session_capabilities(p.cli.s) & MUX_CAP_ZSTD, MUX_CAP_ZSTD);
+            pair_del(&p);
+        }
     }
 }
 END_TEST
@@ -1182,7 +1206,7 @@ START_TEST(test_decompression_bomb)
     pair p;
     pair_new(&p, &so, &co, 6);
     pump(&p, 1 << 20);
-    ck_assert_uint_eq(mux_session_capabilities(p.srv.s), MUX_CAP_ZSTD);
+    ck_assert_uint_eq(mux_session_capabilities(p.srv.s) & MUX_CAP_ZSTD, MUX_CAP_ZSTD);
     size_t n = 4 << 20;
     uint8_t *zeros = calloc(1, n);
     size_t cap = ZSTD_compressBound(n) + 1;
@@ -1233,7 +1257,7 @@ START_TEST(test_zstd_window_limit)
     pair p;
     pair_new(&p, &so, &co, 11);
     pump(&p, 1 << 20);
-    ck_assert_uint_eq(mux_session_capabilities(p.srv.s), MUX_CAP_ZSTD);
+    ck_assert_uint_eq(mux_session_capabilities(p.srv.s) & MUX_CAP_ZSTD, MUX_CAP_ZSTD);
     ck_assert_int_gt(inject_zstd_wlog(&p, 20), 0);
     ck_assert(!mux_session_want_close(p.srv.s));
     ck_assert_int_eq(inject_zstd_wlog(&p, 21), MUX_ERR_DECOMPRESS);
@@ -2293,6 +2317,7 @@ Suite *make_suite(void)
     TCase *tc = tcase_create("handshake");
     tcase_add_test(tc, test_handshake_ok);
     tcase_add_test(tc, test_handshake_no_zstd);
+    tcase_add_test(tc, test_handshake_continue_relay);
     tcase_add_test(tc, test_handshake_refused);
     tcase_add_test(tc, test_handshake_deferred);
     tcase_add_test(tc, test_handshake_timeout);
