@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "frame_codec.h"
+#include "ctrl_queue.h"
 #include "mux_internal.h"
 
 /* Encodes |f| into the control queue. |plain|: must go in an uncompressed message. */

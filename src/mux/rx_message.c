@@ -9,6 +9,7 @@
  */
 #include <string.h>
 
+#include "ctrl_queue.h"
 #include "mux_internal.h"
 
 static int process_body(mux_session *s, const uint8_t *body, size_t len)

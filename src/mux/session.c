@@ -11,6 +11,7 @@
 #include "frame_codec.h"
 #include "mem.h"
 #include "rtt.h"
+#include "ctrl_queue.h"
 #include "mux_internal.h"
 
 /* ================================================================ fatal errors */

@@ -8,6 +8,7 @@
 
 #include "mem.h"
 #include "frame_codec.h"
+#include "ctrl_queue.h"
 #include "mux_internal.h"
 
 /* ---------------------------------------------------------------- table */

@@ -6,6 +6,7 @@
  */
 #include <string.h>
 
+#include "ctrl_queue.h"
 #include "mux_internal.h"
 
 /* ---------------------------------------------------------------- handshake */

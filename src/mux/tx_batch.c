@@ -11,6 +11,7 @@
 
 #include "entropy.h"
 #include "mem.h"
+#include "ctrl_queue.h"
 #include "mux_internal.h"
 
 static int plan_push(mux_session *s, uint8_t *ptr, size_t off, size_t len)
