@@ -63,11 +63,7 @@ static int u_reusable(const upstream *u)
 
 void flushq_remove(upstream *u)
 {
-    if (u->flushq.next == NULL)
-        return;
-    u->flushq.prev->next = u->flushq.next;
-    u->flushq.next->prev = u->flushq.prev;
-    u->flushq.next = u->flushq.prev = NULL;
+    client_link_remove(&u->flushq);
 }
 
 /* Queues |u| for upstream_flush_queued() at the end of the loop turn. */
@@ -77,11 +73,8 @@ void flushq_add(upstream *u)
     if (u->flushq.next != NULL)
         return;
     if (c->flushq.next == NULL)
-        c->flushq.next = c->flushq.prev = &c->flushq;
-    u->flushq.next = &c->flushq;
-    u->flushq.prev = c->flushq.prev;
-    c->flushq.prev->next = &u->flushq;
-    c->flushq.prev = &u->flushq;
+        client_link_init(&c->flushq);
+    client_link_push_back(&c->flushq, &u->flushq);
     u->ops->want_flush(c);
 }
 
