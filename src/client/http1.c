@@ -4,28 +4,12 @@
 #include "http1.h"
 
 #include "common/http_token.h"
+#include "common/phr.h" /* picohttpparser, exported by libh2o-evloop */
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-
-/* picohttpparser is exported by libh2o-evloop without an installed header (docs/ARCHITECTURE.md §7). */
-struct phr_header {
-    const char *name;
-    size_t name_len;
-    const char *value;
-    size_t value_len;
-};
-int phr_parse_response(const char *_buf, size_t len, int *minor_version, int *status, const char **msg, size_t *msg_len,
-                       struct phr_header *headers, size_t *num_headers, size_t last_len);
-struct phr_chunked_decoder {
-    size_t bytes_left_in_chunk;
-    char consume_trailer;
-    char _hex_count;
-    char _state;
-};
-ssize_t phr_decode_chunked(struct phr_chunked_decoder *decoder, char *buf, size_t *bufsz);
 
 _Static_assert(sizeof(http1_chunked) == sizeof(struct phr_chunked_decoder), "http1_chunked mirrors phr_chunked_decoder");
 

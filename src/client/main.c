@@ -336,8 +336,7 @@ static int setup(client *c, const client_options *opt)
 static void heap_cb(lws_sorted_usec_list_t *sul)
 {
     client *c = lws_container_of(sul, client, heap_sul);
-    if (heap_release_idle(&c->heap, clock_mono_ms()))
-        LOG_DEBUG(LOG_EV_CONF, "heap: %zu MiB freed since the peak given back to the OS", c->heap.last_released >> 20);
+    heap_release_idle_logged(&c->heap, clock_mono_ms(), LOG_EV_CONF);
     lws_sul_schedule(c->lws, 0, &c->heap_sul, heap_cb, (lws_usec_t)HEAP_CHECK_MS * 1000);
 }
 

@@ -15,6 +15,7 @@
 
 #include <openssl/err.h>
 
+#include "common/sockopt.h"
 #include "common/log.h"
 #include "server/tls_accept.h"
 #include "server/upload.h"
@@ -62,8 +63,7 @@ static void on_accept(h2o_socket_t *listener, const char *err)
         h2o_socket_t *sock = h2o_evloop_socket_accept(listener);
         if (sock == NULL)
             return;
-        int one = 1;
-        setsockopt(h2o_socket_get_fd(sock), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        sockopt_set_nodelay(h2o_socket_get_fd(sock));
         if (srv->ssl_ctx != NULL) {
             tls_accept_start(srv, sock); /* HTTP/2 and HTTP/1.1 request bodies stream (tls_accept.h) */
         } else {

@@ -2,6 +2,7 @@
  * tunnelmux server — the /_tunnel endpoint (see tunnel.h; docs/ARCHITECTURE.md §7: raw upgrade,
  * [header, payload] iovec writes without copy, in-place unmasking on read).
  */
+#include "common/sockopt.h"
 #include "common/clock.h"
 #include "server/tunnel_internal.h"
 
@@ -366,13 +367,9 @@ static void on_upgrade_complete(void *user_data, h2o_socket_t *sock, size_t reqs
     t->sock = sock;
     t->last_rx_ms = server_now(srv);
     sock->data = t;
-    int one = 1;
-    setsockopt(h2o_socket_get_fd(sock), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    sockopt_set_nodelay(h2o_socket_get_fd(sock));
     /* PROTOCOL.md §6.4: little unsent data below the scheduler, so interactive DATA overtakes bulk */
-    if (srv->opt->tunnel_notsent_lowat != 0) {
-        int lowat = (int)srv->opt->tunnel_notsent_lowat;
-        setsockopt(h2o_socket_get_fd(sock), IPPROTO_TCP, TCP_NOTSENT_LOWAT, &lowat, sizeof(lowat));
-    }
+    sockopt_set_notsent_lowat(h2o_socket_get_fd(sock), srv->opt->tunnel_notsent_lowat);
 
     mux_session_options opt;
     mux_session_options_default(&opt, MUX_ROLE_SERVER);

@@ -16,6 +16,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "common/sockopt.h"
 #include "common/log.h"
 #include "server/metrics.h"
 #include "h2o/http1.h"
@@ -228,8 +229,7 @@ static void on_upgraded(void *user_data, h2o_socket_t *sock, size_t reqsize)
         raw_free(rs);
         return;
     }
-    int one = 1;
-    setsockopt(h2o_socket_get_fd(sock), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    sockopt_set_nodelay(h2o_socket_get_fd(sock));
     LOG_DEBUG(LOG_EV_STREAM, "upgraded stream %u (%s): raw mode", rs->id, rs->name);
     raw_touch(rs);
     tunnel *t = rs->tunnel;
