@@ -2,10 +2,12 @@
 """A public HTTP/1.1 reader through the tunnel, with a fixed receive buffer (no autotuning).
   stall_reader.py stall PORT HOST PATH FIRST PAUSE
       reads FIRST bytes, then nothing for PAUSE seconds, then drains and prints how the connection
-      ended: 'reset' or 'eof BYTES' (cut by the server), 'complete BYTES' (the body arrived whole)
+      ended: 'reset' or 'eof BYTES' (cut by the server), 'complete BYTES' (the body arrived whole);
+      with STALL_READY=FILE in the environment, creates FILE when the pause begins
   stall_reader.py slow PORT HOST PATH RATE SECONDS OUT
       reads at RATE bytes/s for SECONDS into OUT (the body only) and prints 'alive BYTES', or
       'reset' / 'eof BYTES' when the server cut it"""
+import os
 import socket
 import sys
 import time
@@ -39,6 +41,8 @@ try:
                 print(f"eof {got}")
                 sys.exit(0)
             got += len(b)
+        if os.environ.get("STALL_READY"):
+            open(os.environ["STALL_READY"], "w").close()
         time.sleep(pause)
         while length is None or got < length:
             b = s.recv(1 << 20)
