@@ -8,7 +8,7 @@
  * GET streams once established; the CLIENT answers every request with 200 + 400 bytes (compressed
  * when zstd is on: bodies under 256 bytes go plain, PROTOCOL.md §3.2). Both
  * consume delivered data at once. Seeds: fuzz/corpus/fuzz_session (transcripts recorded by
- * tests/mux/test_session.c with TM_FUZZ_CORPUS_DIR set).
+ * tests/mux/test_session_lifecycle.c, test_record_transcripts, with TM_FUZZ_CORPUS_DIR set).
  */
 #include <stdint.h>
 #include <stdlib.h>

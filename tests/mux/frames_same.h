@@ -1,5 +1,5 @@
 /*
- * tunnelmux — field-by-field comparison of decoded frames, shared by tests/mux/test_frame_codec.c
+ * tunnelmux — field-by-field comparison of decoded frames, shared by tests/mux/test_frame_codec_open.c
  * and fuzz/fuzz_frame_decode.c (the fast decoders against protobuf-c, encode/decode round trips).
  */
 #ifndef TUNNELMUX_TESTS_FRAMES_SAME_H
