@@ -194,8 +194,9 @@ static int map_open(const Tunnelmux__Open *m, mux_frame *out, uint32_t max_heade
     h->authority = iov_of(m->has_authority, m->authority);
     h->path = iov_of(m->has_path, m->path);
     h->remote_addr = iov_of(m->has_remote_addr, m->remote_addr);
-    /* both or neither (PROTOCOL.md §9.4): a lone one is kept, the other read as 0 */
-    h->has_local_queue = m->has_queue_wait_ms || m->has_queue_length;
+    /* both or neither (PROTOCOL.md §9.4): a lone one is kept, the other read as 0; response heads
+     * only (a request head's are ignored, as the encoder never writes them there) */
+    h->has_local_queue = (m->has_queue_wait_ms || m->has_queue_length) && m->has_status && m->status != 0;
     h->local_queue_wait_ms = m->has_queue_wait_ms ? m->queue_wait_ms : 0;
     h->local_queue_length = m->has_queue_length ? m->queue_length : 0;
     h->status = m->has_status ? m->status : 0;
@@ -426,7 +427,7 @@ static int decode_open(const uint8_t *p, size_t len, mux_frame *out, uint32_t ma
     h->status = (unsigned)ints[OPEN_STATUS];
     h->reason = bytes[OPEN_REASON];
     h->remote_addr = bytes[OPEN_REMOTE_ADDR];
-    h->has_local_queue = (seen & (1u << OPEN_QUEUE_WAIT_MS | 1u << OPEN_QUEUE_LENGTH)) != 0;
+    h->has_local_queue = (seen & (1u << OPEN_QUEUE_WAIT_MS | 1u << OPEN_QUEUE_LENGTH)) != 0 && h->status != 0;
     h->local_queue_wait_ms = (uint32_t)ints[OPEN_QUEUE_WAIT_MS];
     h->local_queue_length = (uint32_t)ints[OPEN_QUEUE_LENGTH];
     if (nheaders != 0) {

@@ -97,6 +97,16 @@ START_TEST(test_open_local_queue)
     ck_assert_uint_lt(b.len, with + 5);
     mux_buf_free(&b, NULL);
 
+    /* a request head that carries them anyway (not from our encoder): both decoders ignore them */
+    static const uint8_t req[] = {0x22, 0x06, 0x08, 0x03, 0x58, 0x05, 0x60, 0x02};
+    uint8_t rrec[1 + sizeof(req)];
+    rrec[0] = (uint8_t)sizeof(req);
+    memcpy(rrec + 1, req, sizeof(req));
+    ck_assert_int_eq(decode_both(rrec, sizeof(rrec), NO_LIMIT, NO_LIMIT, &allocs), (ssize_t)sizeof(rrec));
+    ck_assert_int_eq(mux_frame_decode(rrec, sizeof(rrec), &d, NO_LIMIT, NO_LIMIT, NULL, &why), (ssize_t)sizeof(rrec));
+    ck_assert_int_eq(d.head.has_local_queue, 0);
+    mux_frame_clear(&d, NULL);
+
     /* written by hand: Frame{open{stream_id 3, status 200, queue_wait_ms 5}} without queue_length */
     static const uint8_t lone[] = {0x22, 0x07, 0x08, 0x03, 0x38, 0xC8, 0x01, 0x58, 0x05};
     uint8_t rec[1 + sizeof(lone)];
