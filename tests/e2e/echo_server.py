@@ -15,7 +15,8 @@ Special paths (method-independent; the request body is consumed first):
   /chunked                 Transfer-Encoding: chunked body "chunk-0\n" ... "chunk-9\n"
   /nolength                no Content-Length, Connection: close, body then close
   /bytes/N[?chunked=1]     N deterministic bytes (gen_bytes below), streamed in 64 KiB writes
-  /slow?ms=N               sleeps N ms (default 2000) then answers the echo JSON
+  /slow?ms=N               sleeps N ms (default 2000) then answers the echo JSON; ms=A-B sleeps a
+                           random time between A and B ms (concurrent clients do not fall into step)
   /set-cookies             two Set-Cookie headers
   /many-headers?n=N        N headers X-H0: 0 ... X-H{N-1}: N-1 (plus Content-Type, Content-Length, Server, Date)
   /abort[?chunked=1]       head announcing 100000 bytes (or chunked), 1000 bytes sent, then the socket closes
@@ -27,6 +28,7 @@ import argparse
 import hashlib
 import json
 import os
+import random
 import socket
 import sys
 import threading
@@ -229,7 +231,8 @@ class Handler(BaseHTTPRequestHandler):
             self.send_plain(200, b"")
             return
         if path == "/slow":
-            time.sleep(int(q.get("ms", ["2000"])[0]) / 1000.0)
+            lo, _, hi = q.get("ms", ["2000"])[0].partition("-")
+            time.sleep(random.uniform(int(lo), int(hi or lo)) / 1000.0)
 
         doc = {
             "server": self.server.name,
