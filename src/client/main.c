@@ -170,7 +170,7 @@ static const cfg_option options_table[] = {
      "unsent bytes the kernel may hold on the tunnel socket (TCP_NOTSENT_LOWAT; 0 = the kernel's default): "
      "less lets small responses overtake bulk data sooner",
      NULL},
-    {"MAX_STREAM_WINDOW", "max-stream-window", CFG_SIZE, "64M", O(max_stream_window), 65536, 1 << 30,
+    {"MAX_STREAM_WINDOW", "max-stream-window", CFG_SIZE, "32M", O(max_stream_window), 65536, 1 << 30,
      "largest window auto-tuning gives one stream (towards bandwidth x RTT; at most MAX_CONN_WINDOW)", NULL},
     {"MAX_CONN_WINDOW", "max-conn-window", CFG_SIZE, "64M", O(max_conn_window), 65536, 1 << 30,
      "the tunnel's connection window (request-body bytes in flight), and how much auto-tuning may grow its "

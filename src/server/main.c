@@ -172,7 +172,7 @@ static const cfg_option options_table[] = {
      "unsent bytes the kernel may hold on a tunnel socket (TCP_NOTSENT_LOWAT; 0 = the kernel's default): "
      "less lets small responses overtake bulk data sooner",
      NULL},
-    {"MAX_STREAM_WINDOW", "max-stream-window", CFG_SIZE, "64M", OFF(max_stream_window), 65536, 1 << 30,
+    {"MAX_STREAM_WINDOW", "max-stream-window", CFG_SIZE, "32M", OFF(max_stream_window), 65536, 1 << 30,
      "largest window auto-tuning gives one stream (towards bandwidth x RTT; at most MAX_BUFFER_PER_CLIENT)", NULL},
     {"COMPRESSION", "compression", CFG_BOOL, "on", OFF(compression), 0, 0,
      "offer zstd compression of tunnel messages (used when the client offers it too; streams that do not compress "
